@@ -1,0 +1,84 @@
+"""Gradient agent: Adam (optax) on the knobs, driven by the env's ``reward_grad``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import optax
+
+from agents.base import SolveResult
+
+
+@dataclass
+class GradientAgent:
+    """Gradient ascent on the reward through the differentiable plant.
+
+    Works through the public env API: the env must be made with
+    ``expose_grad=True`` and ``control="absolute"``, so an action *is* a knob
+    setting and ``info["reward_grad"]`` is the gradient at it. Each step plays
+    the current guess, reads the gradient, and lets Adam move the guess.
+
+    ``patience`` > 0 restarts from a fresh random point when a start has not
+    improved its best distance by 1% for that many steps (multi-start: synth
+    knob landscapes are rarely convex). The learning rate decays by ``decay``
+    per step within a start, so the search settles inside tight thresholds.
+    """
+
+    learning_rate: float = 0.1
+    decay: float = 0.98
+    min_learning_rate: float = 1e-3
+    patience: int = 25
+
+    def _optimizer(self) -> optax.GradientTransformation:
+        schedule = optax.exponential_decay(
+            self.learning_rate, 1, self.decay, end_value=self.min_learning_rate
+        )
+        return optax.adam(schedule)
+
+    def solve(self, env: gym.Env, seed: int, max_steps: int | None = None) -> SolveResult:
+        base = env.unwrapped
+        if not getattr(base, "expose_grad", False) or base.functional.control != "absolute":
+            raise ValueError(
+                "GradientAgent needs an env made with expose_grad=True, control='absolute'"
+            )
+        obs, _ = env.reset(seed=seed)
+        rng = np.random.default_rng(seed)
+        d = env.action_space.shape[0]
+        action = 2.0 * obs[:d] - 1.0  # start where the env's knobs are
+        optimizer = self._optimizer()
+        opt_state = optimizer.init(action)
+        distances: list[float] = []
+        best = (np.inf, action, None)
+        start_best, stalled, info = np.inf, 0, {}
+        limit = max_steps if max_steps is not None else 10**9
+        steps = 0
+        while steps < limit:
+            steps += 1
+            _, _, terminated, truncated, info = env.step(action.astype(np.float32))
+            distances.append(info["distance"])
+            if info["distance"] < best[0]:
+                best = (info["distance"], action.copy(), info.get("param_error"))
+            if terminated or truncated:
+                break
+            if info["distance"] < 0.99 * start_best:
+                start_best, stalled = info["distance"], 0
+            else:
+                stalled += 1
+            if self.patience and stalled >= self.patience:
+                action = rng.uniform(-1.0, 1.0, d)
+                opt_state, start_best, stalled = optimizer.init(action), np.inf, 0
+                continue
+            # Adam minimises: feed it the gradient of -reward.
+            updates, opt_state = optimizer.update(-info["reward_grad"], opt_state, action)
+            action = np.clip(optax.apply_updates(action, updates), -1.0, 1.0)
+        return SolveResult(
+            success=bool(info.get("success", False)),
+            steps=steps,
+            final_distance=float(info["distance"]),
+            best_distance=float(best[0]),
+            best_action=np.asarray(best[1], np.float32),
+            param_error=info.get("param_error"),
+            distances=distances,
+        )

@@ -1,0 +1,16 @@
+"""ddsp_gym: Gymnasium environments in which agents play differentiable JAX synths.
+
+``import ddsp_gym`` registers every env listed in ``envs_registry.yaml``::
+
+    import gymnasium as gym
+    import ddsp_gym  # noqa: F401
+
+    env = gym.make("ddsp_gym/SineTuner-v0", expose_grad=True)
+"""
+
+from ddsp_gym.registry import register_envs
+
+__version__ = "0.1.0"
+ENV_IDS: list[str] = register_envs()
+
+__all__ = ["ENV_IDS", "__version__"]

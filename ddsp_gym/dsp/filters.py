@@ -1,0 +1,110 @@
+"""Biquad filters: RBJ cookbook coefficients and a ``lax.scan`` runner.
+
+Coefficient functions take the cutoff/centre frequency in Hz, the quality
+factor Q (dimensionless) and the sample rate in Hz, and return ``(b, a)`` with
+``b = (b0, b1, b2)`` and ``a = (1, a1, a2)`` normalised so ``a[0] == 1``, the
+layout ``scipy.signal.lfilter`` takes. Inputs may be scalars (one filter) or
+arrays of shape (n,) (one filter per sample, giving b and a of shape (n, 3)).
+
+Formulas: R. Bristow-Johnson, "Cookbook formulae for audio EQ biquad filter
+coefficients" (W3C Audio EQ Cookbook).
+
+Stability for any knob value: the frequency is clamped to
+[``MIN_FREQ_HZ``, ``MAX_FREQ_RATIO`` * sample_rate] and Q to
+[``MIN_Q``, ``MAX_Q``]. For 0 < w0 < pi and Q > 0 every RBJ design has
+|a2| = (1 - alpha) / (1 + alpha) < 1 and |a1| < 1 + a2, the conditions for both
+poles to lie strictly inside the unit circle.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+MIN_FREQ_HZ = 10.0
+MAX_FREQ_RATIO = 0.45
+MIN_Q = 0.1
+MAX_Q = 40.0
+
+
+def _w0_alpha(freq_hz: Array | float, q: Array | float, sample_rate: int) -> tuple[Array, Array]:
+    freq = jnp.clip(jnp.asarray(freq_hz, jnp.float32), MIN_FREQ_HZ, MAX_FREQ_RATIO * sample_rate)
+    q = jnp.clip(jnp.asarray(q, jnp.float32), MIN_Q, MAX_Q)
+    w0 = 2.0 * jnp.pi * freq / sample_rate
+    return w0, jnp.sin(w0) / (2.0 * q)
+
+
+def _normalise(b0, b1, b2, a0, a1, a2) -> tuple[Array, Array]:
+    b = jnp.stack(jnp.broadcast_arrays(b0, b1, b2), axis=-1) / a0[..., None]
+    a = jnp.stack(jnp.broadcast_arrays(a0, a1, a2), axis=-1) / a0[..., None]
+    return b, a
+
+
+def lowpass_coeffs(freq_hz: Array | float, q: Array | float, sample_rate: int):
+    """RBJ 2nd-order low-pass. Returns (b, a), each (..., 3)."""
+    w0, alpha = _w0_alpha(freq_hz, q, sample_rate)
+    cos = jnp.cos(w0)
+    return _normalise((1 - cos) / 2, 1 - cos, (1 - cos) / 2, 1 + alpha, -2 * cos, 1 - alpha)
+
+
+def highpass_coeffs(freq_hz: Array | float, q: Array | float, sample_rate: int):
+    """RBJ 2nd-order high-pass. Returns (b, a), each (..., 3)."""
+    w0, alpha = _w0_alpha(freq_hz, q, sample_rate)
+    cos = jnp.cos(w0)
+    return _normalise((1 + cos) / 2, -(1 + cos), (1 + cos) / 2, 1 + alpha, -2 * cos, 1 - alpha)
+
+
+def bandpass_coeffs(freq_hz: Array | float, q: Array | float, sample_rate: int):
+    """RBJ band-pass with 0 dB peak gain. Returns (b, a), each (..., 3)."""
+    w0, alpha = _w0_alpha(freq_hz, q, sample_rate)
+    cos = jnp.cos(w0)
+    zero = jnp.zeros_like(alpha)
+    return _normalise(alpha, zero, -alpha, 1 + alpha, -2 * cos, 1 - alpha)
+
+
+def peaking_coeffs(
+    freq_hz: Array | float, q: Array | float, gain_db: Array | float, sample_rate: int
+):
+    """RBJ peaking EQ with ``gain_db`` at the centre frequency. Returns (b, a)."""
+    w0, alpha = _w0_alpha(freq_hz, q, sample_rate)
+    amp = jnp.power(10.0, jnp.asarray(gain_db, jnp.float32) / 40.0)
+    cos = jnp.cos(w0)
+    return _normalise(
+        1 + alpha * amp, -2 * cos, 1 - alpha * amp, 1 + alpha / amp, -2 * cos, 1 - alpha / amp
+    )
+
+
+def biquad(x: Array, b: Array, a: Array) -> Array:
+    """Run a biquad over ``x`` (transposed direct form II, zero initial state).
+
+    Args:
+        x: (n,) input signal.
+        b: (3,) feed-forward coefficients, or (n, 3) for a time-varying filter.
+        a: (3,) feedback coefficients with a[0] == 1, or (n, 3).
+    Returns:
+        (n,) filtered signal; equals ``scipy.signal.lfilter(b, a, x)`` for
+        constant coefficients.
+    """
+    n = x.shape[0]
+    b = jnp.broadcast_to(b, (n, 3))
+    a = jnp.broadcast_to(a, (n, 3))
+
+    def tick(state, inputs):
+        s1, s2 = state
+        xn, bn, an = inputs
+        y = bn[0] * xn + s1
+        return (bn[1] * xn - an[1] * y + s2, bn[2] * xn - an[2] * y), y
+
+    zero = jnp.zeros((), x.dtype)
+    _, y = jax.lax.scan(tick, (zero, zero), (x, b, a))
+    return y
+
+
+def pole_radius(a: Array) -> Array:
+    """Largest pole magnitude of a biquad with feedback coefficients ``a`` (..., 3)."""
+    a1, a2 = a[..., 1], a[..., 2]
+    disc = a1 * a1 - 4.0 * a2
+    # Complex pair: |p| = sqrt(a2). Real pair: the larger |root| of z^2 + a1 z + a2.
+    real_root = (jnp.abs(a1) + jnp.sqrt(jnp.maximum(disc, 0.0))) / 2.0
+    return jnp.where(disc < 0, jnp.sqrt(jnp.maximum(a2, 0.0)), real_root)

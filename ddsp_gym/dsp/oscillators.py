@@ -1,0 +1,76 @@
+"""Oscillators (pure JAX, unbatched).
+
+Phases are in cycles (0..1), frequencies in Hz, sample rates in Hz, lengths in
+samples. Frequencies may be scalars or per-sample arrays of shape (n,).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import Array
+
+
+def phase_increment(freq_hz: Array | float, sample_rate: int, n: int) -> Array:
+    """Per-sample phase increment in cycles, shape (n,), clamped to [0, 0.5)."""
+    inc = jnp.broadcast_to(jnp.asarray(freq_hz, dtype=jnp.float32) / sample_rate, (n,))
+    # Above Nyquist an oscillator only aliases; clamping keeps every block finite.
+    return jnp.clip(inc, 0.0, 0.499)
+
+
+def phase_accumulator(
+    freq_hz: Array | float, sample_rate: int, n: int, phase0: Array | float = 0.0
+) -> Array:
+    """Running phase in cycles, wrapped to [0, 1), shape (n,).
+
+    The first sample has phase ``phase0``; each following sample adds
+    ``freq_hz / sample_rate``.
+    """
+    inc = phase_increment(freq_hz, sample_rate, n)
+    # Exclusive cumulative sum: sample k holds the phase after k increments.
+    phase = phase0 + jnp.cumsum(inc) - inc
+    return phase - jnp.floor(phase)
+
+
+def sine(phase: Array) -> Array:
+    """Sine of a phase in cycles: sin(2 pi phase)."""
+    return jnp.sin(2.0 * jnp.pi * phase)
+
+
+def saw_naive(phase: Array) -> Array:
+    """Trivial (aliasing) rising saw in [-1, 1): 2 * phase - 1."""
+    return 2.0 * phase - 1.0
+
+
+def _polyblep(t: Array, dt: Array) -> Array:
+    """Polynomial band-limited step residual (Valimaki & Huovilainen, 2007).
+
+    ``t`` is the phase in cycles, ``dt`` the phase increment; the residual is
+    non-zero only within one sample of a discontinuity at phase 0/1.
+    """
+    dt = jnp.maximum(dt, 1e-6)
+    after = t / dt  # just after the wrap, in samples
+    before = (t - 1.0) / dt  # just before the wrap
+    return jnp.where(
+        t < dt,
+        2.0 * after - after * after - 1.0,
+        jnp.where(t > 1.0 - dt, before * before + 2.0 * before + 1.0, 0.0),
+    )
+
+
+def saw_polyblep(phase: Array, increment: Array) -> Array:
+    """Band-limited (PolyBLEP) rising saw in about [-1, 1].
+
+    Args:
+        phase: (n,) phase in cycles from :func:`phase_accumulator`.
+        increment: (n,) or scalar phase increment from :func:`phase_increment`.
+    """
+    return saw_naive(phase) - _polyblep(phase, increment)
+
+
+def square_polyblep(phase: Array, increment: Array, duty: Array | float = 0.5) -> Array:
+    """Band-limited (PolyBLEP) square/pulse wave in [-1, 1] with duty cycle ``duty``."""
+    duty = jnp.clip(duty, 0.05, 0.95)
+    naive = jnp.where(phase < duty, 1.0, -1.0)
+    falling = phase - duty
+    falling = falling - jnp.floor(falling)
+    return naive + _polyblep(phase, increment) - _polyblep(falling, increment)

@@ -1,0 +1,57 @@
+"""Distances between sounds or their features (pure JAX, unbatched, >= 0)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax.numpy as jnp
+from jax import Array
+
+from ddsp_gym.features.spectral import EPS, log_mel_spectrogram, magnitude_spectrogram
+
+DEFAULT_FFT_SIZES: tuple[int, ...] = (1024, 512, 256, 128)
+
+
+def smooth_abs(x: Array, width: float) -> Array:
+    """|x| rounded off within ``width`` of 0: sqrt(x^2 + w^2) - w (differentiable at 0)."""
+    return jnp.sqrt(x * x + width * width) - width
+
+
+def spectral_convergence(mag: Array, target_mag: Array) -> Array:
+    """||target - mag||_F / ||target||_F (Arik et al., 2019)."""
+    return jnp.linalg.norm(target_mag - mag) / (jnp.linalg.norm(target_mag) + EPS)
+
+
+def log_magnitude_distance(mag: Array, target_mag: Array) -> Array:
+    """Mean |log(target) - log(mag)| over the spectrogram."""
+    return jnp.mean(jnp.abs(jnp.log(target_mag + 1e-5) - jnp.log(mag + 1e-5)))
+
+
+def multi_resolution_spectra(x: Array, fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES) -> tuple:
+    """Magnitude spectrograms of ``x`` at each FFT size (hop = n_fft / 4)."""
+    return tuple(magnitude_spectrogram(x, n) for n in fft_sizes)
+
+
+def mrstft_distance_from_spectra(spectra: tuple, target_spectra: tuple) -> Array:
+    """Multi-resolution STFT distance: mean over resolutions of SC + log-magnitude L1."""
+    terms = [
+        spectral_convergence(m, t) + log_magnitude_distance(m, t)
+        for m, t in zip(spectra, target_spectra, strict=True)
+    ]
+    return sum(terms) / len(terms)
+
+
+def mrstft_distance(x: Array, y: Array, fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES) -> Array:
+    """Multi-resolution STFT distance of ``x`` from the reference ``y`` (both (n,))."""
+    return mrstft_distance_from_spectra(
+        multi_resolution_spectra(x, fft_sizes), multi_resolution_spectra(y, fft_sizes)
+    )
+
+
+def log_mel_distance(x: Array, y: Array, sample_rate: int, n_fft: int = 1024) -> Array:
+    """Mean absolute difference of log-mel spectrograms, in dB."""
+    return jnp.mean(
+        jnp.abs(
+            log_mel_spectrogram(x, sample_rate, n_fft) - log_mel_spectrogram(y, sample_rate, n_fft)
+        )
+    )

@@ -1,0 +1,73 @@
+"""The plant interface: named knobs plus a pure JAX ``render``."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+from jax import Array
+
+from ddsp_gym import knobs as knobs_lib
+from ddsp_gym.knobs import KnobSpec
+
+
+@dataclass(frozen=True)
+class AbstractPlant(abc.ABC):
+    """A synth or effect with named knobs and a differentiable ``render``.
+
+    Shape-setting configuration (sample rate, duration) is static: it lives in
+    the frozen dataclass fields, so a plant is hashable and jit caches one
+    compiled render per configuration. Knob values are traced arrays.
+
+    Concrete plants implement :attr:`knob_specs` and :meth:`synthesize`; they
+    render one voice, unbatched (``jax.vmap`` batches them).
+    """
+
+    sample_rate: int = 16_000
+    duration: float = 0.25
+
+    @property
+    @abc.abstractmethod
+    def knob_specs(self) -> tuple[KnobSpec, ...]:
+        """The plant's knobs, in the order of the unit vector."""
+
+    @abc.abstractmethod
+    def synthesize(self, controls: dict[str, Array], key: Array, audio_in: Array | None) -> Array:
+        """Render audio (n_samples,) from physical ``controls`` (see :meth:`controls`)."""
+
+    @property
+    def n_samples(self) -> int:
+        return int(round(self.sample_rate * self.duration))
+
+    @property
+    def num_knobs(self) -> int:
+        return len(self.knob_specs)
+
+    @property
+    def knob_names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.knob_specs)
+
+    @property
+    def needs_input(self) -> bool:
+        """True for effects, which process an input signal."""
+        return False
+
+    def controls(self, knobs: Array) -> dict[str, Array]:
+        """Unit knob positions (d,) -> {knob name: physical value}."""
+        return knobs_lib.to_physical(self.knob_specs, knobs)
+
+    def render(self, knobs: Array, key: Array, audio_in: Array | None = None) -> Array:
+        """Unit knob positions (d,) in [0, 1] -> mono audio (n_samples,) in about [-1, 1].
+
+        ``key`` seeds any randomness (noise sources); ``audio_in`` (n_samples,)
+        is the signal an effect processes.
+        """
+        audio = self.synthesize(self.controls(jnp.asarray(knobs, jnp.float32)), key, audio_in)
+        # A non-finite sample would poison every feature; effects clamp their own
+        # states, this is the last guard.
+        return jnp.nan_to_num(audio, nan=0.0, posinf=1.0, neginf=-1.0)
+
+    def knobs_from_physical(self, values: dict[str, float]) -> Array:
+        """{knob name: physical value} -> unit positions (d,)."""
+        return knobs_lib.to_unit(self.knob_specs, values)

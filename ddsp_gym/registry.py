@@ -1,0 +1,75 @@
+"""``envs_registry.yaml`` -> ``gymnasium.register``: the one list of every env id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import yaml
+
+NAMESPACE = "ddsp_gym"
+DEFAULT_ENTRY_POINT = "ddsp_gym.envs.gym_env:DDSPEnv"
+_REQUIRED = ("id", "seed_demo", "description", "max_episode_steps", "kwargs")
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    """One env of the registry file."""
+
+    id: str
+    seed_demo: str
+    description: str
+    max_episode_steps: int
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    entry_point: str = DEFAULT_ENTRY_POINT
+
+
+def registry_path() -> Path:
+    """The registry file: the repository's top-level copy, else the one packaged with ddsp_gym."""
+    source_tree = Path(__file__).resolve().parent.parent / "envs_registry.yaml"
+    if source_tree.is_file():
+        return source_tree
+    return Path(str(resources.files("ddsp_gym") / "envs_registry.yaml"))
+
+
+def load_registry(path: str | Path | None = None) -> list[EnvEntry]:
+    """Parse and validate the registry file."""
+    path = Path(path) if path else registry_path()
+    document = yaml.safe_load(path.read_text())
+    if not isinstance(document, dict) or not isinstance(document.get("envs"), list):
+        raise ValueError(f"{path}: expected a mapping with a list under 'envs'")
+    entries, seen = [], set()
+    for i, raw in enumerate(document["envs"]):
+        missing = [k for k in _REQUIRED if k not in raw]
+        if missing:
+            raise ValueError(f"{path}: env #{i} lacks {missing}")
+        if not raw["id"].startswith(f"{NAMESPACE}/"):
+            raise ValueError(f"{path}: env id {raw['id']!r} must start with '{NAMESPACE}/'")
+        if raw["id"] in seen:
+            raise ValueError(f"{path}: env id {raw['id']!r} is listed twice")
+        seen.add(raw["id"])
+        entries.append(EnvEntry(**raw))
+    return entries
+
+
+def register_envs(path: str | Path | None = None) -> list[str]:
+    """Register every env of the registry file with Gymnasium; returns the ids."""
+    ids = []
+    for entry in load_registry(path):
+        if entry.id not in gym.registry:
+            gym.register(
+                id=entry.id,
+                entry_point=entry.entry_point,
+                max_episode_steps=entry.max_episode_steps,
+                kwargs=dict(entry.kwargs),
+            )
+        ids.append(entry.id)
+    return ids
+
+
+def registered_ids() -> list[str]:
+    """Ids registered with Gymnasium under the ``ddsp_gym/`` namespace."""
+    return sorted(i for i in gym.registry if i.startswith(f"{NAMESPACE}/"))

@@ -1,0 +1,34 @@
+"""Tasks: target features, distances and success criteria, one per demo family."""
+
+from __future__ import annotations
+
+from ddsp_gym.tasks.base import AbstractTask
+from ddsp_gym.tasks.matching import CentroidMatch, EnvelopeMatch, LoudnessMatch, SpectrumMatch
+
+# Name used in envs_registry.yaml -> task class.
+TASKS: dict[str, type[AbstractTask]] = {
+    "centroid": CentroidMatch,
+    "spectrum": SpectrumMatch,
+    "envelope": EnvelopeMatch,
+    "loudness": LoudnessMatch,
+}
+
+
+def make_task(name: str, **config) -> AbstractTask:
+    """Build a task by its registry name, e.g. ``make_task("centroid")``."""
+    try:
+        cls = TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; known tasks: {sorted(TASKS)}") from None
+    return cls(**config)
+
+
+__all__ = [
+    "TASKS",
+    "AbstractTask",
+    "CentroidMatch",
+    "EnvelopeMatch",
+    "LoudnessMatch",
+    "SpectrumMatch",
+    "make_task",
+]

@@ -1,0 +1,39 @@
+"""The task interface: what to measure in a sound and how far it is from the target."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any
+
+from jax import Array
+
+
+@dataclass(frozen=True)
+class AbstractTask(abc.ABC):
+    """A matching task: features of a sound, a distance to the target's, success.
+
+    ``reward = -distance / distance_scale - penalties``; ``distance_scale`` is
+    the mean distance of a uniformly random knob setting from a random target
+    (measured by ``scripts/calibrate_rewards.py``), so a random policy scores
+    near -1 on every env.
+
+    Success is ``distance <= success_threshold`` (in the task's ``distance_unit``).
+    Where a task's criterion is stated in knob space (``param_tolerance``), it
+    applies whenever the target's knobs are known, and the distance threshold
+    is the fallback for targets loaded from audio files.
+    """
+
+    distance_scale: float = 1.0
+    success_threshold: float = 0.0
+    param_tolerance: float | None = None
+
+    distance_unit: str = ""
+
+    @abc.abstractmethod
+    def features(self, audio: Array, sample_rate: int) -> Any:
+        """Task features of (n,) audio: any pytree of arrays."""
+
+    @abc.abstractmethod
+    def distance(self, features: Any, target_features: Any) -> Array:
+        """Scalar distance >= 0 from the target's features, in ``distance_unit``."""

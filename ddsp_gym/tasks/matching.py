@@ -1,0 +1,79 @@
+"""The Level-1 matching tasks (seed demos: Sine Wave Tuner, Cutoff Sweeper,
+Envelope Shaper, Volume/Balance Matching)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+from jax import Array
+
+from ddsp_gym import features as F
+from ddsp_gym.dsp.units import cents
+from ddsp_gym.tasks.base import AbstractTask
+
+
+@dataclass(frozen=True)
+class CentroidMatch(AbstractTask):
+    """Distance in cents between spectral centroids of the whole sounds' power spectra.
+
+    For a pure tone the centroid sits on its frequency, so matching centroids
+    tunes the oscillator.
+    """
+
+    distance_scale: float = 1600.0
+    success_threshold: float = 5.0
+    distance_unit: str = "cents"
+
+    def features(self, audio: Array, sample_rate: int) -> Array:
+        power, freqs = F.long_term_power_spectrum(audio)
+        return F.spectral_centroid(power, freqs * sample_rate)
+
+    def distance(self, features: Array, target_features: Array) -> Array:
+        return F.smooth_abs(cents(features, target_features), 1.0)
+
+
+@dataclass(frozen=True)
+class SpectrumMatch(AbstractTask):
+    """Multi-resolution STFT distance (spectral convergence + log-magnitude L1)."""
+
+    distance_scale: float = 1.0
+    success_threshold: float = 0.1
+    distance_unit: str = "MR-STFT"
+
+    def features(self, audio: Array, sample_rate: int) -> tuple:
+        return F.multi_resolution_spectra(audio)
+
+    def distance(self, features: tuple, target_features: tuple) -> Array:
+        return F.mrstft_distance_from_spectra(features, target_features)
+
+
+@dataclass(frozen=True)
+class EnvelopeMatch(AbstractTask):
+    """Mean absolute difference of the frame-wise energy envelopes, in dB (floor -60 dB)."""
+
+    distance_scale: float = 10.0
+    success_threshold: float = 1.0
+    distance_unit: str = "dB"
+    floor_db: float = -60.0
+
+    def features(self, audio: Array, sample_rate: int) -> Array:
+        return F.energy_envelope_db(audio, 256, 128, floor_db=self.floor_db)
+
+    def distance(self, features: Array, target_features: Array) -> Array:
+        return jnp.mean(jnp.abs(features - target_features))
+
+
+@dataclass(frozen=True)
+class LoudnessMatch(AbstractTask):
+    """Absolute difference of RMS levels in dB."""
+
+    distance_scale: float = 18.0
+    success_threshold: float = 0.5
+    distance_unit: str = "dB"
+
+    def features(self, audio: Array, sample_rate: int) -> Array:
+        return F.loudness_db(audio)
+
+    def distance(self, features: Array, target_features: Array) -> Array:
+        return F.smooth_abs(features - target_features, 0.05)

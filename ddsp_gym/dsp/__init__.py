@@ -1,6 +1,6 @@
 """Pure, unbatched JAX DSP blocks: arrays and static ints in, arrays out."""
 
-from ddsp_gym.dsp.envelopes import adsr
+from ddsp_gym.dsp.envelopes import adsr, exp_decay
 from ddsp_gym.dsp.filters import (
     bandpass_coeffs,
     biquad,
@@ -9,6 +9,7 @@ from ddsp_gym.dsp.filters import (
     peaking_coeffs,
     pole_radius,
 )
+from ddsp_gym.dsp.fm import feedback_operator, pm_operator
 from ddsp_gym.dsp.noise import white_noise
 from ddsp_gym.dsp.oscillators import (
     phase_accumulator,
@@ -28,6 +29,7 @@ from ddsp_gym.dsp.units import (
     mix,
     power_to_db,
 )
+from ddsp_gym.dsp.voice import radiate, resonator_coeffs, rosenberg_pulse
 
 __all__ = [
     "adsr",
@@ -36,6 +38,8 @@ __all__ = [
     "biquad",
     "cents",
     "db_to_amp",
+    "exp_decay",
+    "feedback_operator",
     "gain",
     "highpass_coeffs",
     "hz_to_midi",
@@ -45,8 +49,12 @@ __all__ = [
     "peaking_coeffs",
     "phase_accumulator",
     "phase_increment",
+    "pm_operator",
     "pole_radius",
     "power_to_db",
+    "radiate",
+    "resonator_coeffs",
+    "rosenberg_pulse",
     "saw_naive",
     "saw_polyblep",
     "sine",

@@ -5,8 +5,11 @@ from __future__ import annotations
 from ddsp_gym.plants.adsr_tone import AdsrTone
 from ddsp_gym.plants.base import AbstractPlant
 from ddsp_gym.plants.filtered_saw import FilteredSaw
+from ddsp_gym.plants.fm2 import FM2
+from ddsp_gym.plants.formant import FormantVoice
 from ddsp_gym.plants.gain_stage import GainStage
 from ddsp_gym.plants.sine import SineOscillator
+from ddsp_gym.plants.subtractive import Subtractive
 
 # Name used in envs_registry.yaml and on the command line -> plant class.
 PLANTS: dict[str, type[AbstractPlant]] = {
@@ -14,6 +17,9 @@ PLANTS: dict[str, type[AbstractPlant]] = {
     "filtered_saw": FilteredSaw,
     "adsr_tone": AdsrTone,
     "gain": GainStage,
+    "fm2": FM2,
+    "subtractive": Subtractive,
+    "formant": FormantVoice,
 }
 
 
@@ -30,8 +36,11 @@ __all__ = [
     "PLANTS",
     "AbstractPlant",
     "AdsrTone",
+    "FM2",
     "FilteredSaw",
+    "FormantVoice",
     "GainStage",
     "SineOscillator",
+    "Subtractive",
     "make_plant",
 ]

@@ -4,6 +4,7 @@ from ddsp_gym.dsp.envelopes import adsr, exp_decay
 from ddsp_gym.dsp.filters import (
     bandpass_coeffs,
     biquad,
+    biquad_response,
     highpass_coeffs,
     lowpass_coeffs,
     peaking_coeffs,
@@ -36,6 +37,7 @@ __all__ = [
     "amp_to_db",
     "bandpass_coeffs",
     "biquad",
+    "biquad_response",
     "cents",
     "db_to_amp",
     "exp_decay",

@@ -108,3 +108,20 @@ def pole_radius(a: Array) -> Array:
     # Complex pair: |p| = sqrt(a2). Real pair: the larger |root| of z^2 + a1 z + a2.
     real_root = (jnp.abs(a1) + jnp.sqrt(jnp.maximum(disc, 0.0))) / 2.0
     return jnp.where(disc < 0, jnp.sqrt(jnp.maximum(a2, 0.0)), real_root)
+
+
+def biquad_response(b: Array, a: Array, freqs_hz: Array, sample_rate: int) -> Array:
+    """Complex frequency response H(e^{i w}) of a biquad at ``freqs_hz``.
+
+    Args:
+        b: (3,) feed-forward coefficients.
+        a: (3,) feedback coefficients (a[0] == 1).
+        freqs_hz: (k,) frequencies in Hz.
+    Returns:
+        (k,) complex64 (b0 + b1 z^-1 + b2 z^-2) / (a0 + a1 z^-1 + a2 z^-2) at
+        z = exp(2 pi i f / sample_rate); equals ``scipy.signal.freqz(b, a, f, fs=sr)``.
+    """
+    w = 2.0 * jnp.pi * jnp.asarray(freqs_hz, jnp.float32) / sample_rate
+    z1 = jnp.exp(-1j * w)
+    z2 = z1 * z1
+    return (b[0] + b[1] * z1 + b[2] * z2) / (a[0] + a[1] * z1 + a[2] * z2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ddsp_gym.tasks.base import AbstractTask
 from ddsp_gym.tasks.matching import CentroidMatch, EnvelopeMatch, LoudnessMatch, SpectrumMatch
+from ddsp_gym.tasks.timbre import FMBellMatch, FormantMatch, SubtractiveMatch
 
 # Name used in envs_registry.yaml -> task class.
 TASKS: dict[str, type[AbstractTask]] = {
@@ -11,6 +12,9 @@ TASKS: dict[str, type[AbstractTask]] = {
     "spectrum": SpectrumMatch,
     "envelope": EnvelopeMatch,
     "loudness": LoudnessMatch,
+    "fm_bell": FMBellMatch,
+    "subtractive_patch": SubtractiveMatch,
+    "formant": FormantMatch,
 }
 
 
@@ -28,7 +32,10 @@ __all__ = [
     "AbstractTask",
     "CentroidMatch",
     "EnvelopeMatch",
+    "FMBellMatch",
+    "FormantMatch",
     "LoudnessMatch",
     "SpectrumMatch",
+    "SubtractiveMatch",
     "make_task",
 ]

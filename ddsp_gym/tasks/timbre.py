@@ -40,7 +40,9 @@ class FMBellMatch(AbstractTask):
     floor (a band ruled by sidelobe leakage dips at every window null the
     partials sweep past) and the bins below ``fmin_hz`` (where sidebands folded
     around 0 Hz meet their own images) each made the distance ripple faster
-    than that; 32 bands from 80 Hz, a 31 dB range and short frames do not.
+    than that; 32 bands from 80 Hz, a 31 dB range and short frames do not. The
+    largest source of ripple, slowly beating near-coincident sidebands, is kept
+    out by the plant's ratio range (see :class:`ddsp_gym.plants.FM2`).
     """
 
     distance_scale: float = 6.11
@@ -72,7 +74,7 @@ class FMBellMatch(AbstractTask):
 class SubtractiveMatch(AbstractTask):
     """Spectral-centroid trajectory distance (octaves) plus MR-STFT distance.
 
-    Features: multi-resolution magnitude spectrograms (FFT sizes 1024..128) and,
+    Features: multi-resolution magnitude spectrograms (``fft_sizes``) and,
     from the 512-point one (hop 8 ms at 16 kHz), each frame's spectral centroid
     in octaves and its energy. Distance: the target-energy-weighted mean
     |centroid difference| in octaves (so the filter sweep is followed where the
@@ -88,15 +90,20 @@ class SubtractiveMatch(AbstractTask):
     """
 
     distance_scale: float = 2.65
-    success_threshold: float = 0.25
+    success_threshold: float = 0.1
     distance_unit: str = "oct + MR-STFT"
+    fft_sizes: tuple[int, ...] = (1024, 512, 256, 128)
     centroid_fft: int = 512
     centroid_weight: float = 1.0
     magnitude_floor: float = 1e-2
 
     def features(self, audio: Array, sample_rate: int) -> dict:
-        spectra = tuple(m + self.magnitude_floor for m in F.multi_resolution_spectra(audio))
-        mag = F.magnitude_spectrogram(audio, self.centroid_fft)
+        raw = F.multi_resolution_spectra(audio, self.fft_sizes)
+        spectra = tuple(m + self.magnitude_floor for m in raw)
+        if self.centroid_fft in self.fft_sizes:
+            mag = raw[self.fft_sizes.index(self.centroid_fft)]
+        else:
+            mag = F.magnitude_spectrogram(audio, self.centroid_fft)
         centroid = F.spectral_centroid(mag, F.fft_frequencies(sample_rate, self.centroid_fft))
         # 20 Hz offset: a silent frame's centroid (0 Hz) stays a finite log.
         return {
@@ -180,8 +187,8 @@ class FormantMatch(AbstractTask):
     "uniform", uniform knobs of any plant.
     """
 
-    distance_scale: float = 328.0
-    success_threshold: float = 25.0
+    distance_scale: float = 580.0
+    success_threshold: float = 15.0
     distance_unit: str = "cents"
     grid_min_hz: float = 180.0
     grid_max_hz: float = 4000.0
@@ -197,7 +204,7 @@ class FormantMatch(AbstractTask):
     window_edge_oct: float = 0.05
     envelope_round_db: float = 0.5
     peak_round_cents: float = 20.0
-    envelope_weight: float = 10.0
+    envelope_weight: float = 30.0
     targets: Literal["vowels", "uniform"] = "vowels"
 
     def __post_init__(self) -> None:

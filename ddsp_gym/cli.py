@@ -89,6 +89,19 @@ def _cmd_match(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_recovery(args: argparse.Namespace) -> int:
+    import ddsp_gym
+    from agents.recovery import format_table, run_recovery
+
+    unknown = sorted(set(args.envs or []) - set(ddsp_gym.ENV_IDS))
+    if unknown:
+        raise ValueError(f"unknown env ids {unknown}; see `ddsp-gym list`")
+    rows = run_recovery(args.envs or list(ddsp_gym.ENV_IDS), args.seeds, args.output)
+    print(format_table(rows))
+    print(f"\nwrote {args.output / 'recovery.json'} and {args.output / 'recovery.md'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ddsp-gym", description="Gymnasium envs in which agents play differentiable synths."
@@ -120,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for starts and restarts")
     p.add_argument("-o", "--output", type=Path, default=Path("match_out"), help="output folder")
     p.set_defaults(func=_cmd_match)
+
+    p = sub.add_parser(
+        "recovery", help="how often the gradient agent recovers hidden knob settings"
+    )
+    p.add_argument("--envs", nargs="*", help="env ids (default: all)")
+    p.add_argument("--seeds", type=int, default=20, help="hidden settings per env (default 20)")
+    p.add_argument("-o", "--output", type=Path, default=Path("results"), help="results folder")
+    p.set_defaults(func=_cmd_recovery)
 
     p = sub.add_parser("demo", help="solve the Level-1 envs with the gradient agent")
     p.add_argument("--seeds", type=int, default=10, help="seeds per env (default 10)")

@@ -271,7 +271,7 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         self._chain, self.state, obs, controls, known = self._jit.reset(self._chain, self._params)
         obs, controls, known = jax.device_get((obs, controls, known))
         self._target_known = bool(known)
-        return obs, {"knobs": _floats(controls)}
+        return np.array(obs), {"knobs": _floats(controls)}
 
     def step(self, action):
         state = self._require_state()
@@ -279,7 +279,8 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         fn = self._jit.step_with_grad if self.expose_grad else self._jit.step
         self.state, out = fn(state, action, self._params)
         out = jax.device_get(out)
-        return out.obs, float(out.reward), bool(out.terminated), False, self._info(out)
+        obs = np.array(out.obs)  # writable (device_get gives read-only views)
+        return obs, float(out.reward), bool(out.terminated), False, self._info(out)
 
     def reward_and_grad(self, action) -> tuple[float, np.ndarray]:
         """(reward, d reward / d action) of ``action`` from the current state, without stepping."""

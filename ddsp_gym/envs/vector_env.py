@@ -326,7 +326,8 @@ class VectorDDSPEnv(gym.vector.VectorEnv):
         (or None) per env; None continues each env's key chain (drawing fresh
         seeds from ``np_random`` for envs never seeded).
         """
-        super().reset(seed=seed)
+        # np_random (which seeds envs never seeded) follows an int seed, as in SyncVectorEnv.
+        super().reset(seed=int(seed) if isinstance(seed, int | np.integer) else None)
         n = self.num_envs
         if seed is None or isinstance(seed, int | np.integer):
             seeds = [None] * n if seed is None else [int(seed) + i for i in range(n)]
@@ -346,7 +347,7 @@ class VectorDDSPEnv(gym.vector.VectorEnv):
             self._carry, obs, controls = self._fns.reset_masked(
                 mask, chain, self._carry, self._params
             )
-        obs, controls = jax.device_get((obs, controls))
+        obs, controls = jax.tree.map(np.array, jax.device_get((obs, controls)))
         info = {"knobs": _masked_dict(controls, mask), "_knobs": mask}
         return obs, info
 
@@ -355,7 +356,8 @@ class VectorDDSPEnv(gym.vector.VectorEnv):
             raise RuntimeError("call reset() before step()")
         actions = self._checked_actions(actions)
         self._carry, out = self._fns.step(self._carry, actions, self._params)
-        out = jax.device_get(out)
+        # np.array: writable copies (device_get hands out read-only views of JAX buffers).
+        out = jax.tree.map(np.array, jax.device_get(out))
         return out.obs, out.reward, out.terminated, out.truncated, self._info(out)
 
     def render(self):

@@ -12,11 +12,11 @@ import gymnasium as gym
 import jax
 import numpy as np
 from gymnasium.utils import seeding
-from jax import Array
 
 from ddsp_gym.audio_io import fit_length, load_audio
 from ddsp_gym.backends import validate_backend
-from ddsp_gym.envs.functional import EnvParams, EnvState, FunctionalDDSPEnv, StepInfo
+from ddsp_gym.envs import packing
+from ddsp_gym.envs.functional import EnvParams, EnvState, FunctionalDDSPEnv
 from ddsp_gym.features.summary import SUMMARY_BOUND
 from ddsp_gym.plants import make_plant
 from ddsp_gym.tasks import make_task
@@ -25,22 +25,15 @@ from ddsp_gym.tasks import make_task
 class _Compiled(NamedTuple):
     """The jitted pure functions of one env configuration (see :func:`compiled`)."""
 
-    reset: Callable  # (chain, params) -> (chain, state, obs, controls, target_known)
-    step: Callable  # (state, action, params) -> (state, StepOut)
-    step_with_grad: Callable  # same, with StepOut.reward_grad set
-    reward_and_grad: Callable  # (state, action, params) -> (reward, grad)
+    reset: Callable  # (chain, params) -> (chain, state, packed reset: obs, knobs, known)
+    step: Callable  # (state, action, params) -> (state, packed step, see packing.step_columns)
+    step_with_grad: Callable  # same, with the reward gradient packed in
+    reward_and_grad: Callable  # (state, action, params) -> packed (reward, grad)
     render: Callable  # (knobs, key, params) -> audio
-
-
-class StepOut(NamedTuple):
-    """Everything a step hands to the host, fetched in one transfer."""
-
-    obs: Array
-    reward: Array
-    terminated: Array
-    info: StepInfo
-    controls: dict[str, Array]  # physical knob values after the step
-    reward_grad: Array | None
+    reset_cols: packing.Layout
+    step_cols: packing.Layout
+    grad_step_cols: packing.Layout
+    reward_grad_cols: packing.Layout
 
 
 @functools.lru_cache(maxsize=128)
@@ -49,30 +42,51 @@ def compiled(fenv: FunctionalDDSPEnv) -> _Compiled:
 
     ``fenv`` is a frozen, hashable dataclass, so every env instance with the same
     configuration shares these functions and their compilations; closing over it
-    (instead of a static argument) spares hashing it on every call.
+    (instead of a static argument) spares hashing it on every call. Each returns
+    what the host needs packed into one array (:mod:`ddsp_gym.envs.packing`).
     """
-    controls = fenv.plant.controls
+    plant = fenv.plant
+    d = fenv.num_knobs
+    reset_cols = packing.Layout((("obs", fenv.obs_size), ("knobs", d), ("target_known", None)))
+    step_cols = packing.Layout(tuple(packing.step_fields(fenv.obs_size, d, False)))
+    grad_step_cols = packing.Layout(tuple(packing.step_fields(fenv.obs_size, d, True)))
+    reward_grad_cols = packing.Layout((("reward", None), ("reward_grad", d)))
+
+    def knobs_of(state):
+        return packing.knob_vector(plant.controls(state.knobs), plant.knob_names)
 
     def reset(chain, params):
         chain, state, obs = fenv.reset_from_chain(chain, params)
-        return chain, state, obs, controls(state.knobs), state.target_known
+        values = {"obs": obs, "knobs": knobs_of(state), "target_known": state.target_known}
+        return chain, state, packing.pack(reset_cols, values)
+
+    def step_values(state, obs, reward, terminated, info):
+        return {
+            "obs": obs,
+            "reward": reward,
+            "terminated": terminated,
+            "distance": info.distance,
+            "success": info.success,
+            "param_error": info.param_error,
+            "penalty": info.penalty,
+            "knobs": knobs_of(state),
+        }
 
     def step(state, action, params):
-        state, obs, reward, terminated, info = fenv.step(state.render_key, state, action, params)
-        return state, StepOut(obs, reward, terminated, info, controls(state.knobs), None)
+        state, *out = fenv.step(state.render_key, state, action, params)
+        return state, packing.pack(step_cols, step_values(state, *out))
 
     def step_with_grad(state, action, params):
-        state, obs, reward, terminated, info, grad = fenv.step_with_grad(
-            state.render_key, state, action, params
-        )
-        return state, StepOut(obs, reward, terminated, info, controls(state.knobs), grad)
+        state, *out, grad = fenv.step_with_grad(state.render_key, state, action, params)
+        values = {**step_values(state, *out), "reward_grad": grad}
+        return state, packing.pack(grad_step_cols, values)
 
     def reward_and_grad(state, action, params):
         reward, grad, _ = fenv.reward_and_grad(state, action, params)
-        return reward, grad
+        return packing.pack(reward_grad_cols, {"reward": reward, "reward_grad": grad})
 
     def render(knobs, key, params):
-        return fenv.plant.render(knobs, key, params.input_audio)
+        return plant.render(knobs, key, params.input_audio)
 
     return _Compiled(
         reset=jax.jit(reset),
@@ -80,6 +94,10 @@ def compiled(fenv: FunctionalDDSPEnv) -> _Compiled:
         step_with_grad=jax.jit(step_with_grad),
         reward_and_grad=jax.jit(reward_and_grad),
         render=jax.jit(render),
+        reset_cols=reset_cols,
+        step_cols=step_cols,
+        grad_step_cols=grad_step_cols,
+        reward_grad_cols=reward_grad_cols,
     )
 
 
@@ -269,27 +287,40 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         super().reset(seed=seed)
         if seed is not None or self._chain is None:
             self._chain = _chain_from_int(int(self.np_random.integers(0, 2**31 - 1)))
-        self._chain, self.state, obs, controls, known = self._jit.reset(self._chain, self._params)
-        obs, controls, known = jax.device_get((obs, controls, known))
-        self._target_known = bool(known)
-        return np.array(obs), {"knobs": _floats(controls)}
+        self._chain, self.state, packed = self._jit.reset(self._chain, self._params)
+        row, cols = np.asarray(packed), self._jit.reset_cols
+        self._target_known = bool(packing.column(row, cols, "target_known"))
+        return row[cols["obs"]].copy(), {"knobs": self._physical(row[cols["knobs"]])}
 
     def step(self, action):
         state = self._require_state()
         action = self._checked_action(action)
-        fn = self._jit.step_with_grad if self.expose_grad else self._jit.step
-        self.state, out = fn(state, action, self._params)
-        out = jax.device_get(out)
-        obs = np.array(out.obs)  # writable (device_get gives read-only views)
-        return obs, float(out.reward), bool(out.terminated), False, self._info(out)
+        if self.expose_grad:
+            self.state, packed = self._jit.step_with_grad(state, action, self._params)
+            cols = self._jit.grad_step_cols
+        else:
+            self.state, packed = self._jit.step(state, action, self._params)
+            cols = self._jit.step_cols
+        row = np.asarray(packed)  # the step's one transfer to the host
+        field = functools.partial(packing.column, row, cols)
+        info: dict[str, Any] = {
+            "distance": float(field("distance")),
+            "success": bool(field("success")),
+            "knobs": self._physical(field("knobs")),
+            "penalty": float(field("penalty")),
+        }
+        if self._target_known:
+            info["param_error"] = float(field("param_error"))
+        if self.expose_grad:
+            info["reward_grad"] = field("reward_grad")
+        return field("obs"), float(field("reward")), bool(field("terminated")), False, info
 
     def reward_and_grad(self, action) -> tuple[float, np.ndarray]:
         """(reward, d reward / d action) of ``action`` from the current state, without stepping."""
         state = self._require_state()
-        reward, grad = jax.device_get(
-            self._jit.reward_and_grad(state, self._checked_action(action), self._params)
-        )
-        return float(reward), np.asarray(grad, np.float32)
+        packed = self._jit.reward_and_grad(state, self._checked_action(action), self._params)
+        row, cols = np.asarray(packed), self._jit.reward_grad_cols
+        return float(packing.column(row, cols, "reward")), packing.column(row, cols, "reward_grad")
 
     def render(self):
         if self.render_mode is None:
@@ -342,20 +373,5 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
             )
         return np.clip(array, -1.0, 1.0)
 
-    def _info(self, out: StepOut) -> dict[str, Any]:
-        info = out.info
-        result: dict[str, Any] = {
-            "distance": float(info.distance),
-            "success": bool(info.success),
-            "knobs": _floats(out.controls),
-            "penalty": float(info.penalty),
-        }
-        if self._target_known:
-            result["param_error"] = float(info.param_error)
-        if out.reward_grad is not None:
-            result["reward_grad"] = np.asarray(out.reward_grad, np.float32)
-        return result
-
-
-def _floats(controls: dict[str, Any]) -> dict[str, float]:
-    return {name: float(value) for name, value in controls.items()}
+    def _physical(self, knobs: np.ndarray) -> dict[str, float]:
+        return {name: float(v) for name, v in zip(self.plant.knob_names, knobs, strict=True)}

@@ -29,8 +29,10 @@ from gymnasium.vector.utils import batch_space
 from jax import Array
 
 from ddsp_gym.backends import validate_backend
+from ddsp_gym.envs import packing
 from ddsp_gym.envs.functional import EnvParams, EnvState, FunctionalDDSPEnv, StepInfo
 from ddsp_gym.envs.gym_env import build_functional, seed_chain
+from ddsp_gym.features.summary import SUMMARY_BOUND
 
 AUTORESET_MODES: tuple[AutoresetMode, ...] = (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)
 
@@ -160,9 +162,11 @@ def vec_step(
 
 
 class _VecFns(NamedTuple):
-    reset: Any  # (chain, params) -> (carry, obs, controls)
-    reset_masked: Any  # (mask, chain, carry, params) -> (carry, obs, controls)
-    step: Any  # (carry, actions, params) -> (carry, VecStepOut)
+    reset: Any  # (chain, params) -> (carry, packed reset (N, W))
+    reset_masked: Any  # (mask, chain, carry, params) -> (carry, packed reset)
+    step: Any  # (carry, actions, params) -> (carry, packed step (N, W))
+    reset_cols: packing.Layout
+    step_cols: packing.Layout
 
 
 @functools.lru_cache(maxsize=128)
@@ -172,27 +176,69 @@ def _vec_fns(
     autoreset_mode: AutoresetMode,
     expose_grad: bool,
 ) -> _VecFns:
-    """Jitted vector reset/step for one configuration, shared by every instance of it."""
+    """Jitted vector reset/step for one configuration, shared by every instance of it.
+
+    They return what the host needs packed into one (N, W) array
+    (:mod:`ddsp_gym.envs.packing`): one transfer per call, whatever N.
+    """
+    plant = fenv.plant
+    d, obs_size = fenv.num_knobs, fenv.obs_size
+    reset_cols = packing.Layout((("obs", obs_size), ("knobs", d)))
+    fields = packing.step_fields(obs_size, d, expose_grad)
+    fields += [("truncated", None), ("reset", None)]
+    if autoreset_mode == AutoresetMode.SAME_STEP:
+        fields += [("final_obs", obs_size), ("final_knobs", d)]
+    step_cols = packing.Layout(tuple(fields))
+
+    def knob_matrix(controls):
+        return packing.knob_vector(controls, plant.knob_names)
+
+    def reset(chain, params):
+        carry, obs, controls = vec_reset(fenv, chain, params)
+        return carry, packing.pack(reset_cols, {"obs": obs, "knobs": knob_matrix(controls)})
 
     def reset_masked(mask, chain, carry, params):
         # obs of envs not reset are not needed by the caller: zeros stand in.
-        obs = jnp.zeros((mask.shape[0], fenv.obs_size), jnp.float32)
+        obs = jnp.zeros((mask.shape[0], obs_size), jnp.float32)
         chain, state, obs = reset_where(fenv, mask, chain, carry.state, obs, params)
-        needs_reset = carry.needs_reset & ~mask
-        controls = jax.vmap(fenv.plant.controls)(state.knobs)
-        return VecCarry(chain, state, needs_reset), obs, controls
+        knobs = knob_matrix(jax.vmap(plant.controls)(state.knobs))
+        carry = VecCarry(chain, state, carry.needs_reset & ~mask)
+        return carry, packing.pack(reset_cols, {"obs": obs, "knobs": knobs})
 
-    step = functools.partial(
-        vec_step,
-        fenv,
-        max_episode_steps=max_episode_steps,
-        autoreset_mode=autoreset_mode,
-        expose_grad=expose_grad,
-    )
+    def step(carry, actions, params):
+        carry, out = vec_step(
+            fenv,
+            carry,
+            actions,
+            params,
+            max_episode_steps=max_episode_steps,
+            autoreset_mode=autoreset_mode,
+            expose_grad=expose_grad,
+        )
+        values = {
+            "obs": out.obs,
+            "reward": out.reward,
+            "terminated": out.terminated,
+            "truncated": out.truncated,
+            "reset": out.reset,
+            "distance": out.info.distance,
+            "success": out.info.success,
+            "param_error": out.info.param_error,
+            "penalty": out.info.penalty,
+            "knobs": knob_matrix(out.controls),
+            "reward_grad": out.reward_grad,
+        }
+        if out.final_obs is not None:
+            values["final_obs"] = out.final_obs
+            values["final_knobs"] = knob_matrix(out.final_controls)
+        return carry, packing.pack(step_cols, values)
+
     return _VecFns(
-        reset=jax.jit(functools.partial(vec_reset, fenv)),
+        reset=jax.jit(reset),
         reset_masked=jax.jit(reset_masked),
         step=jax.jit(step),
+        reset_cols=reset_cols,
+        step_cols=step_cols,
     )
 
 
@@ -283,7 +329,7 @@ class VectorDDSPEnv(gym.vector.VectorEnv):
         d = self.functional.num_knobs
         self.single_action_space = gym.spaces.Box(-1.0, 1.0, (d,), np.float32)
         self.single_observation_space = gym.spaces.Box(
-            -np.inf, np.inf, (self.functional.obs_size,), np.float32
+            -SUMMARY_BOUND, SUMMARY_BOUND, (self.functional.obs_size,), np.float32
         )
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
@@ -342,22 +388,45 @@ class VectorDDSPEnv(gym.vector.VectorEnv):
         if self._carry is None:
             if not mask.all():
                 raise ValueError("the first reset must reset every env (no reset_mask)")
-            self._carry, obs, controls = self._fns.reset(chain, self._params)
+            self._carry, packed = self._fns.reset(chain, self._params)
         else:
-            self._carry, obs, controls = self._fns.reset_masked(
-                mask, chain, self._carry, self._params
-            )
-        obs, controls = jax.tree.map(np.array, jax.device_get((obs, controls)))
-        info = {"knobs": _masked_dict(controls, mask), "_knobs": mask}
-        return obs, info
+            self._carry, packed = self._fns.reset_masked(mask, chain, self._carry, self._params)
+        table, cols = np.asarray(packed), self._fns.reset_cols
+        knobs = self._knob_dict(table[:, cols["knobs"]])
+        obs = packing.column(table, cols, "obs")
+        return obs, {"knobs": _masked_dict(knobs, mask), "_knobs": mask}
 
     def step(self, actions):
         if self._carry is None:
             raise RuntimeError("call reset() before step()")
         actions = self._checked_actions(actions)
-        self._carry, out = self._fns.step(self._carry, actions, self._params)
-        # np.array: writable copies (device_get hands out read-only views of JAX buffers).
-        out = jax.tree.map(np.array, jax.device_get(out))
+        self._carry, packed = self._fns.step(self._carry, actions, self._params)
+        table = np.asarray(packed)  # the step's one transfer to the host
+        cols = self._fns.step_cols
+
+        field = functools.partial(packing.column, table, cols)
+
+        def flag(name: str) -> np.ndarray:
+            return field(name) > 0.5
+
+        same_step = "final_obs" in cols
+        out = _HostStep(
+            obs=field("obs"),
+            reward=field("reward"),
+            terminated=flag("terminated"),
+            truncated=flag("truncated"),
+            reset=flag("reset"),
+            info={
+                "distance": field("distance"),
+                "success": flag("success"),
+                "param_error": field("param_error"),
+                "penalty": field("penalty"),
+            },
+            knobs=self._knob_dict(field("knobs")),
+            reward_grad=field("reward_grad") if self.expose_grad else None,
+            final_obs=field("final_obs") if same_step else None,
+            final_knobs=self._knob_dict(field("final_knobs")) if same_step else None,
+        )
         return out.obs, out.reward, out.terminated, out.truncated, self._info(out)
 
     def render(self):
@@ -408,46 +477,57 @@ class VectorDDSPEnv(gym.vector.VectorEnv):
             )
         return np.clip(array, -1.0, 1.0)
 
-    def _step_info(self, info: StepInfo, controls, grad, mask, known) -> dict[str, Any]:
-        out = {
-            "distance": info.distance,
-            "_distance": mask,
-            "success": info.success,
-            "_success": mask,
-            "penalty": info.penalty,
-            "_penalty": mask,
-            "param_error": info.param_error,
-            "_param_error": mask & known,
-            "knobs": _masked_dict(controls, mask),
-            "_knobs": mask,
-        }
+    def _knob_dict(self, knobs: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: knobs[:, i].copy() for i, name in enumerate(self.plant.knob_names)}
+
+    def _step_info(self, info: dict, knobs, grad, mask) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in ("distance", "success", "penalty", "param_error"):
+            out[name] = info[name]
+            out[f"_{name}"] = mask
+        out["_param_error"] = mask & self._known
+        out["knobs"] = _masked_dict(knobs, mask)
+        out["_knobs"] = mask
         if grad is not None:
             out["reward_grad"] = grad
             out["_reward_grad"] = mask
         return out
 
-    def _info(self, out: VecStepOut) -> dict[str, Any]:
-        known = self._known
+    def _info(self, out: _HostStep) -> dict[str, Any]:
         stepped = ~out.reset
+        info = self._step_info(out.info, out.knobs, out.reward_grad, stepped)
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
-            info = self._step_info(out.info, out.controls, out.reward_grad, stepped, known)
             if out.reset.any():
-                info["knobs"] = _masked_dict(out.controls, self._all)
+                info["knobs"] = _masked_dict(out.knobs, self._all)
                 info["_knobs"] = self._all
             return info
         # Same-step: envs that ended report their reset in `info` and the step in
         # `final_info`, as Gymnasium's SyncVectorEnv does.
-        info = self._step_info(out.info, out.controls, out.reward_grad, stepped, known)
-        info["knobs"] = _masked_dict(out.controls, self._all)
+        info["knobs"] = _masked_dict(out.knobs, self._all)
         info["_knobs"] = self._all
         if out.reset.any():
             info["final_obs"] = out.final_obs
             info["_final_obs"] = out.reset
             info["final_info"] = self._step_info(
-                out.info, out.final_controls, out.reward_grad, out.reset, known
+                out.info, out.final_knobs, out.reward_grad, out.reset
             )
             info["_final_info"] = out.reset
         return info
+
+
+class _HostStep(NamedTuple):
+    """A vector step's results on the host (numpy, env axis first)."""
+
+    obs: np.ndarray
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    reset: np.ndarray
+    info: dict[str, np.ndarray]
+    knobs: dict[str, np.ndarray]
+    reward_grad: np.ndarray | None
+    final_obs: np.ndarray | None
+    final_knobs: dict[str, np.ndarray] | None
 
 
 def _masked_dict(values: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, Any]:

@@ -75,12 +75,12 @@ class PerfSettings:
     rounds: int = 3
     env_ids: tuple[str, ...] | None = None  # None: every registered env
     plants: tuple[str, ...] | None = None  # None: every plant in PLANTS
-    sb3_env_ids: tuple[str, ...] | None = None  # None: the first env
+    sb3_env_ids: tuple[str, ...] | None = None  # None: the first env; (): no SB3 runs
     sb3_num_envs: int = 16
     sb3_n_steps: int = 64
     sb3_rollouts: int = 3
     external_batches: tuple[int, ...] = (32,)
-    external_voices: tuple[str, ...] = ("voice", "adsr_sine")
+    external_voices: tuple[str, ...] = ("voice", "adsr_sine")  # (): no other libraries
     external_seconds: float = 1.0
     quick: bool = False
 
@@ -647,7 +647,7 @@ def run_perf(
     unknown = sorted(set(env_ids) - set(ddsp_gym.ENV_IDS))
     if unknown:
         raise ValueError(f"unknown env ids {unknown}")
-    sb3_ids = list(settings.sb3_env_ids or env_ids[:1])
+    sb3_ids = list(env_ids[:1] if settings.sb3_env_ids is None else settings.sb3_env_ids)
     results: dict[str, Any] = {
         "meta": {
             **machine_info(),

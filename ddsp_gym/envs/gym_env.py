@@ -189,6 +189,11 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
     A target drawn from the plant's knob distribution (uniform in unit space,
     seeded by ``reset(seed=...)``) or loaded from ``target=`` (a WAV path or an
     array); knobs start at random unit positions (or 0.5 with ``random_start=False``).
+    Seeding: ``reset(seed=s)`` starts the env's JAX key chain at
+    :func:`seed_chain` ``(s)``; every reset splits the chain into the episode's
+    key and its next link, so ``reset(seed=s)`` then ``reset()``... replays the
+    same episodes, and env ``i`` of a vector env reset with ``seed=s`` plays
+    exactly what this env plays from ``seed=s + i``.
 
     ## Episode End
     Terminates on success (distance within the task's threshold, or knobs within

@@ -11,6 +11,7 @@ from ddsp_gym.dsp.filters import (
 )
 from ddsp_gym.dsp.noise import white_noise
 from ddsp_gym.dsp.oscillators import (
+    cosine,
     phase_accumulator,
     phase_increment,
     saw_naive,
@@ -35,6 +36,7 @@ __all__ = [
     "bandpass_coeffs",
     "biquad",
     "cents",
+    "cosine",
     "db_to_amp",
     "gain",
     "highpass_coeffs",

@@ -156,6 +156,9 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
             target_audio=_as_audio(target, sr, n, "target"),
             input_audio=_as_audio(input, sr, n, "input"),
         )
+        if self._params.input_audio is None and plant_obj.needs_input:
+            # An effect given no input processes its default program signal.
+            self._params = self._params._replace(input_audio=plant_obj.default_input())
         d = plant_obj.num_knobs
         self.action_space = gym.spaces.Box(-1.0, 1.0, (d,), np.float32)
         self.observation_space = gym.spaces.Box(

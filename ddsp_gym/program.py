@@ -12,8 +12,9 @@ to hear what it does:
   at 20 ms), for echo measurements;
 - ``"sine_steps"``: a ``PROBE_HZ`` sine stepping up through input levels (the bench
   signal of distortion measurements);
-- ``"mix"``: all of the above arranged one after another at widely varying levels
-  (for dynamics processors).
+- ``"mix"``: drums, plucks, syllables, clicks and swells (sustained tones rising
+  36 dB, a crescendo) one after another at widely varying levels, for dynamics
+  processors: the swells sweep the whole static curve, the hits show attack and release.
 
 Every kind fills exactly ``n_samples`` samples, peaks at ``PEAK`` and is identical
 for identical arguments (:func:`program_signal` caches and returns copies).
@@ -132,6 +133,16 @@ def speech_event(rng: np.random.Generator, sample_rate: int, n: int) -> np.ndarr
     return syllable / (np.max(np.abs(syllable)) + 1e-12)
 
 
+def swell_event(rng: np.random.Generator, sample_rate: int, n: int) -> np.ndarray:
+    """A sustained harmonic tone (5 partials, 110-330 Hz) rising 36 dB linearly in dB, peak 1."""
+    t = np.arange(n) / sample_rate
+    f0 = rng.uniform(110.0, 330.0)
+    tone = sum(np.sin(2.0 * np.pi * k * f0 * t) / k for k in range(1, 6))
+    ramp_db = np.linspace(-36.0, 0.0, n)
+    swell = fade(tone * 10.0 ** (ramp_db / 20.0), sample_rate, fade_s=0.01)
+    return swell / (np.max(np.abs(swell)) + 1e-12)
+
+
 def impulse_event(rng: np.random.Generator, sample_rate: int, n: int) -> np.ndarray:
     """A single-sample click of random polarity and level (0.5..1) at the event's start, (n,)."""
     click = np.zeros(n)
@@ -139,6 +150,7 @@ def impulse_event(rng: np.random.Generator, sample_rate: int, n: int) -> np.ndar
     return click
 
 
+MIX_KINDS: tuple[str, ...] = ("swell", "drums", "pluck", "speech", "click")
 EVENTS: dict[str, tuple[Event, tuple[float, float], tuple[float, float]]] = {
     # kind: (event, event length range in s, gap range in s)
     "pluck": (pluck_event, (0.25, 0.6), (0.0, 0.05)),
@@ -148,6 +160,7 @@ EVENTS: dict[str, tuple[Event, tuple[float, float], tuple[float, float]]] = {
     # before the next, as when measuring a delay by ear.
     "impulses": (impulse_event, (1.0, 1.25), (0.0, 0.0)),
     "click": (impulse_event, (0.05, 0.15), (0.0, 0.0)),
+    "swell": (swell_event, (0.3, 0.45), (0.0, 0.03)),
 }
 
 
@@ -158,21 +171,23 @@ def arrange(
     kinds: tuple[str, ...],
     level_db: tuple[float, float],
     start_s: float = 0.01,
+    length_scale: float = 1.0,
 ) -> np.ndarray:
     """Place events of ``kinds`` (cycled) one after another until ``n`` samples are filled.
 
-    Each event gets a random length and following gap (per kind, see ``EVENTS``)
-    and a random level in ``level_db``; the last one is cut at ``n``.
+    Each event gets a random length and following gap (per kind, see ``EVENTS``,
+    times ``length_scale``) and a random level in ``level_db``; the last one is
+    cut at ``n``.
     """
     out = np.zeros(n)
     pos, i = int(start_s * sample_rate), 0
     while pos < n:
         event, (len_lo, len_hi), (gap_lo, gap_hi) = EVENTS[kinds[i % len(kinds)]]
-        length = int(rng.uniform(len_lo, len_hi) * sample_rate)
+        length = max(int(rng.uniform(len_lo, len_hi) * length_scale * sample_rate), 1)
         hit = event(rng, sample_rate, length) * 10.0 ** (rng.uniform(*level_db) / 20.0)
         stop = min(pos + length, n)
         out[pos:stop] += hit[: stop - pos]
-        pos += length + int(rng.uniform(gap_lo, gap_hi) * sample_rate)
+        pos += length + int(rng.uniform(gap_lo, gap_hi) * length_scale * sample_rate)
         i += 1
     return out
 
@@ -190,8 +205,10 @@ def _generate(kind: str, sample_rate: int, n: int, seed: int) -> np.ndarray:
     if kind == "sine_steps":
         x = sine_steps(sample_rate, n)
     elif kind == "mix":
-        # Levels spread over 30 dB so a compressor's whole static curve is exercised.
-        x = arrange(rng, sample_rate, n, ("drums", "pluck", "speech", "click"), (-30.0, 0.0))
+        # Levels spread over 30 dB so a compressor's whole static curve is exercised; events
+        # at half their usual length, so a second holds many onsets (attack) and decays
+        # (release) besides a swell (the static curve).
+        x = arrange(rng, sample_rate, n, MIX_KINDS, (-30.0, 0.0), length_scale=0.5)
     elif kind == "impulses":
         x = arrange(rng, sample_rate, n, (kind,), (-6.0, 0.0), start_s=0.02)
     else:

@@ -2,7 +2,13 @@
 
 from ddsp_gym.dsp.convolution import fft_convolve
 from ddsp_gym.dsp.delay import echo_impulse_response, feedback_delay, fractional_delay_kernel
-from ddsp_gym.dsp.dynamics import compress, gain_computer_db, one_pole_coefficient, smooth_branching
+from ddsp_gym.dsp.dynamics import (
+    compress,
+    gain_computer_db,
+    mean_square,
+    one_pole_coefficient,
+    smooth_branching,
+)
 from ddsp_gym.dsp.envelopes import adsr
 from ddsp_gym.dsp.filters import (
     bandpass_coeffs,
@@ -58,6 +64,7 @@ __all__ = [
     "hz_to_midi",
     "lowpass_coeffs",
     "lowshelf_coeffs",
+    "mean_square",
     "midi_to_hz",
     "mix",
     "noise_reverb_ir",

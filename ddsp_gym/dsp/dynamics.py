@@ -2,10 +2,14 @@
 
 Follows the feed-forward, log-domain design recommended by D. Giannoulis,
 M. Massberg & J. D. Reiss, "Digital Dynamic Range Compressor Design -- A Tutorial
-and Analysis", J. Audio Eng. Soc. 60(6), 2012 (section 2.2 gain computer, eq. 4;
-section 3.2 smooth branching peak detector, eq. 17; Fig. 7 topology): level in dB
--> static gain computer -> attack/release smoothing of the gain reduction ->
-make-up gain.
+and Analysis", J. Audio Eng. Soc. 60(6), 2012 (gain computer eq. 4; smooth
+branching peak detector eq. 17; Fig. 7(b) topology): level in dB -> static gain
+computer -> attack/release smoothing of the gain reduction -> make-up gain.
+
+The level is an RMS measurement (one-pole mean square, U. Zolzer (ed.), DAFX,
+2nd ed., Wiley 2011, ch. 4) rather than the instantaneous |x| in dB: the latter
+drops to the floor at every zero crossing, so with attack times longer than a
+cycle the detector never reaches the gain reduction a steady tone asks for.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from ddsp_gym.dsp.units import amp_to_db, db_to_amp
+from ddsp_gym.dsp.units import db_to_amp, power_to_db
 
 MIN_KNEE_DB = 1e-3  # a knee narrower than this is treated as hard (avoids 0 / 0)
 MIN_TIME_S = 1e-5
@@ -44,6 +48,17 @@ def one_pole_coefficient(time_s: Array | float, sample_rate: int) -> Array:
     The step response reaches 1 - 1/e (63%) after ``time_s`` (Giannoulis sec. 3.1).
     """
     return jnp.exp(-1.0 / (jnp.maximum(time_s, MIN_TIME_S) * sample_rate))
+
+
+def mean_square(x: Array, coef: Array | float) -> Array:
+    """One-pole smoothed square: m[n] = c m[n-1] + (1 - c) x[n]^2, (n,) -> (n,), by ``lax.scan``."""
+
+    def tick(m, xn):
+        m = coef * m + (1.0 - coef) * xn * xn
+        return m, m
+
+    _, m = jax.lax.scan(tick, jnp.zeros((), x.dtype), x)
+    return m
 
 
 def smooth_branching(x: Array, attack_coef: Array | float, release_coef: Array | float) -> Array:
@@ -79,18 +94,21 @@ def compress(
     attack_s: Array | float,
     release_s: Array | float,
     makeup_db: Array | float,
+    rms_time_s: float = 0.005,
 ) -> Array:
     """Feed-forward compressor (Giannoulis Fig. 7(b): smoothing after the gain computer).
 
     Args:
         x: (n,) input audio.
-        threshold_db, ratio, knee_db: the static curve (see :func:`gain_computer_db`).
+        threshold_db, ratio, knee_db: the static curve (see :func:`gain_computer_db`),
+            applied to the RMS level in dBFS (a full-scale sine reads -3 dB).
         attack_s, release_s: detector time constants in seconds.
         makeup_db: gain added after compression, dB.
+        rms_time_s: time constant of the RMS level measurement (static).
     Returns:
         (n,) compressed audio.
     """
-    level = amp_to_db(x, floor_db=-120.0)
+    level = power_to_db(mean_square(x, one_pole_coefficient(rms_time_s, sample_rate)))
     reduction = level - gain_computer_db(level, threshold_db, ratio, knee_db)
     smoothed = smooth_branching(
         reduction,

@@ -52,7 +52,7 @@ class DynamicsMatch(AbstractTask):
         return {"curve": curve, "range": peak_db - mean_db}
 
     def distance(self, features: dict, target_features: dict) -> Array:
-        curve = jnp.mean(F.smooth_abs(features["curve"] - target_features["curve"], 0.05))
+        curve = jnp.sqrt(jnp.mean((features["curve"] - target_features["curve"]) ** 2) + 1e-6)
         spread = F.smooth_abs(features["range"] - target_features["range"], 0.05)
         return curve + spread
 

@@ -118,3 +118,52 @@ def pole_radius(a: Array) -> Array:
     # Complex pair: |p| = sqrt(a2). Real pair: the larger |root| of z^2 + a1 z + a2.
     real_root = (jnp.abs(a1) + jnp.sqrt(jnp.maximum(disc, 0.0))) / 2.0
     return jnp.where(disc < 0, jnp.sqrt(jnp.maximum(a2, 0.0)), real_root)
+
+
+# RBJ shelves with shelf slope S = 1 (the steepest without overshoot), i.e. alpha as for
+# Q = 1 / sqrt(2); for any gain their poles lie inside the unit circle like the designs above.
+_SHELF_Q = 0.7071067811865476
+
+
+def _shelf_terms(freq_hz, gain_db, sample_rate: int):
+    w0, alpha = _w0_alpha(freq_hz, _SHELF_Q, sample_rate)
+    amp = jnp.power(10.0, jnp.asarray(gain_db, jnp.float32) / 40.0)
+    return amp, jnp.cos(w0), 2.0 * jnp.sqrt(amp) * alpha
+
+
+def lowshelf_coeffs(freq_hz: Array | float, gain_db: Array | float, sample_rate: int):
+    """RBJ low shelf: ``gain_db`` at DC, 0 dB at Nyquist, midpoint at ``freq_hz``. (b, a)."""
+    amp, cos, beta = _shelf_terms(freq_hz, gain_db, sample_rate)
+    return _normalise(
+        amp * ((amp + 1) - (amp - 1) * cos + beta),
+        2 * amp * ((amp - 1) - (amp + 1) * cos),
+        amp * ((amp + 1) - (amp - 1) * cos - beta),
+        (amp + 1) + (amp - 1) * cos + beta,
+        -2 * ((amp - 1) + (amp + 1) * cos),
+        (amp + 1) + (amp - 1) * cos - beta,
+    )
+
+
+def highshelf_coeffs(freq_hz: Array | float, gain_db: Array | float, sample_rate: int):
+    """RBJ high shelf: 0 dB at DC, ``gain_db`` at Nyquist, midpoint at ``freq_hz``. (b, a)."""
+    amp, cos, beta = _shelf_terms(freq_hz, gain_db, sample_rate)
+    return _normalise(
+        amp * ((amp + 1) + (amp - 1) * cos + beta),
+        -2 * amp * ((amp - 1) + (amp + 1) * cos),
+        amp * ((amp + 1) + (amp - 1) * cos - beta),
+        (amp + 1) - (amp - 1) * cos + beta,
+        2 * ((amp - 1) - (amp + 1) * cos),
+        (amp + 1) - (amp - 1) * cos - beta,
+    )
+
+
+def tilt_eq(x: Array, tilt_db: Array | float, pivot_hz: Array | float, sample_rate: int) -> Array:
+    """Tilt filter: a low shelf at -tilt/2 and a high shelf at +tilt/2 around ``pivot_hz``.
+
+    Positive ``tilt_db`` brightens (highs up, lows down), negative darkens;
+    the two extremes differ by ``tilt_db``. (n,) -> (n,).
+    """
+    b, a = lowshelf_coeffs(pivot_hz, -0.5 * tilt_db, sample_rate)
+    x = biquad(x, b, a)
+    b, a = highshelf_coeffs(pivot_hz, 0.5 * tilt_db, sample_rate)
+    return biquad(x, b, a)

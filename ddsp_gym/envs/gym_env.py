@@ -145,6 +145,9 @@ def build_functional(
         target_audio=_as_audio(target, sr, n, "target"),
         input_audio=_as_audio(input, sr, n, "input"),
     )
+    if params.input_audio is None and plant_obj.needs_input:
+        # An effect given no input processes its default program signal.
+        params = params._replace(input_audio=plant_obj.default_input())
     return fenv, params
 
 

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from ddsp_gym.plants.adsr_tone import AdsrTone
 from ddsp_gym.plants.base import AbstractPlant
+from ddsp_gym.plants.compressor import Compressor
+from ddsp_gym.plants.delay import Delay
+from ddsp_gym.plants.distortion import Distortion
+from ddsp_gym.plants.effect import AbstractEffect
 from ddsp_gym.plants.filtered_saw import FilteredSaw
 from ddsp_gym.plants.gain_stage import GainStage
+from ddsp_gym.plants.guitar_amp import GuitarAmp
+from ddsp_gym.plants.reverb import Reverb
 from ddsp_gym.plants.sine import SineOscillator
 
 # Name used in envs_registry.yaml and on the command line -> plant class.
@@ -14,6 +20,11 @@ PLANTS: dict[str, type[AbstractPlant]] = {
     "filtered_saw": FilteredSaw,
     "adsr_tone": AdsrTone,
     "gain": GainStage,
+    "compressor": Compressor,
+    "delay": Delay,
+    "reverb": Reverb,
+    "distortion": Distortion,
+    "guitar_amp": GuitarAmp,
 }
 
 
@@ -28,10 +39,16 @@ def make_plant(name: str, **config) -> AbstractPlant:
 
 __all__ = [
     "PLANTS",
+    "AbstractEffect",
     "AbstractPlant",
     "AdsrTone",
+    "Compressor",
+    "Delay",
+    "Distortion",
     "FilteredSaw",
     "GainStage",
+    "GuitarAmp",
+    "Reverb",
     "SineOscillator",
     "make_plant",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ddsp_gym.tasks.base import AbstractTask
+from ddsp_gym.tasks.effects import DecayMatch, DynamicsMatch, EchoMatch, HarmonicsMatch, ToneMatch
 from ddsp_gym.tasks.matching import CentroidMatch, EnvelopeMatch, LoudnessMatch, SpectrumMatch
 
 # Name used in envs_registry.yaml -> task class.
@@ -11,6 +12,11 @@ TASKS: dict[str, type[AbstractTask]] = {
     "spectrum": SpectrumMatch,
     "envelope": EnvelopeMatch,
     "loudness": LoudnessMatch,
+    "dynamics": DynamicsMatch,
+    "echo": EchoMatch,
+    "decay": DecayMatch,
+    "harmonics": HarmonicsMatch,
+    "tone": ToneMatch,
 }
 
 
@@ -27,8 +33,13 @@ __all__ = [
     "TASKS",
     "AbstractTask",
     "CentroidMatch",
+    "DecayMatch",
+    "DynamicsMatch",
+    "EchoMatch",
     "EnvelopeMatch",
+    "HarmonicsMatch",
     "LoudnessMatch",
     "SpectrumMatch",
+    "ToneMatch",
     "make_task",
 ]

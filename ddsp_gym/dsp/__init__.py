@@ -9,7 +9,7 @@ from ddsp_gym.dsp.dynamics import (
     one_pole_coefficient,
     smooth_branching,
 )
-from ddsp_gym.dsp.envelopes import adsr
+from ddsp_gym.dsp.envelopes import adsr, exp_decay
 from ddsp_gym.dsp.filters import (
     bandpass_coeffs,
     biquad,
@@ -21,6 +21,7 @@ from ddsp_gym.dsp.filters import (
     pole_radius,
     tilt_eq,
 )
+from ddsp_gym.dsp.fm import feedback_operator, pm_operator
 from ddsp_gym.dsp.noise import white_noise
 from ddsp_gym.dsp.oscillators import (
     cosine,
@@ -42,6 +43,7 @@ from ddsp_gym.dsp.units import (
     mix,
     power_to_db,
 )
+from ddsp_gym.dsp.voice import radiate, resonator_coeffs, rosenberg_pulse
 from ddsp_gym.dsp.waveshaping import tanh_drive
 
 __all__ = [
@@ -56,7 +58,9 @@ __all__ = [
     "cosine",
     "db_to_amp",
     "echo_impulse_response",
+    "exp_decay",
     "feedback_delay",
+    "feedback_operator",
     "fft_convolve",
     "fractional_delay_kernel",
     "gain",
@@ -74,8 +78,12 @@ __all__ = [
     "peaking_coeffs",
     "phase_accumulator",
     "phase_increment",
+    "pm_operator",
     "pole_radius",
     "power_to_db",
+    "radiate",
+    "resonator_coeffs",
+    "rosenberg_pulse",
     "saw_naive",
     "saw_polyblep",
     "sine",

@@ -126,9 +126,9 @@ _SHELF_Q = 0.7071067811865476
 
 
 def _shelf_terms(freq_hz, gain_db, sample_rate: int):
-    w0, alpha = _w0_alpha(freq_hz, _SHELF_Q, sample_rate)
+    cos, alpha = _cos_alpha(freq_hz, _SHELF_Q, sample_rate)
     amp = jnp.power(10.0, jnp.asarray(gain_db, jnp.float32) / 40.0)
-    return amp, jnp.cos(w0), 2.0 * jnp.sqrt(amp) * alpha
+    return amp, cos, 2.0 * jnp.sqrt(amp) * alpha
 
 
 def lowshelf_coeffs(freq_hz: Array | float, gain_db: Array | float, sample_rate: int):

@@ -9,10 +9,13 @@ from ddsp_gym.plants.delay import Delay
 from ddsp_gym.plants.distortion import Distortion
 from ddsp_gym.plants.effect import AbstractEffect
 from ddsp_gym.plants.filtered_saw import FilteredSaw
+from ddsp_gym.plants.fm2 import FM2
+from ddsp_gym.plants.formant import FormantVoice
 from ddsp_gym.plants.gain_stage import GainStage
 from ddsp_gym.plants.guitar_amp import GuitarAmp
 from ddsp_gym.plants.reverb import Reverb
 from ddsp_gym.plants.sine import SineOscillator
+from ddsp_gym.plants.subtractive import Subtractive
 
 # Name used in envs_registry.yaml and on the command line -> plant class.
 PLANTS: dict[str, type[AbstractPlant]] = {
@@ -25,6 +28,9 @@ PLANTS: dict[str, type[AbstractPlant]] = {
     "reverb": Reverb,
     "distortion": Distortion,
     "guitar_amp": GuitarAmp,
+    "fm2": FM2,
+    "subtractive": Subtractive,
+    "formant": FormantVoice,
 }
 
 
@@ -38,6 +44,7 @@ def make_plant(name: str, **config) -> AbstractPlant:
 
 
 __all__ = [
+    "FM2",
     "PLANTS",
     "AbstractEffect",
     "AbstractPlant",
@@ -46,9 +53,11 @@ __all__ = [
     "Delay",
     "Distortion",
     "FilteredSaw",
+    "FormantVoice",
     "GainStage",
     "GuitarAmp",
     "Reverb",
     "SineOscillator",
+    "Subtractive",
     "make_plant",
 ]

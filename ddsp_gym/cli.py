@@ -69,6 +69,62 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
+def _cmd_match(args: argparse.Namespace) -> int:
+    from agents.match import match_file
+    from ddsp_gym.plants import PLANTS
+
+    if args.plant not in PLANTS:
+        raise ValueError(f"unknown plant {args.plant!r}; known plants: {sorted(PLANTS)}")
+    result = match_file(
+        args.target, args.plant, args.output, args.input, args.agent, args.steps, args.seed
+    )
+    knobs = ", ".join(f"{k}={v:.4g}" for k, v in result.knobs.items())
+    verdict = "matched" if result.success else "no setting reached the success threshold"
+    print(
+        f"{verdict}: distance {result.distance:.4g} {result.distance_unit} "
+        f"after {result.steps} steps"
+    )
+    print(f"knobs: {knobs}")
+    print("wrote " + ", ".join(result.outputs.values()))
+    return 0
+
+
+def _cmd_recovery(args: argparse.Namespace) -> int:
+    import ddsp_gym
+    from agents.recovery import format_table, run_recovery
+
+    unknown = sorted(set(args.envs or []) - set(ddsp_gym.ENV_IDS))
+    if unknown:
+        raise ValueError(f"unknown env ids {unknown}; see `ddsp-gym list`")
+    rows = run_recovery(args.envs or list(ddsp_gym.ENV_IDS), args.seeds, args.output)
+    print(format_table(rows))
+    print(f"\nwrote {args.output / 'recovery.json'} and {args.output / 'recovery.md'}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if not args.perf:
+        # The agent benchmark (which agents solve which envs, on the same budgets) will
+        # live here; the speed benchmark is the --perf path.
+        print(
+            "ddsp-gym bench: the agent benchmark is not available yet; "
+            "`ddsp-gym bench --perf` measures speed",
+            file=sys.stderr,
+        )
+        return 2
+    from ddsp_gym.bench.perf import format_markdown, run_perf, settings_for
+
+    settings = settings_for(
+        args.quick,
+        env_ids=tuple(args.envs) if args.envs else None,
+        plants=tuple(args.plants) if args.plants else None,
+    )
+    results = run_perf(args.output, settings)
+    print(format_markdown(results))
+    print(f"wrote {args.output / 'perf.json'} and {args.output / 'perf.md'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ddsp-gym", description="Gymnasium envs in which agents play differentiable synths."
@@ -90,6 +146,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, required=True, help="output WAV path")
     p.add_argument("--seed", type=int, default=0, help="seed for noise sources")
     p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("match", help="fit a plant's knobs to a WAV file")
+    p.add_argument("target", type=Path, help="the sound to match (WAV, FLAC, ...)")
+    p.add_argument("--plant", required=True, help="plant name (see ddsp_gym/plants)")
+    p.add_argument("--input", type=Path, default=None, help="dry signal for effect plants")
+    p.add_argument("--agent", default="gradient", help="search agent (default gradient)")
+    p.add_argument("--steps", type=int, default=300, help="plant queries (default 300)")
+    p.add_argument("--seed", type=int, default=0, help="seed for starts and restarts")
+    p.add_argument("-o", "--output", type=Path, default=Path("match_out"), help="output folder")
+    p.set_defaults(func=_cmd_match)
+
+    p = sub.add_parser(
+        "recovery", help="how often the gradient agent recovers hidden knob settings"
+    )
+    p.add_argument("--envs", nargs="*", help="env ids (default: all)")
+    p.add_argument("--seeds", type=int, default=20, help="hidden settings per env (default 20)")
+    p.add_argument("-o", "--output", type=Path, default=Path("results"), help="results folder")
+    p.set_defaults(func=_cmd_recovery)
+
+    p = sub.add_parser("bench", help="benchmarks (--perf: speed of plants, gradients and envs)")
+    p.add_argument(
+        "--perf", action="store_true", help="measure render, gradient and env-step speed"
+    )
+    p.add_argument("--quick", action="store_true", help="a smoke-test run (under 2 minutes)")
+    p.add_argument("--envs", nargs="*", help="env ids (default: all)")
+    p.add_argument("--plants", nargs="*", help="plant names (default: all)")
+    p.add_argument("-o", "--output", type=Path, default=Path("results"), help="results folder")
+    p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("demo", help="solve the Level-1 envs with the gradient agent")
     p.add_argument("--seeds", type=int, default=10, help="seeds per env (default 10)")

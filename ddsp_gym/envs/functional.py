@@ -158,6 +158,17 @@ class FunctionalDDSPEnv:
         audio = self.plant.render(knobs, k_render, params.input_audio)
         return state, self._observation(knobs, audio, state.target_summary)
 
+    def reset_from_chain(self, chain: Array, params: EnvParams) -> tuple[Array, EnvState, Array]:
+        """:meth:`reset` with the next key of a per-env key chain -> (chain, state, obs).
+
+        Every env (single or in a vector) owns a chain key, set from its seed;
+        each reset splits it into the episode's key and the chain's next link.
+        Episode k of an env seeded ``s`` thus gets the same target wherever it runs.
+        """
+        chain, key = jax.random.split(chain)
+        state, obs = self.reset(key, params)
+        return chain, state, obs
+
     def step(
         self, key: Array, state: EnvState, action: Array, params: EnvParams
     ) -> tuple[EnvState, Array, Array, Array, StepInfo]:

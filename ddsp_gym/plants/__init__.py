@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from ddsp_gym.plants.adsr_tone import AdsrTone
 from ddsp_gym.plants.base import AbstractPlant
+from ddsp_gym.plants.compressor import Compressor
+from ddsp_gym.plants.delay import Delay
+from ddsp_gym.plants.distortion import Distortion
+from ddsp_gym.plants.effect import AbstractEffect
 from ddsp_gym.plants.filtered_saw import FilteredSaw
 from ddsp_gym.plants.fm2 import FM2
 from ddsp_gym.plants.formant import FormantVoice
 from ddsp_gym.plants.gain_stage import GainStage
+from ddsp_gym.plants.guitar_amp import GuitarAmp
+from ddsp_gym.plants.reverb import Reverb
 from ddsp_gym.plants.sine import SineOscillator
 from ddsp_gym.plants.subtractive import Subtractive
 
@@ -17,6 +23,11 @@ PLANTS: dict[str, type[AbstractPlant]] = {
     "filtered_saw": FilteredSaw,
     "adsr_tone": AdsrTone,
     "gain": GainStage,
+    "compressor": Compressor,
+    "delay": Delay,
+    "reverb": Reverb,
+    "distortion": Distortion,
+    "guitar_amp": GuitarAmp,
     "fm2": FM2,
     "subtractive": Subtractive,
     "formant": FormantVoice,
@@ -33,13 +44,19 @@ def make_plant(name: str, **config) -> AbstractPlant:
 
 
 __all__ = [
+    "FM2",
     "PLANTS",
+    "AbstractEffect",
     "AbstractPlant",
     "AdsrTone",
-    "FM2",
+    "Compressor",
+    "Delay",
+    "Distortion",
     "FilteredSaw",
     "FormantVoice",
     "GainStage",
+    "GuitarAmp",
+    "Reverb",
     "SineOscillator",
     "Subtractive",
     "make_plant",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ddsp_gym.tasks.base import AbstractTask
+from ddsp_gym.tasks.effects import DecayMatch, DynamicsMatch, EchoMatch, HarmonicsMatch, ToneMatch
 from ddsp_gym.tasks.matching import CentroidMatch, EnvelopeMatch, LoudnessMatch, SpectrumMatch
 from ddsp_gym.tasks.timbre import FMBellMatch, FormantMatch, SubtractiveMatch
 
@@ -12,6 +13,11 @@ TASKS: dict[str, type[AbstractTask]] = {
     "spectrum": SpectrumMatch,
     "envelope": EnvelopeMatch,
     "loudness": LoudnessMatch,
+    "dynamics": DynamicsMatch,
+    "echo": EchoMatch,
+    "decay": DecayMatch,
+    "harmonics": HarmonicsMatch,
+    "tone": ToneMatch,
     "fm_bell": FMBellMatch,
     "subtractive_patch": SubtractiveMatch,
     "formant": FormantMatch,
@@ -31,11 +37,16 @@ __all__ = [
     "TASKS",
     "AbstractTask",
     "CentroidMatch",
+    "DecayMatch",
+    "DynamicsMatch",
+    "EchoMatch",
     "EnvelopeMatch",
     "FMBellMatch",
     "FormantMatch",
+    "HarmonicsMatch",
     "LoudnessMatch",
     "SpectrumMatch",
     "SubtractiveMatch",
+    "ToneMatch",
     "make_task",
 ]

@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from ddsp_gym.dsp.oscillators import sine
+
 
 def pm_operator(phase: Array, modulation: Array | float) -> Array:
     """Phase-modulated sine: sin(2 pi phase + modulation), shape of ``phase`` (n,).
@@ -17,7 +19,7 @@ def pm_operator(phase: Array, modulation: Array | float) -> Array:
     With ``modulation = I sin(2 pi fm t)`` this is the FM of Chowning (1973), whose
     spectrum has lines at fc + k fm with amplitudes J_k(I).
     """
-    return jnp.sin(2.0 * jnp.pi * phase + modulation)
+    return sine(phase + jnp.asarray(modulation) / (2.0 * jnp.pi))
 
 
 def feedback_operator(phase: Array, feedback: Array | float) -> Array:
@@ -33,7 +35,7 @@ def feedback_operator(phase: Array, feedback: Array | float) -> Array:
 
     def tick(carry, ph):
         m1, m2 = carry
-        m = jnp.sin(2.0 * jnp.pi * ph + feedback * 0.5 * (m1 + m2))
+        m = sine(ph + feedback * 0.25 / jnp.pi * (m1 + m2))
         return (m, m1), m
 
     zero = jnp.zeros((), phase.dtype)

@@ -98,18 +98,13 @@ class Subtractive(AbstractPlant):
     def oscillator(self, controls: dict[str, Array], key: Array) -> Array:
         """The filter's input: PolyBLEP saw/square crossfade plus noise, shape (n,)."""
         n, sr = self.n_samples, self.sample_rate
-        # The note is static: evaluate the waveforms once while tracing, so XLA
-        # embeds them as constants instead of constant-folding an 8000-step cumsum
-        # (which it does slowly, and loudly) in every compile.
-        with jax.ensure_compile_time_eval():
-            inc = dsp.phase_increment(self.pitch_hz, sr, n)
-            phase = dsp.phase_accumulator(self.pitch_hz, sr, n)
-            saw = dsp.saw_polyblep(phase, inc)
-            square_wave = dsp.square_polyblep(phase, inc)
+        inc = dsp.phase_increment(self.pitch_hz, sr, n)
+        phase = dsp.phase_accumulator(self.pitch_hz, sr, n)
+        saw = dsp.saw_polyblep(phase, inc)
         if not self.oscillator_knobs:
             return saw
         square = controls["square"]
-        tone = (1.0 - square) * saw + square * square_wave
+        tone = (1.0 - square) * saw + square * dsp.square_polyblep(phase, inc)
         return tone + controls["noise"] * dsp.white_noise(key, n)
 
     def cutoff_trajectory(self, controls: dict[str, Array]) -> Array:

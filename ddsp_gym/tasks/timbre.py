@@ -13,6 +13,7 @@ import numpy as np
 from jax import Array
 
 from ddsp_gym import features as F
+from ddsp_gym.features.distances import LOG_MAG_OFFSET
 from ddsp_gym.features.spectral import EPS
 from ddsp_gym.plants.base import AbstractPlant
 from ddsp_gym.tasks.base import AbstractTask
@@ -70,6 +71,12 @@ class FMBellMatch(AbstractTask):
         return jnp.mean(mel) + self.flatness_weight * jnp.mean(flat)
 
 
+def _floored(spectrum: F.Spectrum, floor: float) -> F.Spectrum:
+    """A spectrum with ``floor`` added to its magnitudes (and its log recomputed)."""
+    magnitude = spectrum.magnitude + floor
+    return F.Spectrum(magnitude, jnp.log(magnitude + LOG_MAG_OFFSET))
+
+
 @dataclass(frozen=True)
 class SubtractiveMatch(AbstractTask):
     """Spectral-centroid trajectory distance (octaves) plus MR-STFT distance.
@@ -99,9 +106,9 @@ class SubtractiveMatch(AbstractTask):
 
     def features(self, audio: Array, sample_rate: int) -> dict:
         raw = F.multi_resolution_spectra(audio, self.fft_sizes)
-        spectra = tuple(m + self.magnitude_floor for m in raw)
+        spectra = tuple(_floored(spectrum, self.magnitude_floor) for spectrum in raw)
         if self.centroid_fft in self.fft_sizes:
-            mag = raw[self.fft_sizes.index(self.centroid_fft)]
+            mag = raw[self.fft_sizes.index(self.centroid_fft)].magnitude
         else:
             mag = F.magnitude_spectrogram(audio, self.centroid_fft)
         centroid = F.spectral_centroid(mag, F.fft_frequencies(sample_rate, self.centroid_fft))

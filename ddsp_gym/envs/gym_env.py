@@ -42,6 +42,11 @@ def _reward_and_grad(fenv: FunctionalDDSPEnv, state: EnvState, action, params: E
 
 
 @partial(jax.jit, static_argnums=0)
+def _reward_of(fenv: FunctionalDDSPEnv, state: EnvState, action, params: EnvParams):
+    return fenv.reward_of_action(state, action, params)
+
+
+@partial(jax.jit, static_argnums=0)
 def _render_plant(fenv: FunctionalDDSPEnv, knobs, key, params: EnvParams):
     return fenv.plant.render(knobs, key, params.input_audio)
 
@@ -208,6 +213,24 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
             self.functional, state, self._checked_action(action), self._params
         )
         return float(reward), np.asarray(grad, np.float32)
+
+    def reward_of(self, action, with_grad: bool = False) -> tuple[float, dict[str, Any]]:
+        """(reward, info) of ``action`` from the current state, without stepping.
+
+        One plant query, as an optimizer's probe: ``info`` is what :meth:`step`
+        would report (``reward_grad`` too when ``with_grad``), the state is kept.
+        """
+        state = self._require_state()
+        action = self._checked_action(action)
+        if with_grad:
+            reward, grad, (_, info) = _reward_and_grad(self.functional, state, action, self._params)
+        else:
+            (reward, (_, info)), grad = (
+                _reward_of(self.functional, state, action, self._params),
+                None,
+            )
+        knobs = self.functional.knobs_after(state.knobs, action)
+        return float(reward), self._info(info, knobs, grad)
 
     def render(self):
         if self.render_mode is None:

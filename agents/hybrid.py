@@ -90,6 +90,8 @@ class HybridAgent:
     probe_pairs: int = 1
     max_slew: float = 0.5
     restart_after: int = 3
+    sigma_down: float = 0.5
+    winner_dither: bool = True
     name: str = "hybrid"
 
     def solve(self, env: gym.Env, seed: int, budget: int) -> SolveResult:
@@ -115,6 +117,7 @@ class HybridAgent:
             alpha_min=self.alpha_min,
             alpha_max=self.alpha_max,
             patience=self.patience,
+            sigma_down=self.sigma_down,
         )
 
     def _run(
@@ -146,6 +149,7 @@ class HybridAgent:
                 else spsa_weight(scheduler.sigma, self.sigma_min, self.sigma_max)
             )
             grad = np.zeros_like(theta) if plant_grad is None else plant_grad
+            eta = rng.standard_normal(oracle.dim)
             if w > 0.0:
                 scale = scheduler.sigma * dither_shape(theta)
                 directions = rademacher(rng, self.probe_pairs, oracle.dim)
@@ -153,8 +157,10 @@ class HybridAgent:
                 for point, probe_loss in probes:
                     monitor.record_best(probe_loss, np.clip(point, -1.0, 1.0))
                 grad = (1.0 - w) * grad + w * g_spsa
+                if self.winner_dither:
+                    # The pair's winner: rank-shaped antithetic NES step.
+                    eta = np.sign(probes[1][1] - probes[0][1]) * directions[0]
             direction, adam_state = adam.update(grad, adam_state, theta)
-            eta = rng.standard_normal(oracle.dim)
             theta = hybrid_step(
                 theta,
                 np.asarray(direction),

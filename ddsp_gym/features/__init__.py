@@ -23,6 +23,7 @@ from ddsp_gym.features.spectral import (
     spectral_flatness,
     spectral_peakiness,
     spectral_rolloff,
+    spectral_spread,
     stft,
 )
 from ddsp_gym.features.summary import SUMMARY_SIZE, summary_features
@@ -52,6 +53,7 @@ __all__ = [
     "spectral_flatness",
     "spectral_peakiness",
     "spectral_rolloff",
+    "spectral_spread",
     "stft",
     "summary_features",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ddsp_gym.plants.adsr_tone import AdsrTone
 from ddsp_gym.plants.base import AbstractPlant
 from ddsp_gym.plants.filtered_saw import FilteredSaw
+from ddsp_gym.plants.fm_sine import FMSine
 from ddsp_gym.plants.gain_stage import GainStage
 from ddsp_gym.plants.sine import SineOscillator
 
@@ -14,6 +15,7 @@ PLANTS: dict[str, type[AbstractPlant]] = {
     "filtered_saw": FilteredSaw,
     "adsr_tone": AdsrTone,
     "gain": GainStage,
+    "fm_sine": FMSine,
 }
 
 
@@ -30,6 +32,7 @@ __all__ = [
     "PLANTS",
     "AbstractPlant",
     "AdsrTone",
+    "FMSine",
     "FilteredSaw",
     "GainStage",
     "SineOscillator",

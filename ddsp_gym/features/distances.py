@@ -18,8 +18,13 @@ def smooth_abs(x: Array, width: float) -> Array:
 
 
 def spectral_convergence(mag: Array, target_mag: Array) -> Array:
-    """||target - mag||_F / ||target||_F (Arik et al., 2019)."""
-    return jnp.linalg.norm(target_mag - mag) / (jnp.linalg.norm(target_mag) + EPS)
+    """||target - mag||_F / ||target||_F (Arik et al., 2019).
+
+    Norms are sqrt(sum of squares + eps): ``jnp.linalg.norm`` has a NaN gradient
+    where the difference is exactly zero (a perfect match, or silence vs silence).
+    """
+    difference = jnp.sqrt(jnp.sum((target_mag - mag) ** 2) + EPS)
+    return difference / (jnp.sqrt(jnp.sum(target_mag**2) + EPS) + EPS)
 
 
 def log_magnitude_distance(mag: Array, target_mag: Array) -> Array:

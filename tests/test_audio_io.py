@@ -1,0 +1,77 @@
+"""Target/input WAV files: mono mixdown, resampling, and one clear error per bad file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ddsp_gym.audio_io import AudioFileError, load_audio, save_audio
+from tests.conftest import make
+
+
+def _tone(freq: float, sr: int, seconds: float, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(sr * seconds)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def test_stereo_is_mixed_down_and_other_rates_resampled(tmp_path):
+    left, right = _tone(440, 44_100, 0.5), _tone(440, 44_100, 0.5, amp=0.1)
+    path = tmp_path / "stereo.wav"
+    sf.write(path, np.stack([left, right], axis=1), 44_100, subtype="FLOAT")
+    audio = load_audio(path, 16_000, 4000)
+    assert audio.shape == (4000,) and audio.dtype == np.float32
+    assert np.max(np.abs(audio)) == pytest.approx(0.3, abs=0.01)  # the channel mean
+    spectrum = np.abs(np.fft.rfft(audio * np.hanning(4000)))
+    assert np.fft.rfftfreq(4000, 1 / 16_000)[np.argmax(spectrum)] == pytest.approx(440, abs=4)
+
+
+def test_short_files_are_zero_padded_and_long_ones_trimmed(tmp_path):
+    path = save_audio(tmp_path / "short.wav", _tone(300, 16_000, 0.1), 16_000)
+    audio = load_audio(path, 16_000, 4000)
+    assert audio.shape == (4000,) and np.all(audio[1700:] == 0)
+    long = save_audio(tmp_path / "long.wav", _tone(300, 16_000, 3.0), 16_000)
+    assert load_audio(long, 16_000, 4000).shape == (4000,)
+
+
+@pytest.mark.parametrize(
+    "writer, message",
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.write_bytes(b""), "cannot read it as audio"),
+        (lambda p: p.write_bytes(b"RIFF\x00\x00garbage" * 10), "cannot read it as audio"),
+        (lambda p: sf.write(p, np.zeros((0,), np.float32), 16_000), "has no samples"),
+        (lambda p: sf.write(p, np.zeros(4000, np.float32), 16_000), "silent"),
+    ],
+    ids=["missing", "empty-bytes", "corrupt", "no-samples", "silent"],
+)
+def test_bad_files_give_one_clear_error(tmp_path, writer, message):
+    path = tmp_path / "bad.wav"
+    writer(path)
+    with pytest.raises(AudioFileError, match=message) as info:
+        load_audio(path, 16_000, 4000)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_env_matches_a_target_loaded_from_a_wav(tmp_path):
+    # The target is a sine at 660 Hz written to disk; the env must tune to it.
+    path = save_audio(tmp_path / "target.wav", _tone(660, 22_050, 0.25), 22_050)
+    env = make("ddsp_gym/SineTuner-v0", target=str(path), expose_grad=True)
+    env.reset(seed=0)
+    spec = env.unwrapped.plant.knob_specs[0]
+    action = np.array([2 * float(spec.to_unit(660.0)) - 1], np.float32)
+    _, _, terminated, _, info = env.step(action)
+    assert terminated and info["success"] and info["distance"] < 5.0
+    assert "param_error" not in info  # unknown for a recorded target
+
+
+def test_env_refuses_a_silent_target(tmp_path):
+    path = tmp_path / "silence.wav"
+    sf.write(path, np.zeros(4000, np.float32), 16_000)
+    with pytest.raises(AudioFileError, match="silent"):
+        make("ddsp_gym/SineTuner-v0", target=str(path))
+
+
+def test_env_refuses_a_non_finite_target_array():
+    with pytest.raises(ValueError, match="finite"):
+        make("ddsp_gym/SineTuner-v0", target=np.full(4000, np.nan, np.float32))

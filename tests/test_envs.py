@@ -1,0 +1,242 @@
+"""Guarantees every registered env keeps, checked over the whole registry."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+
+import ddsp_gym
+from tests.conftest import make
+
+ENV_IDS = list(ddsp_gym.ENV_IDS)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_gymnasium_check_env(env_id):
+    env = make(env_id)
+    gym_check_env(env.unwrapped, skip_render_check=True)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_sb3_check_env(env_id):
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    sb3_check_env(make(env_id).unwrapped, warn=True)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_spaces_follow_the_contract(env_id):
+    env = make(env_id)
+    d = env.unwrapped.plant.num_knobs
+    assert env.action_space == gym.spaces.Box(-1.0, 1.0, (d,), np.float32)
+    assert env.observation_space.dtype == np.float32
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == env.observation_space.shape and obs.dtype == np.float32
+
+
+def _finite_difference(env, action: np.ndarray, h: float) -> np.ndarray:
+    grad = np.zeros_like(action)
+    for i in range(action.size):
+        step = np.zeros_like(action)
+        step[i] = h
+        up, _ = env.reward_and_grad(action + step)
+        down, _ = env.reward_and_grad(action - step)
+        grad[i] = (up - down) / (2 * h)
+    return grad
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_reward_grad_agrees_with_finite_differences(env_id):
+    env = make(env_id, expose_grad=True).unwrapped
+    rng = np.random.default_rng(0)
+    errors = []
+    for seed in range(3):
+        env.reset(seed=seed)
+        action = rng.uniform(-0.9, 0.9, env.action_space.shape).astype(np.float32)
+        _, _, _, _, info = env.step(action)  # reward_grad of this very action...
+        env.reset(seed=seed)  # ...from the same state as the probes below
+        _, grad = env.reward_and_grad(action)
+        np.testing.assert_allclose(info["reward_grad"], grad, rtol=1e-5, atol=1e-6)
+        fd = _finite_difference(env, action.astype(np.float64), h=1e-3)
+        errors.append(np.linalg.norm(grad - fd) / max(np.linalg.norm(fd), 1e-3))
+    assert max(errors) < 1e-2, errors
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_same_seed_same_target_audio_and_rewards(env_id):
+    actions = np.random.default_rng(1).uniform(-1, 1, (5, *make(env_id).action_space.shape))
+    runs = []
+    for _ in range(2):
+        env = make(env_id)
+        obs, _ = env.reset(seed=123)
+        rewards = [env.step(a.astype(np.float32))[1] for a in actions]
+        runs.append((obs, env.unwrapped.target_audio(), rewards))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    assert runs[0][2] == runs[1][2]
+    other = make(env_id)
+    other.reset(seed=124)
+    assert not np.array_equal(other.unwrapped.target_audio(), runs[0][1])
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_vmapped_step_over_8_states_equals_8_single_steps(env_id):
+    base = make(env_id).unwrapped
+    fenv, params = base.functional, base.params
+    keys = jax.random.split(jax.random.PRNGKey(7), 8)
+    actions = jax.random.uniform(jax.random.PRNGKey(8), (8, fenv.num_knobs), minval=-1, maxval=1)
+    states, _ = jax.vmap(fenv.reset, in_axes=(0, None))(keys, params)
+    batched = jax.jit(jax.vmap(fenv.step, in_axes=(0, 0, 0, None)))(keys, states, actions, params)
+    single_step = jax.jit(fenv.step)
+    for i in range(8):
+        state_i = jax.tree.map(lambda leaf, i=i: leaf[i], states)
+        single = single_step(keys[i], state_i, actions[i], params)
+        for b_leaf, s_leaf in zip(jax.tree.leaves(batched), jax.tree.leaves(single), strict=True):
+            np.testing.assert_allclose(b_leaf[i], s_leaf, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_fuzz_random_and_extreme_actions_stay_finite(env_id):
+    env = make(env_id)
+    env.reset(seed=0)
+    d = env.action_space.shape[0]
+    rng = np.random.default_rng(0)
+    actions = [np.full(d, -1.0), np.full(d, 1.0), np.full(d, 1e6), np.full(d, -1e6)]
+    actions += list(rng.uniform(-1.0, 1.0, (1000, d)))
+    for action in actions:
+        obs, reward, terminated, truncated, info = env.step(np.asarray(action, np.float32))
+        assert np.all(np.isfinite(obs)) and np.isfinite(reward) and np.isfinite(info["distance"])
+        if terminated or truncated:
+            env.reset()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_non_finite_actions_raise_naming_the_entry(env_id, bad):
+    env = make(env_id)
+    env.reset(seed=0)
+    d = env.action_space.shape[0]
+    action = np.zeros(d, np.float32)
+    action[d - 1] = bad
+    name = env.unwrapped.plant.knob_names[d - 1]
+    with pytest.raises(ValueError, match=rf"action\[{d - 1}\] \({name}\) is"):
+        env.step(action)
+    # Nothing was lost: the episode goes on.
+    env.step(np.zeros(d, np.float32))
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_random_policy_scores_near_minus_one(env_id):
+    env = make(env_id)
+    rewards = []
+    for seed in range(60):
+        env.reset(seed=seed)
+        rewards.append(env.step(env.action_space.sample())[1])
+    assert -1.5 < np.mean(rewards) < -0.6
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_info_reports_distance_success_knobs_and_param_error(env_id):
+    env = make(env_id, expose_grad=True)
+    env.reset(seed=3)
+    base = env.unwrapped
+    # Playing the hidden target's knobs is a success with zero parameter error.
+    action = np.asarray(base.functional.action_for(base.state.knobs, base.state.target_knobs))
+    _, reward, terminated, _, info = env.step(action.astype(np.float32))
+    assert info["success"] and terminated
+    assert info["param_error"] == pytest.approx(0.0, abs=1e-5)
+    assert info["distance"] <= base.task.success_threshold
+    assert set(info["knobs"]) == set(base.plant.knob_names)
+    assert info["reward_grad"].shape == env.action_space.shape
+
+
+def test_delta_control_nudges_knobs_and_clips_at_the_ends():
+    env = make("ddsp_gym/SineTuner-v0", control="delta", max_delta=0.1, random_start=False)
+    obs, _ = env.reset(seed=0)
+    assert obs[0] == pytest.approx(0.5)
+    obs, *_ = env.step(np.array([1.0], np.float32))
+    assert obs[0] == pytest.approx(0.6)
+    obs, *_ = env.step(np.array([-0.5], np.float32))
+    assert obs[0] == pytest.approx(0.55)
+    for _ in range(10):
+        obs, *_ = env.step(np.array([1.0], np.float32))
+    assert obs[0] == pytest.approx(1.0)
+
+
+def test_delta_control_gradient_through_the_nudge():
+    env = make("ddsp_gym/CutoffSweeper-v0", control="delta", expose_grad=True).unwrapped
+    env.reset(seed=2)
+    action = np.array([0.3], np.float32)
+    _, grad = env.reward_and_grad(action)
+    # h = 1e-2 in action space is a 1e-3 move of the knob (max_delta = 0.1).
+    fd = _finite_difference(env, action.astype(np.float64), 1e-2)
+    np.testing.assert_allclose(grad, fd, rtol=1e-2, atol=1e-4)
+
+
+def test_reward_and_grad_does_not_step():
+    env = make("ddsp_gym/VolumeMatch-v0").unwrapped
+    env.reset(seed=0)
+    before = env.state
+    reward, grad = env.reward_and_grad(np.array([0.2], np.float32))
+    assert env.state is before and int(env.state.step_count) == 0
+    assert np.isfinite(reward) and grad.shape == (1,)
+
+
+def test_slew_penalty_charges_knob_moves():
+    env = make("ddsp_gym/VolumeMatch-v0", slew_penalty=1.0, random_start=False)
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(np.array([1.0], np.float32))  # knob 0.5 -> 1.0
+    assert info["penalty"] == pytest.approx(0.25, rel=1e-5)
+
+
+def test_render_rgb_array_draws_current_and_target():
+    env = make("ddsp_gym/CutoffSweeper-v0", render_mode="rgb_array")
+    env.reset(seed=0)
+    image = env.render()
+    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+    assert image.std() > 10  # a picture, not a blank canvas
+
+
+def test_step_before_reset_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="reset"):
+        make("ddsp_gym/SineTuner-v0").unwrapped.step(np.zeros(1, np.float32))
+
+
+def test_wrong_action_shape_is_a_clear_error():
+    env = make("ddsp_gym/EnvelopeShaper-v0")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"shape \(2,\); this env expects \(4,\)"):
+        env.step(np.zeros(2, np.float32))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(backend="cloud"), ValueError, "unknown backend 'cloud'"),
+        (dict(backend="hardware"), NotImplementedError, "available backends"),
+        (dict(control="sideways"), ValueError, "control must be one of"),
+        (dict(render_mode="ascii"), ValueError, "render_mode must be one of"),
+        (dict(max_delta=0.0), ValueError, "max_delta"),
+    ],
+)
+def test_bad_env_arguments_are_refused(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        make("ddsp_gym/SineTuner-v0", **kwargs)
+
+
+def test_functional_reset_and_step_are_pure():
+    base = make("ddsp_gym/EnvelopeShaper-v0").unwrapped
+    fenv, params = base.functional, base.params
+    key = jax.random.PRNGKey(0)
+    state_a, obs_a = jax.jit(fenv.reset)(key, params)
+    state_b, obs_b = fenv.reset(key, params)
+    np.testing.assert_allclose(obs_a, obs_b, rtol=1e-3, atol=1e-4)  # jit may fuse float ops
+    action = jnp.array([0.1, -0.2, 0.3, -0.4])
+    out_1 = fenv.step(key, state_a, action, params)
+    out_2 = fenv.step(key, state_a, action, params)
+    for x, y in zip(jax.tree.leaves(out_1), jax.tree.leaves(out_2), strict=True):
+        np.testing.assert_array_equal(x, y)

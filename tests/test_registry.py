@@ -1,0 +1,54 @@
+"""The YAML registry is the one list of envs, and Gymnasium agrees with it."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+import yaml
+
+import ddsp_gym
+from ddsp_gym.registry import load_registry, registered_ids, registry_path
+
+
+def test_yaml_ids_equal_registered_ids():
+    yaml_ids = [entry["id"] for entry in yaml.safe_load(registry_path().read_text())["envs"]]
+    assert len(yaml_ids) == len(set(yaml_ids)), "an id is listed twice"
+    assert sorted(yaml_ids) == registered_ids()
+    assert sorted(ddsp_gym.ENV_IDS) == registered_ids()
+
+
+def test_every_entry_names_a_seed_demo_and_a_spec():
+    for entry in load_registry():
+        spec = gym.spec(entry.id)
+        assert entry.seed_demo and entry.description
+        assert spec.max_episode_steps == entry.max_episode_steps
+        assert spec.kwargs["plant"] and spec.kwargs["task"]
+
+
+def test_level1_demos_are_registered():
+    for env_id in (
+        "ddsp_gym/SineTuner-v0",
+        "ddsp_gym/CutoffSweeper-v0",
+        "ddsp_gym/EnvelopeShaper-v0",
+        "ddsp_gym/VolumeMatch-v0",
+    ):
+        assert env_id in registered_ids()
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("envs: 3", "list under 'envs'"),
+        ("envs:\n  - {id: ddsp_gym/A-v0}", "lacks"),
+        (
+            "envs:\n"
+            "  - {id: Foo-v0, seed_demo: x, description: x, max_episode_steps: 1, kwargs: {}}",
+            "must start with 'ddsp_gym/'",
+        ),
+    ],
+)
+def test_malformed_registry_files_are_refused(tmp_path, text, message):
+    path = tmp_path / "registry.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        load_registry(path)

@@ -32,7 +32,7 @@ class DitherScheduler:
     alpha_max: float = 0.3
     sigma_up: float = 2.0
     sigma_down: float = 0.5
-    alpha_up: float = 1.1
+    alpha_up: float = 2.0
     patience: int = 5
     min_improvement: float = 0.01
     best: float = float("inf")
@@ -46,7 +46,13 @@ class DitherScheduler:
         self.alpha = min(max(self.alpha, self.alpha_min), self.alpha_max)
 
     def update(self, loss: float, query: int = 0) -> str | None:
-        """Observe the best loss after one update; returns "progress", "plateau" or None."""
+        """Observe the best loss after one update; returns "progress", "plateau" or None.
+
+        The first observation sets the baseline.
+        """
+        if self.best == float("inf"):
+            self.best = loss
+            return None
         if loss < self.best - self.min_improvement * abs(self.best):
             self.best, self.stalled = loss, 0
             self.sigma = max(self.sigma * self.sigma_down, self.sigma_min)

@@ -27,7 +27,8 @@ def antithetic_gradient(
         loss: the function to differentiate, one call per probe (2 per pair).
         theta: (d,) the point.
         scale: probe half-width c, a scalar or (d,) per coordinate (c_i > 0).
-        directions: (k, d) probe directions, entries +-1 (one row per pair).
+        directions: (k, d) probe directions, one row per pair: entries +-1 (SPSA), or
+            unit axes (then each pair is a central finite difference).
     Returns:
         (d,) the gradient estimate, and the probes as (point, loss) pairs.
     """
@@ -39,7 +40,7 @@ def antithetic_gradient(
         plus, minus = theta + c * delta, theta - c * delta
         l_plus, l_minus = loss(plus), loss(minus)
         probes += [(plus, l_plus), (minus, l_minus)]
-        grad += (l_plus - l_minus) / (2.0 * c * delta)
+        grad += (l_plus - l_minus) / (2.0 * c) * delta
     return grad / len(directions), probes
 
 

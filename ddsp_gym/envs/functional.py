@@ -133,7 +133,7 @@ class FunctionalDDSPEnv:
         k_target, k_start, k_render = jax.random.split(key, 3)
         d = self.num_knobs
         if params.target_audio is None:
-            target_knobs = jax.random.uniform(k_target, (d,))
+            target_knobs = self.task.sample_target_knobs(k_target, self.plant)
             target_audio = self.plant.render(target_knobs, k_render, params.input_audio)
             target_known = jnp.array(True)
         else:

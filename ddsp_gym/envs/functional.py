@@ -61,6 +61,11 @@ class FunctionalDDSPEnv:
         slew_penalty: weight of the knob-slew penalty sum((u_t - u_{t-1})^2).
         clip_penalty: weight of the penalty on output peaks above full scale.
         random_start: start each episode at random knobs (else all at 0.5).
+        grad_penalty: weight of the sensitivity penalty log(1 + e^2), where
+            e = max(|d(distance / distance_scale) / d knobs| / grad_norm_limit - 1, 0),
+            which charges settings where the sound explodes under small knob
+            moves (0: off; the reward's gradient then needs second derivatives).
+        grad_norm_limit: the sensitivity allowed for free (reward units per unit knob travel).
     """
 
     plant: AbstractPlant
@@ -70,6 +75,8 @@ class FunctionalDDSPEnv:
     slew_penalty: float = 0.0
     clip_penalty: float = 1.0
     random_start: bool = True
+    grad_penalty: float = 0.0
+    grad_norm_limit: float = 1.0
 
     def __post_init__(self) -> None:
         if self.control not in CONTROLS:
@@ -103,12 +110,24 @@ class FunctionalDDSPEnv:
         self, state: EnvState, knobs: Array, params: EnvParams
     ) -> tuple[Array, tuple[Array, StepInfo]]:
         """Reward of playing ``knobs`` in ``state`` -> (reward, (observation, info))."""
-        audio = self.plant.render(knobs, state.render_key, params.input_audio)
-        feats = self.task.features(audio, self.plant.sample_rate)
-        distance = self.task.distance(feats, state.target_features)
+        if self.grad_penalty > 0.0:
+            (distance, audio), sensitivity = jax.value_and_grad(self._distance, has_aux=True)(
+                knobs, state, params
+            )
+            norm = jnp.sqrt(jnp.sum(sensitivity**2) + 1e-12) / self.task.distance_scale
+            # Logarithmic growth: a wild corner is charged, but cannot swamp the reward.
+            excess = jnp.maximum(norm / self.grad_norm_limit - 1.0, 0.0)
+            sensitivity_term = jnp.log1p(jnp.square(excess))
+        else:
+            distance, audio = self._distance(knobs, state, params)
+            sensitivity_term = 0.0
         slew = jnp.sum((knobs - state.knobs) ** 2)
         overshoot = jnp.maximum(jnp.max(jnp.abs(audio)) - 1.0, 0.0)
-        penalty = self.slew_penalty * slew + self.clip_penalty * overshoot
+        penalty = (
+            self.slew_penalty * slew
+            + self.clip_penalty * overshoot
+            + self.grad_penalty * sensitivity_term
+        )
         reward = -distance / self.task.distance_scale - penalty
         param_error = jnp.where(
             state.target_known, jnp.max(jnp.abs(knobs - state.target_knobs)), jnp.nan
@@ -121,6 +140,12 @@ class FunctionalDDSPEnv:
             )
         obs = self._observation(knobs, audio, state.target_summary)
         return reward, (obs, StepInfo(distance, success, param_error, penalty))
+
+    def _distance(self, knobs: Array, state: EnvState, params: EnvParams) -> tuple[Array, Array]:
+        """(task distance, audio) of playing ``knobs``."""
+        audio = self.plant.render(knobs, state.render_key, params.input_audio)
+        feats = self.task.features(audio, self.plant.sample_rate)
+        return self.task.distance(feats, state.target_features), audio
 
     def _observation(self, knobs: Array, audio: Array, target_summary: Array) -> Array:
         summary = summary_features(audio, self.plant.sample_rate)

@@ -86,7 +86,8 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Rewards
     ``-distance / distance_scale - penalties``: ``distance_scale`` is calibrated
     so a random policy scores about -1; penalties are knob slew (weight
-    ``slew_penalty``, default 0) and output peaks above full scale.
+    ``slew_penalty``, default 0), output peaks above full scale and, with
+    ``grad_penalty``, the reward's sensitivity to the knobs.
 
     ## Starting State
     A target drawn from the plant's knob distribution (uniform in unit space,
@@ -104,7 +105,9 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
     ``info["reward_grad"]``), ``target``, ``input`` (an effect's dry signal),
     ``backend`` ("sim"; "hardware" and "plugin" are validated and refused until
     available), ``hardware`` (backend options), ``render_mode`` ("rgb_array" |
-    "human"), ``slew_penalty``, ``success_threshold``, ``random_start``.
+    "human"), ``slew_penalty``, ``success_threshold``, ``random_start``,
+    ``grad_penalty`` and ``grad_norm_limit`` (a penalty on the reward's
+    sensitivity to the knobs, see :class:`FunctionalDDSPEnv`).
 
     ## Info
     ``distance`` (task units), ``success``, ``knobs`` (physical values by name),
@@ -134,6 +137,8 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         slew_penalty: float = 0.0,
         success_threshold: float | None = None,
         random_start: bool = True,
+        grad_penalty: float = 0.0,
+        grad_norm_limit: float = 1.0,
     ) -> None:
         self.backend = validate_backend(backend)
         self.hardware_options = dict(hardware or {})
@@ -154,6 +159,8 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
             max_delta=max_delta,
             slew_penalty=slew_penalty,
             random_start=random_start,
+            grad_penalty=grad_penalty,
+            grad_norm_limit=grad_norm_limit,
         )
         self.expose_grad = bool(expose_grad)
         n, sr = plant_obj.n_samples, plant_obj.sample_rate

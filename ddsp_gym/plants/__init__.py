@@ -7,6 +7,7 @@ from ddsp_gym.plants.base import AbstractPlant
 from ddsp_gym.plants.filtered_saw import FilteredSaw
 from ddsp_gym.plants.fm_sine import FMSine
 from ddsp_gym.plants.gain_stage import GainStage
+from ddsp_gym.plants.resonant_filter import ResonantFilter
 from ddsp_gym.plants.sine import SineOscillator
 
 # Name used in envs_registry.yaml and on the command line -> plant class.
@@ -16,6 +17,7 @@ PLANTS: dict[str, type[AbstractPlant]] = {
     "adsr_tone": AdsrTone,
     "gain": GainStage,
     "fm_sine": FMSine,
+    "resonant_filter": ResonantFilter,
 }
 
 
@@ -35,6 +37,7 @@ __all__ = [
     "FMSine",
     "FilteredSaw",
     "GainStage",
+    "ResonantFilter",
     "SineOscillator",
     "make_plant",
 ]

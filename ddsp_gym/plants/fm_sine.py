@@ -16,7 +16,7 @@ from ddsp_gym.plants.base import AbstractPlant
 class FMSine(AbstractPlant):
     """y = amplitude * sin(2 pi f t + I sin(2 pi ratio f t)) (Chowning 1973, JAES 21(7)).
 
-    Knobs: carrier frequency f (220-880 Hz, log) and modulation index I (0-1).
+    Knobs: carrier frequency f (40-160 Hz, log: a bass voice) and modulation index I (0-1).
     With ``ratio`` = 1 the spectrum is harmonic; over this index range the
     carrier's level J0(I) falls and the spectrum's relative spread grows
     monotonically with I, so the index moves the timbre smoothly from a pure
@@ -29,7 +29,7 @@ class FMSine(AbstractPlant):
     @property
     def knob_specs(self) -> tuple[KnobSpec, ...]:
         return (
-            KnobSpec("frequency", 220.0, 880.0, "log", "Hz", "carrier pitch"),
+            KnobSpec("frequency", 40.0, 160.0, "log", "Hz", "carrier pitch"),
             KnobSpec("index", 0.0, 1.0, "linear", "rad", "modulation index (peak phase swing)"),
         )
 

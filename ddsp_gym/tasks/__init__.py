@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from ddsp_gym.tasks.base import AbstractTask
+from ddsp_gym.tasks.brightness import BrightnessGoal
 from ddsp_gym.tasks.matching import CentroidMatch, EnvelopeMatch, LoudnessMatch, SpectrumMatch
+from ddsp_gym.tasks.resonance import ResonanceBand
 from ddsp_gym.tasks.waveform import PitchWaveformMatch
 
 # Name used in envs_registry.yaml -> task class.
@@ -13,6 +15,8 @@ TASKS: dict[str, type[AbstractTask]] = {
     "envelope": EnvelopeMatch,
     "loudness": LoudnessMatch,
     "pitch_waveform": PitchWaveformMatch,
+    "brightness": BrightnessGoal,
+    "resonance_band": ResonanceBand,
 }
 
 
@@ -28,10 +32,12 @@ def make_task(name: str, **config) -> AbstractTask:
 __all__ = [
     "TASKS",
     "AbstractTask",
+    "BrightnessGoal",
     "CentroidMatch",
     "EnvelopeMatch",
     "LoudnessMatch",
     "PitchWaveformMatch",
+    "ResonanceBand",
     "SpectrumMatch",
     "make_task",
 ]

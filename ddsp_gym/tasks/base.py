@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import jax
 from jax import Array
@@ -33,6 +33,10 @@ class AbstractTask(abc.ABC):
     param_tolerance: float | None = None
 
     distance_unit: str = ""
+    # Goal tasks (maximise brightness, hold a resonance) ignore the target sound;
+    # their hidden target knobs are one reference setting that meets the goal, so
+    # param_error measures the distance to that reference, not an error.
+    is_goal: ClassVar[bool] = False
 
     def sample_target_knobs(self, key: Array, plant: AbstractPlant) -> Array:
         """Hidden target knobs (d,) in unit space for a new episode; pure and jittable.

@@ -69,6 +69,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from agents.benchmark import format_table, run_benchmark
+
+    cells = run_benchmark(
+        args.envs, args.agents, args.budget, args.seeds, args.out, args.train_queries
+    )
+    print(format_table(cells))
+    print(f"\nresults: {args.out} (+ .md, _curves.png); rerun the same command to resume")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ddsp-gym", description="Gymnasium envs in which agents play differentiable synths."
@@ -95,6 +106,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=10, help="seeds per env (default 10)")
     p.add_argument("-o", "--output", type=Path, default=Path("demo_out"), help="output folder")
     p.set_defaults(func=_cmd_demo)
+
+    from agents.benchmark import DEFAULT_AGENTS
+
+    p = sub.add_parser("bench", help="compare agents on envs: same targets, same query budget")
+    p.add_argument("--envs", nargs="+", metavar="ID", help="env ids (default: all registered)")
+    p.add_argument(
+        "--agents",
+        nargs="+",
+        default=list(DEFAULT_AGENTS),
+        metavar="NAME",
+        help="random cma gradient hybrid ppo sac td3 amortized (default: the first 4)",
+    )
+    p.add_argument("--budget", type=int, default=200, help="plant queries per target (200)")
+    p.add_argument("--seeds", type=int, default=20, help="held-out targets per env (20)")
+    p.add_argument(
+        "--train-queries",
+        type=int,
+        default=None,
+        help="training queries of ppo/sac/td3/amortized (default budget * seeds)",
+    )
+    p.add_argument("-o", "--out", type=Path, default=Path("results/bench.json"))
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 

@@ -41,9 +41,14 @@ def _reward_and_grad(fenv: FunctionalDDSPEnv, state: EnvState, action, params: E
     return fenv.reward_and_grad(state, action, params)
 
 
-@partial(jax.jit, static_argnums=0)
-def _reward_of(fenv: FunctionalDDSPEnv, state: EnvState, action, params: EnvParams):
-    return fenv.reward_of_action(state, action, params)
+@partial(jax.jit, static_argnums=(0, 4))
+def _query(fenv: FunctionalDDSPEnv, state: EnvState, action, params: EnvParams, with_grad: bool):
+    """(reward, info, knobs, grad or None) of ``action`` from ``state``, no step taken."""
+    if with_grad:
+        reward, grad, (_, info) = fenv.reward_and_grad(state, action, params)
+    else:
+        (reward, (_, info)), grad = fenv.reward_of_action(state, action, params), None
+    return reward, info, fenv.knobs_after(state.knobs, action), grad
 
 
 @partial(jax.jit, static_argnums=0)
@@ -227,16 +232,13 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         One plant query, as an optimizer's probe: ``info`` is what :meth:`step`
         would report (``reward_grad`` too when ``with_grad``), the state is kept.
         """
-        state = self._require_state()
-        action = self._checked_action(action)
-        if with_grad:
-            reward, grad, (_, info) = _reward_and_grad(self.functional, state, action, self._params)
-        else:
-            (reward, (_, info)), grad = (
-                _reward_of(self.functional, state, action, self._params),
-                None,
-            )
-        knobs = self.functional.knobs_after(state.knobs, action)
+        reward, info, knobs, grad = _query(
+            self.functional,
+            self._require_state(),
+            self._checked_action(action),
+            self._params,
+            bool(with_grad),
+        )
         return float(reward), self._info(info, knobs, grad)
 
     def render(self):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -40,12 +42,17 @@ class GradientAgent:
         return optax.adam(schedule)
 
     def solve(
-        self, env: gym.Env, seed: int, budget: int | None = None, max_steps: int | None = None
+        self,
+        env: gym.Env,
+        seed: int,
+        budget: int | None = None,
+        max_steps: int | None = None,
+        callback: Callable[[int, dict[str, Any]], bool] | None = None,
     ) -> SolveResult:
-        """Play the episode ``env.reset(seed=seed)`` for at most ``budget`` steps (one query each).
+        """Play one episode from ``reset(seed=seed)`` until success, truncation or ``budget``.
 
-        ``max_steps`` is the former name of ``budget``. Without either, the
-        episode runs until it terminates or the env's time limit truncates it.
+        Each step is one plant query. ``max_steps`` is another name of ``budget``.
+        ``callback(step, info)`` runs after every step; returning False stops early.
         """
         start_time = time.perf_counter()
         base = env.unwrapped
@@ -71,6 +78,8 @@ class GradientAgent:
             if info["distance"] < best[0]:
                 best = (info["distance"], action.copy(), info.get("param_error"))
             if terminated or truncated:
+                break
+            if callback is not None and not callback(steps, info):
                 break
             if info["distance"] < 0.99 * start_best:
                 start_best, stalled = info["distance"], 0

@@ -100,8 +100,8 @@ def test_spsa_estimate_correlates_with_the_true_gradient_on_a_smooth_env():
         action = rng.uniform(-0.8, 0.8, env.action_space.shape)
         _, true_grad = env.reward_and_grad(action.astype(np.float32))
 
-        def reward(a):
-            return env.reward_of(np.clip(a, -1, 1).astype(np.float32))[0]
+        def reward(a):  # reward_and_grad's reward: one compiled function for the test
+            return env.reward_and_grad(np.clip(a, -1, 1).astype(np.float32))[0]
 
         estimate, _ = antithetic_gradient(reward, action, 0.01, rademacher(rng, 16, action.size))
         cosines.append(

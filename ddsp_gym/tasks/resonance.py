@@ -30,11 +30,13 @@ def ringing_decay(x: Array, start: int, lag: int = 160, window: int = 320) -> Ar
     tail = x[start:]
     tail_power = jnp.mean(tail * tail)
     # Unit RMS first: a fast ringing is ~1e-30 a few ms in, where float32 products underflow.
-    tail = tail / jnp.sqrt(tail_power + 1e-30)
+    tail = tail / jnp.sqrt(tail_power + 1e-20)
     energy = tail[1:-1] ** 2 - tail[:-2] * tail[2:]
-    early = jnp.abs(jnp.sum(energy[:window])) + 1e-30
-    late = jnp.abs(jnp.sum(energy[lag : lag + window])) + 1e-30
-    log_radius = jnp.clip(jnp.log(late / early) / (2.0 * lag), jnp.log(0.8), 0.0)
+    # max(), not + eps: below the floor the gradient is 0 instead of 0 * 1e30.
+    early = jnp.maximum(jnp.abs(jnp.sum(energy[:window])), 1e-30)
+    late = jnp.maximum(jnp.abs(jnp.sum(energy[lag : lag + window])), 1e-30)
+    log_radius = jnp.clip(jnp.log(late) - jnp.log(early), 2.0 * lag * jnp.log(0.8), 0.0)
+    log_radius = log_radius / (2.0 * lag)
     # Rounding noise, not ringing, where the tail is 120 dB below the whole sound.
     gone = tail_power <= 1e-12 * jnp.mean(x * x)
     return -jnp.expm1(jnp.where(gone, jnp.log(0.8), log_radius))

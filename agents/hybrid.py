@@ -27,8 +27,10 @@ The update law (DESIGN.md section 6), on absolute knob settings theta in [-1, 1]
   L_{t+1} - L_t negative, else returns to the best theta (probes included)
   and halves alpha.
 - Each update moves a knob by at most ``max_slew`` (rollbacks and restarts jump).
-- After ``restart_after`` plateaus at sigma_max the agent restarts from a
-  uniform random point.
+- It starts gradient-first (sigma0 = sigma_min: one query per update, no
+  probes) and dithers only once the loss plateaus; a plateau multiplies sigma
+  by 8, so three plateaus span sigma_min to sigma_max. After ``restart_after``
+  plateaus at sigma_max it restarts from a uniform random point.
 
 Every decision (progress, plateau, rollback, restart, with alpha and sigma) is
 logged in ``SolveResult.events``. Queries per update: one (loss and plant
@@ -99,19 +101,19 @@ class HybridAgent:
     """
 
     alpha0: float = 0.1
-    sigma0: float = 0.05
+    sigma0: float = 1e-3
     alpha_min: float = 1e-3
     alpha_max: float = 0.3
     sigma_min: float = 1e-3
     sigma_max: float = 0.5
-    sigma_up: float = 2.0
+    sigma_up: float = 8.0
     sigma_down: float = 0.5
     alpha_up: float = 2.0
-    patience: int = 4
+    patience: int = 3
     window: int = 4
     probe_pairs: int = 1
     max_slew: float = 0.5
-    restart_after: int = 3
+    restart_after: int = 1
     name: str = "hybrid"
 
     def solve(self, env: gym.Env, seed: int, budget: int) -> SolveResult:

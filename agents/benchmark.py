@@ -201,6 +201,23 @@ def format_table(cells: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+BUDGET_NOTE = (
+    "Budget: search agents (random, cma, gradient, hybrid) get `budget` plant queries per "
+    "held-out target (env steps, gradient queries and probes count one each). Trained agents "
+    "(ppo, sac, td3, amortized) first train on other targets for `train queries` plant queries "
+    "(default budget x seeds, a search agent's total for the cell), then get at most `budget` "
+    "queries per held-out target. Held-out targets: reset seeds "
+    f"{EVAL_SEED_OFFSET}..{EVAL_SEED_OFFSET}+seeds-1; training uses seeds below {EVAL_SEED_OFFSET}."
+)
+
+
+def format_report(cells: Sequence[dict[str, Any]]) -> str:
+    """The table, the commands that made its cells, and how budgets compare."""
+    commands = list(dict.fromkeys(c.get("command") for c in cells if c.get("command")))
+    made = "\n".join(f"    {command}" for command in commands)
+    return f"{format_table(cells)}\n\nMade with:\n\n{made}\n\n{BUDGET_NOTE}\n"
+
+
 def plot_curves(cells: Sequence[dict[str, Any]], path: Path) -> Path:
     """Median best-so-far distance vs queries, one panel per env, one line per agent."""
     import matplotlib
@@ -239,6 +256,7 @@ def run_benchmark(
     out: str | Path = "results/bench.json",
     train_queries: int | None = None,
     progress: bool = True,
+    command: str | None = None,
 ) -> list[dict[str, Any]]:
     """Run every (env, agent) cell not already in ``out``; returns the cells of this config."""
     envs = list(envs or ddsp_gym.ENV_IDS)
@@ -250,9 +268,10 @@ def run_benchmark(
     done = {cell_key(c) for c in cells}
     todo = [(e, a) for e in envs for a in agents if (e, a, budget, seeds) not in done]
     for env_id, agent in tqdm(todo, desc="bench cells", disable=not progress):
-        cells.append(run_cell(env_id, agent, budget, seeds, train_queries, progress))
+        cell = run_cell(env_id, agent, budget, seeds, train_queries, progress)
+        cells.append({**cell, "command": command})
         write_json(out, cells)
-        out.with_suffix(".md").write_text(format_table(cells) + "\n")
+        out.with_suffix(".md").write_text(format_report(cells))
     wanted = [c for c in cells if c["env"] in envs and c["agent"] in agents]
     wanted = [c for c in wanted if c["budget"] == budget and c["seeds"] == seeds]
     if wanted:

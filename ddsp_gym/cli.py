@@ -72,8 +72,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from agents.benchmark import format_table, run_benchmark
 
+    command = (
+        f"ddsp-gym bench --envs {' '.join(args.envs) if args.envs else '(all)'}"
+        f" --agents {' '.join(args.agents)} --budget {args.budget} --seeds {args.seeds}"
+        + (f" --train-queries {args.train_queries}" if args.train_queries else "")
+    )
     cells = run_benchmark(
-        args.envs, args.agents, args.budget, args.seeds, args.out, args.train_queries
+        args.envs,
+        args.agents,
+        args.budget,
+        args.seeds,
+        args.out,
+        args.train_queries,
+        command=command,
     )
     print(format_table(cells))
     print(f"\nresults: {args.out} (+ .md, _curves.png); rerun the same command to resume")

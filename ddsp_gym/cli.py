@@ -72,11 +72,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from agents.benchmark import format_table, run_benchmark
 
-    command = (
-        f"ddsp-gym bench --envs {' '.join(args.envs) if args.envs else '(all)'}"
-        f" --agents {' '.join(args.agents)} --budget {args.budget} --seeds {args.seeds}"
-        + (f" --train-queries {args.train_queries}" if args.train_queries else "")
-    )
+    command = "ddsp-gym bench" + (f" --envs {' '.join(args.envs)}" if args.envs else "")
+    command += f" --agents {' '.join(args.agents)} --budget {args.budget} --seeds {args.seeds}"
+    if args.train_queries:
+        command += f" --train-queries {args.train_queries}"
     cells = run_benchmark(
         args.envs,
         args.agents,

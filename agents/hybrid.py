@@ -153,11 +153,17 @@ class HybridAgent:
         theta = oracle.start.copy()
         adam_state = adam.init(theta)
         plateaus_at_max = 0
+        # The best point's query, kept so a rollback to it does not pay for it again.
+        best_query: tuple[bytes, float, np.ndarray | None] = (b"", np.inf, None)
         while True:
-            if oracle.differentiable:
+            if theta.tobytes() == best_query[0]:
+                _, loss, plant_grad = best_query
+            elif oracle.differentiable:
                 loss, plant_grad = oracle.loss_and_grad(theta)
             else:
                 loss, plant_grad = oracle.loss(theta), None
+            if loss < best_query[1]:
+                best_query = (theta.tobytes(), loss, plant_grad)
             back = monitor.observe(loss, theta, oracle.queries)
             if back is not None:
                 scheduler.shrink_alpha(0.5)
@@ -187,6 +193,7 @@ class HybridAgent:
                 adam_state, plateaus_at_max = adam.init(theta), 0
                 scheduler.sigma, scheduler.best = self.sigma0, float("inf")
                 monitor.restart()
+                best_query = (b"", np.inf, None)
                 events.append({"query": oracle.queries, "event": "restart", "sigma": self.sigma0})
 
     def _dither(

@@ -107,6 +107,10 @@ def train(
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.noise import NormalActionNoise
 
+    import torch
+
+    # Tiny MLPs: one thread avoids oversubscribing the cores JAX's plant also uses.
+    torch.set_num_threads(1)
     params = load_hyperparams(algo) if hyperparams is None else dict(hyperparams)
     env = Monitor(TrainingSeeds(gym.make(env_id), seed))
     noise_sigma = params.pop("action_noise_sigma", None)

@@ -213,6 +213,9 @@ BUDGET_NOTE = (
 
 def format_report(cells: Sequence[dict[str, Any]]) -> str:
     """The table, the commands that made its cells, and how budgets compare."""
+    envs = list(dict.fromkeys(c["env"] for c in cells))
+    agents = SEARCH_AGENTS + TRAINED_AGENTS
+    cells = sorted(cells, key=lambda c: (envs.index(c["env"]), agents.index(c["agent"])))
     commands = list(dict.fromkeys(c.get("command") for c in cells if c.get("command")))
     made = "\n".join(f"    {command}" for command in commands)
     return f"{format_table(cells)}\n\nMade with:\n\n{made}\n\n{BUDGET_NOTE}\n"

@@ -102,12 +102,11 @@ def train(
     ``checkpoint_every`` steps in ``out_dir/checkpoints`` and the final model
     at ``out_dir/model.zip``.
     """
+    import torch
     from stable_baselines3 import PPO, SAC, TD3
     from stable_baselines3.common.callbacks import CheckpointCallback
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.noise import NormalActionNoise
-
-    import torch
 
     # Tiny MLPs: one thread avoids oversubscribing the cores JAX's plant also uses.
     torch.set_num_threads(1)

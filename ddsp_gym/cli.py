@@ -69,24 +69,25 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
+def _agent_bench(args: argparse.Namespace) -> int:
     from agents.benchmark import format_table, run_benchmark
 
     command = "ddsp-gym bench" + (f" --envs {' '.join(args.envs)}" if args.envs else "")
     command += f" --agents {' '.join(args.agents)} --budget {args.budget} --seeds {args.seeds}"
     if args.train_queries:
         command += f" --train-queries {args.train_queries}"
+    out = args.output / "bench.json"
     cells = run_benchmark(
-        args.envs,
+        args.envs or None,
         args.agents,
         args.budget,
         args.seeds,
-        args.out,
+        out,
         args.train_queries,
         command=command,
     )
     print(format_table(cells))
-    print(f"\nresults: {args.out} (+ .md, _curves.png); rerun the same command to resume")
+    print(f"\nresults: {out} (+ .md, _curves.png); rerun the same command to resume")
     return 0
 
 
@@ -120,6 +121,22 @@ def _cmd_recovery(args: argparse.Namespace) -> int:
     rows = run_recovery(args.envs or list(ddsp_gym.ENV_IDS), args.seeds, args.output)
     print(format_table(rows))
     print(f"\nwrote {args.output / 'recovery.json'} and {args.output / 'recovery.md'}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if not args.perf:
+        return _agent_bench(args)
+    from ddsp_gym.bench.perf import format_markdown, run_perf, settings_for
+
+    settings = settings_for(
+        args.quick,
+        env_ids=tuple(args.envs) if args.envs else None,
+        plants=tuple(args.plants) if args.plants else None,
+    )
+    results = run_perf(args.output, settings)
+    print(format_markdown(results))
+    print(f"wrote {args.output / 'perf.json'} and {args.output / 'perf.md'}")
     return 0
 
 
@@ -163,15 +180,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, default=Path("results"), help="results folder")
     p.set_defaults(func=_cmd_recovery)
 
-    p = sub.add_parser("demo", help="solve the Level-1 envs with the gradient agent")
-    p.add_argument("--seeds", type=int, default=10, help="seeds per env (default 10)")
-    p.add_argument("-o", "--output", type=Path, default=Path("demo_out"), help="output folder")
-    p.set_defaults(func=_cmd_demo)
-
     from agents.benchmark import DEFAULT_AGENTS
 
-    p = sub.add_parser("bench", help="compare agents on envs: same targets, same query budget")
-    p.add_argument("--envs", nargs="+", metavar="ID", help="env ids (default: all registered)")
+    p = sub.add_parser(
+        "bench",
+        help="compare agents on envs with equal query budgets (--perf: speed of plants and envs)",
+    )
+    p.add_argument(
+        "--perf", action="store_true", help="measure render, gradient and env-step speed"
+    )
+    p.add_argument("--quick", action="store_true", help="--perf: a smoke-test run (under 2 min)")
+    p.add_argument("--envs", nargs="*", help="env ids (default: all)")
+    p.add_argument("--plants", nargs="*", help="--perf: plant names (default: all)")
     p.add_argument(
         "--agents",
         nargs="+",
@@ -187,8 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="training queries of ppo/sac/td3/amortized (default budget * seeds)",
     )
-    p.add_argument("-o", "--out", type=Path, default=Path("results/bench.json"))
+    p.add_argument("-o", "--output", type=Path, default=Path("results"), help="results folder")
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("demo", help="solve the Level-1 envs with the gradient agent")
+    p.add_argument("--seeds", type=int, default=10, help="seeds per env (default 10)")
+    p.add_argument("-o", "--output", type=Path, default=Path("demo_out"), help="output folder")
+    p.set_defaults(func=_cmd_demo)
+
     return parser
 
 

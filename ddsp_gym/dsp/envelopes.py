@@ -40,3 +40,13 @@ def adsr(
     level_at_gate_off = gate_on_level(jnp.asarray(gate_s, jnp.float32))
     released = level_at_gate_off * jnp.maximum(0.0, 1.0 - (t - gate_s) / release)
     return jnp.clip(jnp.where(t < gate_s, gate_on_level(t), released), 0.0, 1.0)
+
+
+def exp_decay(n: int, sample_rate: int, time_constant_s: Array | float) -> Array:
+    """Exponential decay exp(-t / tau), shape (n,), from 1 at t = 0.
+
+    ``time_constant_s`` (tau) in seconds, clamped to >= 1 ms; the level falls
+    by 8.69 dB per tau.
+    """
+    t = jnp.arange(n, dtype=jnp.float32) / sample_rate
+    return jnp.exp(-t / jnp.maximum(time_constant_s, 1e-3))

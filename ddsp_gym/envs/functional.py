@@ -61,11 +61,6 @@ class FunctionalDDSPEnv:
         slew_penalty: weight of the knob-slew penalty sum((u_t - u_{t-1})^2).
         clip_penalty: weight of the penalty on output peaks above full scale.
         random_start: start each episode at random knobs (else all at 0.5).
-        grad_penalty: weight of the sensitivity penalty log(1 + e^2), where
-            e = max(|d(distance / distance_scale) / d knobs| / grad_norm_limit - 1, 0),
-            which charges settings where the sound explodes under small knob
-            moves (0: off; the reward's gradient then needs second derivatives).
-        grad_norm_limit: the sensitivity allowed for free (reward units per unit knob travel).
     """
 
     plant: AbstractPlant
@@ -75,8 +70,6 @@ class FunctionalDDSPEnv:
     slew_penalty: float = 0.0
     clip_penalty: float = 1.0
     random_start: bool = True
-    grad_penalty: float = 0.0
-    grad_norm_limit: float = 1.0
 
     def __post_init__(self) -> None:
         if self.control not in CONTROLS:
@@ -110,24 +103,21 @@ class FunctionalDDSPEnv:
         self, state: EnvState, knobs: Array, params: EnvParams
     ) -> tuple[Array, tuple[Array, StepInfo]]:
         """Reward of playing ``knobs`` in ``state`` -> (reward, (observation, info))."""
-        if self.grad_penalty > 0.0:
+        task = self.task
+        if task.grad_penalty > 0.0:  # the task's sensitivity penalty (AbstractTask)
             (distance, audio), sensitivity = jax.value_and_grad(self._distance, has_aux=True)(
                 knobs, state, params
             )
-            norm = jnp.sqrt(jnp.sum(sensitivity**2) + 1e-12) / self.task.distance_scale
+            norm = jnp.sqrt(jnp.sum(sensitivity**2) + 1e-12) / task.distance_scale
             # Logarithmic growth: a wild corner is charged, but cannot swamp the reward.
-            excess = jnp.maximum(norm / self.grad_norm_limit - 1.0, 0.0)
-            sensitivity_term = jnp.log1p(jnp.square(excess))
+            excess = jnp.maximum(norm / task.grad_norm_limit - 1.0, 0.0)
+            sensitivity_term = task.grad_penalty * jnp.log1p(jnp.square(excess))
         else:
             distance, audio = self._distance(knobs, state, params)
             sensitivity_term = 0.0
         slew = jnp.sum((knobs - state.knobs) ** 2)
         overshoot = jnp.maximum(jnp.max(jnp.abs(audio)) - 1.0, 0.0)
-        penalty = (
-            self.slew_penalty * slew
-            + self.clip_penalty * overshoot
-            + self.grad_penalty * sensitivity_term
-        )
+        penalty = self.slew_penalty * slew + self.clip_penalty * overshoot + sensitivity_term
         reward = -distance / self.task.distance_scale - penalty
         param_error = jnp.where(
             state.target_known, jnp.max(jnp.abs(knobs - state.target_knobs)), jnp.nan
@@ -182,6 +172,17 @@ class FunctionalDDSPEnv:
         )
         audio = self.plant.render(knobs, k_render, params.input_audio)
         return state, self._observation(knobs, audio, state.target_summary)
+
+    def reset_from_chain(self, chain: Array, params: EnvParams) -> tuple[Array, EnvState, Array]:
+        """:meth:`reset` with the next key of a per-env key chain -> (chain, state, obs).
+
+        Every env (single or in a vector) owns a chain key, set from its seed;
+        each reset splits it into the episode's key and the chain's next link.
+        Episode k of an env seeded ``s`` thus gets the same target wherever it runs.
+        """
+        chain, key = jax.random.split(chain)
+        state, obs = self.reset(key, params)
+        return chain, state, obs
 
     def step(
         self, key: Array, state: EnvState, action: Array, params: EnvParams

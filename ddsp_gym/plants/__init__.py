@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from ddsp_gym.plants.adsr_tone import AdsrTone
 from ddsp_gym.plants.base import AbstractPlant
+from ddsp_gym.plants.compressor import Compressor
+from ddsp_gym.plants.delay import Delay
+from ddsp_gym.plants.distortion import Distortion
+from ddsp_gym.plants.effect import AbstractEffect
 from ddsp_gym.plants.filtered_saw import FilteredSaw
+from ddsp_gym.plants.fm2 import FM2
 from ddsp_gym.plants.fm_sine import FMSine
+from ddsp_gym.plants.formant import FormantVoice
 from ddsp_gym.plants.gain_stage import GainStage
+from ddsp_gym.plants.guitar_amp import GuitarAmp
 from ddsp_gym.plants.resonant_filter import ResonantFilter
+from ddsp_gym.plants.reverb import Reverb
 from ddsp_gym.plants.sine import SineOscillator
+from ddsp_gym.plants.subtractive import Subtractive
 
 # Name used in envs_registry.yaml and on the command line -> plant class.
 PLANTS: dict[str, type[AbstractPlant]] = {
@@ -16,6 +25,14 @@ PLANTS: dict[str, type[AbstractPlant]] = {
     "filtered_saw": FilteredSaw,
     "adsr_tone": AdsrTone,
     "gain": GainStage,
+    "compressor": Compressor,
+    "delay": Delay,
+    "reverb": Reverb,
+    "distortion": Distortion,
+    "guitar_amp": GuitarAmp,
+    "fm2": FM2,
+    "subtractive": Subtractive,
+    "formant": FormantVoice,
     "fm_sine": FMSine,
     "resonant_filter": ResonantFilter,
 }
@@ -31,13 +48,22 @@ def make_plant(name: str, **config) -> AbstractPlant:
 
 
 __all__ = [
+    "FM2",
     "PLANTS",
+    "AbstractEffect",
     "AbstractPlant",
     "AdsrTone",
+    "Compressor",
+    "Delay",
+    "Distortion",
     "FMSine",
     "FilteredSaw",
+    "FormantVoice",
     "GainStage",
+    "GuitarAmp",
+    "Reverb",
     "ResonantFilter",
     "SineOscillator",
+    "Subtractive",
     "make_plant",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ddsp_gym.tasks.base import AbstractTask
 from ddsp_gym.tasks.brightness import BrightnessGoal
+from ddsp_gym.tasks.effects import DecayMatch, DynamicsMatch, EchoMatch, HarmonicsMatch, ToneMatch
 from ddsp_gym.tasks.matching import CentroidMatch, EnvelopeMatch, LoudnessMatch, SpectrumMatch
 from ddsp_gym.tasks.resonance import ResonanceBand
 from ddsp_gym.tasks.waveform import PitchWaveformMatch
@@ -14,6 +15,11 @@ TASKS: dict[str, type[AbstractTask]] = {
     "spectrum": SpectrumMatch,
     "envelope": EnvelopeMatch,
     "loudness": LoudnessMatch,
+    "dynamics": DynamicsMatch,
+    "echo": EchoMatch,
+    "decay": DecayMatch,
+    "harmonics": HarmonicsMatch,
+    "tone": ToneMatch,
     "pitch_waveform": PitchWaveformMatch,
     "brightness": BrightnessGoal,
     "resonance_band": ResonanceBand,
@@ -34,10 +40,15 @@ __all__ = [
     "AbstractTask",
     "BrightnessGoal",
     "CentroidMatch",
+    "DecayMatch",
+    "DynamicsMatch",
+    "EchoMatch",
     "EnvelopeMatch",
+    "HarmonicsMatch",
     "LoudnessMatch",
     "PitchWaveformMatch",
     "ResonanceBand",
     "SpectrumMatch",
+    "ToneMatch",
     "make_task",
 ]

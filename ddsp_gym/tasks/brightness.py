@@ -45,8 +45,8 @@ class BrightnessGoal(AbstractTask):
     setting that meets the goal (best of random high-cutoff candidates).
     With noise through a low-pass, the cutoff alone tops out near a 3.5 kHz
     centroid; brighter needs resonance, and
-    resonance past ``max_peak_db`` is charged. The env adds the sensitivity
-    penalty (``grad_penalty``) that charges settings where the sound changes
+    resonance past ``max_peak_db`` is charged. The registry also sets the
+    sensitivity penalty (``grad_penalty``), which charges settings where the sound changes
     violently under small knob moves.
     """
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,7 @@ class GradientAgent:
     decay: float = 0.98
     min_learning_rate: float = 1e-3
     patience: int = 25
+    name: str = "gradient"
 
     def _optimizer(self) -> optax.GradientTransformation:
         schedule = optax.exponential_decay(
@@ -43,13 +45,16 @@ class GradientAgent:
         self,
         env: gym.Env,
         seed: int,
+        budget: int | None = None,
         max_steps: int | None = None,
         callback: Callable[[int, dict[str, Any]], bool] | None = None,
     ) -> SolveResult:
-        """Play one episode from ``reset(seed=seed)`` until success, truncation or ``max_steps``.
+        """Play one episode from ``reset(seed=seed)`` until success, truncation or ``budget``.
 
+        Each step is one plant query. ``max_steps`` is another name of ``budget``.
         ``callback(step, info)`` runs after every step; returning False stops early.
         """
+        start_time = time.perf_counter()
         base = env.unwrapped
         if not getattr(base, "expose_grad", False) or base.functional.control != "absolute":
             raise ValueError(
@@ -64,7 +69,7 @@ class GradientAgent:
         distances: list[float] = []
         best = (np.inf, action, None)
         start_best, stalled, info = np.inf, 0, {}
-        limit = max_steps if max_steps is not None else 10**9
+        limit = next((b for b in (budget, max_steps) if b is not None), 10**9)
         steps = 0
         while steps < limit:
             steps += 1
@@ -87,12 +92,16 @@ class GradientAgent:
             # Adam minimises: feed it the gradient of -reward.
             updates, opt_state = optimizer.update(-info["reward_grad"], opt_state, action)
             action = np.clip(optax.apply_updates(action, updates), -1.0, 1.0)
+        success = bool(info.get("success", False))
         return SolveResult(
-            success=bool(info.get("success", False)),
+            success=success,
             steps=steps,
             final_distance=float(info["distance"]),
             best_distance=float(best[0]),
             best_action=np.asarray(best[1], np.float32),
             param_error=info.get("param_error"),
             distances=distances,
+            queries=steps,
+            queries_to_success=steps if success else None,
+            wall_s=time.perf_counter() - start_time,
         )

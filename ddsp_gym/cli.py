@@ -69,6 +69,28 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
+def _agent_bench(args: argparse.Namespace) -> int:
+    from agents.benchmark import format_table, run_benchmark
+
+    command = "ddsp-gym bench" + (f" --envs {' '.join(args.envs)}" if args.envs else "")
+    command += f" --agents {' '.join(args.agents)} --budget {args.budget} --seeds {args.seeds}"
+    if args.train_queries:
+        command += f" --train-queries {args.train_queries}"
+    out = args.output / "bench.json"
+    cells = run_benchmark(
+        args.envs or None,
+        args.agents,
+        args.budget,
+        args.seeds,
+        out,
+        args.train_queries,
+        command=command,
+    )
+    print(format_table(cells))
+    print(f"\nresults: {out} (+ .md, _curves.png); rerun the same command to resume")
+    return 0
+
+
 def _cmd_match(args: argparse.Namespace) -> int:
     from agents.match import match_file
     from ddsp_gym.plants import PLANTS
@@ -104,14 +126,7 @@ def _cmd_recovery(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     if not args.perf:
-        # The agent benchmark (which agents solve which envs, on the same budgets) will
-        # live here; the speed benchmark is the --perf path.
-        print(
-            "ddsp-gym bench: the agent benchmark is not available yet; "
-            "`ddsp-gym bench --perf` measures speed",
-            file=sys.stderr,
-        )
-        return 2
+        return _agent_bench(args)
     from ddsp_gym.bench.perf import format_markdown, run_perf, settings_for
 
     settings = settings_for(
@@ -165,13 +180,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, default=Path("results"), help="results folder")
     p.set_defaults(func=_cmd_recovery)
 
-    p = sub.add_parser("bench", help="benchmarks (--perf: speed of plants, gradients and envs)")
+    from agents.benchmark import DEFAULT_AGENTS
+
+    p = sub.add_parser(
+        "bench",
+        help="compare agents on envs with equal query budgets (--perf: speed of plants and envs)",
+    )
     p.add_argument(
         "--perf", action="store_true", help="measure render, gradient and env-step speed"
     )
-    p.add_argument("--quick", action="store_true", help="a smoke-test run (under 2 minutes)")
+    p.add_argument("--quick", action="store_true", help="--perf: a smoke-test run (under 2 min)")
     p.add_argument("--envs", nargs="*", help="env ids (default: all)")
-    p.add_argument("--plants", nargs="*", help="plant names (default: all)")
+    p.add_argument("--plants", nargs="*", help="--perf: plant names (default: all)")
+    p.add_argument(
+        "--agents",
+        nargs="+",
+        default=list(DEFAULT_AGENTS),
+        metavar="NAME",
+        help="random cma gradient hybrid ppo sac td3 amortized (default: the first 4)",
+    )
+    p.add_argument("--budget", type=int, default=200, help="plant queries per target (200)")
+    p.add_argument("--seeds", type=int, default=20, help="held-out targets per env (20)")
+    p.add_argument(
+        "--train-queries",
+        type=int,
+        default=None,
+        help="training queries of ppo/sac/td3/amortized (default budget * seeds)",
+    )
     p.add_argument("-o", "--output", type=Path, default=Path("results"), help="results folder")
     p.set_defaults(func=_cmd_bench)
 
@@ -179,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=10, help="seeds per env (default 10)")
     p.add_argument("-o", "--output", type=Path, default=Path("demo_out"), help="output folder")
     p.set_defaults(func=_cmd_demo)
+
     return parser
 
 

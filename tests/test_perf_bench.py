@@ -65,6 +65,10 @@ def test_targets_are_judged_on_the_numbers_given():
     assert verdicts["ours vs X voice (batch 32)"] is None
 
 
-def test_bench_without_perf_says_what_exists(capsys):
-    assert main(["bench"]) == 2
-    assert "--perf" in capsys.readouterr().err
+def test_bench_without_perf_runs_the_agent_benchmark(monkeypatch, tmp_path):
+    import agents.benchmark
+
+    calls = []
+    monkeypatch.setattr(agents.benchmark, "run_benchmark", lambda *a, **k: calls.append(a) or [])
+    assert main(["bench", "-o", str(tmp_path)]) == 0
+    assert calls and calls[0][4] == tmp_path / "bench.json"

@@ -103,12 +103,21 @@ class FunctionalDDSPEnv:
         self, state: EnvState, knobs: Array, params: EnvParams
     ) -> tuple[Array, tuple[Array, StepInfo]]:
         """Reward of playing ``knobs`` in ``state`` -> (reward, (observation, info))."""
-        audio = self.plant.render(knobs, state.render_key, params.input_audio)
-        feats = self.task.features(audio, self.plant.sample_rate)
-        distance = self.task.distance(feats, state.target_features)
+        task = self.task
+        if task.grad_penalty > 0.0:  # the task's sensitivity penalty (AbstractTask)
+            (distance, audio), sensitivity = jax.value_and_grad(self._distance, has_aux=True)(
+                knobs, state, params
+            )
+            norm = jnp.sqrt(jnp.sum(sensitivity**2) + 1e-12) / task.distance_scale
+            # Logarithmic growth: a wild corner is charged, but cannot swamp the reward.
+            excess = jnp.maximum(norm / task.grad_norm_limit - 1.0, 0.0)
+            sensitivity_term = task.grad_penalty * jnp.log1p(jnp.square(excess))
+        else:
+            distance, audio = self._distance(knobs, state, params)
+            sensitivity_term = 0.0
         slew = jnp.sum((knobs - state.knobs) ** 2)
         overshoot = jnp.maximum(jnp.max(jnp.abs(audio)) - 1.0, 0.0)
-        penalty = self.slew_penalty * slew + self.clip_penalty * overshoot
+        penalty = self.slew_penalty * slew + self.clip_penalty * overshoot + sensitivity_term
         reward = -distance / self.task.distance_scale - penalty
         param_error = jnp.where(
             state.target_known, jnp.max(jnp.abs(knobs - state.target_knobs)), jnp.nan
@@ -121,6 +130,12 @@ class FunctionalDDSPEnv:
             )
         obs = self._observation(knobs, audio, state.target_summary)
         return reward, (obs, StepInfo(distance, success, param_error, penalty))
+
+    def _distance(self, knobs: Array, state: EnvState, params: EnvParams) -> tuple[Array, Array]:
+        """(task distance, audio) of playing ``knobs``."""
+        audio = self.plant.render(knobs, state.render_key, params.input_audio)
+        feats = self.task.features(audio, self.plant.sample_rate)
+        return self.task.distance(feats, state.target_features), audio
 
     def _observation(self, knobs: Array, audio: Array, target_summary: Array) -> Array:
         summary = summary_features(audio, self.plant.sample_rate)

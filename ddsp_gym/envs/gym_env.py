@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 import gymnasium as gym
 import jax
+import jax.numpy as jnp
 import numpy as np
 from gymnasium.utils import seeding
 
@@ -98,6 +99,43 @@ def compiled(fenv: FunctionalDDSPEnv) -> _Compiled:
         step_cols=step_cols,
         grad_step_cols=grad_step_cols,
         reward_grad_cols=reward_grad_cols,
+    )
+
+
+@functools.lru_cache(maxsize=128)
+def compiled_queries(fenv: FunctionalDDSPEnv) -> tuple[Callable, Callable, packing.Layout]:
+    """Jitted (query, query_with_grad) of ``fenv`` and their packed layout.
+
+    A query evaluates an action from a state without stepping (an optimizer's
+    probe): (state, action, params) -> packed reward, info numbers, physical
+    knobs and, for ``query_with_grad``, the reward gradient.
+    """
+    plant, d = fenv.plant, fenv.num_knobs
+    skip = ("obs", "terminated")
+    fields = [f for f in packing.step_fields(fenv.obs_size, d, True) if f[0] not in skip]
+    cols = packing.Layout(tuple(fields))
+
+    def query(state, action, params, with_grad):
+        if with_grad:
+            reward, grad, (_, info) = fenv.reward_and_grad(state, action, params)
+        else:
+            (reward, (_, info)), grad = fenv.reward_of_action(state, action, params), jnp.zeros(d)
+        knobs = fenv.knobs_after(state.knobs, jnp.clip(action, -1.0, 1.0))
+        values = {
+            "reward": reward,
+            "distance": info.distance,
+            "success": info.success,
+            "param_error": info.param_error,
+            "penalty": info.penalty,
+            "knobs": packing.knob_vector(plant.controls(knobs), plant.knob_names),
+            "reward_grad": grad,
+        }
+        return packing.pack(cols, values)
+
+    return (
+        jax.jit(functools.partial(query, with_grad=False)),
+        jax.jit(functools.partial(query, with_grad=True)),
+        cols,
     )
 
 
@@ -329,6 +367,29 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         packed = self._jit.reward_and_grad(state, self._checked_action(action), self._params)
         row, cols = np.asarray(packed), self._jit.reward_grad_cols
         return float(packing.column(row, cols, "reward")), packing.column(row, cols, "reward_grad")
+
+    def reward_of(self, action, with_grad: bool = False) -> tuple[float, dict[str, Any]]:
+        """(reward, info) of ``action`` from the current state, without stepping.
+
+        One plant query, as an optimizer's probe: ``info`` is what :meth:`step`
+        would report (``reward_grad`` too when ``with_grad``); the state is kept.
+        """
+        state = self._require_state()
+        query, query_with_grad, cols = compiled_queries(self.functional)
+        run = query_with_grad if with_grad else query
+        row = np.asarray(run(state, self._checked_action(action), self._params))
+        field = functools.partial(packing.column, row, cols)
+        info: dict[str, Any] = {
+            "distance": float(field("distance")),
+            "success": bool(field("success")),
+            "knobs": self._physical(field("knobs")),
+            "penalty": float(field("penalty")),
+        }
+        if self._target_known:
+            info["param_error"] = float(field("param_error"))
+        if with_grad:
+            info["reward_grad"] = field("reward_grad")
+        return float(field("reward")), info
 
     def render(self):
         if self.render_mode is None:

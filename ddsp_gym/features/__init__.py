@@ -32,6 +32,7 @@ from ddsp_gym.features.spectral import (
     spectral_flatness,
     spectral_peakiness,
     spectral_rolloff,
+    spectral_spread,
     stft,
 )
 from ddsp_gym.features.summary import SUMMARY_SIZE, summary_features
@@ -65,6 +66,7 @@ __all__ = [
     "spectral_flatness",
     "spectral_peakiness",
     "spectral_rolloff",
+    "spectral_spread",
     "stft",
     "summary_features",
 ]

@@ -119,6 +119,21 @@ def spectral_centroid(spectrum: Array, freqs: Array) -> Array:
     return (spectrum * freqs).sum(-1) / (spectrum.sum(-1) + EPS)
 
 
+def spectral_spread(spectrum: Array, freqs: Array) -> Array:
+    """Standard deviation in Hz of a spectrum's frequencies about its centroid.
+
+    Args:
+        spectrum: (..., n_bins) non-negative weights.
+        freqs: (n_bins,) bin frequencies in Hz.
+    Returns:
+        (...,) spread (Peeters 2004, CUIDADO audio features report, sec. 6.1.2);
+        finite with a finite gradient for an all-zero spectrum.
+    """
+    centroid = spectral_centroid(spectrum, freqs)
+    variance = (spectrum * (freqs - centroid[..., None]) ** 2).sum(-1) / (spectrum.sum(-1) + EPS)
+    return jnp.sqrt(variance + 1e-6)
+
+
 def spectral_rolloff(spectrum: Array, freqs: Array, fraction: float = 0.85) -> Array:
     """Frequency in Hz below which ``fraction`` of the spectrum's total lies.
 

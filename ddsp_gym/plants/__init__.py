@@ -10,9 +10,11 @@ from ddsp_gym.plants.distortion import Distortion
 from ddsp_gym.plants.effect import AbstractEffect
 from ddsp_gym.plants.filtered_saw import FilteredSaw
 from ddsp_gym.plants.fm2 import FM2
+from ddsp_gym.plants.fm_sine import FMSine
 from ddsp_gym.plants.formant import FormantVoice
 from ddsp_gym.plants.gain_stage import GainStage
 from ddsp_gym.plants.guitar_amp import GuitarAmp
+from ddsp_gym.plants.resonant_filter import ResonantFilter
 from ddsp_gym.plants.reverb import Reverb
 from ddsp_gym.plants.sine import SineOscillator
 from ddsp_gym.plants.subtractive import Subtractive
@@ -31,6 +33,8 @@ PLANTS: dict[str, type[AbstractPlant]] = {
     "fm2": FM2,
     "subtractive": Subtractive,
     "formant": FormantVoice,
+    "fm_sine": FMSine,
+    "resonant_filter": ResonantFilter,
 }
 
 
@@ -52,11 +56,13 @@ __all__ = [
     "Compressor",
     "Delay",
     "Distortion",
+    "FMSine",
     "FilteredSaw",
     "FormantVoice",
     "GainStage",
     "GuitarAmp",
     "Reverb",
+    "ResonantFilter",
     "SineOscillator",
     "Subtractive",
     "make_plant",

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from ddsp_gym.tasks.base import AbstractTask
+from ddsp_gym.tasks.brightness import BrightnessGoal
 from ddsp_gym.tasks.effects import DecayMatch, DynamicsMatch, EchoMatch, HarmonicsMatch, ToneMatch
 from ddsp_gym.tasks.matching import CentroidMatch, EnvelopeMatch, LoudnessMatch, SpectrumMatch
 from ddsp_gym.tasks.timbre import FMBellMatch, FormantMatch, SubtractiveMatch
+from ddsp_gym.tasks.resonance import ResonanceBand
+from ddsp_gym.tasks.waveform import PitchWaveformMatch
 
 # Name used in envs_registry.yaml -> task class.
 TASKS: dict[str, type[AbstractTask]] = {
@@ -21,6 +24,9 @@ TASKS: dict[str, type[AbstractTask]] = {
     "fm_bell": FMBellMatch,
     "subtractive_patch": SubtractiveMatch,
     "formant": FormantMatch,
+    "pitch_waveform": PitchWaveformMatch,
+    "brightness": BrightnessGoal,
+    "resonance_band": ResonanceBand,
 }
 
 
@@ -36,6 +42,7 @@ def make_task(name: str, **config) -> AbstractTask:
 __all__ = [
     "TASKS",
     "AbstractTask",
+    "BrightnessGoal",
     "CentroidMatch",
     "DecayMatch",
     "DynamicsMatch",
@@ -45,6 +52,8 @@ __all__ = [
     "FormantMatch",
     "HarmonicsMatch",
     "LoudnessMatch",
+    "PitchWaveformMatch",
+    "ResonanceBand",
     "SpectrumMatch",
     "SubtractiveMatch",
     "ToneMatch",

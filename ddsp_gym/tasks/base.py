@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import jax
 from jax import Array
@@ -33,6 +33,16 @@ class AbstractTask(abc.ABC):
     param_tolerance: float | None = None
 
     distance_unit: str = ""
+    # Sensitivity penalty (0: off), charged by the env on top of the distance:
+    # grad_penalty * log(1 + e^2), e = max(|d(distance / distance_scale) / d knobs|
+    # / grad_norm_limit - 1, 0): settings where the sound explodes under small knob
+    # moves cost reward (the reward's gradient then needs second derivatives).
+    grad_penalty: float = 0.0
+    grad_norm_limit: float = 1.0
+    # Goal tasks (maximise brightness, hold a resonance) ignore the target sound;
+    # their hidden target knobs are one reference setting that meets the goal, so
+    # param_error measures the distance to that reference, not an error.
+    is_goal: ClassVar[bool] = False
 
     def sample_target_knobs(self, key: Array, plant: AbstractPlant) -> Array:
         """Hidden target knobs (d,) in unit space for a new episode; pure and jittable.

@@ -1,0 +1,44 @@
+"""Helpers shared by goal tasks (reach a property, not a target sound)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+from ddsp_gym.plants.base import AbstractPlant
+
+
+def smooth_relu(x: Array, width: float) -> Array:
+    """max(x, 0) rounded off within ``width`` of 0 (a softplus of scale ``width``)."""
+    return width * jax.nn.softplus(x / width)
+
+
+def reference_setting(
+    task: Any,
+    plant: AbstractPlant,
+    key: Array,
+    box: Mapping[str, tuple[float, float]],
+    candidates: int = 64,
+) -> Array:
+    """A knob setting (d,) that meets a goal task: the best of random candidates.
+
+    Candidates are uniform in unit space, within ``box`` (unit-travel ranges
+    by knob name; knobs not named range over [0, 1]). A goal task's distance
+    ignores the target, so the candidate nearest the goal is a reference
+    solution: the episode's hidden "target" knobs. Pure and jittable.
+    """
+    names = plant.knob_names
+    low = jnp.array([box.get(name, (0.0, 1.0))[0] for name in names])
+    high = jnp.array([box.get(name, (0.0, 1.0))[1] for name in names])
+    k_candidates, k_render = jax.random.split(key)
+    proposals = low + (high - low) * jax.random.uniform(k_candidates, (candidates, len(names)))
+
+    def distance(knobs: Array) -> Array:
+        features = task.features(plant.render(knobs, k_render), plant.sample_rate)
+        return task.distance(features, features)
+
+    return proposals[jnp.argmin(jax.vmap(distance)(proposals))]

@@ -1,0 +1,51 @@
+"""Train an SB3 agent on a ddsp_gym env and score it on held-out target seeds.
+
+    python scripts/train.py --env ddsp_gym/SineTuner-v0 --algo ppo --steps 20000
+
+Writes runs/<env>-<algo>/: model.zip, checkpoints/, tb/ (TensorBoard) and
+eval.json (the benchmark's cell for this agent: success rate on the held-out
+seeds, queries to success, best distance). Hyperparameters:
+agents/hyperparams/<algo>.yaml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import ddsp_gym  # noqa: F401  (registers the envs)
+from agents.benchmark import eval_seeds, make_eval_env, summarize
+from agents.sb3 import ALGOS, train
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", required=True, help="env id, e.g. ddsp_gym/SineTuner-v0")
+    parser.add_argument("--algo", required=True, choices=ALGOS)
+    parser.add_argument("--steps", type=int, required=True, help="training env steps")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-seeds", type=int, default=20, help="held-out targets (20)")
+    parser.add_argument("--eval-budget", type=int, default=200, help="steps per target (200)")
+    parser.add_argument("--checkpoint-every", type=int, default=10_000)
+    parser.add_argument("--out", type=Path, default=None, help="run folder")
+    args = parser.parse_args()
+    out = args.out or Path("runs") / f"{args.env.split('/')[-1]}-{args.algo}"
+    policy = train(
+        args.env, args.algo, args.steps, args.seed, out, args.checkpoint_every, verbose=1
+    )
+    env = make_eval_env(args.env, args.eval_budget)
+    results = [policy.solve(env, s, args.eval_budget) for s in eval_seeds(args.eval_seeds)]
+    cell = summarize(
+        args.env, args.algo, results, args.eval_budget, 0.0, env.unwrapped.task, args.steps
+    )
+    (out / "eval.json").write_text(json.dumps(cell, indent=1))
+    print(
+        f"{args.env} {args.algo}: {cell['successes']}/{cell['seeds']} held-out targets solved, "
+        f"median best distance {cell['median_best_distance']:.3g} {cell['distance_unit']}; "
+        f"model and logs in {out}/"
+    )
+
+
+if __name__ == "__main__":
+    main()

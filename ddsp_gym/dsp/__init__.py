@@ -1,6 +1,6 @@
 """Pure, unbatched JAX DSP blocks: arrays and static ints in, arrays out."""
 
-from ddsp_gym.dsp.envelopes import adsr
+from ddsp_gym.dsp.envelopes import adsr, attack_release, smooth_unit_clip
 from ddsp_gym.dsp.filters import (
     bandpass_coeffs,
     biquad,
@@ -8,6 +8,7 @@ from ddsp_gym.dsp.filters import (
     lowpass_coeffs,
     peaking_coeffs,
     pole_radius,
+    svf_lowpass,
 )
 from ddsp_gym.dsp.noise import white_noise
 from ddsp_gym.dsp.oscillators import (
@@ -32,6 +33,7 @@ from ddsp_gym.dsp.units import (
 __all__ = [
     "adsr",
     "amp_to_db",
+    "attack_release",
     "bandpass_coeffs",
     "biquad",
     "cents",
@@ -50,6 +52,8 @@ __all__ = [
     "saw_naive",
     "saw_polyblep",
     "sine",
+    "smooth_unit_clip",
     "square_polyblep",
+    "svf_lowpass",
     "white_noise",
 ]

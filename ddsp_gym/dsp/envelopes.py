@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax import Array
 
@@ -40,3 +41,39 @@ def adsr(
     level_at_gate_off = gate_on_level(jnp.asarray(gate_s, jnp.float32))
     released = level_at_gate_off * jnp.maximum(0.0, 1.0 - (t - gate_s) / release)
     return jnp.clip(jnp.where(t < gate_s, gate_on_level(t), released), 0.0, 1.0)
+
+
+def smooth_unit_clip(x: Array, corner: float) -> Array:
+    """clip(x, 0, 1) with its two corners rounded by softplus over about ``corner`` (level units).
+
+    ``corner * (softplus(x / corner) - softplus((x - 1) / corner))``: equal to
+    the clip away from the corners, smooth everywhere, within 0.7 * ``corner`` of it.
+    """
+    return corner * (jax.nn.softplus(x / corner) - jax.nn.softplus((x - 1.0) / corner))
+
+
+def attack_release(
+    n: int,
+    sample_rate: int,
+    attack_s: Array | float,
+    release_s: Array | float,
+    gate_s: Array | float,
+    corner: float = 0.02,
+) -> Array:
+    """Linear attack to 1, hold while the gate is open, linear release to 0; shape (n,).
+
+    The envelope of a synth voice with sustain at full level. Corners are
+    rounded (:func:`smooth_unit_clip`), so the envelope, and any feature of the
+    sound, is smooth in ``attack_s`` and ``release_s``: a hard corner moves
+    sample by sample as a time knob turns, which makes spectrogram losses
+    ragged on the scale of one sample. Times in seconds (clamped to >= 1 ms).
+    """
+    t = jnp.arange(n, dtype=jnp.float32) / sample_rate
+    attack = jnp.maximum(attack_s, 1e-3)
+    release = jnp.maximum(release_s, 1e-3)
+    gate = jnp.asarray(gate_s, jnp.float32)
+    held = smooth_unit_clip(t / attack, corner)
+    released = smooth_unit_clip(gate / attack, corner) * smooth_unit_clip(
+        1.0 - (t - gate) / release, corner
+    )
+    return jnp.where(t < gate, held, released)

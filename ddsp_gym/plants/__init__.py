@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ddsp_gym.plants.adsr_tone import AdsrTone
+from ddsp_gym.plants.amsynth_twin import AmsynthTwin
 from ddsp_gym.plants.base import AbstractPlant
 from ddsp_gym.plants.filtered_saw import FilteredSaw
 from ddsp_gym.plants.gain_stage import GainStage
@@ -14,6 +15,7 @@ PLANTS: dict[str, type[AbstractPlant]] = {
     "filtered_saw": FilteredSaw,
     "adsr_tone": AdsrTone,
     "gain": GainStage,
+    "amsynth_twin": AmsynthTwin,
 }
 
 
@@ -30,6 +32,7 @@ __all__ = [
     "PLANTS",
     "AbstractPlant",
     "AdsrTone",
+    "AmsynthTwin",
     "FilteredSaw",
     "GainStage",
     "SineOscillator",

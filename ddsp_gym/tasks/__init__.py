@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ddsp_gym.tasks.base import AbstractTask
 from ddsp_gym.tasks.matching import CentroidMatch, EnvelopeMatch, LoudnessMatch, SpectrumMatch
+from ddsp_gym.tasks.patch import PatchMatch
 
 # Name used in envs_registry.yaml -> task class.
 TASKS: dict[str, type[AbstractTask]] = {
@@ -11,6 +12,7 @@ TASKS: dict[str, type[AbstractTask]] = {
     "spectrum": SpectrumMatch,
     "envelope": EnvelopeMatch,
     "loudness": LoudnessMatch,
+    "patch": PatchMatch,
 }
 
 
@@ -29,6 +31,7 @@ __all__ = [
     "CentroidMatch",
     "EnvelopeMatch",
     "LoudnessMatch",
+    "PatchMatch",
     "SpectrumMatch",
     "make_task",
 ]

@@ -491,7 +491,8 @@ def onset_index(x: np.ndarray, threshold_db: float = -30.0, floor_db: float = -8
         return None
     event = int(np.argmax(magnitude >= peak * 10.0 ** (threshold_db / 20.0)))
     lead = magnitude[: event // 2]
-    noise = float(np.sqrt(np.mean(lead**2))) if lead.size else 0.0
+    # Too short a lead-in would measure the note's own start, not the noise.
+    noise = float(np.sqrt(np.mean(lead**2))) if lead.size >= 64 else 0.0
     floor = max(peak * 10.0 ** (floor_db / 20.0), 4.0 * noise)
     return int(np.argmax(magnitude[: event + 1] > floor))
 

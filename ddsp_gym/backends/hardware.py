@@ -161,7 +161,14 @@ def default_latency_store() -> Path:
 class HardwareBackend:
     """Plays a sim twin's knobs on a real device (see the module docstring)."""
 
-    def __init__(self, plant: AbstractPlant, options: dict[str, Any] | HardwareConfig | None):
+    def __init__(
+        self,
+        plant: AbstractPlant,
+        options: dict[str, Any] | HardwareConfig | None,
+        devices: tuple[MidiOutput | None, audio_lib.AudioEngine] | None = None,
+    ):
+        """``devices``: an already open (MIDI output, audio engine) pair to use instead of
+        opening the configured ones (sharing a stream, or stand-ins in tests)."""
         self.plant = plant
         self.config = (
             options if isinstance(options, HardwareConfig) else HardwareConfig.from_options(options)
@@ -177,7 +184,11 @@ class HardwareBackend:
         self.faulted = False
         self._last_sent: dict[str, SentKnob] = {}
         try:
-            self._open()
+            if devices is None:
+                self._open()
+            else:
+                self.midi, self.engine = devices
+                self._send_init()
             self.latency_frames = self._resolve_latency()
         except BaseException:
             self.close()
@@ -188,7 +199,9 @@ class HardwareBackend:
     def _open(self) -> None:
         cfg = self.config
         if cfg.midi_out is not None:
-            self.midi = MidiOutput(cfg.midi_out, cfg.midi_api, f"{cfg.client_name}-{os.getpid()}")
+            self.midi = MidiOutput(
+                cfg.midi_out, cfg.midi_api, f"{cfg.client_name}-midi-{os.getpid()}"
+            )
         self.engine = audio_lib.AudioEngine(
             audio_lib.StreamConfig(
                 input_device=cfg.audio_in,
@@ -418,6 +431,11 @@ class HardwareBackend:
         frames = self.measure_latency()
         self._store_latency(path, key, frames)
         return frames
+
+    def remember_latency(self, frames: int) -> None:
+        """Use ``frames`` of latency from now on and store it for this device set-up."""
+        self.latency_frames = int(frames)
+        self._store_latency(self._store_path(), self._store_key(), int(frames))
 
     def _store_latency(self, path: Path, key: str, frames: int) -> None:
         try:

@@ -53,9 +53,9 @@ def test_onset_finds_the_first_sample_of_a_note():
     for delay in (0, 1024, 5000):
         x = np.concatenate([np.zeros(delay), note])
         assert audio.onset_index(x) in (delay, delay + 1)
-    noisy = np.concatenate([np.zeros(3000), note]) + 1e-3 * np.random.default_rng(1).standard_normal(
-        3000 + note.size
-    )
+    noisy = np.concatenate([np.zeros(3000), note]) + 1e-3 * np.random.default_rng(
+        1
+    ).standard_normal(3000 + note.size)
     assert abs(audio.onset_index(noisy) - 3000) < 48  # within 1 ms under -50 dB noise
     assert audio.onset_index(np.zeros(100)) is None
 

@@ -11,7 +11,12 @@ short and the module keeps to about a minute.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -38,11 +43,8 @@ SYNTH = {"midi_out": "amsynth:midi_in", "audio_in": "amsynth"}
 
 def _rig_problem() -> str | None:
     missing = rig.missing_tools()
-    for module in ("rtmidi", "sounddevice"):
-        try:
-            __import__(module)
-        except (ImportError, OSError) as err:
-            missing.append(f"{module} ({err})")
+    # Only look for the modules: importing sounddevice would start PortAudio for good.
+    missing += [m for m in ("rtmidi", "sounddevice") if importlib.util.find_spec(m) is None]
     if missing:
         return (
             f"the software rig needs {missing}: `make rig-start` installs and starts it "
@@ -236,3 +238,51 @@ def test_hw_list_and_rig_status_commands(synth, capsys):
     assert "amsynth   : ports up" in capsys.readouterr().out
     assert main(["hw", "list", "--api", "usb"]) == 2
     assert "unknown MIDI API 'usb'" in capsys.readouterr().err
+
+
+CRASH_SCRIPT = """
+import os, signal, sys, time
+from ddsp_gym.backends import audio
+from ddsp_gym.backends.errors import HardwareTimeoutError
+engine = audio.AudioEngine(audio.StreamConfig(input_device="system", input_channels=1))
+engine.capture(4800)
+os.kill(int(sys.argv[1]), signal.SIGKILL)
+try:
+    engine.capture(4800)
+except HardwareTimeoutError as err:
+    print("TIMEOUT:", err)
+start = time.monotonic()
+engine.close()
+print(f"CLOSED in {time.monotonic() - start:.1f} s")
+"""
+
+
+def test_an_audio_server_crash_times_out_and_nothing_hangs(rig_config, tmp_path):
+    # A private JACK server, so the shared rig survives; the check runs in a child process
+    # because PortAudio stays stuck on the dead server's stream in the process that had it.
+    name = f"ddsp_gym_crash_{os.getpid()}"
+    env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
+    with open(tmp_path / "jackd.log", "wb") as log:
+        server = subprocess.Popen(
+            ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "1024"],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 15
+        while subprocess.run(["jack_lsp"], env=env, capture_output=True).returncode != 0:
+            assert time.monotonic() < deadline and server.poll() is None, "private jackd"
+            time.sleep(0.1)
+        child = subprocess.run(
+            [sys.executable, "-c", CRASH_SCRIPT, str(server.pid)],
+            env=env, capture_output=True, text=True, timeout=60,
+            cwd=Path(__file__).resolve().parent.parent,
+        )  # fmt: skip
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGKILL)
+        server.wait(timeout=10)
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert "TIMEOUT: a 0.10 s take did not finish" in child.stdout
+    assert "audio server stopped?" in child.stdout
+    closed = float(child.stdout.split("CLOSED in ")[1].split()[0])
+    assert closed < 5.0

@@ -13,12 +13,16 @@ lag, peak limiting, resampling) are what the backend applies to each take.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import ctypes.util
 import os
 import subprocess
+import sys
 import threading
+import warnings
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from math import gcd
 
@@ -34,8 +38,11 @@ from ddsp_gym.backends.errors import (
 )
 
 JACK_TIMEOUT_S = 5.0
+CLOSE_TIMEOUT_S = 3.0
 _JACK_NAME = ctypes.create_string_buffer(f"ddsp_gym-{os.getpid()}".encode())
-_pa = {"terminated": False, "engines": 0}
+# PortAudio runs only while something of ours uses it ("users"); "streams" counts the
+# open ones (a rescan must not pull devices from under them).
+_pa = {"initialized": False, "users": 0, "streams": 0, "stuck": False}
 _pa_lock = threading.RLock()
 
 
@@ -62,50 +69,102 @@ def _name_jack_client() -> None:
         pass
 
 
-def import_sounddevice():
-    """sounddevice, with PortAudio's JACK client named and JACK never auto-started."""
+def _sounddevice():
+    """The sounddevice module (PortAudio initialized or not), or a clear error."""
     os.environ.setdefault("JACK_NO_START_SERVER", "1")
-    with _pa_lock:
-        _name_jack_client()
-        try:
-            import sounddevice as sd
-        except (ImportError, OSError) as err:
-            raise HardwareDependencyError(
-                f"the hardware backend needs sounddevice and the PortAudio library ({err}); "
-                f"{HARDWARE_EXTRA_HINT} (on Debian/Ubuntu also: apt-get install libportaudio2)"
-            ) from None
-        if _pa["terminated"]:
-            sd._initialize()
-            _pa["terminated"] = False
+    _name_jack_client()
+    try:
+        import sounddevice as sd
+    except (ImportError, OSError) as err:
+        raise HardwareDependencyError(
+            f"the hardware backend needs sounddevice and the PortAudio library ({err}); "
+            f"{HARDWARE_EXTRA_HINT} (on Debian/Ubuntu also: apt-get install libportaudio2)"
+        ) from None
     return sd
+
+
+def acquire_portaudio():
+    """Start PortAudio if needed and count one more user -> the sounddevice module.
+
+    PortAudio keeps a client connected to the audio server (JACK) while it runs;
+    running it only while used means nothing of ours lingers on the server, and
+    a server stopped later cannot trip PortAudio's shutdown at exit.
+    """
+    with _pa_lock:
+        if _pa["stuck"]:
+            raise HardwareError(
+                "PortAudio is stuck on a stream whose audio server died; restart this program "
+                "once the audio server (e.g. jackd) runs again"
+            )
+        first_import = "sounddevice" not in sys.modules
+        sd = _sounddevice()
+        if not first_import and not _pa["initialized"]:
+            sd._initialize()  # importing sounddevice initializes it; later starts are ours
+        _pa["initialized"] = True
+        _pa["users"] += 1
+    return sd
+
+
+def release_portaudio() -> None:
+    """One user fewer; PortAudio (and its JACK client) stops when none is left."""
+    with _pa_lock:
+        _pa["users"] = max(0, _pa["users"] - 1)
+        if _pa["users"] == 0 and _pa["initialized"] and not _pa["stuck"]:
+            _sounddevice()._terminate()
+            _pa["initialized"] = False
+
+
+@contextmanager
+def portaudio():
+    """``with portaudio() as sd:`` PortAudio running for the block."""
+    sd = acquire_portaudio()
+    try:
+        yield sd
+    finally:
+        release_portaudio()
+
+
+def import_sounddevice():
+    """sounddevice if it and PortAudio load (PortAudio is not left running)."""
+    with portaudio() as sd:
+        return sd
 
 
 def rescan() -> None:
     """Restart PortAudio so it sees devices (and JACK clients) that appeared since it started.
 
-    Only safe while this process has no open stream; the engine closes its own first.
+    Skipped while a stream of ours is open (its device would vanish under it).
     """
-    sd = import_sounddevice()
-    with _pa_lock:
-        if _pa["engines"]:
-            return
-        sd._terminate()
-        sd._initialize()
-
-
-def _release_portaudio() -> None:
-    """Stop PortAudio (and so its JACK client) once no engine of ours uses it."""
-    sd = import_sounddevice()
-    with _pa_lock:
-        if _pa["engines"] == 0 and not _pa["terminated"]:
+    with _pa_lock, portaudio() as sd:
+        if _pa["streams"] == 0:
             sd._terminate()
-            _pa["terminated"] = True
+            sd._initialize()
+
+
+def _abandon_portaudio() -> None:
+    """A stream could not be closed (its audio server died): PortAudio is stuck for good.
+
+    Terminating PortAudio would wait on that stream too, so sounddevice's exit
+    handler is unregistered (the process can still exit) and later opens fail
+    with a clear error instead of hanging.
+    """
+    sd = _sounddevice()
+    with _pa_lock:
+        _pa["stuck"] = True
+    atexit.unregister(sd._exit_handler)
+    warnings.warn(
+        "an audio stream could not be closed (its audio server died); PortAudio is unusable "
+        "in this process until it restarts",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def list_audio_devices() -> list[dict]:
     """Every PortAudio device: index, name, host API, input/output channels, default rate."""
-    sd = import_sounddevice()
-    apis = sd.query_hostapis()
+    with portaudio() as sd:
+        apis = sd.query_hostapis()
+        devices = sd.query_devices()
     return [
         {
             "index": i,
@@ -115,7 +174,7 @@ def list_audio_devices() -> list[dict]:
             "outputs": d["max_output_channels"],
             "default_samplerate": d["default_samplerate"],
         }
-        for i, d in enumerate(sd.query_devices())
+        for i, d in enumerate(devices)
     ]
 
 
@@ -303,6 +362,7 @@ class AudioEngine:
     def __init__(self, config: StreamConfig) -> None:
         self.config = config
         self._stream = None
+        self._holds_portaudio = False
         self._job: CaptureJob | None = None
         self._blocks = 0
         self.samplerate: int = 0
@@ -314,7 +374,15 @@ class AudioEngine:
 
     def open(self) -> None:
         self.close()
-        sd = import_sounddevice()
+        sd = acquire_portaudio()  # held until close()
+        self._holds_portaudio = True
+        try:
+            self._open_stream(sd)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open_stream(self, sd) -> None:
         cfg = self.config
         self.input_info = find_device(cfg.input_device, "input", cfg.hostapi)
         self.output_info = (
@@ -328,6 +396,7 @@ class AudioEngine:
                 f"input device {self.input_info['name']!r} has {self.input_info['inputs']} "
                 f"channels, not {channels}"
             )
+        self.channels = channels
         self.samplerate = int(cfg.samplerate or self.input_info["default_samplerate"])
         common = dict(samplerate=self.samplerate, blocksize=cfg.blocksize, dtype="float32")
         try:
@@ -346,12 +415,10 @@ class AudioEngine:
                     **common,
                 )
             with _pa_lock:
-                _pa["engines"] += 1
+                _pa["streams"] += 1
             self._stream.start()
         except sd.PortAudioError as err:
-            self.close()
             raise HardwareError(f"cannot open the audio stream: {err}") from None
-        self.channels = channels
         if cfg.jack_connections:
             self._wire_jack()
 
@@ -377,18 +444,38 @@ class AudioEngine:
         return self._blocks
 
     def close(self) -> None:
-        """Stop and close the stream; PortAudio itself stops once no engine is open."""
+        """Stop and close the stream; PortAudio itself stops once no engine is open.
+
+        Never hangs: if the audio server died under the stream, PortAudio's JACK
+        host waits for a callback that never comes (minutes). The stream is then
+        abandoned after ``CLOSE_TIMEOUT_S`` and PortAudio marked unusable for
+        this process (see :func:`_abandon_portaudio`).
+        """
         stream, self._stream, self._job = self._stream, None, None
+        holds, self._holds_portaudio = self._holds_portaudio, False
         if stream is None:
+            if holds:
+                release_portaudio()
             return
-        try:
-            stream.abort()
-            stream.close()
-        except Exception:  # noqa: BLE001 - a server that went away must not block closing
-            pass
-        with _pa_lock:
-            _pa["engines"] -= 1
-        _release_portaudio()
+        finished = threading.Event()
+
+        def shut() -> None:
+            try:
+                stream.abort()
+                stream.close()
+            except Exception:  # noqa: BLE001 - a vanished device must not stop the close
+                pass
+            finally:
+                finished.set()
+
+        threading.Thread(target=shut, name="ddsp_gym-audio-close", daemon=True).start()
+        if finished.wait(CLOSE_TIMEOUT_S):
+            with _pa_lock:
+                _pa["streams"] -= 1
+            if holds:
+                release_portaudio()
+        else:
+            _abandon_portaudio()
 
     # -- callbacks (audio thread) -------------------------------------------------------
 

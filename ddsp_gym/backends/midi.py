@@ -13,6 +13,7 @@ off, 121 reset all controllers, 123 all notes off).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Sequence
 
 from ddsp_gym.backends.errors import (
@@ -329,7 +330,14 @@ class MidiOutput:
                 self._out.delete()
                 self._out = None
 
-    def close(self) -> None:
-        """Silence everything we may have started, then close the port."""
-        self.panic()
+    def close(self, flush_s: float = 0.1) -> None:
+        """Silence everything we may have started, then close the port.
+
+        Some APIs (rtmidi over JACK) queue messages until the next audio period
+        and drop what is still queued when the port closes, so the panic gets
+        ``flush_s`` seconds (a few periods) to go out first.
+        """
+        if self._out is not None:
+            self.panic()
+            time.sleep(flush_s)
         self._close_port()

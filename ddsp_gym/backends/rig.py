@@ -321,6 +321,12 @@ def stop(config: RigConfig | None = None, log=print) -> None:
     """Stop what the rig started, by process id, in reverse order (synth, then jackd)."""
     config = config or RigConfig.default()
     stop_synth(config, log)
+    # jackd answers SIGTERM slowly while it is still removing a client that just left.
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline and any(
+        p.startswith(f"{SYNTH_CLIENT}:") for p in _jack_lsp(timeout=1.0) or []
+    ):
+        time.sleep(0.1)
     state = _read_state(config)
     pid = state.pop("jackd", None)
     if pid and _alive(pid, "jackd"):
@@ -330,11 +336,13 @@ def stop(config: RigConfig | None = None, log=print) -> None:
 
 
 def xrun_count(config: RigConfig) -> int:
-    """Xruns jackd has logged (its log says "xrun" once per over/underrun)."""
+    """Xruns jackd has logged: its driver reports each one ("... XRun = 30 usec"); the
+    engine's follow-up lines name the late clients and are not counted again."""
     log_file = config.state_dir / "jackd.log"
     if not log_file.is_file():
         return 0
-    return sum("xrun" in line.lower() for line in log_file.read_text(errors="replace").splitlines())
+    lines = log_file.read_text(errors="replace").splitlines()
+    return sum("xrun" in line.lower() and not line.startswith("JackEngine::") for line in lines)
 
 
 def status(config: RigConfig | None = None) -> dict:

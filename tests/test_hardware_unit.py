@@ -13,6 +13,7 @@ from scipy import signal
 
 from ddsp_gym.backends import audio
 from ddsp_gym.backends.errors import (
+    HardwareError,
     HardwareTimeoutError,
     SilentTakeError,
     XrunError,
@@ -267,6 +268,19 @@ def test_xruns_are_retried_a_bounded_number_of_times(tmp_path):
     with pytest.raises(XrunError, match="all 3 attempts"):
         stuck.render(np.array([0.5], np.float32))
     assert stuck.faulted and stuck.midi.panics >= panics + 3
+
+
+def test_a_take_that_starts_with_the_last_note_still_ringing_is_retried(tmp_path):
+    midi = FakeMidi()
+    # 1024 frames of latency: the lead-in must be silent, else a previous note rang on
+    hw = backend([(note(0), 0), (note(1024), 0)], tmp_path, midi=midi, latency=1024 / 48)
+    midi.sent.clear()
+    take = hw.render(np.array([0.5], np.float32))
+    assert take.attempts == 2
+    assert midi.sent.count([0xB0, 120, 0]) == 2  # all sound off before each attempt
+    ringing = backend([(note(0), 0)], tmp_path, latency=1024 / 48, max_retries=1)
+    with pytest.raises(HardwareError, match="still sounding before the note.*CC 120"):
+        ringing.render(np.array([0.5], np.float32))
 
 
 def test_a_silent_take_is_an_error_that_says_what_to_check(tmp_path):

@@ -29,6 +29,7 @@ import numpy as np
 
 from ddsp_gym.audio_io import fit_length
 from ddsp_gym.backends import audio as audio_lib
+from ddsp_gym.backends import midi as midi_lib
 from ddsp_gym.backends.errors import HardwareError, SilentTakeError, XrunError
 from ddsp_gym.backends.knob_map import KnobMap, SentKnob, load_knob_map
 from ddsp_gym.backends.midi import MIDI_APIS, MidiOutput
@@ -182,7 +183,6 @@ class HardwareBackend:
         self.engine: audio_lib.AudioEngine | None = None
         self.latency_frames = 0
         self.faulted = False
-        self._last_sent: dict[str, SentKnob] = {}
         try:
             if devices is None:
                 self._open()
@@ -221,7 +221,6 @@ class HardwareBackend:
         if self.midi is not None and self.knob_map is not None:
             self.midi.panic()
             self.midi.send_all(self.knob_map.init_messages())
-            self._last_sent = {}
 
     def recover(self) -> None:
         """Close and reopen the MIDI port and the audio stream (after the device came back)."""
@@ -280,17 +279,29 @@ class HardwareBackend:
         knobs = np.array([sent[s.name].unit for s in self.plant.knob_specs], np.float32)
         return knobs, sent
 
-    def _send_knobs(self, unit_knobs: np.ndarray) -> dict[str, SentKnob]:
+    @property
+    def settle_s(self) -> float:
+        settle = self.config.settle_ms
+        if settle is None:
+            settle = self.knob_map.settle_ms if self.knob_map is not None else 0.0
+        return settle / 1000.0
+
+    def _silence(self) -> None:
+        """All sound off on the map's channels: every take starts from silence, not from the
+        previous take's release tail."""
+        if self.midi is None or self.knob_map is None:
+            return
+        channels = {self.knob_map.channel} | {m.channel for m in self.knob_map.knobs.values()}
+        self.midi.send_all([midi_lib.all_sound_off(ch) for ch in sorted(channels)])
+
+    def _prepare_take(self, unit_knobs: np.ndarray) -> dict[str, SentKnob]:
+        """Silence, send the knobs, wait for the device to settle -> what was sent."""
         if self.knob_map is None or self.midi is None:
             return self.quantize(unit_knobs)[1]
+        self._silence()
         messages, sent = self.knob_map.encode(unit_knobs, self.plant.knob_specs)
         self.midi.send_all(messages)
-        changed = sent != self._last_sent
-        self._last_sent = sent
-        settle = self.config.settle_ms if self.config.settle_ms is not None else None
-        settle = self.knob_map.settle_ms if settle is None else settle
-        if changed and settle > 0:
-            time.sleep(settle / 1000.0)
+        time.sleep(self.settle_s)
         return sent
 
     def _gate_frames(self, samplerate: int) -> int:
@@ -308,17 +319,38 @@ class HardwareBackend:
         return engine.capture(n_frames, playback, events, self.config.timeout_s)
 
     def _capture_clean(self, n_frames: int, playback: np.ndarray | None):
-        """A raw take without xruns -> (mono audio, attempts); retries are bounded."""
+        """A raw take without xruns -> (mono audio, attempts); retries are bounded.
+
+        In instrument mode the lead-in before the note (the latency) must be
+        silent too; sound there is a previous note still ringing.
+        """
         attempts = self.config.max_retries + 1
+        problems = []
         for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                self.panic()
+                self._silence()
+                time.sleep(self.settle_s)
             job = self._capture(n_frames, playback)
-            if job.xruns == 0:
-                return job.audio.mean(axis=1), attempt
-            self.panic()
+            mono = job.audio.mean(axis=1)
+            lead = self.latency_frames - 32 if self.config.mode == "instrument" else 0
+            if job.xruns:
+                problems.append("xrun")
+            elif lead >= 32 and audio_lib.peak_dbfs(mono[:lead]) > self.config.silence_dbfs:
+                problems.append("ringing")
+            else:
+                return mono, attempt
+        seconds = n_frames / self.samplerate
+        if "xrun" not in problems:
+            raise HardwareError(
+                f"all {attempts} attempts at a {seconds:.2f} s take began with the device "
+                "still sounding before the note: does it ignore All Sound Off (CC 120)? "
+                "Raise settle_ms, or shorten the release"
+            )
         raise XrunError(
-            f"all {attempts} attempts at a {n_frames / self.samplerate:.2f} s take were hit by "
-            "audio xruns (over/underruns): the machine is overloaded or the audio period is too "
-            "small (e.g. raise JACK's -p)"
+            f"all {attempts} attempts at a {seconds:.2f} s take failed ({', '.join(problems)}): "
+            "audio xruns (over/underruns) mean the machine is overloaded or the audio period "
+            "is too small (e.g. raise JACK's -p)"
         )
 
     def _program(self, input_audio: np.ndarray | None) -> tuple[np.ndarray | None, float]:
@@ -354,7 +386,7 @@ class HardwareBackend:
         engine = self._engine()
         sr = engine.samplerate
         knobs, _ = self.quantize(unit_knobs)
-        sent = self._send_knobs(knobs)
+        sent = self._prepare_take(knobs)
         program, limiter_db = self._program(input_audio)
         n_out = int(np.ceil(self.plant.duration * sr))
         n_frames = self.latency_frames + n_out + int(self.config.tail_s * sr)
@@ -481,7 +513,7 @@ class HardwareBackend:
                 probe = np.full(self.plant.num_knobs, 0.5, np.float32)
                 for i, spec in enumerate(self.plant.knob_specs):
                     probe[i] = self.knob_map.probe.get(spec.name, probe[i])
-                self._send_knobs(self.quantize(probe)[0])
+                self._prepare_take(self.quantize(probe)[0])
                 raw, _ = self._capture_clean(n_frames, None)
                 onset = audio_lib.onset_index(raw)
                 if onset is None or audio_lib.peak_dbfs(raw) < self.config.silence_dbfs:

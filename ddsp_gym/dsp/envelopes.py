@@ -73,7 +73,7 @@ def attack_release(
     release = jnp.maximum(release_s, 1e-3)
     gate = jnp.asarray(gate_s, jnp.float32)
     held = smooth_unit_clip(t / attack, corner)
-    released = smooth_unit_clip(gate / attack, corner) * smooth_unit_clip(
-        1.0 - (t - gate) / release, corner
-    )
+    # Only the foot of the release is rounded, so the level is continuous at the gate.
+    fall = 1.0 - (t - gate) / release
+    released = smooth_unit_clip(gate / attack, corner) * corner * jax.nn.softplus(fall / corner)
     return jnp.where(t < gate, held, released)

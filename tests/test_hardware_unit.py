@@ -7,6 +7,8 @@ real rig in test_hardware_rig.py.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from scipy import signal
@@ -345,3 +347,17 @@ def test_effect_mode_limits_the_program_and_measures_latency_by_correlation(tmp_
 def test_bad_hardware_options_are_refused(options, message):
     with pytest.raises(ValueError, match=message):
         HardwareConfig.from_options(options)
+
+
+def test_missing_optional_dependencies_name_the_extra(monkeypatch):
+    from ddsp_gym.backends import validate_backend
+    from ddsp_gym.backends.errors import HardwareDependencyError
+
+    monkeypatch.setitem(sys.modules, "rtmidi", None)  # as if python-rtmidi were not installed
+    with pytest.raises(HardwareDependencyError, match=r"pip install 'ddsp_gym\[hardware\]'"):
+        validate_backend("hardware")
+    monkeypatch.delitem(sys.modules, "rtmidi")
+    monkeypatch.setitem(sys.modules, "sounddevice", None)
+    with pytest.raises(HardwareDependencyError, match="sounddevice and the PortAudio library"):
+        audio.list_audio_devices()
+    assert validate_backend("sim") == "sim"  # the sim never needs them

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -37,7 +39,17 @@ class GradientAgent:
         )
         return optax.adam(schedule)
 
-    def solve(self, env: gym.Env, seed: int, max_steps: int | None = None) -> SolveResult:
+    def solve(
+        self,
+        env: gym.Env,
+        seed: int,
+        max_steps: int | None = None,
+        callback: Callable[[int, dict[str, Any]], bool] | None = None,
+    ) -> SolveResult:
+        """Play one episode from ``reset(seed=seed)`` until success, truncation or ``max_steps``.
+
+        ``callback(step, info)`` runs after every step; returning False stops early.
+        """
         base = env.unwrapped
         if not getattr(base, "expose_grad", False) or base.functional.control != "absolute":
             raise ValueError(
@@ -61,6 +73,8 @@ class GradientAgent:
             if info["distance"] < best[0]:
                 best = (info["distance"], action.copy(), info.get("param_error"))
             if terminated or truncated:
+                break
+            if callback is not None and not callback(steps, info):
                 break
             if info["distance"] < 0.99 * start_best:
                 start_best, stalled = info["distance"], 0

@@ -71,6 +71,39 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
+def _cmd_match(args: argparse.Namespace) -> int:
+    from agents.match import match_file
+    from ddsp_gym.plants import PLANTS
+
+    if args.plant not in PLANTS:
+        raise ValueError(f"unknown plant {args.plant!r}; known plants: {sorted(PLANTS)}")
+    result = match_file(
+        args.target, args.plant, args.output, args.input, args.agent, args.steps, args.seed
+    )
+    knobs = ", ".join(f"{k}={v:.4g}" for k, v in result.knobs.items())
+    verdict = "matched" if result.success else "no setting reached the success threshold"
+    print(
+        f"{verdict}: distance {result.distance:.4g} {result.distance_unit} "
+        f"after {result.steps} steps"
+    )
+    print(f"knobs: {knobs}")
+    print("wrote " + ", ".join(result.outputs.values()))
+    return 0
+
+
+def _cmd_recovery(args: argparse.Namespace) -> int:
+    import ddsp_gym
+    from agents.recovery import format_table, run_recovery
+
+    unknown = sorted(set(args.envs or []) - set(ddsp_gym.ENV_IDS))
+    if unknown:
+        raise ValueError(f"unknown env ids {unknown}; see `ddsp-gym list`")
+    rows = run_recovery(args.envs or list(ddsp_gym.ENV_IDS), args.seeds, args.output)
+    print(format_table(rows))
+    print(f"\nwrote {args.output / 'recovery.json'} and {args.output / 'recovery.md'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ddsp-gym", description="Gymnasium envs in which agents play differentiable synths."
@@ -92,6 +125,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, required=True, help="output WAV path")
     p.add_argument("--seed", type=int, default=0, help="seed for noise sources")
     p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("match", help="fit a plant's knobs to a WAV file")
+    p.add_argument("target", type=Path, help="the sound to match (WAV, FLAC, ...)")
+    p.add_argument("--plant", required=True, help="plant name (see ddsp_gym/plants)")
+    p.add_argument("--input", type=Path, default=None, help="dry signal for effect plants")
+    p.add_argument("--agent", default="gradient", help="search agent (default gradient)")
+    p.add_argument("--steps", type=int, default=300, help="plant queries (default 300)")
+    p.add_argument("--seed", type=int, default=0, help="seed for starts and restarts")
+    p.add_argument("-o", "--output", type=Path, default=Path("match_out"), help="output folder")
+    p.set_defaults(func=_cmd_match)
+
+    p = sub.add_parser(
+        "recovery", help="how often the gradient agent recovers hidden knob settings"
+    )
+    p.add_argument("--envs", nargs="*", help="env ids (default: all)")
+    p.add_argument("--seeds", type=int, default=20, help="hidden settings per env (default 20)")
+    p.add_argument("-o", "--output", type=Path, default=Path("results"), help="results folder")
+    p.set_defaults(func=_cmd_recovery)
 
     p = sub.add_parser("demo", help="solve the Level-1 envs with the gradient agent")
     p.add_argument("--seeds", type=int, default=10, help="seeds per env (default 10)")

@@ -89,6 +89,28 @@ def test_phase_accumulator_and_sine_frequency():
     assert np.argmax(spectrum) == 441  # 1 s at 16 kHz: bin k is k Hz
 
 
+@pytest.mark.parametrize("freq", [110.0, 1760.0, 4321.0])
+def test_phase_stays_accurate_over_a_long_note(freq):
+    # 3 s. Rounding the increment to float32 is a ~6e-8 relative frequency error
+    # (1e-4 cents), worth up to ~1e-3 cycles here; a plain float32 cumsum drifts by 0.5.
+    n = 48_000
+    reference = (np.arange(n) * np.float64(freq) / SR) % 1.0
+
+    def error(phase):
+        return np.max(np.abs((np.asarray(phase, np.float64) - reference + 0.5) % 1.0 - 0.5))
+
+    assert error(dsp.phase_accumulator(freq, SR, n)) < 2e-3  # constant pitch
+    assert error(dsp.phase_accumulator(jnp.full(n, freq), SR, n)) < 2e-3  # per-sample pitch
+
+
+def test_per_sample_frequency_integrates_a_glide():
+    n = 16_000
+    freq = jnp.linspace(100.0, 300.0, n)
+    phase = np.asarray(dsp.phase_accumulator(freq, SR, n), np.float64)
+    cycles = np.cumsum(np.asarray(freq, np.float64) / SR) - np.asarray(freq, np.float64) / SR
+    np.testing.assert_allclose(np.cos(2 * np.pi * phase), np.cos(2 * np.pi * cycles), atol=1e-3)
+
+
 def _alias_energy(wave: np.ndarray, f0: float) -> float:
     """Fraction of energy not on harmonics of f0 (aliases fall between them)."""
     spectrum = np.abs(np.fft.rfft(wave * np.hanning(len(wave)))) ** 2

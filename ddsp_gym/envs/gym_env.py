@@ -16,6 +16,7 @@ import numpy as np
 from ddsp_gym.audio_io import fit_length, load_audio
 from ddsp_gym.backends import validate_backend
 from ddsp_gym.envs.functional import EnvParams, EnvState, FunctionalDDSPEnv
+from ddsp_gym.features.summary import SUMMARY_BOUND
 from ddsp_gym.plants import make_plant
 from ddsp_gym.tasks import make_task
 
@@ -89,7 +90,7 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
     Out-of-range actions are clipped; NaN or infinite entries raise ``ValueError``.
 
     ## Observation Space
-    ``Box(-inf, inf, (d + 2 * 28,), float32)``: the knobs' unit positions, then
+    ``Box(-5, 5, (d + 2 * 28,), float32)``: the knobs' unit positions, then
     28 summary features of the current sound and of the target (spectral
     centroid, rolloff, flatness, loudness, 16 mel-band levels, 8 envelope
     points; each scaled to about [-1, 1]).
@@ -200,7 +201,7 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         d = plant_obj.num_knobs
         self.action_space = gym.spaces.Box(-1.0, 1.0, (d,), np.float32)
         self.observation_space = gym.spaces.Box(
-            -np.inf, np.inf, (self.functional.obs_size,), np.float32
+            -SUMMARY_BOUND, SUMMARY_BOUND, (self.functional.obs_size,), np.float32
         )
         self.state: EnvState | None = None
         self._last_take = None

@@ -19,6 +19,9 @@ N_MEL_BANDS = 16
 N_ENVELOPE_POINTS = 8
 SUMMARY_SIZE = 4 + N_MEL_BANDS + N_ENVELOPE_POINTS
 SUMMARY_FFT = 1024
+# Every entry is bounded by construction (floors at -80/-120 dB, centroid >= 20 Hz);
+# the clip is a guard that lets observation spaces declare finite bounds.
+SUMMARY_BOUND = 5.0
 
 
 def summary_features(x: Array, sample_rate: int) -> Array:
@@ -42,6 +45,5 @@ def summary_features(x: Array, sample_rate: int) -> Array:
     scalars = jnp.stack(
         [octaves(centroid), octaves(rolloff), spectral_flatness(mean_power), loudness_db(x) / 60.0]
     )
-    return jnp.concatenate([scalars, mel_db / 80.0 + 1.0, envelope[idx] / 80.0 + 1.0]).astype(
-        jnp.float32
-    )
+    summary = jnp.concatenate([scalars, mel_db / 80.0 + 1.0, envelope[idx] / 80.0 + 1.0])
+    return jnp.clip(summary, -SUMMARY_BOUND, SUMMARY_BOUND).astype(jnp.float32)

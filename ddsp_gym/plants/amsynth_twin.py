@@ -30,17 +30,6 @@ AMSYNTH_FILTER_DECAY_S = 0.0005 + (25 / 127 * 2.5) ** 3
 AMSYNTH_OSC2_DETUNE = 1.25 ** (1 / 127)
 
 
-def _phase(freq_hz: float, sample_rate: int, n: int, phase0: float) -> Array:
-    """Phase in cycles (n,) of a fixed frequency, sample by sample in closed form.
-
-    ``frac(phase0 + k f / fs)`` instead of a running sum: a cumulative sum of
-    6400 float32 increments drifts by ~1e-5 cycles, and by a different amount
-    when XLA batches it (vmap), which shows in the quiet high bands.
-    """
-    k = jnp.arange(n, dtype=jnp.float32)
-    return jnp.mod(phase0 + k * (freq_hz / sample_rate), 1.0)
-
-
 @dataclass(frozen=True)
 class AmsynthTwin(AbstractPlant):
     """amsynth's voice playing MIDI note ``note`` for ``gate_s`` of the ``duration``.
@@ -75,8 +64,9 @@ class AmsynthTwin(AbstractPlant):
         n, sr = self.n_samples, self.sample_rate
         f_note = 440.0 * 2.0 ** ((self.note - 69) / 12)  # static: the note is config
         f_square = f_note * self.osc2_detune
-        saw = dsp.saw_polyblep(_phase(f_note, sr, n, 0.5), f_note / sr)
-        square = dsp.square_polyblep(_phase(f_square, sr, n, 0.0), f_square / sr)
+        # amsynth's saw starts mid-ramp (at 0, rising), ours at -1: half a cycle apart.
+        saw = dsp.saw_polyblep(dsp.phase_accumulator(f_note, sr, n, 0.5), f_note / sr)
+        square = dsp.square_polyblep(dsp.phase_accumulator(f_square, sr, n), f_square / sr)
         mix = controls["osc_mix"]
         oscillators = 0.5 * (1.0 - mix) * saw + 0.5 * (1.0 + mix) * square
 

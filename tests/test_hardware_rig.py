@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import gymnasium as gym
+import jax
 import numpy as np
 import pytest
 
@@ -119,6 +120,25 @@ def test_cc_sweep_moves_the_recorded_centroid_monotonically(synth, latency_store
     assert sent == sorted(sent) and len(set(sent)) == 6
     assert np.all(np.diff(centroids) > 0), centroids
     assert centroids[-1] > 2 * centroids[0]  # power centroid of a 110 Hz saw: ~110 -> ~310 Hz
+
+
+def test_the_sim_twin_matches_the_real_synth(synth, latency_store, closing):
+    # Leftovers from another program (a bent pitch, a mod wheel) must not survive the init.
+    leftover = midi.MidiOutput("amsynth:midi_in", client_name="leftover")
+    leftover.send_all([midi.pitch_bend(1, 16383), midi.control_change(1, 1, 127)])
+    leftover.close()
+    twin = make_plant("amsynth_twin")
+    hw = HardwareBackend(twin, {**SYNTH, "knob_map": "amsynth", "latency_store": latency_store,
+                                "max_retries": 5})  # fmt: skip
+    closing(hw)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        knobs = rng.uniform(0.0, 1.0, 6).astype(np.float32)
+        knobs[1] = min(knobs[1], 0.8)  # away from self-oscillating resonance
+        take = hw.render(knobs)
+        sim = np.asarray(twin.render(take.knobs, jax.random.PRNGKey(0)))
+        assert np.corrcoef(take.audio, sim)[0, 1] > 0.95
+        assert audio.rms_dbfs(take.audio) == pytest.approx(audio.rms_dbfs(sim), abs=1.0)
 
 
 def test_loopback_latency_is_measured_and_compensated_within_1ms(rig_config, latency_store,
@@ -260,18 +280,23 @@ print(f"CLOSED in {time.monotonic() - start:.1f} s")
 def test_an_audio_server_crash_times_out_and_nothing_hangs(rig_config, tmp_path):
     # A private JACK server, so the shared rig survives; the check runs in a child process
     # because PortAudio stays stuck on the dead server's stream in the process that had it.
-    name = f"ddsp_gym_crash_{os.getpid()}"
+    # One fixed name: JACK keeps a killed server's slot (of 8) until that name registers again.
+    name = "ddsp_gym_crash_test"
     env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
-    with open(tmp_path / "jackd.log", "wb") as log:
-        server = subprocess.Popen(
-            ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "1024"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
+    command = ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "1024"]
+
+    def start_server() -> subprocess.Popen:
+        with open(tmp_path / "jackd.log", "ab") as log:
+            server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 15
         while subprocess.run(["jack_lsp"], env=env, capture_output=True).returncode != 0:
-            assert time.monotonic() < deadline and server.poll() is None, "private jackd"
+            log_text = (tmp_path / "jackd.log").read_text(errors="replace")
+            assert time.monotonic() < deadline and server.poll() is None, log_text[-500:]
             time.sleep(0.1)
+        return server
+
+    server = start_server()
+    try:
         child = subprocess.run(
             [sys.executable, "-c", CRASH_SCRIPT, str(server.pid)],
             env=env, capture_output=True, text=True, timeout=60,
@@ -281,6 +306,12 @@ def test_an_audio_server_crash_times_out_and_nothing_hangs(rig_config, tmp_path)
         if server.poll() is None:
             server.send_signal(signal.SIGKILL)
         server.wait(timeout=10)
+        # Start and stop it cleanly once more: the crashed server's slot is given back.
+        server = start_server()
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=10)
+        for stale in Path("/dev/shm").glob(f"jack_sem.*_{name}_*"):  # the child's client
+            stale.unlink(missing_ok=True)
     assert child.returncode == 0, child.stderr[-2000:]
     assert "TIMEOUT: a 0.10 s take did not finish" in child.stdout
     assert "audio server stopped?" in child.stdout

@@ -363,6 +363,7 @@ class AudioEngine:
         self.config = config
         self._stream = None
         self._holds_portaudio = False
+        self.xruns_total = 0  # over/underruns flagged since the stream opened
         self._job: CaptureJob | None = None
         self._blocks = 0
         self.samplerate: int = 0
@@ -481,16 +482,19 @@ class AudioEngine:
 
     def _input_callback(self, indata, frames, time, status) -> None:
         self._blocks += 1
+        xrun = bool(status.input_overflow)
+        self.xruns_total += xrun
         job = self._job
         if job is not None:
-            job.process(indata, None, frames, bool(status.input_overflow))
+            job.process(indata, None, frames, xrun)
 
     def _duplex_callback(self, indata, outdata, frames, time, status) -> None:
         self._blocks += 1
         outdata.fill(0.0)
+        xrun = bool(status.input_overflow or status.output_underflow)
+        self.xruns_total += xrun
         job = self._job
         if job is not None:
-            xrun = bool(status.input_overflow or status.output_underflow)
             job.process(indata, outdata, frames, xrun)
 
     # -- takes --------------------------------------------------------------------------

@@ -217,9 +217,17 @@ class HardwareBackend:
         self._send_init()
         self.faulted = False
 
+    def _channels(self) -> list[int]:
+        if self.knob_map is None:
+            return []
+        return sorted({self.knob_map.channel} | {m.channel for m in self.knob_map.knobs.values()})
+
     def _send_init(self) -> None:
+        """Silence, reset all controllers (pitch bend, mod wheel, sustain: what another map
+        may have left behind), then the map's init patch."""
         if self.midi is not None and self.knob_map is not None:
             self.midi.panic()
+            self.midi.send_all([midi_lib.reset_all_controllers(ch) for ch in self._channels()])
             self.midi.send_all(self.knob_map.init_messages())
 
     def recover(self) -> None:
@@ -291,8 +299,7 @@ class HardwareBackend:
         previous take's release tail."""
         if self.midi is None or self.knob_map is None:
             return
-        channels = {self.knob_map.channel} | {m.channel for m in self.knob_map.knobs.values()}
-        self.midi.send_all([midi_lib.all_sound_off(ch) for ch in sorted(channels)])
+        self.midi.send_all([midi_lib.all_sound_off(ch) for ch in self._channels()])
 
     def _prepare_take(self, unit_knobs: np.ndarray) -> dict[str, SentKnob]:
         """Silence, send the knobs, wait for the device to settle -> what was sent."""
@@ -318,23 +325,28 @@ class HardwareBackend:
             events = [(0, lambda: midi.send(on)), (gate, lambda: midi.send(off))]
         return engine.capture(n_frames, playback, events, self.config.timeout_s)
 
-    def _capture_clean(self, n_frames: int, playback: np.ndarray | None):
-        """A raw take without xruns -> (mono audio, attempts); retries are bounded.
+    def _take(self, knobs: np.ndarray | None, n_frames: int, playback: np.ndarray | None):
+        """Send ``knobs`` and record a raw take -> (mono audio, attempts); retries are bounded.
 
-        In instrument mode the lead-in before the note (the latency) must be
-        silent too; sound there is a previous note still ringing.
+        An attempt counts only if no xrun happened from the moment the knobs were
+        sent to the end of the recording (a device that misses an audio period
+        also misses the MIDI of that period) and, in instrument mode, the
+        lead-in before the note (the latency) is silent: sound there is a
+        previous note still ringing.
         """
+        engine = self._engine()
         attempts = self.config.max_retries + 1
         problems = []
         for attempt in range(1, attempts + 1):
             if attempt > 1:
                 self.panic()
-                self._silence()
-                time.sleep(self.settle_s)
+            xruns_before = engine.xruns_total
+            if knobs is not None:
+                self._prepare_take(knobs)
             job = self._capture(n_frames, playback)
             mono = job.audio.mean(axis=1)
             lead = self.latency_frames - 32 if self.config.mode == "instrument" else 0
-            if job.xruns:
+            if job.xruns or engine.xruns_total != xruns_before:
                 problems.append("xrun")
             elif lead >= 32 and audio_lib.peak_dbfs(mono[:lead]) > self.config.silence_dbfs:
                 problems.append("ringing")
@@ -385,12 +397,11 @@ class HardwareBackend:
     def _render(self, unit_knobs: np.ndarray, input_audio: np.ndarray | None) -> Take:
         engine = self._engine()
         sr = engine.samplerate
-        knobs, _ = self.quantize(unit_knobs)
-        sent = self._prepare_take(knobs)
+        knobs, sent = self.quantize(unit_knobs)
         program, limiter_db = self._program(input_audio)
         n_out = int(np.ceil(self.plant.duration * sr))
         n_frames = self.latency_frames + n_out + int(self.config.tail_s * sr)
-        raw, attempts = self._capture_clean(n_frames, program)
+        raw, attempts = self._take(knobs, n_frames, program)
         raw = audio_lib.remove_dc(raw, reference=self.latency_frames, sample_rate=sr)
         aligned = raw[self.latency_frames : self.latency_frames + n_out]
         peak = audio_lib.peak_dbfs(aligned)
@@ -500,7 +511,7 @@ class HardwareBackend:
             if self.config.mode == "effect":
                 burst = np.random.default_rng(0).standard_normal(int(0.1 * sr))
                 burst, _ = audio_lib.limit_peak(burst, min(-12.0, self.config.max_output_dbfs))
-                raw, _ = self._capture_clean(n_frames, burst)
+                raw, _ = self._take(None, n_frames, burst)
                 lag, quality = audio_lib.xcorr_lag(burst, raw, n_frames - burst.size)
                 if quality < 0.5:
                     raise HardwareError(
@@ -513,8 +524,7 @@ class HardwareBackend:
                 probe = np.full(self.plant.num_knobs, 0.5, np.float32)
                 for i, spec in enumerate(self.plant.knob_specs):
                     probe[i] = self.knob_map.probe.get(spec.name, probe[i])
-                self._prepare_take(self.quantize(probe)[0])
-                raw, _ = self._capture_clean(n_frames, None)
+                raw, _ = self._take(self.quantize(probe)[0], n_frames, None)
                 onset = audio_lib.onset_index(raw)
                 if onset is None or audio_lib.peak_dbfs(raw) < self.config.silence_dbfs:
                     raise SilentTakeError(

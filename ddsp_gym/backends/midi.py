@@ -137,6 +137,11 @@ def all_sound_off(channel: int) -> Message:
     return control_change(channel, CC_ALL_SOUND_OFF, 0)
 
 
+def reset_all_controllers(channel: int) -> Message:
+    """Pitch bend to centre, modulation and pedals off (MMA RP-015)."""
+    return control_change(channel, CC_RESET_ALL_CONTROLLERS, 0)
+
+
 def all_notes_off(channel: int) -> Message:
     return control_change(channel, CC_ALL_NOTES_OFF, 0)
 

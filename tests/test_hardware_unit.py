@@ -288,6 +288,18 @@ def test_an_xrun_while_the_knobs_settle_voids_the_take_and_resends_them(tmp_path
     assert len([m for m in midi.sent if m[:2] == [0xB0, 74]]) == 2
 
 
+def test_a_late_note_is_retried_and_latency_is_the_earliest_onset(tmp_path):
+    # One note in three misses its MIDI period (a period late): the latency is the earliest.
+    hw = backend([(note(2048), 0), (note(1024), 0), (note(1024), 0)], tmp_path)
+    assert hw.latency_frames in (1024, 1025)
+    hw.engine.script = [(note(2048), 0), (note(1024), 0)]
+    take = hw.render(np.array([0.5], np.float32))
+    assert take.attempts == 2  # the late take was not used: it would be 21 ms off
+    hw.engine.script = [(note(2048), 0)]
+    with pytest.raises(HardwareError, match=r"out of time \(late, late, late, late\)"):
+        hw.render(np.array([0.5], np.float32))
+
+
 def test_a_take_that_starts_with_the_last_note_still_ringing_is_retried(tmp_path):
     midi = FakeMidi()
     # 1024 frames of latency: the lead-in must be silent, else a previous note rang on
@@ -297,7 +309,7 @@ def test_a_take_that_starts_with_the_last_note_still_ringing_is_retried(tmp_path
     assert take.attempts == 2
     assert midi.sent.count([0xB0, 120, 0]) == 2  # all sound off before each attempt
     ringing = backend([(note(0), 0)], tmp_path, latency=1024 / 48, max_retries=1)
-    with pytest.raises(HardwareError, match="still sounding before the note.*CC 120"):
+    with pytest.raises(HardwareError, match=r"out of time \(ringing, ringing\).*CC 120"):
         ringing.render(np.array([0.5], np.float32))
 
 

@@ -567,7 +567,7 @@ def remove_dc(x: np.ndarray, reference: int = 0, sample_rate: int = 48_000) -> n
     return signal.sosfiltfilt(sos, x).astype(np.float32)
 
 
-def onset_index(x: np.ndarray, threshold_db: float = -30.0, floor_db: float = -80.0) -> int | None:
+def onset_index(x: np.ndarray, threshold_db: float = -30.0, floor_db: float = -120.0) -> int | None:
     """First sample of a sound event in ``x`` (None for an all-zero take).
 
     The event is where ``|x|`` first reaches ``threshold_db`` relative to the

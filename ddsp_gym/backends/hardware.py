@@ -36,6 +36,9 @@ from ddsp_gym.backends.midi import MIDI_APIS, MidiOutput
 from ddsp_gym.plants.base import AbstractPlant
 
 MODES = ("instrument", "effect")
+# A note this many frames later than the measured latency missed its MIDI period
+# (5 ms at 48 kHz: above USB-MIDI jitter, far below one audio period of JACK's 1024).
+LATE_FRAMES = 256
 
 
 @dataclass(frozen=True)
@@ -224,11 +227,27 @@ class HardwareBackend:
 
     def _send_init(self) -> None:
         """Silence, reset all controllers (pitch bend, mod wheel, sustain: what another map
-        may have left behind), then the map's init patch."""
-        if self.midi is not None and self.knob_map is not None:
+        may have left behind), then the map's init patch.
+
+        Sent again if an xrun happened meanwhile: a device that misses an audio
+        period misses its MIDI too, and a lost init message would spoil every
+        take after it.
+        """
+        if self.midi is None or self.knob_map is None:
+            return
+        messages = [midi_lib.reset_all_controllers(ch) for ch in self._channels()]
+        messages += self.knob_map.init_messages()
+        for _ in range(self.config.max_retries + 1):
+            xruns_before = self.engine.xruns_total if self.engine is not None else 0
             self.midi.panic()
-            self.midi.send_all([midi_lib.reset_all_controllers(ch) for ch in self._channels()])
-            self.midi.send_all(self.knob_map.init_messages())
+            self.midi.send_all(messages)
+            time.sleep(self.settle_s)  # also long enough for an xrun flag to arrive
+            if self.engine is None or self.engine.xruns_total == xruns_before:
+                return
+        raise XrunError(
+            "every attempt at sending the init patch was hit by an audio xrun: the machine "
+            "is overloaded or the audio period is too small (e.g. raise JACK's -p)"
+        )
 
     def recover(self) -> None:
         """Close and reopen the MIDI port and the audio stream (after the device came back)."""
@@ -345,25 +364,41 @@ class HardwareBackend:
                 self._prepare_take(knobs)
             job = self._capture(n_frames, playback)
             mono = job.audio.mean(axis=1)
-            lead = self.latency_frames - 32 if self.config.mode == "instrument" else 0
             if job.xruns or engine.xruns_total != xruns_before:
                 problems.append("xrun")
-            elif lead >= 32 and audio_lib.peak_dbfs(mono[:lead]) > self.config.silence_dbfs:
-                problems.append("ringing")
-            else:
+                continue
+            problem = self._timing_problem(mono)
+            if problem is None:
                 return mono, attempt
+            problems.append(problem)
         seconds = n_frames / self.samplerate
         if "xrun" not in problems:
             raise HardwareError(
-                f"all {attempts} attempts at a {seconds:.2f} s take began with the device "
-                "still sounding before the note: does it ignore All Sound Off (CC 120)? "
-                "Raise settle_ms, or shorten the release"
+                f"all {attempts} attempts at a {seconds:.2f} s take were out of time "
+                f"({', '.join(problems)}): sound before the note means a previous note still "
+                "rang (does the device ignore All Sound Off, CC 120? raise settle_ms) or the "
+                "stored latency is too long; a late note means it is too short: measure it "
+                "again with latency='measure'"
             )
         raise XrunError(
             f"all {attempts} attempts at a {seconds:.2f} s take failed ({', '.join(problems)}): "
             "audio xruns (over/underruns) mean the machine is overloaded or the audio period "
             "is too small (e.g. raise JACK's -p)"
         )
+
+    def _timing_problem(self, mono: np.ndarray) -> str | None:
+        """Instrument mode: "ringing" if the lead-in before the note is not silent, "late"
+        if the note starts more than ``LATE_FRAMES`` after the measured latency (a MIDI
+        message that missed its audio period), else None."""
+        latency = self.latency_frames
+        if self.config.mode != "instrument" or latency < 64:
+            return None
+        if audio_lib.peak_dbfs(mono[: latency - 32]) > self.config.silence_dbfs:
+            return "ringing"
+        onset = audio_lib.onset_index(mono)
+        if onset is not None and onset > latency + LATE_FRAMES:
+            return "late"
+        return None
 
     def _program(self, input_audio: np.ndarray | None) -> tuple[np.ndarray | None, float]:
         """Effect mode: the program signal at the device rate, peak-limited -> (signal, gain dB)."""
@@ -441,6 +476,8 @@ class HardwareBackend:
     # ---- latency -----------------------------------------------------------------------
 
     def _store_key(self) -> str:
+        """The device set-up a latency belongs to. The map counts too: its probe sound
+        decides where the onset is seen (a slow first cycle shows a sample or two late)."""
         cfg = self.config
         parts = [
             cfg.mode,
@@ -449,6 +486,7 @@ class HardwareBackend:
             str(cfg.audio_out),
             str(self.samplerate),
             str(cfg.blocksize),
+            "" if self.knob_map is None else self.knob_map.device + ":" + self.knob_map.source,
         ]
         return "|".join(parts)
 
@@ -498,7 +536,7 @@ class HardwareBackend:
             pass  # a read-only home only costs a re-measurement next time
 
     def measure_latency(self, repeats: int = 3) -> int:
-        """Round-trip latency in device frames, measured now (the median of ``repeats``).
+        """Round-trip latency in device frames, measured now (the least of ``repeats``).
 
         Instrument mode: onset of the note after note-on (with the map's
         ``probe`` knobs, e.g. the fastest attack). Effect mode: cross-correlation
@@ -507,32 +545,38 @@ class HardwareBackend:
         sr = self.samplerate
         n_frames = int(0.3 * sr)
         estimates = []
-        for _ in range(repeats):
-            if self.config.mode == "effect":
-                burst = np.random.default_rng(0).standard_normal(int(0.1 * sr))
-                burst, _ = audio_lib.limit_peak(burst, min(-12.0, self.config.max_output_dbfs))
-                raw, _ = self._take(None, n_frames, burst)
-                lag, quality = audio_lib.xcorr_lag(burst, raw, n_frames - burst.size)
-                if quality < 0.5:
-                    raise HardwareError(
-                        f"latency measurement failed: the test burst came back unrecognizable "
-                        f"(correlation {quality:.2f}); is the effect's output connected to "
-                        f"audio_in={self.config.audio_in!r}?"
-                    )
-                estimates.append(lag)
-            else:
-                probe = np.full(self.plant.num_knobs, 0.5, np.float32)
-                for i, spec in enumerate(self.plant.knob_specs):
-                    probe[i] = self.knob_map.probe.get(spec.name, probe[i])
-                raw, _ = self._take(self.quantize(probe)[0], n_frames, None)
-                onset = audio_lib.onset_index(raw)
-                if onset is None or audio_lib.peak_dbfs(raw) < self.config.silence_dbfs:
-                    raise SilentTakeError(
-                        "latency measurement failed: "
-                        + self._silence_message(audio_lib.peak_dbfs(raw))
-                    )
-                estimates.append(onset)
-        return int(np.median(estimates))
+        saved, self.latency_frames = self.latency_frames, 0  # no timing checks meanwhile
+        try:
+            for _ in range(repeats):
+                if self.config.mode == "effect":
+                    burst = np.random.default_rng(0).standard_normal(int(0.1 * sr))
+                    burst, _ = audio_lib.limit_peak(burst, min(-12.0, self.config.max_output_dbfs))
+                    raw, _ = self._take(None, n_frames, burst)
+                    lag, quality = audio_lib.xcorr_lag(burst, raw, n_frames - burst.size)
+                    if quality < 0.5:
+                        raise HardwareError(
+                            f"latency measurement failed: the test burst came back unrecognizable "
+                            f"(correlation {quality:.2f}); is the effect's output connected to "
+                            f"audio_in={self.config.audio_in!r}?"
+                        )
+                    estimates.append(lag)
+                else:
+                    probe = np.full(self.plant.num_knobs, 0.5, np.float32)
+                    for i, spec in enumerate(self.plant.knob_specs):
+                        probe[i] = self.knob_map.probe.get(spec.name, probe[i])
+                    raw, _ = self._take(self.quantize(probe)[0], n_frames, None)
+                    onset = audio_lib.onset_index(raw)
+                    if onset is None or audio_lib.peak_dbfs(raw) < self.config.silence_dbfs:
+                        raise SilentTakeError(
+                            "latency measurement failed: "
+                            + self._silence_message(audio_lib.peak_dbfs(raw))
+                        )
+                    estimates.append(onset)
+            # A note can arrive late (its MIDI missed an audio period), never early: nothing
+            # sounds before it (takes with a ringing lead-in are retried). So the minimum.
+            return int(min(estimates))
+        finally:
+            self.latency_frames = saved
 
     def describe(self) -> dict[str, Any]:
         engine = self._engine()

@@ -104,6 +104,29 @@ def _cmd_recovery(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if not args.perf:
+        # The agent benchmark (which agents solve which envs, on the same budgets) will
+        # live here; the speed benchmark is the --perf path.
+        print(
+            "ddsp-gym bench: the agent benchmark is not available yet; "
+            "`ddsp-gym bench --perf` measures speed",
+            file=sys.stderr,
+        )
+        return 2
+    from ddsp_gym.bench.perf import format_markdown, run_perf, settings_for
+
+    settings = settings_for(
+        args.quick,
+        env_ids=tuple(args.envs) if args.envs else None,
+        plants=tuple(args.plants) if args.plants else None,
+    )
+    results = run_perf(args.output, settings)
+    print(format_markdown(results))
+    print(f"wrote {args.output / 'perf.json'} and {args.output / 'perf.md'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ddsp-gym", description="Gymnasium envs in which agents play differentiable synths."
@@ -143,6 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=20, help="hidden settings per env (default 20)")
     p.add_argument("-o", "--output", type=Path, default=Path("results"), help="results folder")
     p.set_defaults(func=_cmd_recovery)
+
+    p = sub.add_parser("bench", help="benchmarks (--perf: speed of plants, gradients and envs)")
+    p.add_argument(
+        "--perf", action="store_true", help="measure render, gradient and env-step speed"
+    )
+    p.add_argument("--quick", action="store_true", help="a smoke-test run (under 2 minutes)")
+    p.add_argument("--envs", nargs="*", help="env ids (default: all)")
+    p.add_argument("--plants", nargs="*", help="plant names (default: all)")
+    p.add_argument("-o", "--output", type=Path, default=Path("results"), help="results folder")
+    p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("demo", help="solve the Level-1 envs with the gradient agent")
     p.add_argument("--seeds", type=int, default=10, help="seeds per env (default 10)")

@@ -12,6 +12,9 @@ import yaml
 
 NAMESPACE = "ddsp_gym"
 DEFAULT_ENTRY_POINT = "ddsp_gym.envs.gym_env:DDSPEnv"
+# The native JAX vector env of every sim env: gym.make_vec(id, num_envs=N) steps all N
+# in one jitted call (ddsp_gym/envs/vector_env.py).
+DEFAULT_VECTOR_ENTRY_POINT = "ddsp_gym.envs.vector_env:VectorDDSPEnv"
 _REQUIRED = ("id", "seed_demo", "description", "max_episode_steps", "kwargs")
 
 
@@ -25,6 +28,7 @@ class EnvEntry:
     max_episode_steps: int
     kwargs: dict[str, Any] = field(default_factory=dict)
     entry_point: str = DEFAULT_ENTRY_POINT
+    vector_entry_point: str | None = DEFAULT_VECTOR_ENTRY_POINT
 
 
 def registry_path() -> Path:
@@ -63,6 +67,7 @@ def register_envs(path: str | Path | None = None) -> list[str]:
             gym.register(
                 id=entry.id,
                 entry_point=entry.entry_point,
+                vector_entry_point=entry.vector_entry_point,
                 max_episode_steps=entry.max_episode_steps,
                 kwargs=dict(entry.kwargs),
             )

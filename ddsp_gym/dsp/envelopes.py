@@ -83,3 +83,13 @@ def attack_release(
     fall = 1.0 - (t - gate) / release
     released = smooth_unit_clip(gate / attack, corner) * corner * jax.nn.softplus(fall / corner)
     return jnp.where(t < gate, held, released)
+
+
+def exp_decay(n: int, sample_rate: int, time_constant_s: Array | float) -> Array:
+    """Exponential decay exp(-t / tau), shape (n,), from 1 at t = 0.
+
+    ``time_constant_s`` (tau) in seconds, clamped to >= 1 ms; the level falls
+    by 8.69 dB per tau.
+    """
+    t = jnp.arange(n, dtype=jnp.float32) / sample_rate
+    return jnp.exp(-t / jnp.maximum(time_constant_s, 1e-3))

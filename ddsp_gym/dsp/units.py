@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import jax.numpy as jnp
 from jax import Array
 
@@ -11,7 +13,8 @@ DB_FLOOR = -120.0
 
 def db_to_amp(db: Array | float) -> Array:
     """Decibels -> linear amplitude: 10 ** (db / 20)."""
-    return jnp.power(10.0, jnp.asarray(db) / 20.0)
+    # exp(x ln 10 / 20): XLA's CPU pow is ~10x slower than exp, and this runs per sample.
+    return jnp.exp(jnp.asarray(db) * (math.log(10.0) / 20.0))
 
 
 def amp_to_db(amp: Array | float, floor_db: float = DB_FLOOR) -> Array:
@@ -28,7 +31,7 @@ def power_to_db(power: Array | float, floor_db: float = DB_FLOOR) -> Array:
 
 def midi_to_hz(note: Array | float) -> Array:
     """MIDI note number -> frequency in Hz (A4 = note 69 = 440 Hz)."""
-    return 440.0 * jnp.power(2.0, (jnp.asarray(note) - 69.0) / 12.0)
+    return 440.0 * jnp.exp((jnp.asarray(note) - 69.0) * (math.log(2.0) / 12.0))
 
 
 def hz_to_midi(freq_hz: Array | float) -> Array:

@@ -143,7 +143,7 @@ class FunctionalDDSPEnv:
         """Split an episode key -> (hidden target knobs, starting knobs, render key)."""
         k_target, k_start, k_render = jax.random.split(key, 3)
         d = self.num_knobs
-        target_knobs = jax.random.uniform(k_target, (d,))
+        target_knobs = self.task.sample_target_knobs(k_target, self.plant)
         if self.random_start:
             knobs = jax.random.uniform(k_start, (d,))
         else:
@@ -184,6 +184,17 @@ class FunctionalDDSPEnv:
         state = self.start(knobs, target_knobs, target_known, target_audio, k_render)
         audio = self.plant.render(knobs, k_render, params.input_audio)
         return state, self.observe(knobs, audio, state.target_summary)
+
+    def reset_from_chain(self, chain: Array, params: EnvParams) -> tuple[Array, EnvState, Array]:
+        """:meth:`reset` with the next key of a per-env key chain -> (chain, state, obs).
+
+        Every env (single or in a vector) owns a chain key, set from its seed;
+        each reset splits it into the episode's key and the chain's next link.
+        Episode k of an env seeded ``s`` thus gets the same target wherever it runs.
+        """
+        chain, key = jax.random.split(chain)
+        state, obs = self.reset(key, params)
+        return chain, state, obs
 
     def step(
         self, key: Array, state: EnvState, action: Array, params: EnvParams

@@ -3,64 +3,169 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
-from functools import partial
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
+from gymnasium.utils import seeding
 
 from ddsp_gym.audio_io import fit_length, load_audio
 from ddsp_gym.backends import validate_backend
+from ddsp_gym.envs import packing
 from ddsp_gym.envs.functional import EnvParams, EnvState, FunctionalDDSPEnv
 from ddsp_gym.features.summary import SUMMARY_BOUND
 from ddsp_gym.plants import make_plant
 from ddsp_gym.tasks import make_task
 
 
-# Module-level jitted functions with the (hashable, frozen) functional env as a static
-# argument: every env instance with the same configuration shares one compilation.
-@partial(jax.jit, static_argnums=0)
-def _reset(fenv: FunctionalDDSPEnv, key, params: EnvParams):
-    return fenv.reset(key, params)
+class _Compiled(NamedTuple):
+    """The jitted pure functions of one env configuration (see :func:`compiled`)."""
+
+    reset: Callable  # (chain, params) -> (chain, state, packed reset: obs, knobs, known)
+    step: Callable  # (state, action, params) -> (state, packed step, see packing.step_columns)
+    step_with_grad: Callable  # same, with the reward gradient packed in
+    reward_and_grad: Callable  # (state, action, params) -> packed (reward, grad)
+    render: Callable  # (knobs, key, params) -> audio
+    reset_cols: packing.Layout
+    step_cols: packing.Layout
+    grad_step_cols: packing.Layout
+    reward_grad_cols: packing.Layout
 
 
-@partial(jax.jit, static_argnums=0)
-def _step(fenv: FunctionalDDSPEnv, state: EnvState, action, params: EnvParams):
-    return fenv.step(state.render_key, state, action, params)
+@functools.lru_cache(maxsize=128)
+def compiled(fenv: FunctionalDDSPEnv) -> _Compiled:
+    """Jitted reset/step/... closed over ``fenv``, built once per configuration.
+
+    ``fenv`` is a frozen, hashable dataclass, so every env instance with the same
+    configuration shares these functions and their compilations; closing over it
+    (instead of a static argument) spares hashing it on every call. Each returns
+    what the host needs packed into one array (:mod:`ddsp_gym.envs.packing`).
+    """
+    plant = fenv.plant
+    d = fenv.num_knobs
+    reset_cols = packing.Layout((("obs", fenv.obs_size), ("knobs", d), ("target_known", None)))
+    step_cols = packing.Layout(tuple(packing.step_fields(fenv.obs_size, d, False)))
+    grad_step_cols = packing.Layout(tuple(packing.step_fields(fenv.obs_size, d, True)))
+    reward_grad_cols = packing.Layout((("reward", None), ("reward_grad", d)))
+
+    def knobs_of(state):
+        return packing.knob_vector(plant.controls(state.knobs), plant.knob_names)
+
+    def reset(chain, params):
+        chain, state, obs = fenv.reset_from_chain(chain, params)
+        values = {"obs": obs, "knobs": knobs_of(state), "target_known": state.target_known}
+        return chain, state, packing.pack(reset_cols, values)
+
+    def step_values(state, obs, reward, terminated, info):
+        return {
+            "obs": obs,
+            "reward": reward,
+            "terminated": terminated,
+            "distance": info.distance,
+            "success": info.success,
+            "param_error": info.param_error,
+            "penalty": info.penalty,
+            "knobs": knobs_of(state),
+        }
+
+    def step(state, action, params):
+        state, *out = fenv.step(state.render_key, state, action, params)
+        return state, packing.pack(step_cols, step_values(state, *out))
+
+    def step_with_grad(state, action, params):
+        state, *out, grad = fenv.step_with_grad(state.render_key, state, action, params)
+        values = {**step_values(state, *out), "reward_grad": grad}
+        return state, packing.pack(grad_step_cols, values)
+
+    def reward_and_grad(state, action, params):
+        reward, grad, _ = fenv.reward_and_grad(state, action, params)
+        return packing.pack(reward_grad_cols, {"reward": reward, "reward_grad": grad})
+
+    def render(knobs, key, params):
+        return plant.render(knobs, key, params.input_audio)
+
+    return _Compiled(
+        reset=jax.jit(reset),
+        step=jax.jit(step),
+        step_with_grad=jax.jit(step_with_grad),
+        reward_and_grad=jax.jit(reward_and_grad),
+        render=jax.jit(render),
+        reset_cols=reset_cols,
+        step_cols=step_cols,
+        grad_step_cols=grad_step_cols,
+        reward_grad_cols=reward_grad_cols,
+    )
 
 
-@partial(jax.jit, static_argnums=0)
-def _step_with_grad(fenv: FunctionalDDSPEnv, state: EnvState, action, params: EnvParams):
-    return fenv.step_with_grad(state.render_key, state, action, params)
+def seed_chain(seed: int) -> np.ndarray:
+    """The key-chain seed of an env reset with ``seed``: what ``DDSPEnv`` and the vector env use.
+
+    ``reset(seed=s)`` seeds Gymnasium's ``np_random`` with ``s`` and draws one
+    integer from it; the env's JAX key chain starts at ``PRNGKey(that integer)``.
+    """
+    return _chain_from_int(int(seeding.np_random(seed)[0].integers(0, 2**31 - 1)))
 
 
-@partial(jax.jit, static_argnums=0)
-def _reward_and_grad(fenv: FunctionalDDSPEnv, state: EnvState, action, params: EnvParams):
-    return fenv.reward_and_grad(state, action, params)
+def _chain_from_int(value: int) -> np.ndarray:
+    return np.asarray(jax.random.PRNGKey(value))
 
 
-@partial(jax.jit, static_argnums=0)
-def _score(fenv: FunctionalDDSPEnv, state: EnvState, knobs, audio):
-    return fenv.score(state, knobs, audio)
+# The hardware backend scores recorded audio with the same functional pieces (jitted
+# once per configuration; speed hardly matters next to a take in real time).
+@functools.partial(jax.jit, static_argnums=0)
+def _hw_score(fenv: FunctionalDDSPEnv, state: EnvState, knobs, audio):
+    reward, (obs, info) = fenv.score(state, knobs, audio)
+    return reward, obs, info, packing.knob_vector(fenv.plant.controls(knobs), fenv.plant.knob_names)
 
 
-@partial(jax.jit, static_argnums=0)
-def _start(fenv: FunctionalDDSPEnv, knobs, target_knobs, target_known, target_audio, key):
-    return fenv.start(knobs, target_knobs, target_known, target_audio, key)
+@functools.partial(jax.jit, static_argnums=0)
+def _hw_start(fenv: FunctionalDDSPEnv, knobs, target_knobs, target_known, target_audio, key, audio):
+    state = fenv.start(knobs, target_knobs, target_known, target_audio, key)
+    obs = fenv.observe(knobs, audio, state.target_summary)
+    return state, obs, packing.knob_vector(fenv.plant.controls(knobs), fenv.plant.knob_names)
 
 
-@partial(jax.jit, static_argnums=0)
-def _observe(fenv: FunctionalDDSPEnv, knobs, audio, target_summary):
-    return fenv.observe(knobs, audio, target_summary)
-
-
-@partial(jax.jit, static_argnums=0)
-def _render_plant(fenv: FunctionalDDSPEnv, knobs, key, params: EnvParams):
-    return fenv.plant.render(knobs, key, params.input_audio)
+def build_functional(
+    plant: str,
+    task: str,
+    plant_config: dict[str, Any] | None = None,
+    task_config: dict[str, Any] | None = None,
+    control: str = "absolute",
+    max_delta: float = 0.1,
+    target: str | Path | np.ndarray | None = None,
+    input: str | Path | np.ndarray | None = None,  # noqa: A002 - the documented kwarg name
+    slew_penalty: float = 0.0,
+    success_threshold: float | None = None,
+    random_start: bool = True,
+) -> tuple[FunctionalDDSPEnv, EnvParams]:
+    """The functional env and its params from the registry kwargs (shared by all wrappers)."""
+    task_config = dict(task_config or {})
+    if success_threshold is not None:
+        task_config["success_threshold"] = float(success_threshold)
+    plant_obj = make_plant(plant, **(plant_config or {}))
+    fenv = FunctionalDDSPEnv(
+        plant=plant_obj,
+        task=make_task(task, **task_config),
+        control=control,
+        max_delta=max_delta,
+        slew_penalty=slew_penalty,
+        random_start=random_start,
+    )
+    n, sr = plant_obj.n_samples, plant_obj.sample_rate
+    params = EnvParams(
+        target_audio=_as_audio(target, sr, n, "target"),
+        input_audio=_as_audio(input, sr, n, "input"),
+    )
+    if params.input_audio is None and plant_obj.needs_input:
+        # An effect given no input processes its default program signal.
+        params = params._replace(input_audio=plant_obj.default_input())
+    return fenv, params
 
 
 def _as_audio(source: str | Path | np.ndarray | None, sample_rate: int, n: int, what: str):
@@ -104,6 +209,11 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
     A target drawn from the plant's knob distribution (uniform in unit space,
     seeded by ``reset(seed=...)``) or loaded from ``target=`` (a WAV path or an
     array); knobs start at random unit positions (or 0.5 with ``random_start=False``).
+    Seeding: ``reset(seed=s)`` starts the env's JAX key chain at
+    :func:`seed_chain` ``(s)``; every reset splits the chain into the episode's
+    key and its next link, so ``reset(seed=s)`` then ``reset()``... replays the
+    same episodes, and env ``i`` of a vector env reset with ``seed=s`` plays
+    exactly what this env plays from ``seed=s + i``.
 
     ## Episode End
     Terminates on success (distance within the task's threshold, or knobs within
@@ -174,37 +284,37 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
                 "gradient) or a gradient-free estimate (SPSA)"
             )
         self.hardware = None
+        self._last_take = None
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"render_mode must be one of {self.metadata['render_modes']} or None, "
                 f"not {render_mode!r}"
             )
         self.render_mode = render_mode
-        task_config = dict(task_config or {})
-        if success_threshold is not None:
-            task_config["success_threshold"] = float(success_threshold)
-        plant_obj = make_plant(plant, **(plant_config or {}))
-        self.functional = FunctionalDDSPEnv(
-            plant=plant_obj,
-            task=make_task(task, **task_config),
+        self.functional, self._params = build_functional(
+            plant,
+            task,
+            plant_config,
+            task_config,
             control=control,
             max_delta=max_delta,
+            target=target,
+            input=input,
             slew_penalty=slew_penalty,
+            success_threshold=success_threshold,
             random_start=random_start,
         )
         self.expose_grad = bool(expose_grad)
-        n, sr = plant_obj.n_samples, plant_obj.sample_rate
-        self._params = EnvParams(
-            target_audio=_as_audio(target, sr, n, "target"),
-            input_audio=_as_audio(input, sr, n, "input"),
-        )
+        self._jit = compiled(self.functional)
+        plant_obj = self.functional.plant
         d = plant_obj.num_knobs
         self.action_space = gym.spaces.Box(-1.0, 1.0, (d,), np.float32)
         self.observation_space = gym.spaces.Box(
             -SUMMARY_BOUND, SUMMARY_BOUND, (self.functional.obs_size,), np.float32
         )
         self.state: EnvState | None = None
-        self._last_take = None
+        self._chain: np.ndarray | None = None  # this env's key chain (see seed_chain)
+        self._target_known = False
         if self.backend == "hardware":
             from ddsp_gym.backends.hardware import HardwareBackend
 
@@ -240,20 +350,28 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
     # ---- gymnasium API --------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start an episode. ``seed`` restarts this env's key chain (see :func:`seed_chain`);
+        without it the chain goes on, so successive episodes get fresh targets."""
         super().reset(seed=seed)
-        key = jax.random.PRNGKey(int(self.np_random.integers(0, 2**31 - 1)))
+        if seed is not None or self._chain is None:
+            self._chain = _chain_from_int(int(self.np_random.integers(0, 2**31 - 1)))
         if self.hardware is not None:
+            chain, key = jax.random.split(self._chain)  # as FunctionalDDSPEnv.reset_from_chain
+            self._chain = np.asarray(chain)
             return self._hardware_reset(key)
-        self.state, obs = _reset(self.functional, key, self._params)
-        info = {"knobs": self._physical(self.state.knobs)}
-        return np.asarray(obs), info
+        self._chain, self.state, packed = self._jit.reset(self._chain, self._params)
+        row, cols = np.asarray(packed), self._jit.reset_cols
+        self._target_known = bool(packing.column(row, cols, "target_known"))
+        return row[cols["obs"]].copy(), {"knobs": self._physical(row[cols["knobs"]])}
 
     def _input_np(self) -> np.ndarray | None:
         audio = self._params.input_audio
         return None if audio is None else np.asarray(audio, np.float32)
 
     def _hardware_reset(self, key):
-        """Record the target (hidden knobs played on the device, or the given WAV) and the start."""
+        """Record the target (hidden knobs played on the device, or the given WAV) and the start.
+
+        The hidden knobs are the sim's for the same seed, quantized to the device."""
         hw = self.hardware
         hw.prepare()
         target_knobs, knobs, render_key = self.functional.episode_knobs(key)
@@ -264,25 +382,33 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
             target_audio, known = np.asarray(self._params.target_audio), False
         take = hw.render(np.asarray(knobs), self._input_np())
         self._last_take = take
-        fenv = self.functional
-        self.state = _start(
-            fenv, jnp.asarray(take.knobs), jnp.asarray(target_knobs), jnp.asarray(known),
-            jnp.asarray(target_audio), render_key,
+        self.state, obs, physical = _hw_start(
+            self.functional, jnp.asarray(take.knobs), jnp.asarray(target_knobs),
+            jnp.asarray(known), jnp.asarray(target_audio), render_key, jnp.asarray(take.audio),
         )  # fmt: skip
-        obs = _observe(fenv, self.state.knobs, jnp.asarray(take.audio), self.state.target_summary)
-        info = {"knobs": self._physical(self.state.knobs), "hardware": take.info()}
+        self._target_known = known
+        info = {"knobs": self._physical(np.asarray(physical)), "hardware": take.info()}
         return np.asarray(obs), info
 
-    def _hardware_step(self, state: EnvState, action):
-        knobs = self.functional.knobs_after(state.knobs, action)
+    def _hardware_step(self, state: EnvState, action: np.ndarray):
+        knobs = self.functional.knobs_after(state.knobs, jnp.asarray(action))
         take = self.hardware.render(np.asarray(knobs), self._input_np())
         self._last_take = take
         knobs = jnp.asarray(take.knobs)
-        reward, (obs, info) = _score(self.functional, state, knobs, jnp.asarray(take.audio))
+        reward, obs, out, physical = _hw_score(
+            self.functional, state, knobs, jnp.asarray(take.audio)
+        )
         self.state = state._replace(knobs=knobs, step_count=state.step_count + 1)
-        info_dict = self._info(info, knobs, None)
-        info_dict["hardware"] = take.info()
-        return np.asarray(obs), float(reward), bool(info.success), False, info_dict
+        info: dict[str, Any] = {
+            "distance": float(out.distance),
+            "success": bool(out.success),
+            "knobs": self._physical(np.asarray(physical)),
+            "penalty": float(out.penalty),
+        }
+        if self._target_known:
+            info["param_error"] = float(out.param_error)
+        info["hardware"] = take.info()
+        return np.asarray(obs), float(reward), bool(out.success), False, info
 
     def step(self, action):
         state = self._require_state()
@@ -290,16 +416,24 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         if self.hardware is not None:
             return self._hardware_step(state, action)
         if self.expose_grad:
-            self.state, obs, reward, terminated, info, grad = _step_with_grad(
-                self.functional, state, action, self._params
-            )
+            self.state, packed = self._jit.step_with_grad(state, action, self._params)
+            cols = self._jit.grad_step_cols
         else:
-            self.state, obs, reward, terminated, info = _step(
-                self.functional, state, action, self._params
-            )
-            grad = None
-        info_dict = self._info(info, self.state.knobs, grad)
-        return np.asarray(obs), float(reward), bool(terminated), False, info_dict
+            self.state, packed = self._jit.step(state, action, self._params)
+            cols = self._jit.step_cols
+        row = np.asarray(packed)  # the step's one transfer to the host
+        field = functools.partial(packing.column, row, cols)
+        info: dict[str, Any] = {
+            "distance": float(field("distance")),
+            "success": bool(field("success")),
+            "knobs": self._physical(field("knobs")),
+            "penalty": float(field("penalty")),
+        }
+        if self._target_known:
+            info["param_error"] = float(field("param_error"))
+        if self.expose_grad:
+            info["reward_grad"] = field("reward_grad")
+        return field("obs"), float(field("reward")), bool(field("terminated")), False, info
 
     def reward_and_grad(self, action) -> tuple[float, np.ndarray]:
         """(reward, d reward / d action) of ``action`` from the current state, without stepping."""
@@ -319,10 +453,9 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         twin models the device.
         """
         state = self._require_state()
-        reward, grad, _ = _reward_and_grad(
-            self.functional, state, self._checked_action(action), self._params
-        )
-        return float(reward), np.asarray(grad, np.float32)
+        packed = self._jit.reward_and_grad(state, self._checked_action(action), self._params)
+        row, cols = np.asarray(packed), self._jit.reward_grad_cols
+        return float(packing.column(row, cols, "reward")), packing.column(row, cols, "reward_grad")
 
     def render(self):
         if self.render_mode is None:
@@ -344,9 +477,7 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         state = self._require_state()
         if self._last_take is not None:
             return np.asarray(self._last_take.audio)
-        return np.asarray(
-            _render_plant(self.functional, state.knobs, state.render_key, self._params)
-        )
+        return np.asarray(self._jit.render(state.knobs, state.render_key, self._params))
 
     def target_audio(self) -> np.ndarray:
         return np.asarray(self._require_state().target_audio)
@@ -370,7 +501,7 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
             raise RuntimeError("call reset() before step(), reward_and_grad() or render()")
         return self.state
 
-    def _checked_action(self, action) -> jax.Array:
+    def _checked_action(self, action) -> np.ndarray:
         array = np.asarray(action, dtype=np.float32)
         if array.shape != self.action_space.shape:
             raise ValueError(
@@ -383,23 +514,7 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ValueError(
                 f"action[{i}] ({name}) is {array[i]}: actions must be finite numbers in [-1, 1]"
             )
-        return jnp.asarray(np.clip(array, -1.0, 1.0))
+        return np.clip(array, -1.0, 1.0)
 
-    def _physical(self, knobs) -> dict[str, float]:
-        return {
-            spec.name: float(spec.to_physical(float(u)))
-            for spec, u in zip(self.plant.knob_specs, np.asarray(knobs), strict=True)
-        }
-
-    def _info(self, info, knobs, grad) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "distance": float(info.distance),
-            "success": bool(info.success),
-            "knobs": self._physical(knobs),
-            "penalty": float(info.penalty),
-        }
-        if bool(self.state.target_known):
-            out["param_error"] = float(info.param_error)
-        if grad is not None:
-            out["reward_grad"] = np.asarray(grad, np.float32)
-        return out
+    def _physical(self, knobs: np.ndarray) -> dict[str, float]:
+        return {name: float(v) for name, v in zip(self.plant.knob_names, knobs, strict=True)}

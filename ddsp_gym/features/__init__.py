@@ -1,6 +1,7 @@
 """Spectral and perceptual features and distances (pure JAX, safe at silence)."""
 
 from ddsp_gym.features.distances import (
+    Spectrum,
     log_magnitude_distance,
     log_mel_distance,
     mrstft_distance,
@@ -9,7 +10,13 @@ from ddsp_gym.features.distances import (
     smooth_abs,
     spectral_convergence,
 )
-from ddsp_gym.features.loudness import energy_envelope, energy_envelope_db, loudness_db, rms
+from ddsp_gym.features.loudness import (
+    energy_envelope,
+    energy_envelope_db,
+    frame_mean_square,
+    loudness_db,
+    rms,
+)
 from ddsp_gym.features.spectral import (
     fft_frequencies,
     frame_signal,
@@ -31,9 +38,11 @@ from ddsp_gym.features.summary import SUMMARY_SIZE, summary_features
 
 __all__ = [
     "SUMMARY_SIZE",
+    "Spectrum",
     "energy_envelope",
     "energy_envelope_db",
     "fft_frequencies",
+    "frame_mean_square",
     "frame_signal",
     "hann_window",
     "hz_to_mel",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax.numpy as jnp
 from jax import Array
@@ -27,21 +28,44 @@ def spectral_convergence(mag: Array, target_mag: Array) -> Array:
     return difference / (jnp.sqrt(jnp.sum(target_mag**2) + EPS) + EPS)
 
 
+LOG_MAG_OFFSET = 1e-5  # log(magnitude + offset): finite at silence
+
+
 def log_magnitude_distance(mag: Array, target_mag: Array) -> Array:
     """Mean |log(target) - log(mag)| over the spectrogram."""
-    return jnp.mean(jnp.abs(jnp.log(target_mag + 1e-5) - jnp.log(mag + 1e-5)))
+    return jnp.mean(jnp.abs(jnp.log(target_mag + LOG_MAG_OFFSET) - jnp.log(mag + LOG_MAG_OFFSET)))
 
 
-def multi_resolution_spectra(x: Array, fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES) -> tuple:
-    """Magnitude spectrograms of ``x`` at each FFT size (hop = n_fft / 4)."""
-    return tuple(magnitude_spectrogram(x, n) for n in fft_sizes)
+class Spectrum(NamedTuple):
+    """One resolution of :func:`multi_resolution_spectra`."""
+
+    magnitude: Array  # (n_frames, n_fft // 2 + 1)
+    log_magnitude: Array  # log(magnitude + LOG_MAG_OFFSET), same shape
 
 
-def mrstft_distance_from_spectra(spectra: tuple, target_spectra: tuple) -> Array:
+def multi_resolution_spectra(
+    x: Array, fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES
+) -> tuple[Spectrum, ...]:
+    """Magnitude spectrograms of ``x`` at each FFT size (hop = n_fft / 4), with their logs.
+
+    Keeping the logs in the features means a target's are taken once (when an
+    episode starts), not at every step that compares a sound with it.
+    """
+    spectra = []
+    for n_fft in fft_sizes:
+        mag = magnitude_spectrogram(x, n_fft)
+        spectra.append(Spectrum(mag, jnp.log(mag + LOG_MAG_OFFSET)))
+    return tuple(spectra)
+
+
+def mrstft_distance_from_spectra(
+    spectra: tuple[Spectrum, ...], target_spectra: tuple[Spectrum, ...]
+) -> Array:
     """Multi-resolution STFT distance: mean over resolutions of SC + log-magnitude L1."""
     terms = [
-        spectral_convergence(m, t) + log_magnitude_distance(m, t)
-        for m, t in zip(spectra, target_spectra, strict=True)
+        spectral_convergence(s.magnitude, t.magnitude)
+        + jnp.mean(jnp.abs(t.log_magnitude - s.log_magnitude))
+        for s, t in zip(spectra, target_spectra, strict=True)
     ]
     return sum(terms) / len(terms)
 

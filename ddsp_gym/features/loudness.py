@@ -23,15 +23,34 @@ def loudness_db(x: Array) -> Array:
     return power_to_db(jnp.mean(x * x))
 
 
+def frame_mean_square(x: Array, frame_length: int = 256, hop: int = 128) -> Array:
+    """Mean of x^2 over each centred frame, shape (n_frames,) (frames as ``frame_signal``).
+
+    When ``hop`` divides ``frame_length`` the frame sums are built from sums over
+    hop-long blocks (r = frame_length / hop of them per frame), which spares
+    materialising r overlapping copies of the signal.
+    """
+    if frame_length % hop:
+        frames = frame_signal(x, frame_length, hop)
+        return jnp.mean(frames * frames, axis=-1)
+    pad = frame_length // 2
+    padded = jnp.pad(x, (pad, pad))
+    n_frames = 1 + (padded.shape[0] - frame_length) // hop
+    per_frame = frame_length // hop
+    n_blocks = n_frames + per_frame - 1
+    squares = padded[: n_blocks * hop] ** 2
+    block_sums = squares.reshape(n_blocks, hop).sum(axis=1)
+    sums = sum(block_sums[i : i + n_frames] for i in range(per_frame))
+    return sums / frame_length
+
+
 def energy_envelope(x: Array, frame_length: int = 256, hop: int = 128) -> Array:
     """Frame-wise RMS amplitude, shape (n_frames,), frames centred every ``hop`` samples."""
-    frames = frame_signal(x, frame_length, hop)
-    return jnp.sqrt(jnp.mean(frames * frames, axis=-1) + 1e-12)
+    return jnp.sqrt(frame_mean_square(x, frame_length, hop) + 1e-12)
 
 
 def energy_envelope_db(
     x: Array, frame_length: int = 256, hop: int = 128, floor_db: float = -80.0
 ) -> Array:
     """Frame-wise RMS level in dBFS, floored at ``floor_db``, shape (n_frames,)."""
-    frames = frame_signal(x, frame_length, hop)
-    return power_to_db(jnp.mean(frames * frames, axis=-1), floor_db=floor_db)
+    return power_to_db(frame_mean_square(x, frame_length, hop), floor_db=floor_db)

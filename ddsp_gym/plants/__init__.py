@@ -5,9 +5,18 @@ from __future__ import annotations
 from ddsp_gym.plants.adsr_tone import AdsrTone
 from ddsp_gym.plants.amsynth_twin import AmsynthTwin
 from ddsp_gym.plants.base import AbstractPlant
+from ddsp_gym.plants.compressor import Compressor
+from ddsp_gym.plants.delay import Delay
+from ddsp_gym.plants.distortion import Distortion
+from ddsp_gym.plants.effect import AbstractEffect
 from ddsp_gym.plants.filtered_saw import FilteredSaw
+from ddsp_gym.plants.fm2 import FM2
+from ddsp_gym.plants.formant import FormantVoice
 from ddsp_gym.plants.gain_stage import GainStage
+from ddsp_gym.plants.guitar_amp import GuitarAmp
+from ddsp_gym.plants.reverb import Reverb
 from ddsp_gym.plants.sine import SineOscillator
+from ddsp_gym.plants.subtractive import Subtractive
 
 # Name used in envs_registry.yaml and on the command line -> plant class.
 PLANTS: dict[str, type[AbstractPlant]] = {
@@ -16,6 +25,14 @@ PLANTS: dict[str, type[AbstractPlant]] = {
     "adsr_tone": AdsrTone,
     "gain": GainStage,
     "amsynth_twin": AmsynthTwin,
+    "compressor": Compressor,
+    "delay": Delay,
+    "reverb": Reverb,
+    "distortion": Distortion,
+    "guitar_amp": GuitarAmp,
+    "fm2": FM2,
+    "subtractive": Subtractive,
+    "formant": FormantVoice,
 }
 
 
@@ -29,12 +46,21 @@ def make_plant(name: str, **config) -> AbstractPlant:
 
 
 __all__ = [
+    "FM2",
     "PLANTS",
+    "AbstractEffect",
     "AbstractPlant",
     "AdsrTone",
     "AmsynthTwin",
+    "Compressor",
+    "Delay",
+    "Distortion",
     "FilteredSaw",
+    "FormantVoice",
     "GainStage",
+    "GuitarAmp",
+    "Reverb",
     "SineOscillator",
+    "Subtractive",
     "make_plant",
 ]

@@ -6,6 +6,7 @@ import abc
 from dataclasses import dataclass
 
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
 from ddsp_gym import knobs as knobs_lib
@@ -58,6 +59,10 @@ class AbstractPlant(abc.ABC):
     def needs_input(self) -> bool:
         """True for effects, which process an input signal."""
         return False
+
+    def default_input(self) -> np.ndarray | None:
+        """The signal an effect processes when given none (None for instruments)."""
+        return None
 
     def controls(self, knobs: Array) -> dict[str, Array]:
         """Unit knob positions (d,) -> {knob name: physical value}."""

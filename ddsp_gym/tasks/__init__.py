@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ddsp_gym.tasks.base import AbstractTask
+from ddsp_gym.tasks.effects import DecayMatch, DynamicsMatch, EchoMatch, HarmonicsMatch, ToneMatch
 from ddsp_gym.tasks.matching import CentroidMatch, EnvelopeMatch, LoudnessMatch, SpectrumMatch
 from ddsp_gym.tasks.patch import PatchMatch
 
@@ -13,6 +14,11 @@ TASKS: dict[str, type[AbstractTask]] = {
     "envelope": EnvelopeMatch,
     "loudness": LoudnessMatch,
     "patch": PatchMatch,
+    "dynamics": DynamicsMatch,
+    "echo": EchoMatch,
+    "decay": DecayMatch,
+    "harmonics": HarmonicsMatch,
+    "tone": ToneMatch,
 }
 
 
@@ -29,9 +35,14 @@ __all__ = [
     "TASKS",
     "AbstractTask",
     "CentroidMatch",
+    "DecayMatch",
+    "DynamicsMatch",
+    "EchoMatch",
     "EnvelopeMatch",
+    "HarmonicsMatch",
     "LoudnessMatch",
     "PatchMatch",
     "SpectrumMatch",
+    "ToneMatch",
     "make_task",
 ]

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import jax
 from jax import Array
+
+if TYPE_CHECKING:
+    from ddsp_gym.plants.base import AbstractPlant
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,14 @@ class AbstractTask(abc.ABC):
     param_tolerance: float | None = None
 
     distance_unit: str = ""
+
+    def sample_target_knobs(self, key: Array, plant: AbstractPlant) -> Array:
+        """Hidden target knobs (d,) in unit space for a new episode; pure and jittable.
+
+        Uniform over the knob box by default; tasks with a target distribution of
+        their own (a table of vowels, a family of presets) override this.
+        """
+        return jax.random.uniform(key, (plant.num_knobs,))
 
     @abc.abstractmethod
     def features(self, audio: Array, sample_rate: int) -> Any:

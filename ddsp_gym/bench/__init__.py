@@ -1,0 +1,1 @@
+"""Benchmarks: ``ddsp-gym bench --perf`` (speed of plants, losses and envs)."""

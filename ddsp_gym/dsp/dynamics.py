@@ -1,0 +1,118 @@
+"""Dynamic range compression blocks (pure JAX, unbatched).
+
+Follows the feed-forward, log-domain design recommended by D. Giannoulis,
+M. Massberg & J. D. Reiss, "Digital Dynamic Range Compressor Design -- A Tutorial
+and Analysis", J. Audio Eng. Soc. 60(6), 2012 (gain computer eq. 4; smooth
+branching peak detector eq. 17; Fig. 7(b) topology): level in dB -> static gain
+computer -> attack/release smoothing of the gain reduction -> make-up gain.
+
+The level is an RMS measurement (one-pole mean square, U. Zolzer (ed.), DAFX,
+2nd ed., Wiley 2011, ch. 4) rather than the instantaneous |x| in dB: the latter
+drops to the floor at every zero crossing, so with attack times longer than a
+cycle the detector never reaches the gain reduction a steady tone asks for.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+from ddsp_gym.dsp.units import db_to_amp, power_to_db
+
+MIN_KNEE_DB = 1e-3  # a knee narrower than this is treated as hard (avoids 0 / 0)
+MIN_TIME_S = 1e-5
+
+
+def gain_computer_db(
+    level_db: Array, threshold_db: Array | float, ratio: Array | float, knee_db: Array | float
+) -> Array:
+    """Static compression curve: input level (dB) -> output level (dB), Giannoulis eq. 4.
+
+    Below ``threshold - knee / 2`` the level passes; above ``threshold + knee / 2``
+    it rises 1 / ``ratio`` dB per dB; inside the knee a quadratic joins the two
+    with matching slopes. Broadcasts over any shape.
+    """
+    ratio = jnp.maximum(ratio, 1.0)
+    knee = jnp.maximum(knee_db, MIN_KNEE_DB)  # inside-knee formula divides by the width
+    over = level_db - threshold_db
+    slope = 1.0 / ratio - 1.0
+    in_knee = level_db + slope * (over + knee / 2.0) ** 2 / (2.0 * knee)
+    above = threshold_db + over / ratio
+    return jnp.where(2.0 * over < -knee, level_db, jnp.where(2.0 * over > knee, above, in_knee))
+
+
+def one_pole_coefficient(time_s: Array | float, sample_rate: int) -> Array:
+    """Smoothing coefficient exp(-1 / (time * sample_rate)) of a one-pole filter (time >= 10 us).
+
+    The step response reaches 1 - 1/e (63%) after ``time_s`` (Giannoulis sec. 3.1).
+    """
+    return jnp.exp(-1.0 / (jnp.maximum(time_s, MIN_TIME_S) * sample_rate))
+
+
+def mean_square(x: Array, coef: Array | float) -> Array:
+    """One-pole smoothed square: m[n] = c m[n-1] + (1 - c) x[n]^2, (n,) -> (n,), by ``lax.scan``."""
+
+    def tick(m, xn):
+        m = coef * m + (1.0 - coef) * xn * xn
+        return m, m
+
+    _, m = jax.lax.scan(tick, jnp.zeros((), x.dtype), x)
+    return m
+
+
+def smooth_branching(x: Array, attack_coef: Array | float, release_coef: Array | float) -> Array:
+    """Smooth branching peak detector (Giannoulis eq. 17), run by ``lax.scan``.
+
+    y[n] = a_A y[n-1] + (1 - a_A) x[n]  if x[n] > y[n-1]  (attack)
+    y[n] = a_R y[n-1] + (1 - a_R) x[n]  otherwise          (release)
+
+    Args:
+        x: (n,) signal to follow (here the gain reduction in dB, >= 0).
+        attack_coef, release_coef: one-pole coefficients in [0, 1) from
+            :func:`one_pole_coefficient`.
+    Returns:
+        (n,) the detector output, starting from y[-1] = 0. Both branches agree
+        when x[n] == y[n-1], so the output is continuous in the coefficients.
+    """
+
+    def tick(y, xn):
+        coef = jnp.where(xn > y, attack_coef, release_coef)
+        y = coef * y + (1.0 - coef) * xn
+        return y, y
+
+    _, y = jax.lax.scan(tick, jnp.zeros((), x.dtype), x)
+    return y
+
+
+def compress(
+    x: Array,
+    sample_rate: int,
+    threshold_db: Array | float,
+    ratio: Array | float,
+    knee_db: Array | float,
+    attack_s: Array | float,
+    release_s: Array | float,
+    makeup_db: Array | float,
+    rms_time_s: float = 0.005,
+) -> Array:
+    """Feed-forward compressor (Giannoulis Fig. 7(b): smoothing after the gain computer).
+
+    Args:
+        x: (n,) input audio.
+        threshold_db, ratio, knee_db: the static curve (see :func:`gain_computer_db`),
+            applied to the RMS level in dBFS (a full-scale sine reads -3 dB).
+        attack_s, release_s: detector time constants in seconds.
+        makeup_db: gain added after compression, dB.
+        rms_time_s: time constant of the RMS level measurement (static).
+    Returns:
+        (n,) compressed audio.
+    """
+    level = power_to_db(mean_square(x, one_pole_coefficient(rms_time_s, sample_rate)))
+    reduction = level - gain_computer_db(level, threshold_db, ratio, knee_db)
+    smoothed = smooth_branching(
+        reduction,
+        one_pole_coefficient(attack_s, sample_rate),
+        one_pole_coefficient(release_s, sample_rate),
+    )
+    return x * db_to_amp(makeup_db - smoothed)

@@ -1,0 +1,72 @@
+"""Autocorrelation features, computed by FFT (pure JAX, unbatched).
+
+By the Wiener-Khinchin theorem the autocorrelation is the inverse transform of
+the power spectrum; zero-padding to >= 2n makes it the linear (not circular)
+one. Smoothing it along the lag axis with a Gaussian of width sigma is the same
+as weighting the power spectrum by the Gaussian's transform, so smoothed curves
+at several widths cost one forward FFT and one inverse FFT each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from ddsp_gym.dsp.convolution import fft_size
+
+
+def smoothed_autocorrelations(x: Array, max_lag: int, sigmas: Sequence[float] = (0.0,)) -> Array:
+    """Normalised autocorrelations r(l) / r(0) for lags 0..max_lag, one per smoothing width.
+
+    Args:
+        x: (n,) signal.
+        max_lag: largest lag in samples (< n).
+        sigmas: Gaussian smoothing widths along the lag axis, in samples (0: none).
+    Returns:
+        (len(sigmas), max_lag + 1); each curve is divided by its own value at lag 0
+        (so it is 1 there), with an epsilon that keeps silence finite.
+    """
+    size = fft_size(2 * x.shape[0])
+    spectrum = jnp.fft.rfft(x, size)
+    power = jnp.real(spectrum) ** 2 + jnp.imag(spectrum) ** 2
+    freqs = np.fft.rfftfreq(size).astype(np.float32)  # cycles per sample
+    curves = []
+    for sigma in sigmas:
+        # Transform of a unit-area Gaussian of std sigma (samples): exp(-2 pi^2 sigma^2 f^2).
+        weight = np.exp(-2.0 * (np.pi * sigma * freqs) ** 2).astype(np.float32)
+        acf = jnp.fft.irfft(power * weight, size)[: max_lag + 1]
+        curves.append(acf / (acf[0] + 1e-9))
+    return jnp.stack(curves)
+
+
+def soft_argmax_lag(curve: Array, lags: np.ndarray, sharpness: float) -> Array:
+    """Softmax-weighted mean lag of ``curve`` (k,) at ``lags`` (k,): a differentiable argmax.
+
+    The curve is first divided by its maximum, so the highest peak scores 1
+    whatever the overall correlation level (a weak echo is located as well as a
+    strong one); ``sharpness`` is the softmax inverse temperature on that scale.
+    """
+    weights = jax.nn.softmax(sharpness * curve / jnp.maximum(jnp.max(curve), 1e-6))
+    return jnp.sum(weights * lags)
+
+
+def echo_heights(curve: Array, spacing: Array, n_echoes: int, taper: float = 64.0) -> Array:
+    """Values of an autocorrelation ``curve`` (lags 0..L) at lags k * ``spacing``, k = 1..n_echoes.
+
+    Linearly interpolated between lags, so smooth in ``spacing``. Lags past the
+    curve's end read 0, faded in over ``taper`` samples (no jump as an echo
+    leaves the range). For an echo train the heights fall off as the repeats'
+    gain, whatever the spacing: (n_echoes,).
+    """
+    last = curve.shape[0] - 1
+    positions = spacing * np.arange(1, n_echoes + 1, dtype=np.float32)
+    clipped = jnp.clip(positions, 0.0, last - 1.0)
+    base = jnp.floor(clipped)
+    frac = clipped - base
+    index = base.astype(jnp.int32)
+    values = curve[index] * (1.0 - frac) + curve[index + 1] * frac
+    return values * jax.nn.sigmoid((last - 2.0 * taper - positions) / (0.25 * taper))

@@ -1,0 +1,45 @@
+"""The base of every effect plant: it processes an input, by default a program signal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from ddsp_gym.plants.base import AbstractPlant
+from ddsp_gym.program import PROGRAM_KINDS, program_signal
+
+
+@dataclass(frozen=True)
+class AbstractEffect(AbstractPlant):
+    """An effect: ``synthesize`` processes ``audio_in`` (n_samples,).
+
+    Without an input the effect processes its default program, the project's
+    seeded test signal of kind ``program`` (see :mod:`ddsp_gym.program`), so an
+    effect env needs no audio file and every run hears the same material.
+    """
+
+    program: str = "mix"
+    program_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.program not in PROGRAM_KINDS:
+            raise ValueError(
+                f"unknown program {self.program!r}; known kinds: {list(PROGRAM_KINDS)}"
+            )
+
+    @property
+    def needs_input(self) -> bool:
+        return True
+
+    def default_input(self) -> np.ndarray:
+        """The default program, float32 (n_samples,)."""
+        return program_signal(self.program, self.sample_rate, self.n_samples, self.program_seed)
+
+    def dry(self, audio_in: Array | None) -> Array:
+        """The signal to process: ``audio_in``, or the default program when it is None."""
+        if audio_in is None:
+            return jnp.asarray(self.default_input())
+        return jnp.asarray(audio_in, jnp.float32)

@@ -1,0 +1,207 @@
+"""Tasks for the effect plants (seed demos: Dynamic Processor Calibration, Delay Time
+Estimator, Reverb Space Matcher, Distortion Characterization, Guitar Tone Match).
+
+Each compares the processed program with the target's processing of the same
+program; the features are chosen to expose what the effect's knobs change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from ddsp_gym import features as F
+from ddsp_gym.dsp.convolution import gaussian_smooth
+from ddsp_gym.features.autocorrelation import (
+    echo_heights,
+    smoothed_autocorrelations,
+    soft_argmax_lag,
+)
+from ddsp_gym.features.decay import band_decay_curves_db
+from ddsp_gym.features.harmonics import harmonic_levels_db
+from ddsp_gym.program import PROBE_HZ
+from ddsp_gym.tasks.base import AbstractTask
+
+
+@dataclass(frozen=True)
+class DynamicsMatch(AbstractTask):
+    """Loudness-curve and dynamic-range error of compressed program material, in dB.
+
+    distance = mean |level curve - target's| (short frames, so attack and
+    release are visible) + |dynamic range - target's|, where the dynamic range
+    is a soft maximum of the frame levels minus their energy-weighted mean.
+    Frames quieter than ``floor_db`` count as the floor in both sounds.
+    """
+
+    distance_scale: float = 10.0
+    success_threshold: float = 0.3
+    distance_unit: str = "dB"
+    frame_length: int = 128
+    hop: int = 32
+    floor_db: float = -80.0
+
+    def features(self, audio: Array, sample_rate: int) -> dict[str, Array]:
+        curve = F.energy_envelope_db(audio, self.frame_length, self.hop, floor_db=self.floor_db)
+        mean_db = F.loudness_db(audio)
+        # Soft maximum (log-sum-exp at 1 dB temperature) of the level curve.
+        peak_db = jax.nn.logsumexp(curve) - jnp.log(curve.shape[0])
+        return {"curve": curve, "range": peak_db - mean_db}
+
+    def distance(self, features: dict, target_features: dict) -> Array:
+        curve = jnp.sqrt(jnp.mean((features["curve"] - target_features["curve"]) ** 2) + 1e-6)
+        spread = F.smooth_abs(features["range"] - target_features["range"], 0.05)
+        return curve + spread
+
+
+@dataclass(frozen=True)
+class EchoMatch(AbstractTask):
+    """Echo distance: spacing (soft-argmax lag of the autocorrelation), echo heights, MR-STFT.
+
+    distance = |log2(lag / target lag)|                     (octaves; the echo spacing)
+             + sum_k |acf(k lag) - target's acf(k target lag)|   (the repeats' heights)
+             + sum |RMS envelope - target's| / sum target's   (dry and echo levels)
+             + acf_weight * mean |smoothed acf - target's|    (widths ``sigmas``)
+             + spectral_weight * MR-STFT distance             (the sound itself)
+
+    The lag is the softmax-weighted mean over lags in [min_lag_s, max_lag_s] of
+    the autocorrelation smoothed by ``sigmas[0]``; it moves smoothly with the
+    delay time, so far-off settings still get a gradient towards the target. The
+    echo heights are read at multiples of each sound's own lag (on the curve
+    smoothed by ``sigmas[1]``, wide enough to forgive a small error in it), so they compare
+    feedback and mix even before the echoes line up; the RMS envelope shows the
+    dry click's level at the same place in both sounds, which tells a mix m from
+    1 - m (both give the same normalised autocorrelation).
+
+    Level and spectra are taken of a gently low-passed copy (Gaussian, std
+    ``smooth_samples``): a click's top octave changes with the sub-sample part
+    of the delay, a ripple whose gradient (times the thousands of samples a
+    knob's travel spans) would otherwise drown the terms above.
+    """
+
+    distance_scale: float = 1.0
+    success_threshold: float = 0.05
+    distance_unit: str = "octaves + acf + MR-STFT"
+    min_lag_s: float = 0.008
+    max_lag_s: float = 0.95
+    sigmas: tuple[float, ...] = (8.0, 32.0, 128.0, 512.0)
+    sharpness: float = 60.0
+    n_echoes: int = 4
+    acf_weight: float = 10.0
+    spectral_weight: float = 0.02
+    smooth_samples: float = 2.0
+
+    def features(self, audio: Array, sample_rate: int) -> dict:
+        lo = int(self.min_lag_s * sample_rate)
+        hi = min(int(self.max_lag_s * sample_rate), audio.shape[0] - 1)
+        acf = smoothed_autocorrelations(audio, hi, self.sigmas)
+        lag = soft_argmax_lag(acf[0, lo:], np.arange(lo, hi + 1, dtype=np.float32), self.sharpness)
+        smoothed = gaussian_smooth(audio, self.smooth_samples)
+        return {
+            "lag": lag,
+            "heights": echo_heights(acf[1], lag, self.n_echoes),
+            # RMS under a Gaussian window (std 8 ms) every 8 ms: unlike rectangular frames
+            # it changes smoothly as an echo moves past a frame boundary.
+            "envelope": jnp.sqrt(
+                jnp.maximum(gaussian_smooth(smoothed * smoothed, 128.0)[::128], 0.0) + 1e-12
+            ),
+            "acf": acf[:, lo:],
+            "spectra": F.multi_resolution_spectra(smoothed),
+        }
+
+    def distance(self, features: dict, target_features: dict) -> Array:
+        octaves = jnp.log2(
+            jnp.maximum(features["lag"], 1.0) / jnp.maximum(target_features["lag"], 1.0)
+        )
+        heights = jnp.sum(F.smooth_abs(features["heights"] - target_features["heights"], 0.01))
+        level = jnp.sum(jnp.abs(features["envelope"] - target_features["envelope"])) / (
+            jnp.sum(target_features["envelope"]) + 1e-9
+        )
+        acf = jnp.mean(jnp.abs(features["acf"] - target_features["acf"]))
+        spectral = F.mrstft_distance_from_spectra(features["spectra"], target_features["spectra"])
+        return (
+            F.smooth_abs(octaves, 0.01)
+            + heights
+            + level
+            + self.acf_weight * acf
+            + self.spectral_weight * spectral
+        )
+
+
+@dataclass(frozen=True)
+class DecayMatch(AbstractTask):
+    """Mean absolute difference of band-wise Schroeder energy-decay curves, in dB."""
+
+    distance_scale: float = 10.0
+    success_threshold: float = 0.5
+    distance_unit: str = "dB"
+
+    def features(self, audio: Array, sample_rate: int) -> Array:
+        return band_decay_curves_db(audio, sample_rate)
+
+    def distance(self, features: Array, target_features: Array) -> Array:
+        return jnp.mean(F.smooth_abs(features - target_features, 0.05))
+
+
+@dataclass(frozen=True)
+class HarmonicsMatch(AbstractTask):
+    """Harmonic amplitude ratios of a distorted probe tone at ``f0_hz``, in dB.
+
+    distance = mean over frames and harmonics 2..K of |(H_k - H_1) - target's|
+             + mean over frames of |H_1 - target's H_1|  (the output level)
+    with H_k the level of harmonic k in dB, floored ``floor_db`` below full scale.
+    """
+
+    distance_scale: float = 10.0
+    success_threshold: float = 0.5
+    distance_unit: str = "dB"
+    f0_hz: float = PROBE_HZ
+    n_harmonics: int = 15
+    floor_db: float = -100.0
+
+    def features(self, audio: Array, sample_rate: int) -> Array:
+        return harmonic_levels_db(
+            audio, sample_rate, self.f0_hz, self.n_harmonics, floor_db=self.floor_db
+        )
+
+    def distance(self, features: Array, target_features: Array) -> Array:
+        ratios = features[:, 1:] - features[:, :1]
+        target_ratios = target_features[:, 1:] - target_features[:, :1]
+        ratio_error = jnp.mean(F.smooth_abs(ratios - target_ratios, 0.05))
+        level_error = jnp.mean(F.smooth_abs(features[:, 0] - target_features[:, 0], 0.05))
+        return ratio_error + level_error
+
+
+@dataclass(frozen=True)
+class ToneMatch(AbstractTask):
+    """Timbre distance: spectral centroid, rolloff and flatness of the mean spectrum, + MR-STFT.
+
+    distance = |log2 centroid ratio| + |log2 rolloff ratio| (octaves)
+             + |flatness dB difference| / 10 + MR-STFT distance
+    """
+
+    distance_scale: float = 1.0
+    success_threshold: float = 0.1
+    distance_unit: str = "octaves + MR-STFT"
+    n_fft: int = 1024
+
+    def features(self, audio: Array, sample_rate: int) -> dict:
+        power = F.power_spectrogram(audio, self.n_fft).mean(0)
+        freqs = F.fft_frequencies(sample_rate, self.n_fft)
+        return {
+            "centroid": F.spectral_centroid(power, freqs),
+            "rolloff": F.spectral_rolloff(power, freqs),
+            "flatness_db": 10.0 * jnp.log10(F.spectral_flatness(power) + 1e-10),
+            "spectra": F.multi_resolution_spectra(audio),
+        }
+
+    def distance(self, features: dict, target_features: dict) -> Array:
+        octaves = lambda a, b: jnp.log2(jnp.maximum(a, 1.0) / jnp.maximum(b, 1.0))  # noqa: E731
+        centroid = F.smooth_abs(octaves(features["centroid"], target_features["centroid"]), 0.01)
+        rolloff = F.smooth_abs(octaves(features["rolloff"], target_features["rolloff"]), 0.01)
+        flatness = F.smooth_abs(features["flatness_db"] - target_features["flatness_db"], 0.1)
+        spectral = F.mrstft_distance_from_spectra(features["spectra"], target_features["spectra"])
+        return centroid + rolloff + flatness / 10.0 + spectral

@@ -1,0 +1,70 @@
+"""``ddsp-gym bench --perf``: it runs, writes its files, and judges targets as stated."""
+
+from __future__ import annotations
+
+import json
+
+from ddsp_gym.bench.perf import QUICK, check_targets, run_perf, settings_for, time_calls
+from ddsp_gym.cli import main
+
+
+def test_time_calls_reports_best_median_and_cpu():
+    timing = time_calls(lambda: sum(range(1000)), min_time=0.01, rounds=3)
+    assert timing.calls >= 3
+    assert 0 < timing.best_s <= timing.median_s
+    rates = timing.rates(10.0)
+    assert rates["per_s"] >= rates["median_per_s"] > 0 and rates["per_cpu_s"] > 0
+
+
+def test_a_tiny_run_writes_json_and_markdown(tmp_path):
+    settings = settings_for(
+        True,
+        plants=("gain",),
+        env_ids=("ddsp_gym/VolumeMatch-v0",),
+        sb3_env_ids=(),
+        external_voices=(),
+    )
+    assert settings.quick and settings.render_batches == QUICK.render_batches
+    results = run_perf(tmp_path, settings, progress=False)
+    saved = json.loads((tmp_path / "perf.json").read_text())
+    assert saved["plants"][0]["plant"] == "gain" and not saved["plants"][0]["errors"]
+    cell = saved["plants"][0]["render"]["16000/32"]
+    assert cell["audio_s_per_s"] > 0 and cell["compile"]["s"] > 0 and cell["peak_mb"] > 0
+    assert saved["plants"][0]["grad"]["audio_s_per_s"] > 0
+    env = saved["envs"][0]
+    assert not env["errors"]
+    for key in ("single", "native_64", "sync_16", "jax_rollout"):
+        assert env[key]["steps_per_s"] > 0, key
+    assert env["native_over_sync"] > 0
+    markdown = (tmp_path / "perf.md").read_text()
+    assert "| gain |" in markdown and "VolumeMatch-v0" in markdown and "## Targets" in markdown
+    assert results["targets"] == saved["targets"]
+
+
+def test_targets_are_judged_on_the_numbers_given():
+    cell = {"audio_s_per_s": 5000.0, "audio_s_per_cpu_s": 6000.0}
+    results = {
+        "plants": [
+            {
+                "plant": "subtractive",
+                "render": {"16000/32": cell},
+                "grad": {"audio_s_per_s": 300.0, "audio_s_per_cpu_s": 450.0},
+                "compile_forward": {"s": 0.5, "cpu_s": 0.4},
+                "compile_grad": {"s": 3.5, "cpu_s": 2.0},
+            }
+        ],
+        "envs": [],
+        "external": [{"library": "X", "voice": "voice", "batch": 32, "unavailable": "nope"}],
+    }
+    verdicts = {t.what: t.passed for t in check_targets(results)}
+    assert verdicts["subtractive render, 16 kHz, batch 32"] is True
+    assert verdicts["fm2 render, 16 kHz, batch 32"] is None  # plant absent
+    assert verdicts["render + MR-STFT gradient, 16 kHz, batch 32 (slowest plant)"] is False
+    assert verdicts["forward compile (slowest plant)"] is True
+    assert verdicts["gradient compile (slowest plant)"] is False
+    assert verdicts["ours vs X voice (batch 32)"] is None
+
+
+def test_bench_without_perf_says_what_exists(capsys):
+    assert main(["bench"]) == 2
+    assert "--perf" in capsys.readouterr().err

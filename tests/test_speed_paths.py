@@ -1,0 +1,136 @@
+"""The rewritten hot paths against their references: same values, same gradients."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import signal
+
+from ddsp_gym import dsp
+from ddsp_gym import features as F
+from ddsp_gym.envs import packing
+from ddsp_gym.features.summary import SUMMARY_FFT, summary_features
+
+SR = 16_000
+
+
+def test_sine_and_cosine_in_cycles_match_numpy_with_gradients():
+    phase = np.linspace(-3.0, 3.0, 200_001).astype(np.float32)
+    exact = 2.0 * np.pi * phase.astype(np.float64)
+    assert np.abs(np.asarray(dsp.sine(phase)) - np.sin(exact)).max() < 5e-7
+    assert np.abs(np.asarray(dsp.cosine(phase)) - np.cos(exact)).max() < 1e-6
+    grad = jax.vmap(jax.grad(dsp.sine))(jnp.asarray(phase))
+    np.testing.assert_allclose(grad, 2.0 * np.pi * np.cos(exact), atol=5e-6)
+    # Exactly odd, and exactly zero / one at the quarter points.
+    np.testing.assert_array_equal(dsp.sine(-phase), -dsp.sine(phase))
+    np.testing.assert_array_equal(dsp.sine(jnp.array([0.0, 0.25, 0.5, 0.75])), [0, 1, 0, -1])
+
+
+@pytest.mark.parametrize("design", ["lowpass", "highpass", "bandpass"])
+def test_filter_designs_match_the_cookbook_in_radians(design):
+    """sin/cos of f / sr in cycles give the RBJ coefficients of sin/cos(w0) in radians."""
+    freqs = np.geomspace(10.0, 7200.0, 50)
+    q = 3.0
+    b, a = getattr(dsp, f"{design}_coeffs")(jnp.asarray(freqs), q, SR)
+    w0 = 2.0 * np.pi * freqs / SR
+    cos, alpha = np.cos(w0), np.sin(w0) / (2.0 * q)
+    expected_a = np.stack([1 + alpha, -2 * cos, 1 - alpha], -1) / (1 + alpha)[:, None]
+    np.testing.assert_allclose(np.asarray(a), expected_a, rtol=1e-5, atol=1e-6)
+    if design == "lowpass":
+        # 1 - cos(w0) cancels in float32 at low cutoffs (as with jnp.cos), so b is compared
+        # above 100 Hz; everywhere b and a agree on unity gain at DC, to float32 coefficients'
+        # resolution (1 + a1 + a2 ~ w0^2 is 6e-6 at 10 Hz).
+        expected_b = np.stack([(1 - cos) / 2, 1 - cos, (1 - cos) / 2], -1) / (1 + alpha)[:, None]
+        high = freqs >= 100.0
+        np.testing.assert_allclose(np.asarray(b)[high], expected_b[high], rtol=1e-3)
+        dc_gain = np.asarray(b, np.float64).sum(-1) / np.asarray(a, np.float64).sum(-1)
+        np.testing.assert_allclose(dc_gain, 1.0, rtol=5e-3)
+
+
+def test_db_and_midi_conversions_keep_their_values():
+    db = np.array([-20.0, 0.0, 6.0])
+    np.testing.assert_allclose(dsp.db_to_amp(jnp.asarray(db)), 10 ** (db / 20), rtol=1e-6)
+    notes = np.array([57.0, 69.0, 81.0])
+    np.testing.assert_allclose(dsp.midi_to_hz(jnp.asarray(notes)), [220, 440, 880], rtol=1e-6)
+
+
+@pytest.mark.parametrize("frame_length,hop", [(256, 128), (1024, 256), (300, 100), (256, 100)])
+def test_frame_mean_square_equals_framing(frame_length, hop):
+    x = jnp.asarray(np.random.default_rng(0).normal(size=4001).astype(np.float32))
+    frames = F.frame_signal(x, frame_length, hop)
+    np.testing.assert_allclose(
+        F.frame_mean_square(x, frame_length, hop), jnp.mean(frames**2, -1), rtol=1e-5
+    )
+
+
+def _welch_mean_power(x: np.ndarray) -> np.ndarray:
+    """The old summary's spectrum: mean |STFT|^2 of centred 1024-sample Hann frames."""
+    return np.asarray(F.power_spectrogram(jnp.asarray(x), SUMMARY_FFT)).mean(0)
+
+
+def test_summary_levels_match_averaged_frames_for_noise_and_tones():
+    rng = np.random.default_rng(1)
+    noise = (0.3 * rng.uniform(-1, 1, 4000)).astype(np.float32)
+    n = np.arange(4000)
+    tone = (0.5 * np.sin(2 * np.pi * 440.0 * n / SR)).astype(np.float32)
+    mel = F.mel_filterbank(SR, SUMMARY_FFT, 16)
+
+    def levels(x):
+        ours = np.asarray(summary_features(jnp.asarray(x), SR))[4:20]
+        return ours, 10 * np.log10(_welch_mean_power(x) @ mel + 1e-8) / 80 + 1
+
+    ours, frames = levels(noise)
+    np.testing.assert_allclose(ours, frames, atol=0.03)  # within 2.4 dB in every band
+    # The tone's bands agree; elsewhere the zero-padded edge frames leak broadband
+    # energy (up to 0.7, -24 dB) where one window over the whole sound shows none.
+    ours, frames = levels(tone)
+    tonal_bands = ours > 0.5
+    assert 1 <= tonal_bands.sum() <= 3
+    np.testing.assert_allclose(ours[tonal_bands], frames[tonal_bands], atol=0.03)
+    assert ours[~tonal_bands].max() < frames[~tonal_bands].min()
+    flat = np.asarray(summary_features(jnp.asarray(noise), SR))[2]
+    tonal = np.asarray(summary_features(jnp.asarray(tone), SR))[2]
+    assert flat > 0.7 and tonal < 0.05
+
+
+def test_mrstft_features_keep_logs_and_the_distance_value():
+    rng = np.random.default_rng(2)
+    x, y = (jnp.asarray(rng.normal(size=4000).astype(np.float32)) for _ in range(2))
+    spectra = F.multi_resolution_spectra(x)
+    for s in spectra:
+        np.testing.assert_allclose(s.log_magnitude, jnp.log(s.magnitude + 1e-5), rtol=1e-6)
+    expected = np.mean(
+        [
+            F.spectral_convergence(F.magnitude_spectrogram(x, n), F.magnitude_spectrogram(y, n))
+            + F.log_magnitude_distance(F.magnitude_spectrogram(x, n), F.magnitude_spectrogram(y, n))
+            for n in (1024, 512, 256, 128)
+        ]
+    )
+    assert float(F.mrstft_distance(x, y)) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_packing_round_trip_keeps_scalars_vectors_and_flags():
+    cols = packing.Layout((("obs", 3), ("reward", None), ("done", None), ("knobs", 1)))
+    values = {
+        "obs": jnp.arange(6.0).reshape(2, 3),
+        "reward": jnp.array([-1.5, 2.0]),
+        "done": jnp.array([True, False]),
+        "knobs": jnp.array([[0.25], [0.75]]),
+    }
+    table = np.asarray(packing.pack(cols, values))
+    assert table.shape == (2, 6)
+    np.testing.assert_array_equal(packing.column(table, cols, "obs"), values["obs"])
+    np.testing.assert_array_equal(packing.column(table, cols, "reward"), [-1.5, 2.0])
+    np.testing.assert_array_equal(packing.column(table, cols, "done") > 0.5, [True, False])
+    assert packing.column(table, cols, "knobs").shape == (2, 1)
+
+
+def test_biquad_still_matches_lfilter_at_the_corners():
+    x = np.random.default_rng(3).uniform(-1, 1, 4000).astype(np.float32)
+    for freq, q in [(50.0, 0.1), (1000.0, 0.707), (7000.0, 20.0)]:
+        b, a = dsp.lowpass_coeffs(freq, q, SR)
+        reference = signal.lfilter(np.asarray(b, np.float64), np.asarray(a, np.float64), x)
+        ours = np.asarray(dsp.biquad(jnp.asarray(x), b, a))
+        assert np.abs(ours - reference).max() <= 1e-4 * max(1.0, np.abs(reference).max())

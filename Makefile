@@ -7,12 +7,14 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: help install install-dev demo test test-fast lint format clean
+.PHONY: help install install-dev demo test test-fast lint format clean rig-start rig-stop
 
 help:
 	@echo "make demo       create .venv, install ddsp_gym, solve the Level-1 envs (writes demo_out/)"
-	@echo "make test       install the dev extras and run the whole test suite"
-	@echo "make test-fast  the test suite without tests marked slow"
+	@echo "make test       install the dev extras, start the hardware rig, run the whole suite"
+	@echo "make test-fast  the test suite without tests marked slow or hardware"
+	@echo "make rig-start  install (Debian, as root) and start the software rig: JACK + amsynth"
+	@echo "make rig-stop   stop the software rig"
 	@echo "make lint       ruff check and format check"
 
 $(BIN)/python:
@@ -24,7 +26,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e ".[dev,sb3]" "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[dev,sb3,hardware]" "$(TORCH_SPEC)"
 	@touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
@@ -33,11 +35,23 @@ install-dev: $(VENV)/.installed-dev
 demo: $(VENV)/.installed
 	$(BIN)/ddsp-gym demo
 
-test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# The hardware tests run on the software rig (ddsp_gym/backends/rig.py). Under CI a rig
+# that does not start is an error; elsewhere its tests skip and say why.
+rig-start: $(VENV)/.installed-dev
+	@$(BIN)/python -m ddsp_gym.backends.rig start || { \
+		if [ -n "$$CI" ]; then exit 1; fi; \
+		echo "make: the software rig did not start; tests marked hardware will be skipped"; }
+
+rig-stop: $(VENV)/.installed-dev
+	$(BIN)/python -m ddsp_gym.backends.rig stop
+
+# The rig is stopped whatever pytest's outcome; the exit status is pytest's.
+test: $(VENV)/.installed-dev rig-start
+	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; $(MAKE) --no-print-directory rig-stop; \
+		exit $$status
 
 test-fast: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow and not hardware" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ddsp_gym.audio_io import AudioFileError
+from ddsp_gym.backends.commands import add_hw_parser
+from ddsp_gym.backends.errors import HardwareError
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -215,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, default=Path("demo_out"), help="output folder")
     p.set_defaults(func=_cmd_demo)
 
+    add_hw_parser(sub)
     return parser
 
 
@@ -222,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (AudioFileError, ValueError, NotImplementedError, OSError) as err:
+    except (AudioFileError, ValueError, NotImplementedError, OSError, HardwareError) as err:
         print(f"ddsp-gym: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

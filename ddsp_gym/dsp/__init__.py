@@ -9,7 +9,7 @@ from ddsp_gym.dsp.dynamics import (
     one_pole_coefficient,
     smooth_branching,
 )
-from ddsp_gym.dsp.envelopes import adsr, exp_decay
+from ddsp_gym.dsp.envelopes import adsr, attack_release, exp_decay, smooth_unit_clip
 from ddsp_gym.dsp.filters import (
     bandpass_coeffs,
     biquad,
@@ -20,6 +20,7 @@ from ddsp_gym.dsp.filters import (
     lowshelf_coeffs,
     peaking_coeffs,
     pole_radius,
+    svf_lowpass,
     tilt_eq,
 )
 from ddsp_gym.dsp.fm import feedback_operator, pm_operator
@@ -50,6 +51,7 @@ from ddsp_gym.dsp.waveshaping import tanh_drive
 __all__ = [
     "adsr",
     "amp_to_db",
+    "attack_release",
     "band_noise",
     "band_rt60",
     "bandpass_coeffs",
@@ -90,7 +92,9 @@ __all__ = [
     "saw_polyblep",
     "sine",
     "smooth_branching",
+    "smooth_unit_clip",
     "square_polyblep",
+    "svf_lowpass",
     "tanh_drive",
     "tilt_eq",
     "white_noise",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax import Array
 
@@ -40,6 +41,48 @@ def adsr(
     level_at_gate_off = gate_on_level(jnp.asarray(gate_s, jnp.float32))
     released = level_at_gate_off * jnp.maximum(0.0, 1.0 - (t - gate_s) / release)
     return jnp.clip(jnp.where(t < gate_s, gate_on_level(t), released), 0.0, 1.0)
+
+
+def smooth_unit_clip(x: Array, corner: float) -> Array:
+    """clip(x, 0, 1) with its two corners rounded by softplus over about ``corner`` (level units).
+
+    ``corner * (softplus(x / corner) - softplus((x - 1) / corner))``: equal to
+    the clip away from the corners, smooth everywhere, within 0.7 * ``corner`` of it.
+    Above x = 1/2 it is evaluated as ``1 + corner * (softplus(-x / corner) -
+    softplus((1 - x) / corner))``, the same function without the difference of
+    two large numbers (which would leave float32 rounding of ~1e-5 on the plateau).
+    """
+    x = jnp.asarray(x, jnp.float32)
+    low = corner * (jax.nn.softplus(x / corner) - jax.nn.softplus((x - 1.0) / corner))
+    high = 1.0 + corner * (jax.nn.softplus(-x / corner) - jax.nn.softplus((1.0 - x) / corner))
+    return jnp.where(x < 0.5, low, high)
+
+
+def attack_release(
+    n: int,
+    sample_rate: int,
+    attack_s: Array | float,
+    release_s: Array | float,
+    gate_s: Array | float,
+    corner: float = 0.02,
+) -> Array:
+    """Linear attack to 1, hold while the gate is open, linear release to 0; shape (n,).
+
+    The envelope of a synth voice with sustain at full level. Corners are
+    rounded (:func:`smooth_unit_clip`), so the envelope, and any feature of the
+    sound, is smooth in ``attack_s`` and ``release_s``: a hard corner moves
+    sample by sample as a time knob turns, which makes spectrogram losses
+    ragged on the scale of one sample. Times in seconds (clamped to >= 1 ms).
+    """
+    t = jnp.arange(n, dtype=jnp.float32) / sample_rate
+    attack = jnp.maximum(attack_s, 1e-3)
+    release = jnp.maximum(release_s, 1e-3)
+    gate = jnp.asarray(gate_s, jnp.float32)
+    held = smooth_unit_clip(t / attack, corner)
+    # Only the foot of the release is rounded, so the level is continuous at the gate.
+    fall = 1.0 - (t - gate) / release
+    released = smooth_unit_clip(gate / attack, corner) * corner * jax.nn.softplus(fall / corner)
+    return jnp.where(t < gate, held, released)
 
 
 def exp_decay(n: int, sample_rate: int, time_constant_s: Array | float) -> Array:

@@ -120,6 +120,45 @@ def pole_radius(a: Array) -> Array:
     return jnp.where(disc < 0, jnp.sqrt(jnp.maximum(a2, 0.0)), real_root)
 
 
+def svf_lowpass(x: Array, freq_hz: Array | float, q: Array | float, sample_rate: int) -> Array:
+    """2nd-order low-pass as a trapezoidal-integrated state-variable filter.
+
+    The same transfer function as :func:`lowpass_coeffs` (both are the bilinear
+    transform, prewarped at the cutoff, of 1 / (s^2 + s/Q + 1)), computed in
+    the form of A. Simper, "Linear Trapezoidal Integrated SVF" (Cytomic, 2013).
+    Its coefficients are g = tan(pi f / fs) and 1/Q, not numbers near +-2 and 1
+    as in direct form, so at low cutoffs float32 still resolves small changes
+    of the cutoff: the output, and a loss on it, stay smooth in the knobs.
+
+    Args:
+        x: (n,) input.
+        freq_hz: cutoff, scalar or (n,) (time-varying); clamped like the RBJ designs.
+        q: quality factor, scalar or (n,).
+    Returns:
+        (n,) low-passed signal.
+    """
+    freq = jnp.clip(jnp.asarray(freq_hz, jnp.float32), MIN_FREQ_HZ, MAX_FREQ_RATIO * sample_rate)
+    q = jnp.clip(jnp.asarray(q, jnp.float32), MIN_Q, MAX_Q)
+    n = x.shape[0]
+    g = jnp.broadcast_to(jnp.tan(jnp.pi * freq / sample_rate), (n,))
+    k = jnp.broadcast_to(1.0 / q, (n,))
+    a1 = 1.0 / (1.0 + g * (g + k))
+    a2 = g * a1
+    a3 = g * a2
+
+    def tick(state, inputs):
+        ic1, ic2 = state
+        xn, c1, c2, c3 = inputs
+        v3 = xn - ic2
+        v1 = c1 * ic1 + c2 * v3
+        v2 = ic2 + c2 * ic1 + c3 * v3
+        return (2.0 * v1 - ic1, 2.0 * v2 - ic2), v2
+
+    zero = jnp.zeros((), x.dtype)
+    _, y = jax.lax.scan(tick, (zero, zero), (x, a1, a2, a3))
+    return y
+
+
 # RBJ shelves with shelf slope S = 1 (the steepest without overshoot), i.e. alpha as for
 # Q = 1 / sqrt(2); for any gain their poles lie inside the unit circle like the designs above.
 _SHELF_Q = 0.7071067811865476

@@ -115,9 +115,32 @@ class FunctionalDDSPEnv:
         else:
             distance, audio = self._distance(knobs, state, params)
             sensitivity_term = 0.0
+        return self._outcome(state, knobs, audio, distance, sensitivity_term)
+
+    def score(
+        self, state: EnvState, knobs: Array, audio: Array
+    ) -> tuple[Array, tuple[Array, StepInfo]]:
+        """Reward of ``audio`` heard at ``knobs`` -> (reward, (observation, info)).
+
+        The reward of audio that was not rendered by the plant (the hardware backend
+        records it from the device); no gradient exists there, so no sensitivity term.
+        """
+        feats = self.task.features(audio, self.plant.sample_rate)
+        distance = self.task.distance(feats, state.target_features)
+        return self._outcome(state, knobs, audio, distance, 0.0)
+
+    def _outcome(
+        self,
+        state: EnvState,
+        knobs: Array,
+        audio: Array,
+        distance: Array,
+        extra_penalty: Array | float,
+    ) -> tuple[Array, tuple[Array, StepInfo]]:
+        """Reward, observation and info of ``audio`` at ``distance`` from the target."""
         slew = jnp.sum((knobs - state.knobs) ** 2)
         overshoot = jnp.maximum(jnp.max(jnp.abs(audio)) - 1.0, 0.0)
-        penalty = self.slew_penalty * slew + self.clip_penalty * overshoot + sensitivity_term
+        penalty = self.slew_penalty * slew + self.clip_penalty * overshoot + extra_penalty
         reward = -distance / self.task.distance_scale - penalty
         param_error = jnp.where(
             state.target_known, jnp.max(jnp.abs(knobs - state.target_knobs)), jnp.nan
@@ -128,7 +151,7 @@ class FunctionalDDSPEnv:
             success = jnp.where(
                 state.target_known, param_error <= self.task.param_tolerance, success
             )
-        obs = self._observation(knobs, audio, state.target_summary)
+        obs = self.observe(knobs, audio, state.target_summary)
         return reward, (obs, StepInfo(distance, success, param_error, penalty))
 
     def _distance(self, knobs: Array, state: EnvState, params: EnvParams) -> tuple[Array, Array]:
@@ -137,41 +160,58 @@ class FunctionalDDSPEnv:
         feats = self.task.features(audio, self.plant.sample_rate)
         return self.task.distance(feats, state.target_features), audio
 
-    def _observation(self, knobs: Array, audio: Array, target_summary: Array) -> Array:
+    def observe(self, knobs: Array, audio: Array, target_summary: Array) -> Array:
+        """Observation: knob positions, summary features of ``audio`` and of the target."""
         summary = summary_features(audio, self.plant.sample_rate)
         return jnp.concatenate([knobs, summary, target_summary]).astype(jnp.float32)
 
     # ---- the functional env API -------------------------------------------------
 
-    def reset(self, key: Array, params: EnvParams) -> tuple[EnvState, Array]:
-        """Start an episode: pick the target and the starting knobs -> (state, obs)."""
+    def episode_knobs(self, key: Array) -> tuple[Array, Array, Array]:
+        """Split an episode key -> (hidden target knobs, starting knobs, render key)."""
         k_target, k_start, k_render = jax.random.split(key, 3)
         d = self.num_knobs
-        if params.target_audio is None:
-            target_knobs = self.task.sample_target_knobs(k_target, self.plant)
-            target_audio = self.plant.render(target_knobs, k_render, params.input_audio)
-            target_known = jnp.array(True)
-        else:
-            target_knobs = jnp.zeros((d,))
-            target_audio = jnp.asarray(params.target_audio, jnp.float32)
-            target_known = jnp.array(False)
+        target_knobs = self.task.sample_target_knobs(k_target, self.plant)
         if self.random_start:
             knobs = jax.random.uniform(k_start, (d,))
         else:
             knobs = jnp.full((d,), 0.5)
+        return target_knobs, knobs, k_render
+
+    def start(
+        self,
+        knobs: Array,
+        target_knobs: Array,
+        target_known: Array,
+        target_audio: Array,
+        render_key: Array,
+    ) -> EnvState:
+        """The state at the start of an episode with this target (sim or recorded)."""
         sr = self.plant.sample_rate
-        state = EnvState(
+        target_audio = jnp.asarray(target_audio, jnp.float32)
+        return EnvState(
             knobs=knobs,
-            target_knobs=target_knobs,
-            target_known=target_known,
+            target_knobs=jnp.where(target_known, target_knobs, jnp.zeros_like(target_knobs)),
+            target_known=jnp.asarray(target_known),
             target_audio=target_audio,
             target_features=self.task.features(target_audio, sr),
             target_summary=summary_features(target_audio, sr),
-            render_key=k_render,
+            render_key=render_key,
             step_count=jnp.array(0, jnp.int32),
         )
+
+    def reset(self, key: Array, params: EnvParams) -> tuple[EnvState, Array]:
+        """Start an episode: pick the target and the starting knobs -> (state, obs)."""
+        target_knobs, knobs, k_render = self.episode_knobs(key)
+        if params.target_audio is None:
+            target_audio = self.plant.render(target_knobs, k_render, params.input_audio)
+            target_known = jnp.array(True)
+        else:
+            target_audio = jnp.asarray(params.target_audio, jnp.float32)
+            target_known = jnp.array(False)
+        state = self.start(knobs, target_knobs, target_known, target_audio, k_render)
         audio = self.plant.render(knobs, k_render, params.input_audio)
-        return state, self._observation(knobs, audio, state.target_summary)
+        return state, self.observe(knobs, audio, state.target_summary)
 
     def reset_from_chain(self, chain: Array, params: EnvParams) -> tuple[Array, EnvState, Array]:
         """:meth:`reset` with the next key of a per-env key chain -> (chain, state, obs).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 from collections.abc import Callable
@@ -152,6 +153,21 @@ def _chain_from_int(value: int) -> np.ndarray:
     return np.asarray(jax.random.PRNGKey(value))
 
 
+# The hardware backend scores recorded audio with the same functional pieces (jitted
+# once per configuration; speed hardly matters next to a take in real time).
+@functools.partial(jax.jit, static_argnums=0)
+def _hw_score(fenv: FunctionalDDSPEnv, state: EnvState, knobs, audio):
+    reward, (obs, info) = fenv.score(state, knobs, audio)
+    return reward, obs, info, packing.knob_vector(fenv.plant.controls(knobs), fenv.plant.knob_names)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _hw_start(fenv: FunctionalDDSPEnv, knobs, target_knobs, target_known, target_audio, key, audio):
+    state = fenv.start(knobs, target_knobs, target_known, target_audio, key)
+    obs = fenv.observe(knobs, audio, state.target_summary)
+    return state, obs, packing.knob_vector(fenv.plant.controls(knobs), fenv.plant.knob_names)
+
+
 def build_functional(
     plant: str,
     task: str,
@@ -245,20 +261,37 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
     ``plant``, ``task`` (registry names), ``plant_config``, ``task_config``,
     ``control`` ("absolute" | "delta"), ``max_delta``, ``expose_grad`` (adds
     ``info["reward_grad"]``), ``target``, ``input`` (an effect's dry signal),
-    ``backend`` ("sim"; "hardware" and "plugin" are validated and refused until
-    available), ``hardware`` (backend options), ``render_mode`` ("rgb_array" |
+    ``backend`` ("sim", or "hardware": the same knobs played on a real synth or
+    effect over MIDI and audio; "plugin" is refused until available),
+    ``hardware`` (hardware options, see ``ddsp_gym/backends/README.md``; merged
+    over the registry's ``hardware_defaults``), ``render_mode`` ("rgb_array" |
     "human"), ``slew_penalty``, ``success_threshold``, ``random_start``.
+
+    ## Hardware backend
+    Spaces, rewards and info are the sim's: the recorded take goes through the
+    same task features and reward (:meth:`FunctionalDDSPEnv.score`). Knobs are
+    quantized to what the device's MIDI transport can carry (``info["knobs"]``
+    reports those; ``info["hardware"]`` the values sent, levels, latency). The
+    env is nondeterministic (``env.spec.nondeterministic`` is True and
+    ``env.unwrapped.nondeterministic`` too) and has no gradient:
+    ``expose_grad=True`` is an error and ``reward_grad`` is never in ``info``;
+    :meth:`twin_reward_and_grad` gives the sim twin's gradient against the
+    recorded target. ``reset()`` reopens the device after a fault; ``close()``
+    switches every note off and closes the ports.
 
     ## Info
     ``distance`` (task units), ``success``, ``knobs`` (physical values by name),
     ``penalty``, ``param_error`` (max unit-space knob error, when the target's
-    knobs are known), ``reward_grad`` (d reward / d action, with ``expose_grad``).
+    knobs are known), ``reward_grad`` (d reward / d action, with ``expose_grad``),
+    ``hardware`` (hardware backend only: see above).
 
     ## Version History
     * v0: initial release.
     """
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 4}
+    _spec = None
+    nondeterministic = False
 
     def __init__(
         self,
@@ -273,13 +306,22 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         input: str | Path | np.ndarray | None = None,  # noqa: A002 - the documented kwarg name
         backend: str = "sim",
         hardware: dict[str, Any] | None = None,
+        hardware_defaults: dict[str, Any] | None = None,
         render_mode: str | None = None,
         slew_penalty: float = 0.0,
         success_threshold: float | None = None,
         random_start: bool = True,
     ) -> None:
         self.backend = validate_backend(backend)
-        self.hardware_options = dict(hardware or {})
+        self.hardware_options = {**(hardware_defaults or {}), **(hardware or {})}
+        if self.backend == "hardware" and expose_grad:
+            raise ValueError(
+                "expose_grad=True needs backend='sim': a real device has no gradient. On "
+                "hardware use env.unwrapped.twin_reward_and_grad(action) (the sim twin's "
+                "gradient) or a gradient-free estimate (SPSA)"
+            )
+        self.hardware = None
+        self._last_take = None
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"render_mode must be one of {self.metadata['render_modes']} or None, "
@@ -310,6 +352,23 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         self.state: EnvState | None = None
         self._chain: np.ndarray | None = None  # this env's key chain (see seed_chain)
         self._target_known = False
+        if self.backend == "hardware":
+            from ddsp_gym.backends.hardware import HardwareBackend
+
+            self.nondeterministic = True
+            self.hardware = HardwareBackend(plant_obj, self.hardware_options)
+
+    @property
+    def spec(self):
+        return self._spec
+
+    @spec.setter
+    def spec(self, value) -> None:
+        # gym.make sets the spec after construction; a hardware env is nondeterministic
+        # whatever the registry says (Gymnasium's checker then skips determinism checks).
+        if value is not None and self.nondeterministic and not value.nondeterministic:
+            value = dataclasses.replace(value, nondeterministic=True)
+        self._spec = value
 
     # ---- accessors ----------------------------------------------------------------
 
@@ -333,14 +392,66 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         super().reset(seed=seed)
         if seed is not None or self._chain is None:
             self._chain = _chain_from_int(int(self.np_random.integers(0, 2**31 - 1)))
+        if self.hardware is not None:
+            chain, key = jax.random.split(self._chain)  # as FunctionalDDSPEnv.reset_from_chain
+            self._chain = np.asarray(chain)
+            return self._hardware_reset(key)
         self._chain, self.state, packed = self._jit.reset(self._chain, self._params)
         row, cols = np.asarray(packed), self._jit.reset_cols
         self._target_known = bool(packing.column(row, cols, "target_known"))
         return row[cols["obs"]].copy(), {"knobs": self._physical(row[cols["knobs"]])}
 
+    def _input_np(self) -> np.ndarray | None:
+        audio = self._params.input_audio
+        return None if audio is None else np.asarray(audio, np.float32)
+
+    def _hardware_reset(self, key):
+        """Record the target (hidden knobs played on the device, or the given WAV) and the start.
+
+        The hidden knobs are the sim's for the same seed, quantized to the device."""
+        hw = self.hardware
+        hw.prepare()
+        target_knobs, knobs, render_key = self.functional.episode_knobs(key)
+        if self._params.target_audio is None:
+            target_take = hw.render(np.asarray(target_knobs), self._input_np())
+            target_audio, target_knobs, known = target_take.audio, target_take.knobs, True
+        else:
+            target_audio, known = np.asarray(self._params.target_audio), False
+        take = hw.render(np.asarray(knobs), self._input_np())
+        self._last_take = take
+        self.state, obs, physical = _hw_start(
+            self.functional, jnp.asarray(take.knobs), jnp.asarray(target_knobs),
+            jnp.asarray(known), jnp.asarray(target_audio), render_key, jnp.asarray(take.audio),
+        )  # fmt: skip
+        self._target_known = known
+        info = {"knobs": self._physical(np.asarray(physical)), "hardware": take.info()}
+        return np.asarray(obs), info
+
+    def _hardware_step(self, state: EnvState, action: np.ndarray):
+        knobs = self.functional.knobs_after(state.knobs, jnp.asarray(action))
+        take = self.hardware.render(np.asarray(knobs), self._input_np())
+        self._last_take = take
+        knobs = jnp.asarray(take.knobs)
+        reward, obs, out, physical = _hw_score(
+            self.functional, state, knobs, jnp.asarray(take.audio)
+        )
+        self.state = state._replace(knobs=knobs, step_count=state.step_count + 1)
+        info: dict[str, Any] = {
+            "distance": float(out.distance),
+            "success": bool(out.success),
+            "knobs": self._physical(np.asarray(physical)),
+            "penalty": float(out.penalty),
+        }
+        if self._target_known:
+            info["param_error"] = float(out.param_error)
+        info["hardware"] = take.info()
+        return np.asarray(obs), float(reward), bool(out.success), False, info
+
     def step(self, action):
         state = self._require_state()
         action = self._checked_action(action)
+        if self.hardware is not None:
+            return self._hardware_step(state, action)
         if self.expose_grad:
             self.state, packed = self._jit.step_with_grad(state, action, self._params)
             cols = self._jit.grad_step_cols
@@ -363,6 +474,21 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def reward_and_grad(self, action) -> tuple[float, np.ndarray]:
         """(reward, d reward / d action) of ``action`` from the current state, without stepping."""
+        if self.hardware is not None:
+            raise NotImplementedError(
+                "the hardware backend has no gradient; use twin_reward_and_grad(action) for the "
+                "sim twin's, or a gradient-free estimate (SPSA) from step()"
+            )
+        return self.twin_reward_and_grad(action)
+
+    def twin_reward_and_grad(self, action) -> tuple[float, np.ndarray]:
+        """The sim twin's (reward, d reward / d action) of ``action`` from the current state.
+
+        On the sim backend this is :meth:`reward_and_grad`. On hardware the twin
+        (the JAX plant) is scored against the *recorded* target, so its gradient
+        points the real device's knobs towards the real target as far as the
+        twin models the device.
+        """
         state = self._require_state()
         packed = self._jit.reward_and_grad(state, self._checked_action(action), self._params)
         row, cols = np.asarray(packed), self._jit.reward_grad_cols
@@ -407,8 +533,10 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
     # ---- helpers --------------------------------------------------------------------
 
     def current_audio(self) -> np.ndarray:
-        """The sound of the current knob settings, (n_samples,) float32."""
+        """The sound of the current knobs, (n_samples,) float32 (hardware: the last take)."""
         state = self._require_state()
+        if self._last_take is not None:
+            return np.asarray(self._last_take.audio)
         return np.asarray(self._jit.render(state.knobs, state.render_key, self._params))
 
     def target_audio(self) -> np.ndarray:
@@ -421,6 +549,12 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
             sd.play(audio, self.plant.sample_rate, blocking=True)
         except Exception as err:  # no PortAudio, no device: rendering must not crash training
             warnings.warn(f"cannot play audio ({err}); use render_mode='rgb_array'", stacklevel=2)
+
+    def close(self) -> None:
+        """Hardware: all notes and sounds off, MIDI port and audio stream closed."""
+        if self.hardware is not None:
+            self.hardware.close()
+        super().close()
 
     def _require_state(self) -> EnvState:
         if self.state is None:

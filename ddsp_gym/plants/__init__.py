@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ddsp_gym.plants.adsr_tone import AdsrTone
+from ddsp_gym.plants.amsynth_twin import AmsynthTwin
 from ddsp_gym.plants.base import AbstractPlant
 from ddsp_gym.plants.compressor import Compressor
 from ddsp_gym.plants.delay import Delay
@@ -25,6 +26,7 @@ PLANTS: dict[str, type[AbstractPlant]] = {
     "filtered_saw": FilteredSaw,
     "adsr_tone": AdsrTone,
     "gain": GainStage,
+    "amsynth_twin": AmsynthTwin,
     "compressor": Compressor,
     "delay": Delay,
     "reverb": Reverb,
@@ -53,6 +55,7 @@ __all__ = [
     "AbstractEffect",
     "AbstractPlant",
     "AdsrTone",
+    "AmsynthTwin",
     "Compressor",
     "Delay",
     "Distortion",

@@ -50,6 +50,12 @@ class AbstractPlant(abc.ABC):
         return tuple(spec.name for spec in self.knob_specs)
 
     @property
+    def gate_s(self) -> float:
+        """How long the note is held in a render, in seconds (a hardware take holds its MIDI
+        note this long). Instruments with a note-off inside the render override it."""
+        return self.duration
+
+    @property
     def needs_input(self) -> bool:
         """True for effects, which process an input signal."""
         return False

@@ -6,8 +6,9 @@ from ddsp_gym.tasks.base import AbstractTask
 from ddsp_gym.tasks.brightness import BrightnessGoal
 from ddsp_gym.tasks.effects import DecayMatch, DynamicsMatch, EchoMatch, HarmonicsMatch, ToneMatch
 from ddsp_gym.tasks.matching import CentroidMatch, EnvelopeMatch, LoudnessMatch, SpectrumMatch
-from ddsp_gym.tasks.timbre import FMBellMatch, FormantMatch, SubtractiveMatch
+from ddsp_gym.tasks.patch import PatchMatch
 from ddsp_gym.tasks.resonance import ResonanceBand
+from ddsp_gym.tasks.timbre import FMBellMatch, FormantMatch, SubtractiveMatch
 from ddsp_gym.tasks.waveform import PitchWaveformMatch
 
 # Name used in envs_registry.yaml -> task class.
@@ -16,6 +17,7 @@ TASKS: dict[str, type[AbstractTask]] = {
     "spectrum": SpectrumMatch,
     "envelope": EnvelopeMatch,
     "loudness": LoudnessMatch,
+    "patch": PatchMatch,
     "dynamics": DynamicsMatch,
     "echo": EchoMatch,
     "decay": DecayMatch,
@@ -54,6 +56,7 @@ __all__ = [
     "LoudnessMatch",
     "PitchWaveformMatch",
     "ResonanceBand",
+    "PatchMatch",
     "SpectrumMatch",
     "SubtractiveMatch",
     "ToneMatch",

@@ -1,0 +1,100 @@
+"""``ddsp-gym hw ...``: list devices, run the software rig, calibrate a device. Thin wrappers."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from ddsp_gym.backends.audio import format_devices, list_audio_devices
+    from ddsp_gym.backends.midi import list_midi_outputs
+
+    print(f"MIDI output ports (api={args.api}):")
+    for api, ports in list_midi_outputs(args.api).items():
+        shown = ports if isinstance(ports, str) else (", ".join(map(repr, ports)) or "(none)")
+        print(f"  {api}: {shown}")
+    print("Audio devices:")
+    print(format_devices(list_audio_devices()))
+    return 0
+
+
+def _cmd_rig(args: argparse.Namespace) -> int:
+    from ddsp_gym.backends import rig
+
+    if args.action == "install":
+        rig.install()
+    elif args.action == "start":
+        print(rig.format_status(rig.start()))
+    elif args.action == "stop":
+        rig.stop()
+    else:
+        info = rig.status()
+        print(rig.format_status(info))
+        return 0 if info["synth_ready"] else 1
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+    import numpy as np
+
+    import ddsp_gym  # noqa: F401  (registers the envs)
+    from ddsp_gym.backends.calibrate import calibrate, save_calibration
+
+    options = {
+        key: value
+        for key, value in (
+            ("knob_map", args.map),
+            ("midi_out", args.midi_out),
+            ("midi_api", args.midi_api),
+            ("audio_in", args.audio_in),
+            ("audio_out", args.audio_out),
+        )
+        if value is not None
+    }
+    options["latency"] = 0.0  # calibrate() measures it; skip the measurement on open
+    env = gym.make(args.env_id, backend="hardware", hardware=options).unwrapped
+    try:
+        program = env.params.input_audio
+        result = calibrate(
+            env.plant, env.hardware, args.steps,
+            None if program is None else np.asarray(program),
+            progress=lambda name, u: print(f"  {name} = {u:.2f}", flush=True),
+        )  # fmt: skip
+    finally:
+        env.close()
+    paths = save_calibration(result, args.output, args.env_id)
+    print(
+        f"latency {result.latency_ms:.2f} ms; level {result.level_peak_dbfs:.1f} dBFS peak, "
+        f"{result.level_rms_dbfs:.1f} dBFS RMS (twin {result.twin_rms_dbfs:.1f}); "
+        f"wrote {', '.join(map(str, paths))}"
+    )
+    return 0
+
+
+def add_hw_parser(sub) -> None:
+    """Register ``hw list | rig | calibrate`` on the top-level subparsers."""
+    hw = sub.add_parser("hw", help="real synths and effects: devices, software rig, calibration")
+    hw_sub = hw.add_subparsers(dest="hw_command", required=True)
+
+    p = hw_sub.add_parser("list", help="list MIDI output ports and audio devices")
+    p.add_argument("--api", default="auto", help="MIDI API: auto, alsa, jack, coremidi, winmm")
+    p.set_defaults(func=_cmd_list)
+
+    p = hw_sub.add_parser("rig", help="the software rig (JACK dummy driver + amsynth)")
+    p.add_argument("action", choices=("start", "stop", "status", "install"))
+    p.set_defaults(func=_cmd_rig)
+
+    p = hw_sub.add_parser(
+        "calibrate", help="measure latency and level, sweep each knob (writes a PNG response map)"
+    )
+    p.add_argument("env_id", help="e.g. ddsp_gym/RealSynthPatch-v0")
+    p.add_argument("--map", help="knob map: packaged name or YAML path (default: the env's)")
+    p.add_argument("--midi-out", help="MIDI output port (default: the env's)")
+    p.add_argument("--midi-api", help="auto, alsa, jack, coremidi, winmm")
+    p.add_argument("--audio-in", help="audio input device (default: the env's)")
+    p.add_argument("--audio-out", help="audio output device (effect mode)")
+    p.add_argument("--steps", type=int, default=9, help="positions per knob (default 9)")
+    p.add_argument("-o", "--output", type=Path, default=Path("calibration"), help="folder")
+    p.set_defaults(func=_cmd_calibrate)

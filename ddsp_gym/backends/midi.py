@@ -1,0 +1,348 @@
+"""MIDI out with python-rtmidi: message encoders (pure) and an output port with a panic button.
+
+Channels are 1-16 as printed on gear; the encoders return raw byte lists, one
+list per MIDI message, ready for ``rtmidi.MidiOut.send_message``.
+
+References: MIDI 1.0 Detailed Specification (MMA, 1996): channel voice
+messages, 14-bit controllers (MSB at CC n, LSB at CC n + 32 for n < 32),
+registered/non-registered parameter numbers (CC 101/100 and 99/98, data entry
+CC 6/38, "null" parameter 127/127), channel mode messages (CC 120 all sound
+off, 121 reset all controllers, 123 all notes off).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Sequence
+
+from ddsp_gym.backends.errors import (
+    HARDWARE_EXTRA_HINT,
+    HardwareDependencyError,
+    HardwareError,
+    MidiPortNotFoundError,
+)
+
+Message = list[int]
+
+MAX_7BIT = 127
+MAX_14BIT = 16383
+PITCH_BEND_CENTER = 8192
+
+CC_DATA_ENTRY_MSB = 6
+CC_DATA_ENTRY_LSB = 38
+CC_NRPN_LSB = 98
+CC_NRPN_MSB = 99
+CC_RPN_LSB = 100
+CC_RPN_MSB = 101
+CC_ALL_SOUND_OFF = 120
+CC_RESET_ALL_CONTROLLERS = 121
+CC_ALL_NOTES_OFF = 123
+
+# API names accepted by the backend -> python-rtmidi API constant names.
+MIDI_APIS: dict[str, str] = {
+    "auto": "API_UNSPECIFIED",
+    "alsa": "API_LINUX_ALSA",
+    "jack": "API_UNIX_JACK",
+    "coremidi": "API_MACOSX_CORE",
+    "winmm": "API_WINDOWS_MM",
+}
+
+
+# ---- encoders -------------------------------------------------------------------------
+
+
+def _check(value: int, low: int, high: int, what: str) -> int:
+    if isinstance(value, bool) or int(value) != value or not low <= value <= high:
+        raise ValueError(f"{what} must be an integer in [{low}, {high}], got {value!r}")
+    return int(value)
+
+
+def _status(kind: int, channel: int) -> int:
+    return kind | (_check(channel, 1, 16, "MIDI channel") - 1)
+
+
+def note_on(channel: int, note: int, velocity: int) -> Message:
+    return [_status(0x90, channel), _check(note, 0, 127, "note"), _check(velocity, 1, 127, "vel")]
+
+
+def note_off(channel: int, note: int, velocity: int = 0) -> Message:
+    return [_status(0x80, channel), _check(note, 0, 127, "note"), _check(velocity, 0, 127, "vel")]
+
+
+def control_change(channel: int, number: int, value: int) -> Message:
+    """One 7-bit controller message (CC ``number`` 0-127, ``value`` 0-127)."""
+    return [
+        _status(0xB0, channel),
+        _check(number, 0, 127, "CC number"),
+        _check(value, 0, MAX_7BIT, "CC value"),
+    ]
+
+
+def control_change_14bit(channel: int, number: int, value: int) -> list[Message]:
+    """A 14-bit controller: MSB on CC ``number`` (0-31), then LSB on CC ``number + 32``."""
+    number = _check(number, 0, 31, "14-bit CC number (the MSB controller)")
+    value = _check(value, 0, MAX_14BIT, "14-bit CC value")
+    return [
+        control_change(channel, number, value >> 7),
+        control_change(channel, number + 32, value & 0x7F),
+    ]
+
+
+def _parameter_number(
+    channel: int, msb_cc: int, lsb_cc: int, parameter: int, value: int, fine: bool
+) -> list[Message]:
+    parameter = _check(parameter, 0, MAX_14BIT, "parameter number")
+    value = _check(value, 0, MAX_14BIT if fine else MAX_7BIT, "parameter value")
+    messages = [
+        control_change(channel, msb_cc, parameter >> 7),
+        control_change(channel, lsb_cc, parameter & 0x7F),
+    ]
+    if fine:
+        messages += [
+            control_change(channel, CC_DATA_ENTRY_MSB, value >> 7),
+            control_change(channel, CC_DATA_ENTRY_LSB, value & 0x7F),
+        ]
+    else:
+        messages.append(control_change(channel, CC_DATA_ENTRY_MSB, value))
+    # Deselect (the "null" parameter 127/127) so a stray data-entry CC changes nothing.
+    messages += [
+        control_change(channel, CC_RPN_MSB, 127),
+        control_change(channel, CC_RPN_LSB, 127),
+    ]
+    return messages
+
+
+def nrpn(channel: int, parameter: int, value: int, fine: bool = True) -> list[Message]:
+    """NRPN ``parameter`` (0-16383) := ``value`` (14-bit; 7-bit when not ``fine``)."""
+    return _parameter_number(channel, CC_NRPN_MSB, CC_NRPN_LSB, parameter, value, fine)
+
+
+def rpn(channel: int, parameter: int, value: int, fine: bool = True) -> list[Message]:
+    """Registered parameter (e.g. 0 = pitch-bend range in semitones, coarse)."""
+    return _parameter_number(channel, CC_RPN_MSB, CC_RPN_LSB, parameter, value, fine)
+
+
+def pitch_bend(channel: int, value: int) -> Message:
+    """Pitch bend, ``value`` 0-16383 with 8192 = no bend (LSB first on the wire)."""
+    value = _check(value, 0, MAX_14BIT, "pitch-bend value")
+    return [_status(0xE0, channel), value & 0x7F, value >> 7]
+
+
+def program_change(channel: int, program: int) -> Message:
+    return [_status(0xC0, channel), _check(program, 0, 127, "program number")]
+
+
+def all_sound_off(channel: int) -> Message:
+    return control_change(channel, CC_ALL_SOUND_OFF, 0)
+
+
+def reset_all_controllers(channel: int) -> Message:
+    """Pitch bend to centre, modulation and pedals off (MMA RP-015)."""
+    return control_change(channel, CC_RESET_ALL_CONTROLLERS, 0)
+
+
+def all_notes_off(channel: int) -> Message:
+    return control_change(channel, CC_ALL_NOTES_OFF, 0)
+
+
+def panic_messages(channels: Iterable[int] = range(1, 17)) -> list[Message]:
+    """All notes off, then all sound off, on every channel (silences any conforming synth)."""
+    out = []
+    for channel in channels:
+        out += [all_notes_off(channel), all_sound_off(channel)]
+    return out
+
+
+# ---- ports ----------------------------------------------------------------------------
+
+
+def import_rtmidi():
+    """python-rtmidi, or a clear error naming the extra to install."""
+    try:
+        import rtmidi
+    except ImportError as err:
+        raise HardwareDependencyError(
+            f"the hardware backend needs python-rtmidi ({err}); {HARDWARE_EXTRA_HINT}"
+        ) from None
+    return rtmidi
+
+
+def api_name(rtapi: int) -> str:
+    rtmidi = import_rtmidi()
+    for name, constant in MIDI_APIS.items():
+        if getattr(rtmidi, constant, None) == rtapi:
+            return name
+    return f"api#{rtapi}"
+
+
+def _candidate_apis(api: str) -> list[int]:
+    if api not in MIDI_APIS:
+        raise ValueError(f"unknown MIDI API {api!r}; choose one of {sorted(MIDI_APIS)}")
+    rtmidi = import_rtmidi()
+    compiled = list(rtmidi.get_compiled_api())
+    if api == "auto":
+        return compiled
+    constant = getattr(rtmidi, MIDI_APIS[api], None)
+    if constant not in compiled:
+        names = [api_name(c) for c in compiled]
+        raise HardwareError(
+            f"MIDI API {api!r} is not compiled into this python-rtmidi (available: {names})"
+        )
+    return [constant]
+
+
+def _probe(rtapi: int, client_name: str) -> tuple[object | None, list[str], str | None]:
+    """(a MidiOut on ``rtapi`` or None, its port names, an error text if the API is down)."""
+    rtmidi = import_rtmidi()
+    try:
+        out = rtmidi.MidiOut(rtapi=rtapi, name=client_name)
+        return out, list(out.get_ports()), None
+    except (rtmidi.RtMidiError, SystemError, RuntimeError) as err:
+        return None, [], str(err) or type(err).__name__
+
+
+def list_midi_outputs(api: str = "auto") -> dict[str, list[str] | str]:
+    """{API name: its output port names, or the reason the API is unavailable}."""
+    listing: dict[str, list[str] | str] = {}
+    for rtapi in _candidate_apis(api):
+        out, ports, error = _probe(rtapi, "ddsp_gym-list")
+        listing[api_name(rtapi)] = ports if error is None else f"unavailable ({error})"
+        if out is not None:
+            out.delete()
+    return listing
+
+
+def match_port(wanted: str, ports: Sequence[str]) -> int | None:
+    """Index of ``wanted`` in ``ports``: exact name first, else a unique case-insensitive
+    substring (ALSA adds client:port numbers to names). Ambiguity is an error."""
+    if wanted in ports:
+        return list(ports).index(wanted)
+    hits = [i for i, p in enumerate(ports) if wanted.lower() in p.lower()]
+    if len(hits) > 1:
+        raise MidiPortNotFoundError(
+            f"MIDI port {wanted!r} is ambiguous; it matches {[ports[i] for i in hits]}"
+        )
+    return hits[0] if hits else None
+
+
+def _format_listing(listing: dict[str, list[str] | str]) -> str:
+    lines = []
+    for name, ports in listing.items():
+        shown = ports if isinstance(ports, str) else (", ".join(map(repr, ports)) or "(none)")
+        lines.append(f"  {name}: {shown}")
+    return "\n".join(lines)
+
+
+class MidiOutput:
+    """An open MIDI output port that remembers held notes and can always be silenced.
+
+    Args:
+        port: the port to open, as listed by :func:`list_midi_outputs` (exact
+            name or a unique substring).
+        api: "auto" (first compiled API that has the port), "alsa", "jack",
+            "coremidi" or "winmm".
+        client_name: this program's MIDI client name (JACK/ALSA show it).
+    """
+
+    def __init__(self, port: str, api: str = "auto", client_name: str = "ddsp_gym") -> None:
+        self.wanted = port
+        self.api = api
+        self.client_name = client_name
+        self.port_name: str | None = None
+        self.rtapi: int | None = None
+        self._out = None
+        self._held: set[tuple[int, int]] = set()
+        self._lock = threading.Lock()
+        self.open()
+
+    def open(self) -> None:
+        """(Re)open the port; raises :class:`MidiPortNotFoundError` listing the real ports."""
+        self._close_port()
+        listing: dict[str, list[str] | str] = {}
+        for rtapi in _candidate_apis(self.api):
+            out, ports, error = _probe(rtapi, self.client_name)
+            listing[api_name(rtapi)] = ports if error is None else f"unavailable ({error})"
+            index = match_port(self.wanted, ports) if error is None else None
+            if index is not None:
+                out.open_port(index, "out")
+                self._out, self.port_name, self.rtapi = out, ports[index], rtapi
+                return
+            if out is not None:
+                out.delete()
+        raise MidiPortNotFoundError(
+            f"no MIDI output port {self.wanted!r} (api={self.api}). Ports that exist:\n"
+            + _format_listing(listing)
+        )
+
+    @property
+    def is_open(self) -> bool:
+        return self._out is not None
+
+    def port_exists(self) -> bool:
+        """Is the port we opened still listed (the device may have gone away)?"""
+        if self.rtapi is None or self.port_name is None:
+            return False
+        out, ports, error = _probe(self.rtapi, f"{self.client_name}-probe")
+        if out is not None:
+            out.delete()
+        return error is None and self.port_name in ports
+
+    def send(self, message: Message) -> None:
+        if self._out is None:
+            raise HardwareError(f"MIDI port {self.wanted!r} is closed")
+        status = message[0] & 0xF0
+        key = ((message[0] & 0x0F) + 1, message[1]) if status in (0x80, 0x90) else None
+        with self._lock:
+            self._out.send_message(message)
+        if key is not None:
+            if status == 0x90 and message[2] > 0:
+                self._held.add(key)
+            else:
+                self._held.discard(key)
+
+    def send_all(self, messages: Iterable[Message]) -> None:
+        for message in messages:
+            self.send(message)
+
+    @property
+    def held_notes(self) -> frozenset[tuple[int, int]]:
+        """(channel, note) pairs switched on and not yet off."""
+        return frozenset(self._held)
+
+    def panic(self) -> None:
+        """Note-off for every held note, then all notes off and all sound off on every channel.
+
+        Best effort: a port that has gone away is not an error here (panic runs on
+        the way out of other errors).
+        """
+        if self._out is None:
+            return
+        messages = [note_off(ch, note) for ch, note in sorted(self._held)] + panic_messages()
+        try:
+            with self._lock:
+                for message in messages:
+                    self._out.send_message(message)
+        except Exception:  # noqa: BLE001 - the port may be gone; silencing must not raise
+            pass
+        self._held.clear()
+
+    def _close_port(self) -> None:
+        if self._out is not None:
+            try:
+                self._out.close_port()
+            finally:
+                self._out.delete()
+                self._out = None
+
+    def close(self, flush_s: float = 0.1) -> None:
+        """Silence everything we may have started, then close the port.
+
+        Some APIs (rtmidi over JACK) queue messages until the next audio period
+        and drop what is still queued when the port closes, so the panic gets
+        ``flush_s`` seconds (a few periods) to go out first.
+        """
+        if self._out is not None:
+            self.panic()
+            time.sleep(flush_s)
+        self._close_port()

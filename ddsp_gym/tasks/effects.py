@@ -38,8 +38,8 @@ class DynamicsMatch(AbstractTask):
     Frames quieter than ``floor_db`` count as the floor in both sounds.
     """
 
-    distance_scale: float = 10.0
-    success_threshold: float = 0.3
+    distance_scale: float = 6.75
+    success_threshold: float = 0.2
     distance_unit: str = "dB"
     frame_length: int = 128
     hop: int = 32
@@ -89,8 +89,8 @@ class EchoMatch(AbstractTask):
     gradient erratic.
     """
 
-    distance_scale: float = 1.0
-    success_threshold: float = 0.05
+    distance_scale: float = 4.74
+    success_threshold: float = 0.15
     distance_unit: str = "octaves + acf + MR-STFT"
     min_lag_s: float = 0.008
     max_lag_s: float = 0.95
@@ -154,8 +154,8 @@ class EchoMatch(AbstractTask):
 class DecayMatch(AbstractTask):
     """Mean absolute difference of band-wise Schroeder energy-decay curves, in dB."""
 
-    distance_scale: float = 10.0
-    success_threshold: float = 0.5
+    distance_scale: float = 1.53
+    success_threshold: float = 0.02
     distance_unit: str = "dB"
 
     def features(self, audio: Array, sample_rate: int) -> Array:
@@ -177,8 +177,8 @@ class HarmonicsMatch(AbstractTask):
     read as floor - H_1, a copy of the level term that ties tone to level.
     """
 
-    distance_scale: float = 10.0
-    success_threshold: float = 0.5
+    distance_scale: float = 21.9
+    success_threshold: float = 0.35
     distance_unit: str = "dB"
     f0_hz: float = PROBE_HZ
     n_harmonics: int = 15
@@ -211,8 +211,8 @@ class ToneMatch(AbstractTask):
              + |flatness dB difference| / 10 + MR-STFT distance
     """
 
-    distance_scale: float = 1.0
-    success_threshold: float = 0.1
+    distance_scale: float = 6.72
+    success_threshold: float = 0.15
     distance_unit: str = "octaves + MR-STFT"
     n_fft: int = 1024
 

@@ -1,6 +1,6 @@
 """Pure, unbatched JAX DSP blocks: arrays and static ints in, arrays out."""
 
-from ddsp_gym.dsp.convolution import fft_convolve
+from ddsp_gym.dsp.convolution import fft_convolve, gaussian_smooth
 from ddsp_gym.dsp.delay import echo_impulse_response, feedback_delay, fractional_delay_kernel
 from ddsp_gym.dsp.dynamics import (
     compress,
@@ -68,6 +68,7 @@ __all__ = [
     "fractional_delay_kernel",
     "gain",
     "gain_computer_db",
+    "gaussian_smooth",
     "highpass_coeffs",
     "highshelf_coeffs",
     "highshelf_response",

@@ -30,17 +30,27 @@ from ddsp_gym.tasks.base import AbstractTask
 
 @dataclass(frozen=True)
 class DynamicsMatch(AbstractTask):
-    """Loudness-curve and dynamic-range error of compressed program material, in dB.
+    """Loudness-curve and dynamic-range error of compressed program material.
 
-    distance = mean |level curve - target's| (short frames, so attack and
-    release are visible) + |dynamic range - target's|, where the dynamic range
-    is a soft maximum of the frame levels minus their energy-weighted mean.
-    Frames quieter than ``floor_db`` count as the floor in both sounds.
+    e = rms over frames of (level curve - target's)   (dB; 8 ms frames every 2 ms,
+                                                       so attack and release show)
+      + |dynamic range - target's|                     (dB)
+    distance = ln(1 + e / 1 dB)
+
+    The level curve is the frame RMS level in dBFS with a soft floor at
+    ``floor_db``; the dynamic range is a soft maximum of it (log-mean-exp, 1 dB
+    temperature) minus the overall RMS level. The log compresses large errors:
+    it is monotone in e (same minimum, same ordering), but keeps the gradient
+    near the target comparable to the gradient far from it, which suits
+    optimisers with normalised steps (Adam): in measurements with the gradient
+    agent it raised the solve rate from 30/40 to 35/40 episodes. An RMS rather
+    than a mean absolute error for the same reason: its gradient does not fade
+    as the errors shrink.
     """
 
-    distance_scale: float = 6.75
-    success_threshold: float = 0.2
-    distance_unit: str = "dB"
+    distance_scale: float = 1.94
+    success_threshold: float = 0.18
+    distance_unit: str = "ln(1 + dB)"
     frame_length: int = 128
     hop: int = 32
     floor_db: float = -80.0
@@ -57,7 +67,7 @@ class DynamicsMatch(AbstractTask):
     def distance(self, features: dict, target_features: dict) -> Array:
         curve = jnp.sqrt(jnp.mean((features["curve"] - target_features["curve"]) ** 2) + 1e-6)
         spread = F.smooth_abs(features["range"] - target_features["range"], 0.05)
-        return curve + spread
+        return jnp.log1p(curve + spread)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ to hear what it does:
 - ``"drums"``: kick (pitch-swept sine), snare (noise + tone) and hi-hat (high-passed
   noise) hits, each with a fast exponential decay;
 - ``"speech"``: voiced syllables, a glottal pulse train through formant resonators;
-- ``"impulses"``: single-sample clicks, 1-1.25 s apart (a 1 s program holds one click
-  at 20 ms), for echo measurements;
+- ``"impulses"``: short band-limited clicks, 1-1.25 s apart (a 1 s program holds one
+  click at 20 ms), for echo measurements;
 - ``"sine_steps"``: a ``PROBE_HZ`` sine stepping up through input levels (the bench
   signal of distortion measurements);
 - ``"mix"``: drums, plucks, syllables, clicks and swells (sustained tones rising
@@ -143,10 +143,19 @@ def swell_event(rng: np.random.Generator, sample_rate: int, n: int) -> np.ndarra
     return swell / (np.max(np.abs(swell)) + 1e-12)
 
 
+CLICK_SAMPLES = 9  # Hann-pulse click, about 1 ms wide at 8-16 kHz
+
+
 def impulse_event(rng: np.random.Generator, sample_rate: int, n: int) -> np.ndarray:
-    """A single-sample click of random polarity and level (0.5..1) at the event's start, (n,)."""
+    """A click of random polarity and level (0.5..1) at the event's start, (n,).
+
+    The click is a ``CLICK_SAMPLES``-long Hann pulse rather than a single sample:
+    band-limited like a real test click, so a fractional delay moves it smoothly
+    instead of reshaping its top octave (which would ripple every feature of it).
+    """
     click = np.zeros(n)
-    click[0] = rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.0)
+    pulse = np.hanning(CLICK_SAMPLES + 2)[1:-1][: max(n, 1)]
+    click[: pulse.shape[0]] = rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.0) * pulse
     return click
 
 

@@ -1,15 +1,22 @@
 """Pure, unbatched JAX DSP blocks: arrays and static ints in, arrays out."""
 
-from ddsp_gym.dsp.convolution import fft_convolve
+from ddsp_gym.dsp.convolution import fft_convolve, gaussian_smooth
 from ddsp_gym.dsp.delay import echo_impulse_response, feedback_delay, fractional_delay_kernel
 from ddsp_gym.dsp.dynamics import (
     compress,
     gain_computer_db,
     mean_square,
-    one_pole_coefficient,
+    one_pole_step,
     smooth_branching,
 )
 from ddsp_gym.dsp.envelopes import adsr, attack_release, exp_decay, smooth_unit_clip
+from ddsp_gym.dsp.eq import (
+    apply_response,
+    eq_frequencies,
+    highshelf_response,
+    lowshelf_response,
+    peaking_response,
+)
 from ddsp_gym.dsp.filters import (
     bandpass_coeffs,
     biquad,
@@ -52,6 +59,7 @@ __all__ = [
     "adsr",
     "amp_to_db",
     "attack_release",
+    "apply_response",
     "band_noise",
     "band_rt60",
     "bandpass_coeffs",
@@ -63,23 +71,28 @@ __all__ = [
     "db_to_amp",
     "echo_impulse_response",
     "exp_decay",
+    "eq_frequencies",
     "feedback_delay",
     "feedback_operator",
     "fft_convolve",
     "fractional_delay_kernel",
     "gain",
     "gain_computer_db",
+    "gaussian_smooth",
     "highpass_coeffs",
     "highshelf_coeffs",
+    "highshelf_response",
     "hz_to_midi",
     "lowpass_coeffs",
     "lowshelf_coeffs",
+    "lowshelf_response",
     "mean_square",
     "midi_to_hz",
     "mix",
     "noise_reverb_ir",
-    "one_pole_coefficient",
+    "one_pole_step",
     "peaking_coeffs",
+    "peaking_response",
     "phase_accumulator",
     "phase_increment",
     "pm_operator",

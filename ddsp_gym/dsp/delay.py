@@ -4,7 +4,17 @@ A feedback delay line y = x + g * y(t - T) has the impulse response
 sum_k g^k delta(t - kT). Rather than run the recursion sample by sample (a scan
 carrying a buffer as long as the delay, whose gradient would store that buffer
 at every step), the echoes are written in closed form as taps of a
-band-limited fractional-delay kernel and applied by FFT convolution.
+fractional-delay kernel and applied by FFT convolution.
+
+The kernel is a sampled Gaussian (std ``KERNEL_SIGMA`` samples), not a windowed
+sinc. By the Poisson summation formula the sum, the centroid and the energy of
+a sampled Gaussian of std sigma are independent of its sub-sample position up
+to terms of order exp(-pi^2 sigma^2) (~2e-10 for sigma = 1.5). A windowed sinc
+keeps the echo sharper but its gain and energy wobble with the fraction by
+1e-4 to 1e-3, and the delay-time knob sweeps thousands of samples per unit of
+travel, so that wobble would dominate the reward's gradient. The price is a
+gentle low-pass on the repeats (-3 dB near 0.09 sample rate, 1.4 kHz at 16 kHz),
+like the darker repeats of a tape or analog delay.
 """
 
 from __future__ import annotations
@@ -15,22 +25,25 @@ from jax import Array
 
 from ddsp_gym.dsp.convolution import fft_convolve
 
-KERNEL_HALF_WIDTH = 16  # taps either side of a fractional delay
+KERNEL_SIGMA = 1.5  # samples
+KERNEL_HALF_WIDTH = 12  # taps either side: exp(-(12 / 1.5)^2 / 2) ~ 1e-14 at the edge
 
 
-def fractional_delay_kernel(frac: Array, half_width: int = KERNEL_HALF_WIDTH) -> Array:
-    """Hann-windowed sinc for a delay of ``frac`` in [0, 1) samples.
+def fractional_delay_kernel(
+    frac: Array, sigma: float = KERNEL_SIGMA, half_width: int = KERNEL_HALF_WIDTH
+) -> Array:
+    """Gaussian interpolation taps for a delay of ``frac`` in [0, 1) samples.
 
     Returns (..., 2 * half_width) taps for the sample offsets
     j = -half_width + 1 .. half_width, i.e. tap j sits at integer delay
-    floor(delay) + j. At ``frac`` = 0 it is an exact unit impulse at j = 0, and
-    the taps at the window's edge are zero, so the response is continuous (and
-    smooth) in the delay as it crosses integer samples.
+    floor(delay) + j, each exp(-(j - frac)^2 / (2 sigma^2)), scaled to sum to 1.
+    The taps' centroid is floor(delay) + frac, and the edge taps are negligible,
+    so the response is smooth in the delay as it crosses integer samples.
     """
     j = np.arange(-half_width + 1, half_width + 1, dtype=np.float32)
     u = j - jnp.asarray(frac, jnp.float32)[..., None]
-    window = 0.5 + 0.5 * jnp.cos(jnp.pi * jnp.clip(u / half_width, -1.0, 1.0))
-    return jnp.sinc(u) * window
+    taps = jnp.exp(-0.5 * (u / sigma) ** 2)
+    return taps / jnp.sum(taps, axis=-1, keepdims=True)
 
 
 def echo_impulse_response(

@@ -42,43 +42,50 @@ def gain_computer_db(
     return jnp.where(2.0 * over < -knee, level_db, jnp.where(2.0 * over > knee, above, in_knee))
 
 
-def one_pole_coefficient(time_s: Array | float, sample_rate: int) -> Array:
-    """Smoothing coefficient exp(-1 / (time * sample_rate)) of a one-pole filter (time >= 10 us).
+def one_pole_step(time_s: Array | float, sample_rate: int) -> Array:
+    """Step size k = 1 - exp(-1 / (time * sample_rate)) of a one-pole smoother (time >= 10 us).
 
-    The step response reaches 1 - 1/e (63%) after ``time_s`` (Giannoulis sec. 3.1).
+    A smoother y[n] = y[n-1] + k (x[n] - y[n-1]) reaches 1 - 1/e (63%) of a step
+    after ``time_s`` (Giannoulis sec. 3.1, with coefficient alpha = 1 - k). k is
+    computed with expm1 and the recursion is written in k: for long times alpha
+    is within float32 rounding of 1, and 1 - alpha would move in visible steps
+    as the time knob turns.
     """
-    return jnp.exp(-1.0 / (jnp.maximum(time_s, MIN_TIME_S) * sample_rate))
+    return -jnp.expm1(-1.0 / (jnp.maximum(time_s, MIN_TIME_S) * sample_rate))
 
 
-def mean_square(x: Array, coef: Array | float) -> Array:
-    """One-pole smoothed square: m[n] = c m[n-1] + (1 - c) x[n]^2, (n,) -> (n,), by ``lax.scan``."""
+def mean_square(x: Array, step: Array | float) -> Array:
+    """One-pole smoothed square: m[n] = m[n-1] + k (x[n]^2 - m[n-1]), (n,) -> (n,), by ``lax.scan``.
+
+    ``step`` is k from :func:`one_pole_step`.
+    """
 
     def tick(m, xn):
-        m = coef * m + (1.0 - coef) * xn * xn
+        m = m + step * (xn * xn - m)
         return m, m
 
     _, m = jax.lax.scan(tick, jnp.zeros((), x.dtype), x)
     return m
 
 
-def smooth_branching(x: Array, attack_coef: Array | float, release_coef: Array | float) -> Array:
+def smooth_branching(x: Array, attack_step: Array | float, release_step: Array | float) -> Array:
     """Smooth branching peak detector (Giannoulis eq. 17), run by ``lax.scan``.
 
-    y[n] = a_A y[n-1] + (1 - a_A) x[n]  if x[n] > y[n-1]  (attack)
-    y[n] = a_R y[n-1] + (1 - a_R) x[n]  otherwise          (release)
+    y[n] = y[n-1] + k_A (x[n] - y[n-1])  if x[n] > y[n-1]  (attack)
+    y[n] = y[n-1] + k_R (x[n] - y[n-1])  otherwise          (release)
 
     Args:
         x: (n,) signal to follow (here the gain reduction in dB, >= 0).
-        attack_coef, release_coef: one-pole coefficients in [0, 1) from
-            :func:`one_pole_coefficient`.
+        attack_step, release_step: one-pole step sizes k in (0, 1] from
+            :func:`one_pole_step` (k = 1 - alpha of the paper).
     Returns:
         (n,) the detector output, starting from y[-1] = 0. Both branches agree
-        when x[n] == y[n-1], so the output is continuous in the coefficients.
+        when x[n] == y[n-1], so the output is continuous in the step sizes.
     """
 
     def tick(y, xn):
-        coef = jnp.where(xn > y, attack_coef, release_coef)
-        y = coef * y + (1.0 - coef) * xn
+        step = jnp.where(xn > y, attack_step, release_step)
+        y = y + step * (xn - y)
         return y, y
 
     _, y = jax.lax.scan(tick, jnp.zeros((), x.dtype), x)
@@ -108,11 +115,9 @@ def compress(
     Returns:
         (n,) compressed audio.
     """
-    level = power_to_db(mean_square(x, one_pole_coefficient(rms_time_s, sample_rate)))
+    level = power_to_db(mean_square(x, one_pole_step(rms_time_s, sample_rate)))
     reduction = level - gain_computer_db(level, threshold_db, ratio, knee_db)
     smoothed = smooth_branching(
-        reduction,
-        one_pole_coefficient(attack_s, sample_rate),
-        one_pole_coefficient(release_s, sample_rate),
+        reduction, one_pole_step(attack_s, sample_rate), one_pole_step(release_s, sample_rate)
     )
     return x * db_to_amp(makeup_db - smoothed)

@@ -46,27 +46,27 @@ def smoothed_autocorrelations(x: Array, max_lag: int, sigmas: Sequence[float] = 
 def soft_argmax_lag(curve: Array, lags: np.ndarray, sharpness: float) -> Array:
     """Softmax-weighted mean lag of ``curve`` (k,) at ``lags`` (k,): a differentiable argmax.
 
-    The curve is first divided by its maximum, so the highest peak scores 1
-    whatever the overall correlation level (a weak echo is located as well as a
-    strong one); ``sharpness`` is the softmax inverse temperature on that scale.
+    The curve is first divided by a smooth maximum of itself (its 16-norm, at
+    most ~1.3x the highest peak for peaks a few dozen lags wide), so the highest
+    peak scores about 1 whatever the overall correlation level (a weak echo is
+    located as well as a strong one); ``sharpness`` is the softmax inverse
+    temperature on that scale.
     """
-    weights = jax.nn.softmax(sharpness * curve / jnp.maximum(jnp.max(curve), 1e-6))
+    peak = jnp.sum(curve**16) ** (1.0 / 16.0)
+    weights = jax.nn.softmax(sharpness * curve / jnp.maximum(peak, 1e-6))
     return jnp.sum(weights * lags)
 
 
-def echo_heights(curve: Array, spacing: Array, n_echoes: int, taper: float = 64.0) -> Array:
-    """Values of an autocorrelation ``curve`` (lags 0..L) at lags k * ``spacing``, k = 1..n_echoes.
+def echo_heights(curve: Array, spacing: Array, n_echoes: int, width: float = 4.0) -> Array:
+    """An autocorrelation ``curve`` (lags 0..L) read near lags k * ``spacing``, k = 1..n_echoes.
 
-    Linearly interpolated between lags, so smooth in ``spacing``. Lags past the
-    curve's end read 0, faded in over ``taper`` samples (no jump as an echo
-    leaves the range). For an echo train the heights fall off as the repeats'
-    gain, whatever the spacing: (n_echoes,).
+    Each value is a Gaussian-weighted mean (std ``width`` lags) of the curve
+    around k * spacing, smooth in ``spacing`` (linear interpolation would leave
+    kinks at every integer lag). Near the end of the curve the weights run out,
+    so an echo fades out of the features as it leaves the range. For an echo
+    train the heights fall off as the repeats' gain, whatever the spacing: (n_echoes,).
     """
-    last = curve.shape[0] - 1
-    positions = spacing * np.arange(1, n_echoes + 1, dtype=np.float32)
-    clipped = jnp.clip(positions, 0.0, last - 1.0)
-    base = jnp.floor(clipped)
-    frac = clipped - base
-    index = base.astype(jnp.int32)
-    values = curve[index] * (1.0 - frac) + curve[index + 1] * frac
-    return values * jax.nn.sigmoid((last - 2.0 * taper - positions) / (0.25 * taper))
+    lags = np.arange(curve.shape[0], dtype=np.float32)
+    centres = spacing * np.arange(1, n_echoes + 1, dtype=np.float32)
+    weights = jnp.exp(-0.5 * ((lags[None, :] - centres[:, None]) / width) ** 2)
+    return weights @ curve / (np.sqrt(2.0 * np.pi) * width)

@@ -17,8 +17,9 @@ class Delay(AbstractEffect):
     """Echo: (1 - mix) x + mix sum_k g^(k-1) x(t - kT), T fractional, up to ``max_time`` s.
 
     The delay line with feedback is rendered in closed form: echo k is a
-    band-limited (windowed-sinc) fractional-delay tap at kT with gain g^(k-1),
-    and the taps are applied by FFT convolution (see :mod:`ddsp_gym.dsp.delay`).
+    Gaussian fractional-delay tap at kT with gain g^(k-1), and the taps are
+    applied by FFT convolution (see :mod:`ddsp_gym.dsp.delay`; the repeats are
+    gently low-passed, like a tape delay's).
     Feedback stops at 0.9 so the repeats always die away; the mix stays within
     10-90% so both the click and its echo are heard (a fully wet, feedback-free
     delay is only a shift, whose time no listener could tell without the dry).

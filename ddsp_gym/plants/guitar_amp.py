@@ -17,7 +17,8 @@ class GuitarAmp(AbstractEffect):
 
     The tone stack follows the clipper, as in most guitar amps (preamp, then
     tone stack): a low shelf at ``bass_hz``, a peaking band at ``mid_hz``
-    (Q ``mid_q``) and a high shelf at ``treble_hz`` (RBJ designs). The default
+    (Q ``mid_q``) and a high shelf at ``treble_hz`` (RBJ designs, applied by
+    their exact frequency response, see :mod:`ddsp_gym.dsp.eq`). The default
     program is plucked strings.
     """
 
@@ -40,8 +41,12 @@ class GuitarAmp(AbstractEffect):
 
     def synthesize(self, controls: dict[str, Array], key: Array, audio_in: Array | None) -> Array:
         sr = self.sample_rate
-        x = dsp.tanh_drive(self.dry(audio_in), controls["drive"])
-        x = dsp.biquad(x, *dsp.lowshelf_coeffs(self.bass_hz, controls["bass"], sr))
-        x = dsp.biquad(x, *dsp.peaking_coeffs(self.mid_hz, self.mid_q, controls["mid"], sr))
-        x = dsp.biquad(x, *dsp.highshelf_coeffs(self.treble_hz, controls["treble"], sr))
-        return dsp.gain(x, controls["level"])
+        driven = dsp.tanh_drive(self.dry(audio_in), controls["drive"])
+        freqs = dsp.eq_frequencies(self.n_samples, sr)
+        # The three RBJ sections in series, applied as one response (see dsp.eq).
+        tone_stack = (
+            dsp.lowshelf_response(freqs, self.bass_hz, controls["bass"], sr)
+            * dsp.peaking_response(freqs, self.mid_hz, self.mid_q, controls["mid"], sr)
+            * dsp.highshelf_response(freqs, self.treble_hz, controls["treble"], sr)
+        )
+        return dsp.gain(dsp.apply_response(driven, tone_stack), controls["level"])

@@ -23,29 +23,42 @@ from ddsp_gym.features.autocorrelation import (
 )
 from ddsp_gym.features.decay import band_decay_curves_db
 from ddsp_gym.features.harmonics import harmonic_levels_db
+from ddsp_gym.features.rolloff import soft_spectral_rolloff
 from ddsp_gym.program import PROBE_HZ
 from ddsp_gym.tasks.base import AbstractTask
 
 
 @dataclass(frozen=True)
 class DynamicsMatch(AbstractTask):
-    """Loudness-curve and dynamic-range error of compressed program material, in dB.
+    """Loudness-curve and dynamic-range error of compressed program material.
 
-    distance = mean |level curve - target's| (short frames, so attack and
-    release are visible) + |dynamic range - target's|, where the dynamic range
-    is a soft maximum of the frame levels minus their energy-weighted mean.
-    Frames quieter than ``floor_db`` count as the floor in both sounds.
+    e = rms over frames of (level curve - target's)   (dB; 8 ms frames every 2 ms,
+                                                       so attack and release show)
+      + |dynamic range - target's|                     (dB)
+    distance = ln(1 + e / 1 dB)
+
+    The level curve is the frame RMS level in dBFS with a soft floor at
+    ``floor_db``; the dynamic range is a soft maximum of it (log-mean-exp, 1 dB
+    temperature) minus the overall RMS level. The log compresses large errors:
+    it is monotone in e (same minimum, same ordering), but keeps the gradient
+    near the target comparable to the gradient far from it, which suits
+    optimisers with normalised steps (Adam): in measurements with the gradient
+    agent it raised the solve rate from 30/40 to 35/40 episodes. An RMS rather
+    than a mean absolute error for the same reason: its gradient does not fade
+    as the errors shrink.
     """
 
-    distance_scale: float = 10.0
-    success_threshold: float = 0.3
-    distance_unit: str = "dB"
+    distance_scale: float = 1.94
+    success_threshold: float = 0.18
+    distance_unit: str = "ln(1 + dB)"
     frame_length: int = 128
     hop: int = 32
     floor_db: float = -80.0
 
     def features(self, audio: Array, sample_rate: int) -> dict[str, Array]:
-        curve = F.energy_envelope_db(audio, self.frame_length, self.hop, floor_db=self.floor_db)
+        # A soft floor (power + floor power) keeps the curve smooth where decays cross it.
+        power = F.energy_envelope(audio, self.frame_length, self.hop) ** 2
+        curve = 10.0 * jnp.log10(power + 10.0 ** (self.floor_db / 10.0))
         mean_db = F.loudness_db(audio)
         # Soft maximum (log-sum-exp at 1 dB temperature) of the level curve.
         peak_db = jax.nn.logsumexp(curve) - jnp.log(curve.shape[0])
@@ -54,7 +67,7 @@ class DynamicsMatch(AbstractTask):
     def distance(self, features: dict, target_features: dict) -> Array:
         curve = jnp.sqrt(jnp.mean((features["curve"] - target_features["curve"]) ** 2) + 1e-6)
         spread = F.smooth_abs(features["range"] - target_features["range"], 0.05)
-        return curve + spread
+        return jnp.log1p(curve + spread)
 
 
 @dataclass(frozen=True)
@@ -63,27 +76,31 @@ class EchoMatch(AbstractTask):
 
     distance = |log2(lag / target lag)|                     (octaves; the echo spacing)
              + sum_k |acf(k lag) - target's acf(k target lag)|   (the repeats' heights)
-             + sum |RMS envelope - target's| / sum target's   (dry and echo levels)
-             + acf_weight * mean |smoothed acf - target's|    (widths ``sigmas``)
-             + spectral_weight * MR-STFT distance             (the sound itself)
+             + ||RMS envelope - target's|| / ||target's||     (dry and echo levels)
+             + acf_weight * rms(smoothed acf - target's)      (widths ``sigmas``)
+             + spectral_weight * MR-STFT spectral convergence (the sound itself)
 
     The lag is the softmax-weighted mean over lags in [min_lag_s, max_lag_s] of
     the autocorrelation smoothed by ``sigmas[0]``; it moves smoothly with the
     delay time, so far-off settings still get a gradient towards the target. The
     echo heights are read at multiples of each sound's own lag (on the curve
-    smoothed by ``sigmas[1]``, wide enough to forgive a small error in it), so they compare
+    smoothed by ``sigmas[2]``: a wide peak forgives a small error in the lag, and
+    keeps the two large, cancelling terms of their gradient, from the moving peak
+    and the moving read-out, small enough for float32), so they compare
     feedback and mix even before the echoes line up; the RMS envelope shows the
     dry click's level at the same place in both sounds, which tells a mix m from
     1 - m (both give the same normalised autocorrelation).
 
     Level and spectra are taken of a gently low-passed copy (Gaussian, std
-    ``smooth_samples``): a click's top octave changes with the sub-sample part
-    of the delay, a ripple whose gradient (times the thousands of samples a
-    knob's travel spans) would otherwise drown the terms above.
+    ``smooth_samples``), and the spectral term is the spectral convergence only
+    (linear magnitudes): the delay-time knob sweeps thousands of samples per
+    unit of travel, so any feature that is rough at the scale of a few samples
+    (a log-magnitude in a near-silent frame an echo enters) makes the reward's
+    gradient erratic.
     """
 
-    distance_scale: float = 1.0
-    success_threshold: float = 0.05
+    distance_scale: float = 4.74
+    success_threshold: float = 0.15
     distance_unit: str = "octaves + acf + MR-STFT"
     min_lag_s: float = 0.008
     max_lag_s: float = 0.95
@@ -91,8 +108,9 @@ class EchoMatch(AbstractTask):
     sharpness: float = 60.0
     n_echoes: int = 4
     acf_weight: float = 10.0
-    spectral_weight: float = 0.02
+    spectral_weight: float = 0.2
     smooth_samples: float = 2.0
+    fft_sizes: tuple[int, ...] = (2048, 1024, 512, 256)
 
     def features(self, audio: Array, sample_rate: int) -> dict:
         lo = int(self.min_lag_s * sample_rate)
@@ -102,14 +120,14 @@ class EchoMatch(AbstractTask):
         smoothed = gaussian_smooth(audio, self.smooth_samples)
         return {
             "lag": lag,
-            "heights": echo_heights(acf[1], lag, self.n_echoes),
+            "heights": echo_heights(acf[2], lag, self.n_echoes, width=32.0),
             # RMS under a Gaussian window (std 8 ms) every 8 ms: unlike rectangular frames
             # it changes smoothly as an echo moves past a frame boundary.
             "envelope": jnp.sqrt(
-                jnp.maximum(gaussian_smooth(smoothed * smoothed, 128.0)[::128], 0.0) + 1e-12
+                jnp.maximum(gaussian_smooth(smoothed * smoothed, 128.0)[::128], 0.0) + 1e-8
             ),
             "acf": acf[:, lo:],
-            "spectra": F.multi_resolution_spectra(smoothed),
+            "spectra": F.multi_resolution_spectra(smoothed, self.fft_sizes),
         }
 
     def distance(self, features: dict, target_features: dict) -> Array:
@@ -117,11 +135,22 @@ class EchoMatch(AbstractTask):
             jnp.maximum(features["lag"], 1.0) / jnp.maximum(target_features["lag"], 1.0)
         )
         heights = jnp.sum(F.smooth_abs(features["heights"] - target_features["heights"], 0.01))
-        level = jnp.sum(jnp.abs(features["envelope"] - target_features["envelope"])) / (
-            jnp.sum(target_features["envelope"]) + 1e-9
+        # Smooth |.| throughout: the curves cross at many lags and frames, and a plain
+        # |.| would make the reward's gradient jump at every crossing.
+        # Root-mean-square differences: the curves cross at many lags and frames, and an
+        # L1 distance would make the reward's gradient jump at every crossing.
+        level = jnp.sqrt(
+            jnp.sum((features["envelope"] - target_features["envelope"]) ** 2)
+            / (jnp.sum(target_features["envelope"] ** 2) + 1e-12)
+            + 1e-8
         )
-        acf = jnp.mean(jnp.abs(features["acf"] - target_features["acf"]))
-        spectral = F.mrstft_distance_from_spectra(features["spectra"], target_features["spectra"])
+        acf = jnp.sqrt(jnp.mean((features["acf"] - target_features["acf"]) ** 2) + 1e-8)
+        # Spectral convergence only (linear magnitudes): the log-magnitude half of MR-STFT
+        # swings wildly in the near-silent frames an echo's window edge passes through.
+        spectral = sum(
+            F.spectral_convergence(m, t)
+            for m, t in zip(features["spectra"], target_features["spectra"], strict=True)
+        ) / len(self.fft_sizes)
         return (
             F.smooth_abs(octaves, 0.01)
             + heights
@@ -135,8 +164,8 @@ class EchoMatch(AbstractTask):
 class DecayMatch(AbstractTask):
     """Mean absolute difference of band-wise Schroeder energy-decay curves, in dB."""
 
-    distance_scale: float = 10.0
-    success_threshold: float = 0.5
+    distance_scale: float = 1.53
+    success_threshold: float = 0.02
     distance_unit: str = "dB"
 
     def features(self, audio: Array, sample_rate: int) -> Array:
@@ -150,17 +179,21 @@ class DecayMatch(AbstractTask):
 class HarmonicsMatch(AbstractTask):
     """Harmonic amplitude ratios of a distorted probe tone at ``f0_hz``, in dB.
 
-    distance = mean over frames and harmonics 2..K of |(H_k - H_1) - target's|
+    distance = mean over frames and harmonics 2..K of |R_k - target's R_k|
              + mean over frames of |H_1 - target's H_1|  (the output level)
-    with H_k the level of harmonic k in dB, floored ``floor_db`` below full scale.
+    with H_k the level of harmonic k in dB (floored at ``floor_db`` dBFS) and
+    R_k = max(H_k - H_1, ``ratio_floor_db``). The ratio floor matters: a harmonic
+    lost in the floor (every even one, for a symmetric shaper) would otherwise
+    read as floor - H_1, a copy of the level term that ties tone to level.
     """
 
-    distance_scale: float = 10.0
-    success_threshold: float = 0.5
+    distance_scale: float = 21.9
+    success_threshold: float = 0.35
     distance_unit: str = "dB"
     f0_hz: float = PROBE_HZ
     n_harmonics: int = 15
-    floor_db: float = -100.0
+    floor_db: float = -120.0
+    ratio_floor_db: float = -80.0
 
     def features(self, audio: Array, sample_rate: int) -> Array:
         return harmonic_levels_db(
@@ -168,8 +201,10 @@ class HarmonicsMatch(AbstractTask):
         )
 
     def distance(self, features: Array, target_features: Array) -> Array:
-        ratios = features[:, 1:] - features[:, :1]
-        target_ratios = target_features[:, 1:] - target_features[:, :1]
+        ratios = jnp.maximum(features[:, 1:] - features[:, :1], self.ratio_floor_db)
+        target_ratios = jnp.maximum(
+            target_features[:, 1:] - target_features[:, :1], self.ratio_floor_db
+        )
         ratio_error = jnp.mean(F.smooth_abs(ratios - target_ratios, 0.05))
         level_error = jnp.mean(F.smooth_abs(features[:, 0] - target_features[:, 0], 0.05))
         return ratio_error + level_error
@@ -179,12 +214,15 @@ class HarmonicsMatch(AbstractTask):
 class ToneMatch(AbstractTask):
     """Timbre distance: spectral centroid, rolloff and flatness of the mean spectrum, + MR-STFT.
 
+    The rolloff is the smooth one (:func:`soft_spectral_rolloff`), so the
+    reward's gradient has no kinks where the 85% point crosses a bin.
+
     distance = |log2 centroid ratio| + |log2 rolloff ratio| (octaves)
              + |flatness dB difference| / 10 + MR-STFT distance
     """
 
-    distance_scale: float = 1.0
-    success_threshold: float = 0.1
+    distance_scale: float = 6.72
+    success_threshold: float = 0.15
     distance_unit: str = "octaves + MR-STFT"
     n_fft: int = 1024
 
@@ -193,7 +231,7 @@ class ToneMatch(AbstractTask):
         freqs = F.fft_frequencies(sample_rate, self.n_fft)
         return {
             "centroid": F.spectral_centroid(power, freqs),
-            "rolloff": F.spectral_rolloff(power, freqs),
+            "rolloff": soft_spectral_rolloff(power, freqs),
             "flatness_db": 10.0 * jnp.log10(F.spectral_flatness(power) + 1e-10),
             "spectra": F.multi_resolution_spectra(audio),
         }

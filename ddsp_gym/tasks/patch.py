@@ -33,9 +33,12 @@ class PatchMatch(AbstractTask):
 
     def distance(self, features: tuple, target_features: tuple) -> Array:
         terms = [
-            F.spectral_convergence(m, t)
+            F.spectral_convergence(m.magnitude, t.magnitude)
             + jnp.mean(
-                F.smooth_abs(jnp.log(t + self.floor) - jnp.log(m + self.floor), self.smoothing)
+                F.smooth_abs(
+                    jnp.log(t.magnitude + self.floor) - jnp.log(m.magnitude + self.floor),
+                    self.smoothing,
+                )
             )
             for m, t in zip(features, target_features, strict=True)
         ]

@@ -33,6 +33,7 @@ from ddsp_gym.backends.errors import (
     PLUGIN_EXTRA_HINT,
     KnobMapError,
     PluginDependencyError,
+    PluginError,
     PluginLoadError,
     PluginNotFoundError,
     SilentRenderError,
@@ -42,6 +43,11 @@ from ddsp_gym.backends.knob_map import KnobMap, SentKnob, load_knob_map
 from ddsp_gym.plants.base import AbstractPlant
 
 MODES = ("instrument", "effect")
+# Output below this counts as silent when flushing the previous take's tail
+# (24-bit audio's noise floor is about -144 dBFS; -120 is far below any feature's floor).
+FLUSH_DBFS = -120.0
+FLUSH_CHUNK_S = 0.1
+PRIME_S = 0.02  # the priming note before each instrument take (see PluginBackend._prime)
 PLUGIN_SUFFIXES = (".so", ".vst3", ".vst", ".dll", ".component")
 
 
@@ -145,7 +151,10 @@ class PluginConfig:
     ``block_size`` (the host's block in frames), ``settle_ms`` (pre-roll before
     the note; None: the map's), ``silence_dbfs`` (a render whose peak is below
     this is an error), ``state`` (a plugin state file to load before the init
-    patch, as saved by DawDreamer's ``save_state``).
+    patch, as saved by DawDreamer's ``save_state``), ``flush_s`` (before each
+    take the plugin renders silence until its output falls below
+    ``FLUSH_DBFS``, at most this long: a voice or tail still sounding from the
+    previous take would make renders depend on history).
     """
 
     path: str | None = None
@@ -156,6 +165,7 @@ class PluginConfig:
     settle_ms: float | None = None
     silence_dbfs: float = -90.0
     state: str | None = None
+    flush_s: float = 5.0
 
     @classmethod
     def from_options(cls, options: dict[str, Any] | None) -> PluginConfig:
@@ -193,16 +203,18 @@ class PluginTake:
     sent: dict[str, SentKnob]
     peak_dbfs: float
     rms_dbfs: float
-    render_s: float  # wall time of the render
+    render_s: float  # wall time of the render (flush included)
+    flushed_s: float = 0.0  # audio rendered to let the previous take's tail die away
 
     def info(self) -> dict[str, Any]:
-        """What the env's ``info["plugin"]`` reports."""
+        """What the env's ``info["plugin"]`` reports: deterministic values only (the wall
+        time stays in ``render_s``: Gymnasium checks that equal steps give equal infos)."""
         return {
             "sent": {name: s.value for name, s in self.sent.items()},
             "knobs_sent": {name: s.physical for name, s in self.sent.items()},
             "peak_dbfs": self.peak_dbfs,
             "rms_dbfs": self.rms_dbfs,
-            "render_ms": 1000.0 * self.render_s,
+            "flushed_s": self.flushed_s,
         }
 
 
@@ -274,6 +286,7 @@ class PluginBackend:
             self._player = None
             self.engine.load_graph([(self.processor, [])])
         self.prepare()
+        self._warm_up()
 
     # ---- set-up ---------------------------------------------------------------------
 
@@ -301,16 +314,30 @@ class PluginBackend:
         self.processor.set_parameter(self._indices[name], float(value))
 
     def prepare(self) -> None:
-        """Load the state file and the init patch, then render once so smoothed parameters
-        settle (a plugin's first render after a change can differ from later ones)."""
+        """(Re)load the state file and the init patch and let any sound die away."""
         if self.config.state is not None:
             self.processor.load_state(str(self.config.state))
         for name, value in self.knob_map.init_parameters().items():
             self._set(name, value)
-        if self._player is not None:
-            self._player.set_data(np.zeros((self._n_inputs(), 64), np.float32))
+        self._flush()
+
+    def _warm_up(self) -> None:
+        """Play one note (or program) at the init patch and let it die away, once.
+
+        A plugin's first note after loading can differ from every later one
+        (amsynth's does, by up to 0.3 of full scale), which would make the first
+        take of an env depend on history. Only on open: a note whose length
+        differs from the takes' leaves a trace in the next take too (4e-4 on
+        amsynth), while takes after takes agree to 1e-8.
+        """
         self.processor.clear_midi()
-        self.engine.render(0.1)
+        if self._player is not None:
+            self._player.set_data(np.full((self._n_inputs(), 4800), 0.1, np.float32))
+        else:
+            gate = self.plant.gate_s
+            self.processor.add_midi_note(self.knob_map.note, self.knob_map.velocity, 0.0, gate)
+        self.engine.render(self.plant.duration)
+        self._flush()
 
     def recover(self) -> None:
         """Nothing to reopen offline; kept for the env's reset() (same as the hardware's)."""
@@ -345,6 +372,7 @@ class PluginBackend:
         knobs, sent = self.quantize(unit_knobs)
         for spec in self.plant.knob_specs:
             self._set(self.knob_map.knobs[spec.name].parameter, sent[spec.name].value)
+        flushed_s = self._prime()
         sr, plant = self.sample_rate, self.plant
         n_pre = int(round(self.settle_s * sr))
         n_out = int(np.ceil(plant.duration * sr))
@@ -373,7 +401,48 @@ class PluginBackend:
             peak_dbfs=peak,
             rms_dbfs=audio_lib.rms_dbfs(mono),
             render_s=time.perf_counter() - start,
+            flushed_s=flushed_s,
         )
+
+    def _prime(self) -> float:
+        """Play a short note at the new settings, then flush; returns the seconds rendered.
+
+        Some synths smooth parameters inside the voice, and a voice's smoother only
+        runs while the voice plays: amsynth's next note would start from the previous
+        take's settings and glide (up to 7e-4 of full scale in its first milliseconds).
+        A priming note lets the smoothers reach the new settings first, so a take does
+        not depend on the takes before it. Effects only flush.
+        """
+        if self._player is None:
+            km = self.knob_map
+            self.processor.clear_midi()
+            self.processor.add_midi_note(km.note, km.velocity, 0.0, PRIME_S)
+            self.engine.render(PRIME_S)
+        return (PRIME_S if self._player is None else 0.0) + self._flush()
+
+    def _flush(self) -> float:
+        """Render silence until the previous take's voices and tails have died away.
+
+        Returns the seconds rendered. A plugin still sounding after ``flush_s`` (a
+        drone, a self-oscillating filter) is an error: its renders would depend on
+        what it played before.
+        """
+        self.processor.clear_midi()
+        if self._player is not None:
+            self._player.set_data(np.zeros((self._n_inputs(), 64), np.float32))
+        rendered = 0.0
+        while True:
+            self.engine.render(FLUSH_CHUNK_S)
+            rendered += FLUSH_CHUNK_S
+            tail = np.asarray(self.processor.get_audio(), np.float32)
+            if audio_lib.peak_dbfs(tail) < FLUSH_DBFS:
+                return rendered
+            if rendered >= self.config.flush_s:
+                raise PluginError(
+                    f"{self.path.name} still sounds {rendered:.1f} s after the note "
+                    f"(peak {audio_lib.peak_dbfs(tail):.1f} dBFS): renders would depend on "
+                    "history; shorten its release/tail in the init patch or raise flush_s"
+                )
 
     def _program(self, input_audio: np.ndarray | None, n_pre: int, n_out: int) -> np.ndarray:
         """The env's program signal at the plugin's rate, after ``n_pre`` frames of silence,

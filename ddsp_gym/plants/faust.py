@@ -27,6 +27,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -99,11 +100,17 @@ def compile_to_jax(code: str) -> str:
         box = boxFromDSP(code)
         source = boxToSource(box, "jax", "FaustDSP")
     except RuntimeError as err:
-        message = str(err).strip().replace("dawdreamer:", "line ")
-        raise FaustError(f"the Faust program does not compile: {message}") from None
+        raise FaustError(f"the Faust program does not compile: {_compiler_message(err)}") from None
     finally:
         destroyLibContext()
     return source if isinstance(source, str) else source.decode()
+
+
+def _compiler_message(err: Exception) -> str:
+    """The compiler's message with line numbers of the user's source: DawDreamer puts
+    one line of its own before the program (measured: an error on line 1 is reported
+    as ``dawdreamer:2``)."""
+    return re.sub(r"dawdreamer:(\d+)", lambda m: f"line {int(m.group(1)) - 1}", str(err).strip())
 
 
 def jax_source(code: str) -> str:

@@ -517,8 +517,12 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
 
         One plant query, as an optimizer's probe: ``info`` is what :meth:`step`
         would report (``reward_grad`` too when ``with_grad``); the state is kept.
+        On the hardware and plugin backends the device plays the action, and
+        ``with_grad`` adds the sim twin's gradient (``grad_source`` "twin").
         """
         state = self._require_state()
+        if self.device is not None:
+            return self._device_reward_of(state, self._checked_action(action), with_grad)
         query, query_with_grad, cols = compiled_queries(self.functional)
         run = query_with_grad if with_grad else query
         row = np.asarray(run(state, self._checked_action(action), self._params))
@@ -534,6 +538,26 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         if with_grad:
             info["reward_grad"] = field("reward_grad")
         return float(field("reward")), info
+
+    def _device_reward_of(self, state: EnvState, action: np.ndarray, with_grad: bool):
+        knobs = self.functional.knobs_after(state.knobs, jnp.asarray(action))
+        take = self.device.render(np.asarray(knobs), self._input_np())
+        reward, _, out, physical = _hw_score(
+            self.functional, state, jnp.asarray(take.knobs), jnp.asarray(take.audio)
+        )
+        info: dict[str, Any] = {
+            "distance": float(out.distance),
+            "success": bool(out.success),
+            "knobs": self._physical(np.asarray(physical)),
+            "penalty": float(out.penalty),
+        }
+        if self._target_known:
+            info["param_error"] = float(out.param_error)
+        if with_grad:
+            info["reward_grad"] = self.twin_reward_and_grad(action)[1]
+            info["grad_source"] = "twin"
+        info[self.backend] = take.info()
+        return float(reward), info
 
     def render(self):
         if self.render_mode is None:

@@ -176,3 +176,19 @@ def test_gradient_agent_solves_the_default_program():
         result = GradientAgent().solve(env, seed)
         solved.append(result.success and result.param_error < 0.03)
     assert all(solved)
+
+
+def test_default_program_needs_no_dawdreamer_but_others_name_the_extra(monkeypatch, tmp_path):
+    from ddsp_gym.backends.errors import PluginDependencyError
+    from ddsp_gym.plants import faust as faust_lib
+
+    monkeypatch.setitem(__import__("sys").modules, "dawdreamer", None)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # no user cache either
+    faust_lib.load_program.cache_clear()
+    try:
+        plant = make_plant("faust")  # from the packaged JAX source
+        assert plant.num_knobs == 3
+        with pytest.raises(PluginDependencyError, match=r"ddsp_gym\[plugin\]"):
+            make_plant("faust", code=EFFECT)
+    finally:
+        faust_lib.load_program.cache_clear()

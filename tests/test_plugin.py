@@ -281,3 +281,20 @@ def test_effect_mode_processes_the_program_signal():
         assert np.corrcoef(out[800:], tone[800:])[0, 1] > 0.999
     with pytest.raises(ValueError, match="effect mode needs a program signal"):
         backend.render(np.array([0.5]), None)
+    # 3BandEQ switches the CPU to flush denormals to zero on load; the host restores it.
+    assert np.float32(1e-40) * np.float32(1.0) > 0
+
+
+@needs_dawdreamer
+def test_reward_of_plays_the_plugin_and_adds_the_twins_gradient(amsynth_env):
+    from agents.base import PlantOracle
+
+    env = amsynth_env.unwrapped
+    env.reset(seed=3)
+    action = np.linspace(-0.8, 0.8, 6).astype(np.float32)
+    reward, info = env.reward_of(action, with_grad=True)
+    assert info["grad_source"] == "twin" and info["reward_grad"].shape == (6,)
+    np.testing.assert_allclose(info["reward_grad"], env.twin_reward_and_grad(action)[1])
+    _, step_reward, _, _, step_info = env.step(action)  # the same take, now stepped
+    assert step_reward == reward and step_info["distance"] == info["distance"]
+    assert PlantOracle(amsynth_env, seed=3, budget=5).differentiable  # hybrid: twin + SPSA

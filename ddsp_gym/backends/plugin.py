@@ -114,6 +114,39 @@ def find_plugin(name_or_path: str | Path) -> Path:
     )
 
 
+def _libm():
+    try:
+        import ctypes
+        import ctypes.util
+
+        name = ctypes.util.find_library("m") or ctypes.util.find_library("c")
+        return ctypes, ctypes.CDLL(name) if name else None
+    except (ImportError, OSError):  # pragma: no cover - exotic platforms
+        return None, None
+
+
+@contextlib.contextmanager
+def kept_fp_environment() -> Iterator[None]:
+    """Restore the thread's floating-point environment after hosted code ran.
+
+    Some plugins switch the CPU to flush denormals to zero when loaded or run and
+    leave it so (DISTRHO's 3BandEQ does on load): that would change every later
+    float computation of this process (numpy, JAX, the Faust compiler, which then
+    fails an interval assertion). C99's fegetenv/fesetenv save and restore it
+    (on x86-64 glibc and macOS the saved state includes SSE's MXCSR).
+    """
+    ctypes, libm = _libm()
+    if libm is None or not hasattr(libm, "fegetenv"):  # pragma: no cover
+        yield
+        return
+    saved = ctypes.create_string_buffer(256)  # >= sizeof(fenv_t) on every ABI
+    libm.fegetenv(saved)
+    try:
+        yield
+    finally:
+        libm.fesetenv(saved)
+
+
 @contextlib.contextmanager
 def _captured_output() -> Iterator[list[str]]:
     """Capture what native code prints on file descriptors 1 and 2 (the host's chatter).
@@ -231,7 +264,7 @@ def plugin_parameters(path: str | Path) -> list[dict[str, Any]]:
 
 
 def _load(engine, path: Path):
-    with _captured_output() as output:
+    with _captured_output() as output, kept_fp_environment():
         try:
             processor = engine.make_plugin_processor("plugin", str(path))
             error = None
@@ -285,8 +318,9 @@ class PluginBackend:
         else:
             self._player = None
             self.engine.load_graph([(self.processor, [])])
-        self.prepare()
-        self._warm_up()
+        with kept_fp_environment():
+            self._prepare()
+            self._warm_up()
 
     # ---- set-up ---------------------------------------------------------------------
 
@@ -315,6 +349,10 @@ class PluginBackend:
 
     def prepare(self) -> None:
         """(Re)load the state file and the init patch and let any sound die away."""
+        with kept_fp_environment():
+            self._prepare()
+
+    def _prepare(self) -> None:
         if self.config.state is not None:
             self.processor.load_state(str(self.config.state))
         for name, value in self.knob_map.init_parameters().items():
@@ -368,6 +406,10 @@ class PluginBackend:
         """Render ``unit_knobs`` (d,) offline -> a :class:`PluginTake`."""
         if self.engine is None:
             raise RuntimeError("the plugin backend is closed")
+        with kept_fp_environment():
+            return self._render(unit_knobs, input_audio)
+
+    def _render(self, unit_knobs: np.ndarray, input_audio: np.ndarray | None) -> PluginTake:
         start = time.perf_counter()
         knobs, sent = self.quantize(unit_knobs)
         for spec in self.plant.knob_specs:

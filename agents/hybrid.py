@@ -21,6 +21,14 @@ The update law (DESIGN.md section 6), on absolute knob settings theta in [-1, 1]
   ``expose_grad=False``) g_t = g_pg: SPSA.
 - P is Adam's diagonal preconditioner (Kingma & Ba 2015), so alpha_t is about
   the per-knob step length in action units.
+- alpha_t never exceeds the gradient agent's own learning-rate schedule
+  (:class:`agents.gradient.GradientAgent`: 0.1 * 0.98^t from each start, floor
+  alpha_min): the scheduler may grow alpha on progress only up to that
+  ceiling. A fixed ceiling of 3x that rate let progress double alpha back up
+  after every Lyapunov halving, so near a minimum the steps overshot, the
+  monitor rolled back, and the agent did worse than its gradient component
+  alone (SubtractivePatch: 14/20 vs 20/20). A decreasing step bound is the
+  Robbins & Monro (1951) condition for settling into a minimum.
 - :class:`agents.scheduler.DitherScheduler` raises sigma on plateaus, lowers it
   on progress (a new best loss) and keeps alpha and sigma within bounds;
   :class:`agents.lyapunov.LyapunovMonitor` keeps the running mean of
@@ -30,7 +38,8 @@ The update law (DESIGN.md section 6), on absolute knob settings theta in [-1, 1]
 - It starts gradient-first (sigma0 = sigma_min: one query per update, no
   probes) and dithers only once the loss plateaus; a plateau multiplies sigma
   by 8, so three plateaus span sigma_min to sigma_max. After ``restart_after``
-  plateaus at sigma_max it restarts from a uniform random point.
+  plateaus at sigma_max it restarts from a uniform random point, with alpha,
+  sigma and the alpha ceiling back at their initial values.
 
 Every decision (progress, plateau, rollback, restart, with alpha and sigma) is
 logged in ``SolveResult.events``. Queries per update: one (loss and plant
@@ -93,6 +102,8 @@ class HybridAgent:
         alpha_min/max, sigma_min/max: their bounds.
         sigma_up, sigma_down: the scheduler's factors on plateau / progress.
         alpha_up: alpha's growth on progress (the monitor halves it).
+        alpha_decay: the alpha ceiling's decay per update since the last (re)start:
+            alpha_max * alpha_decay^t, as the gradient agent's learning rate.
         patience: updates without progress that make a plateau.
         window: the Lyapunov monitor's averaging window (updates).
         probe_pairs: antithetic probe pairs per update while dithering.
@@ -103,7 +114,7 @@ class HybridAgent:
     alpha0: float = 0.1
     sigma0: float = 1e-3
     alpha_min: float = 1e-3
-    alpha_max: float = 0.3
+    alpha_max: float = 0.1
     sigma_min: float = 1e-3
     sigma_max: float = 0.5
     sigma_up: float = 8.0
@@ -114,6 +125,7 @@ class HybridAgent:
     probe_pairs: int = 1
     max_slew: float = 0.5
     restart_after: int = 1
+    alpha_decay: float = 0.98
     name: str = "hybrid"
 
     def solve(self, env: gym.Env, seed: int, budget: int) -> SolveResult:
@@ -155,7 +167,10 @@ class HybridAgent:
         plateaus_at_max = 0
         # The best point's query, kept so a rollback to it does not pay for it again.
         best_query: tuple[bytes, float, np.ndarray | None] = (b"", np.inf, None)
+        updates = 0  # since the last (re)start: the alpha ceiling decays with it
         while True:
+            scheduler.cap_alpha(self.alpha_max * self.alpha_decay**updates)
+            updates += 1
             if theta.tobytes() == best_query[0]:
                 _, loss, plant_grad = best_query
             elif oracle.differentiable:
@@ -190,11 +205,20 @@ class HybridAgent:
                 plateaus_at_max = 0
             if plateaus_at_max >= self.restart_after:
                 theta = rng.uniform(-1.0, 1.0, oracle.dim)
-                adam_state, plateaus_at_max = adam.init(theta), 0
+                adam_state, plateaus_at_max, updates = adam.init(theta), 0, 0
+                # A fresh start gets the initial step schedule, not the old basin's shrunk alpha.
+                scheduler.alpha_max, scheduler.alpha = self.alpha_max, self.alpha0
                 scheduler.sigma, scheduler.best = self.sigma0, float("inf")
                 monitor.restart()
                 best_query = (b"", np.inf, None)
-                events.append({"query": oracle.queries, "event": "restart", "sigma": self.sigma0})
+                events.append(
+                    {
+                        "query": oracle.queries,
+                        "event": "restart",
+                        "alpha": self.alpha0,
+                        "sigma": self.sigma0,
+                    }
+                )
 
     def _dither(
         self,

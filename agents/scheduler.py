@@ -68,6 +68,11 @@ class DitherScheduler:
             return "plateau"
         return None
 
+    def cap_alpha(self, ceiling: float) -> None:
+        """Lower alpha's upper bound to ``ceiling`` (not below ``alpha_min``) and clip alpha."""
+        self.alpha_max = max(float(ceiling), self.alpha_min)
+        self.alpha = min(self.alpha, self.alpha_max)
+
     def shrink_alpha(self, factor: float, query: int = 0) -> None:
         """Scale alpha down by ``factor`` in (0, 1), not below ``alpha_min``."""
         self.alpha = max(self.alpha * factor, self.alpha_min)

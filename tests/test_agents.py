@@ -128,6 +128,25 @@ def test_hybrid_logs_its_decisions_and_uses_spsa_without_a_plant_gradient():
     assert all("alpha" in e and "sigma" in e for e in result.events if e["event"] != "restart")
 
 
+def test_scheduler_cap_alpha_lowers_the_ceiling_and_clips_alpha():
+    scheduler = DitherScheduler(alpha=0.1, alpha_min=1e-3, alpha_max=0.3)
+    scheduler.cap_alpha(0.05)
+    assert scheduler.alpha_max == 0.05 and scheduler.alpha == 0.05
+    scheduler.cap_alpha(1e-6)  # never below alpha_min
+    assert scheduler.alpha_max == 1e-3 and scheduler.alpha == 1e-3
+
+
+def test_hybrid_steps_no_larger_than_its_gradient_component_and_solves_where_it_does():
+    # SubtractivePatch seed 10002: the gradient agent (lr 0.1 * 0.98^t) solves it; the
+    # hybrid with alpha doubling up to 0.3 on progress overshot, rolled back and failed.
+    env = make("ddsp_gym/SubtractivePatch-v0", expose_grad=True, max_episode_steps=200)
+    assert GradientAgent().solve(env, 10002, 200).success
+    result = HybridAgent().solve(env, 10002, 200)
+    alphas = [e["alpha"] for e in result.events if "alpha" in e]
+    assert alphas and max(alphas) <= 0.1 + 1e-12
+    assert result.success
+
+
 # ---- every agent ------------------------------------------------------------------------
 
 

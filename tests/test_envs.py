@@ -38,7 +38,7 @@ def test_spaces_follow_the_contract(env_id):
     assert obs.shape == env.observation_space.shape and obs.dtype == np.float32
 
 
-def _finite_difference(env, action: np.ndarray, h: float) -> np.ndarray:
+def _central_difference(env, action: np.ndarray, h: float) -> np.ndarray:
     grad = np.zeros_like(action)
     for i in range(action.size):
         step = np.zeros_like(action)
@@ -47,6 +47,19 @@ def _finite_difference(env, action: np.ndarray, h: float) -> np.ndarray:
         down, _ = env.reward_and_grad(action - step)
         grad[i] = (up - down) / (2 * h)
     return grad
+
+
+def _finite_difference(env, action: np.ndarray, h: float) -> np.ndarray:
+    """Richardson-extrapolated central difference: truncation error O(h^4), not O(h^2).
+
+    Where a reward curves sharply (a penalty switching on, a drive knee) the plain
+    central difference at h = 2e-3 is off by a few percent although the autodiff
+    gradient is exact (the error shrinks as h^2 when h is cut); extrapolation removes
+    that term, and h stays large enough for float32 rewards.
+    """
+    return (
+        4.0 * _central_difference(env, action, h / 2) - _central_difference(env, action, h)
+    ) / 3.0
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
@@ -61,7 +74,7 @@ def test_reward_grad_agrees_with_finite_differences(env_id):
         env.reset(seed=seed)  # ...from the same state as the probes below
         _, grad = env.reward_and_grad(action)
         np.testing.assert_allclose(info["reward_grad"], grad, rtol=1e-5, atol=1e-6)
-        fd = _finite_difference(env, action.astype(np.float64), h=1e-3)
+        fd = _finite_difference(env, action.astype(np.float64), h=2e-3)
         errors.append(np.linalg.norm(grad - fd) / max(np.linalg.norm(fd), 1e-3))
     assert max(errors) < 1e-2, errors
 

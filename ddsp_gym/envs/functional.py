@@ -171,7 +171,7 @@ class FunctionalDDSPEnv:
         """Split an episode key -> (hidden target knobs, starting knobs, render key)."""
         k_target, k_start, k_render = jax.random.split(key, 3)
         d = self.num_knobs
-        target_knobs = self.task.sample_target_knobs(k_target, self.plant)
+        target_knobs = self.task.sample_target_knobs(k_target, self.plant, k_render)
         if self.random_start:
             knobs = jax.random.uniform(k_start, (d,))
         else:

@@ -44,12 +44,15 @@ class AbstractTask(abc.ABC):
     # param_error measures the distance to that reference, not an error.
     is_goal: ClassVar[bool] = False
 
-    def sample_target_knobs(self, key: Array, plant: AbstractPlant) -> Array:
+    def sample_target_knobs(self, key: Array, plant: AbstractPlant, render_key: Array) -> Array:
         """Hidden target knobs (d,) in unit space for a new episode; pure and jittable.
 
         Uniform over the knob box by default; tasks with a target distribution of
         their own (a table of vowels, a family of presets) override this.
+        ``render_key`` is the episode's plant key (its noise), for tasks that
+        listen to candidate settings before choosing one.
         """
+        del render_key
         return jax.random.uniform(key, (plant.num_knobs,))
 
     @abc.abstractmethod

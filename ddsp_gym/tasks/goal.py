@@ -21,6 +21,7 @@ def reference_setting(
     task: Any,
     plant: AbstractPlant,
     key: Array,
+    render_key: Array,
     box: Mapping[str, tuple[float, float]],
     candidates: int = 64,
 ) -> Array:
@@ -29,16 +30,17 @@ def reference_setting(
     Candidates are uniform in unit space, within ``box`` (unit-travel ranges
     by knob name; knobs not named range over [0, 1]). A goal task's distance
     ignores the target, so the candidate nearest the goal is a reference
-    solution: the episode's hidden "target" knobs. Pure and jittable.
+    solution: the episode's hidden "target" knobs. Candidates are heard with the
+    episode's own ``render_key`` (its noise), so the reference meets the goal in
+    the episode itself, not only in another noise draw. Pure and jittable.
     """
     names = plant.knob_names
     low = jnp.array([box.get(name, (0.0, 1.0))[0] for name in names])
     high = jnp.array([box.get(name, (0.0, 1.0))[1] for name in names])
-    k_candidates, k_render = jax.random.split(key)
-    proposals = low + (high - low) * jax.random.uniform(k_candidates, (candidates, len(names)))
+    proposals = low + (high - low) * jax.random.uniform(key, (candidates, len(names)))
 
     def distance(knobs: Array) -> Array:
-        features = task.features(plant.render(knobs, k_render), plant.sample_rate)
+        features = task.features(plant.render(knobs, render_key), plant.sample_rate)
         return task.distance(features, features)
 
     return proposals[jnp.argmin(jax.vmap(distance)(proposals))]

@@ -218,9 +218,9 @@ class FormantMatch(AbstractTask):
         if self.targets not in ("vowels", "uniform"):
             raise ValueError(f"targets must be 'vowels' or 'uniform', not {self.targets!r}")
 
-    def sample_target_knobs(self, key: Array, plant: AbstractPlant) -> Array:
+    def sample_target_knobs(self, key: Array, plant: AbstractPlant, render_key: Array) -> Array:
         if self.targets == "uniform":
-            return super().sample_target_knobs(key, plant)
+            return super().sample_target_knobs(key, plant, render_key)
         table = jnp.asarray(vowel_table())
         row = table[jax.random.randint(key, (), 0, table.shape[0])]
         names = ("f1", "f2", "f3", "b1", "b2", "b3")

@@ -88,8 +88,12 @@ class PlantOracle:
 
     @property
     def differentiable(self) -> bool:
-        """Does the env hand out exact reward gradients (sim backend, ``expose_grad``)?"""
-        return bool(self.base.expose_grad) and self.base.backend == "sim"
+        """Does the env hand out reward gradients: exact ones (sim backend, ``expose_grad``),
+        or the sim twin's on a device backend (hardware, plugin: ``reward_of`` then plays
+        the device and takes the twin's gradient against the recorded target)?"""
+        if self.base.backend == "sim":
+            return bool(self.base.expose_grad)
+        return getattr(self.base, "device", None) is not None
 
     @property
     def remaining(self) -> int:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ddsp_gym.audio_io import AudioFileError
-from ddsp_gym.backends.commands import add_hw_parser
+from ddsp_gym.backends.commands import add_hw_parser, add_plugin_parser
 from ddsp_gym.backends.errors import HardwareError
 
 
@@ -218,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     add_hw_parser(sub)
+    add_plugin_parser(sub)
     return parser
 
 

@@ -3,16 +3,22 @@
 ``sim`` renders the JAX plant (differentiable, deterministic). ``hardware``
 plays the same knobs on a real synth or effect (MIDI out with python-rtmidi,
 audio in with sounddevice; see ``README.md`` here); its dependencies are
-imported only when it is asked for. ``plugin`` (hosted plugins) is not
-available yet.
+imported only when it is asked for. ``plugin`` renders a hosted VST2/VST3
+plugin offline through DawDreamer (deterministic, faster than real time;
+``plugin.py``), imported only when asked for too.
 """
 
 from __future__ import annotations
 
-from ddsp_gym.backends.errors import HARDWARE_EXTRA_HINT, HardwareDependencyError
+from ddsp_gym.backends.errors import (
+    HARDWARE_EXTRA_HINT,
+    PLUGIN_EXTRA_HINT,
+    HardwareDependencyError,
+    PluginDependencyError,
+)
 
 BACKENDS: tuple[str, ...] = ("sim", "hardware", "plugin")
-AVAILABLE_BACKENDS: tuple[str, ...] = ("sim", "hardware")
+AVAILABLE_BACKENDS: tuple[str, ...] = ("sim", "hardware", "plugin")
 
 
 def check_hardware_dependencies() -> None:
@@ -35,6 +41,10 @@ def validate_backend(backend: str) -> str:
         )
     if backend == "hardware":
         check_hardware_dependencies()
+    if backend == "plugin":
+        from ddsp_gym.backends.plugin import import_dawdreamer
+
+        import_dawdreamer()
     return backend
 
 
@@ -42,7 +52,9 @@ __all__ = [
     "AVAILABLE_BACKENDS",
     "BACKENDS",
     "HARDWARE_EXTRA_HINT",
+    "PLUGIN_EXTRA_HINT",
     "HardwareDependencyError",
+    "PluginDependencyError",
     "check_hardware_dependencies",
     "validate_backend",
 ]

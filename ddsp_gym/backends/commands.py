@@ -98,3 +98,33 @@ def add_hw_parser(sub) -> None:
     p.add_argument("--steps", type=int, default=9, help="positions per knob (default 9)")
     p.add_argument("-o", "--output", type=Path, default=Path("calibration"), help="folder")
     p.set_defaults(func=_cmd_calibrate)
+
+
+def _cmd_plugin_list(args: argparse.Namespace) -> int:
+    from ddsp_gym.backends.plugin import list_plugins, plugin_search_path
+
+    print("Plugin folders searched:", ", ".join(str(p) for p in plugin_search_path()))
+    for path in list_plugins():
+        print(f"  {path}")
+    return 0
+
+
+def _cmd_plugin_params(args: argparse.Namespace) -> int:
+    from ddsp_gym.backends.plugin import plugin_parameters
+
+    for p in plugin_parameters(args.plugin):
+        print(f"{p['index']:4d}  {p['name']:<28} {p['text']:>10} {p['label']}")
+    return 0
+
+
+def add_plugin_parser(sub) -> None:
+    """Register ``plugin list | params`` (backend="plugin") on the top-level subparsers."""
+    plugin = sub.add_parser("plugin", help="hosted plugins (backend='plugin'): find, inspect")
+    plugin_sub = plugin.add_subparsers(dest="plugin_command", required=True)
+    p = plugin_sub.add_parser("list", help="list the VST2/VST3 plugins in the plugin folders")
+    p.set_defaults(func=_cmd_plugin_list)
+    p = plugin_sub.add_parser(
+        "params", help="a plugin's parameters: the names a plugin knob map's 'parameter' takes"
+    )
+    p.add_argument("plugin", help="plugin path or file name, e.g. amsynth_vst.so")
+    p.set_defaults(func=_cmd_plugin_params)

@@ -35,3 +35,34 @@ class HardwareTimeoutError(HardwareError, TimeoutError):
 
 class KnobMapError(ValueError):
     """A knob map (YAML) that does not validate; the message names the offending field."""
+
+
+PLUGIN_EXTRA_HINT = "install the plugin extra: pip install 'ddsp_gym[plugin]' (DawDreamer)"
+
+
+class PluginError(RuntimeError):
+    """Base class: hosting or rendering a plugin failed."""
+
+
+class PluginDependencyError(PluginError, ImportError):
+    """DawDreamer (the plugin host) is not installed or does not import."""
+
+
+class PluginNotFoundError(PluginError, FileNotFoundError):
+    """No plugin at the given path or name; the message lists the folders searched and
+    the plugins found there."""
+
+
+class PluginLoadError(PluginError):
+    """The host could not load the file as a plugin; the message carries the host's output."""
+
+
+class UnknownParameterError(PluginError, KeyError):
+    """A knob map names a parameter the plugin lacks; the message lists the ones it has."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
+class SilentRenderError(PluginError):
+    """A render came back silent: a wrong init patch, volume at zero, or an effect fed silence."""

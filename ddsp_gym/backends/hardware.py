@@ -30,7 +30,7 @@ import numpy as np
 from ddsp_gym.audio_io import fit_length
 from ddsp_gym.backends import audio as audio_lib
 from ddsp_gym.backends import midi as midi_lib
-from ddsp_gym.backends.errors import HardwareError, SilentTakeError, XrunError
+from ddsp_gym.backends.errors import HardwareError, KnobMapError, SilentTakeError, XrunError
 from ddsp_gym.backends.knob_map import KnobMap, SentKnob, load_knob_map
 from ddsp_gym.backends.midi import MIDI_APIS, MidiOutput
 from ddsp_gym.plants.base import AbstractPlant
@@ -181,6 +181,11 @@ class HardwareBackend:
             None if self.config.knob_map is None else load_knob_map(self.config.knob_map)
         )
         if self.knob_map is not None:
+            if self.knob_map.is_plugin_map:
+                raise KnobMapError(
+                    f"{self.knob_map.source}: a plugin map (type: param); the hardware backend "
+                    "needs a MIDI map, and a plugin map goes with backend='plugin'"
+                )
             self.knob_map.check_specs(plant.knob_specs)
         self.midi: MidiOutput | None = None
         self.engine: audio_lib.AudioEngine | None = None

@@ -1,11 +1,13 @@
-"""Knob maps: how each knob of a sim twin reaches a device over MIDI (YAML, validated).
+"""Knob maps: how each knob of a sim twin reaches a device (YAML, validated).
 
 A map names, for every knob of the twin, the MIDI transport (7-bit CC, 14-bit
 CC pair, NRPN, pitch bend or program change), its channel, the device values
 at the knob's two ends and the curve between them. Unit knob positions are
 quantized to the transport's resolution; :meth:`KnobMap.encode` returns the
 messages, the device values actually sent and the unit positions they stand
-for. The schema is documented in ``ddsp_gym/backends/README.md``.
+for. A *plugin map* has the same schema with ``type: param``: the knob sets a
+hosted plugin's parameter by its name (``parameter``) to a normalized value in
+[0, 1], not quantized. The schema is documented in ``ddsp_gym/backends/README.md``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ddsp_gym.backends.errors import KnobMapError
 from ddsp_gym.knobs import KnobSpec
 
 TRANSPORTS: dict[str, int] = {  # transport -> largest device value
+    "param": 1,  # a plugin parameter: normalized value in [0, 1], continuous
     "cc": midi.MAX_7BIT,
     "cc14": midi.MAX_14BIT,
     "nrpn": midi.MAX_14BIT,
@@ -32,11 +35,23 @@ TRANSPORTS: dict[str, int] = {  # transport -> largest device value
     "pitch_bend": midi.MAX_14BIT,
     "program_change": midi.MAX_7BIT,
 }
-KNOB_TRANSPORTS = ("cc", "cc14", "nrpn", "pitch_bend", "program_change")
+KNOB_TRANSPORTS = ("cc", "cc14", "nrpn", "pitch_bend", "program_change", "param")
+MIDI_TRANSPORTS = tuple(t for t in TRANSPORTS if t != "param")
+PLUGIN_TRANSPORT = "param"
 CURVES = ("linear", "power", "table", "law")
 LAW_KINDS = ("linear", "exponential", "power", "log10")
 
-_TOP_KEYS = {"device", "description", "channel", "note", "settle_ms", "init", "knobs", "probe"}
+_TOP_KEYS = {
+    "device",
+    "description",
+    "channel",
+    "note",
+    "settle_ms",
+    "init",
+    "knobs",
+    "probe",
+    "plugin",
+}
 _KNOB_KEYS = {
     "type",
     "number",
@@ -138,7 +153,7 @@ class KnobMapping:
     type: str
     number: int | None
     channel: int
-    range: tuple[int, int]
+    range: tuple[float, float]  # integers for MIDI transports; in [0, 1] for "param"
     curve: str = "linear"
     exponent: float = 1.0
     points: tuple[tuple[float, float], ...] = ()
@@ -150,8 +165,13 @@ class KnobMapping:
     def v_max(self) -> int:
         return TRANSPORTS[self.type]
 
-    def device_value(self, unit: float, spec: KnobSpec) -> int:
-        """Unit position in [0, 1] -> the integer device value to send."""
+    @property
+    def quantized(self) -> bool:
+        """MIDI values are integers; a plugin parameter takes any normalized float."""
+        return self.type != PLUGIN_TRANSPORT
+
+    def device_value(self, unit: float, spec: KnobSpec) -> int | float:
+        """Unit position in [0, 1] -> the device value to send (an integer for MIDI)."""
         u = float(np.clip(unit, 0.0, 1.0))
         lo, hi = self.range
         if self.curve == "law":
@@ -162,6 +182,8 @@ class KnobMapping:
         else:
             fraction = u**self.exponent if self.curve == "power" else u
             v = lo + fraction * (hi - lo)
+        if not self.quantized:
+            return float(np.clip(v, min(lo, hi), max(lo, hi)))
         return int(np.clip(round(v), min(lo, hi), max(lo, hi)))
 
     def unit_of(self, value: int, spec: KnobSpec) -> float:
@@ -177,7 +199,9 @@ class KnobMapping:
         return fraction ** (1.0 / self.exponent) if self.curve == "power" else fraction
 
     def messages(self, value: int) -> list[midi.Message]:
-        """The MIDI messages that set this knob to device value ``value``."""
+        """The MIDI messages that set this knob to device value ``value`` (none for a param)."""
+        if self.type == PLUGIN_TRANSPORT:
+            return []
         return transport_messages(self.type, self.channel, self.number, value, self.fine)
 
 
@@ -188,11 +212,13 @@ class InitMessage:
     type: str
     number: int | None
     channel: int
-    value: int
+    value: int | float  # a float in [0, 1] for a plugin parameter ("param")
     parameter: str | None = None
     fine: bool = True
 
     def messages(self) -> list[midi.Message]:
+        if self.type == PLUGIN_TRANSPORT:
+            return []
         return transport_messages(self.type, self.channel, self.number, self.value, self.fine)
 
 
@@ -218,7 +244,7 @@ def transport_messages(
 class SentKnob:
     """What one knob turned into on the wire."""
 
-    value: int  # the device value sent
+    value: int | float  # the device value sent (a normalized float for a plugin parameter)
     unit: float  # the unit position that value stands for (the quantized knob)
     physical: float  # that unit position in the twin's physical unit
 
@@ -236,6 +262,16 @@ class KnobMap:
     init: tuple[InitMessage, ...] = ()
     probe: dict[str, float] = field(default_factory=dict)
     source: str = "<dict>"
+    plugin: str | None = None  # plugin maps: the plugin file (a name or a path)
+
+    @property
+    def is_plugin_map(self) -> bool:
+        """True when the knobs set plugin parameters by name (``type: param``), not MIDI."""
+        return all(m.type == PLUGIN_TRANSPORT for m in self.knobs.values())
+
+    def init_parameters(self) -> dict[str, float]:
+        """Plugin maps: {parameter name: normalized value} of the init patch."""
+        return {str(m.parameter): float(m.value) for m in self.init}
 
     def check_specs(self, specs: Sequence[KnobSpec]) -> None:
         """Every knob of the twin must be mapped, and nothing else."""
@@ -288,13 +324,23 @@ class KnobMap:
 # ---- parsing ---------------------------------------------------------------------------
 
 
-def _parse_range(raw: Any, where: str, v_max: int) -> tuple[int, int]:
+def _unit_float(value: Any, where: str) -> float:
+    v = _float(value, where)
+    if not 0.0 <= v <= 1.0:
+        raise _fail(where, f"a plugin parameter's normalized value lies in [0, 1], got {v}")
+    return v
+
+
+def _parse_range(raw: Any, where: str, v_max: int, continuous: bool = False) -> tuple:
     if raw is None:
         return (0, v_max)
     if not isinstance(raw, list | tuple) or len(raw) != 2:
         raise _fail(where, f"expected [low, high] device values, got {raw!r}")
-    lo = _int(raw[0], f"{where}[0]", 0, v_max)
-    hi = _int(raw[1], f"{where}[1]", 0, v_max)
+    if continuous:
+        lo, hi = _unit_float(raw[0], f"{where}[0]"), _unit_float(raw[1], f"{where}[1]")
+    else:
+        lo = _int(raw[0], f"{where}[0]", 0, v_max)
+        hi = _int(raw[1], f"{where}[1]", 0, v_max)
     if lo == hi:
         raise _fail(where, "the two ends must differ")
     return (lo, hi)
@@ -370,6 +416,9 @@ def _parse_knob(name: str, raw: Any, where: str, channel: int) -> KnobMapping:
     _unknown_keys(raw, _KNOB_KEYS, where)
     transport, number = _parse_transport(raw, where, KNOB_TRANSPORTS)
     v_max = TRANSPORTS[transport]
+    is_param = transport == PLUGIN_TRANSPORT
+    if is_param:
+        _check_param_fields(raw, where)
     curve = raw.get("curve", "law" if "law" in raw else "table" if "points" in raw else "linear")
     if curve not in CURVES:
         raise _fail(f"{where}.curve", f"must be one of {CURVES}, got {curve!r}")
@@ -378,7 +427,7 @@ def _parse_knob(name: str, raw: Any, where: str, channel: int) -> KnobMapping:
         type=transport,
         number=number,
         channel=_int(raw.get("channel", channel), f"{where}.channel", 1, 16),
-        range=_parse_range(raw.get("range"), f"{where}.range", v_max),
+        range=_parse_range(raw.get("range"), f"{where}.range", v_max, continuous=is_param),
         curve=curve,
         parameter=None if raw.get("parameter") is None else str(raw["parameter"]),
         fine=bool(raw.get("fine", True)),
@@ -405,11 +454,36 @@ def _parse_knob(name: str, raw: Any, where: str, channel: int) -> KnobMapping:
     return KnobMapping(**mapping)
 
 
+def _check_param_fields(raw: Mapping, where: str) -> None:
+    """A plugin parameter is addressed by its name alone: no channel, no fine/coarse."""
+    name = raw.get("parameter")
+    if not isinstance(name, str) or not name:
+        raise _fail(
+            f"{where}.parameter",
+            "type: param needs 'parameter', the plugin parameter's name "
+            "(`ddsp-gym plugin params PATH` lists them)",
+        )
+    extra = sorted({"channel", "fine"} & set(raw))
+    if extra:
+        raise _fail(where, f"a plugin parameter (type: param) takes no {extra}")
+
+
 def _parse_init(raw: Any, where: str, channel: int) -> InitMessage:
     if not isinstance(raw, Mapping):
         raise _fail(where, "expected a mapping (type, number, value)")
     _unknown_keys(raw, _INIT_KEYS, where)
     transport, number = _parse_transport(raw, where, tuple(TRANSPORTS))
+    if transport == PLUGIN_TRANSPORT:
+        _check_param_fields(raw, where)
+        if "value" not in raw:
+            raise _fail(where, "lacks 'value'")
+        return InitMessage(
+            type=transport,
+            number=None,
+            channel=channel,
+            value=_unit_float(raw["value"], f"{where}.value"),
+            parameter=str(raw["parameter"]),
+        )
     fine = bool(raw.get("fine", True))
     v_max = midi.MAX_7BIT if transport in ("nrpn", "rpn") and not fine else TRANSPORTS[transport]
     if "value" not in raw:
@@ -449,9 +523,22 @@ def parse_knob_map(document: Any, source: str = "<dict>") -> KnobMap:
     for name, u in probe.items():
         if not 0.0 <= _float(u, f"{source}: probe.{name}") <= 1.0:
             raise _fail(f"{source}: probe.{name}", "unit positions lie in [0, 1]")
+    init = tuple(
+        _parse_init(raw, f"{source}: init[{i}]", channel) for i, raw in enumerate(init_raw)
+    )
+    kinds = {m.type == PLUGIN_TRANSPORT for m in (*knobs.values(), *init)}
+    if len(kinds) > 1:
+        raise _fail(
+            source,
+            "mixes plugin parameters (type: param) with MIDI messages: a map drives either "
+            "a plugin (every knob and init entry type: param) or a MIDI device (none)",
+        )
+    plugin = document.get("plugin")
+    if plugin is not None and (not isinstance(plugin, str) or kinds != {True}):
+        raise _fail(f"{source}: plugin", "names the plugin file of a plugin map (type: param)")
     addresses: dict[tuple, str] = {}
     for name, m in knobs.items():
-        key = (m.type, m.channel, m.number)
+        key = (m.type, m.parameter) if m.type == PLUGIN_TRANSPORT else (m.type, m.channel, m.number)
         if key in addresses:
             raise _fail(f"{source}: knobs.{name}", f"uses the same address as {addresses[key]!r}")
         addresses[key] = name
@@ -465,11 +552,10 @@ def parse_knob_map(document: Any, source: str = "<dict>") -> KnobMap:
         note=_int(note.get("number", 60), f"{source}: note.number", 0, 127),
         velocity=_int(note.get("velocity", 127), f"{source}: note.velocity", 1, 127),
         settle_ms=settle,
-        init=tuple(
-            _parse_init(raw, f"{source}: init[{i}]", channel) for i, raw in enumerate(init_raw)
-        ),
+        init=init,
         probe={str(k): float(v) for k, v in probe.items()},
         source=source,
+        plugin=plugin,
     )
 
 

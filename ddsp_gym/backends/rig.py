@@ -37,7 +37,13 @@ from pathlib import Path
 from ddsp_gym.backends.errors import HardwareError
 from ddsp_gym.backends.knob_map import load_knob_map, packaged_maps
 
-DEBIAN_PACKAGES = ("jackd2", "jack-tools", "libportaudio2", "amsynth")
+# amsynth also installs its VST2 build (backend="plugin"); dpf-plugins-vst brings VST2
+# effects (DISTRHO's 3BandEQ among them) that the plugin backend's effect-mode tests host.
+DEBIAN_PACKAGES = ("jackd2", "jack-tools", "libportaudio2", "amsynth", "dpf-plugins-vst")
+PLUGIN_FILES = {
+    "/usr/lib/vst/amsynth_vst.so": "amsynth",
+    "/usr/lib/vst/3BandEQ-vst.so": "dpf-plugins-vst",
+}
 PROGRAMS = ("jackd", "jack_lsp", "jack_connect", "amsynth")
 SYNTH_CLIENT = "amsynth"
 SYNTH_MIDI_PORT = f"{SYNTH_CLIENT}:midi_in"
@@ -80,6 +86,10 @@ def missing_tools() -> list[str]:
     missing = [p for p in PROGRAMS if shutil.which(p) is None]
     if find_library("portaudio") is None:
         missing.append("libportaudio2")
+    if sys.platform.startswith("linux"):
+        missing += [
+            f"{pkg} ({path})" for path, pkg in PLUGIN_FILES.items() if not Path(path).exists()
+        ]
     return missing
 
 

@@ -261,10 +261,11 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
     ``plant``, ``task`` (registry names), ``plant_config``, ``task_config``,
     ``control`` ("absolute" | "delta"), ``max_delta``, ``expose_grad`` (adds
     ``info["reward_grad"]``), ``target``, ``input`` (an effect's dry signal),
-    ``backend`` ("sim", or "hardware": the same knobs played on a real synth or
-    effect over MIDI and audio; "plugin" is refused until available),
-    ``hardware`` (hardware options, see ``ddsp_gym/backends/README.md``; merged
-    over the registry's ``hardware_defaults``), ``render_mode`` ("rgb_array" |
+    ``backend`` ("sim"; "hardware": the same knobs played on a real synth or
+    effect over MIDI and audio; "plugin": set as parameters of a hosted VST
+    plugin rendered offline), ``hardware`` / ``plugin`` (options, see
+    ``ddsp_gym/backends/README.md``; merged over the registry's
+    ``hardware_defaults`` / ``plugin_defaults``), ``render_mode`` ("rgb_array" |
     "human"), ``slew_penalty``, ``success_threshold``, ``random_start``.
 
     ## Hardware backend
@@ -279,11 +280,18 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
     recorded target. ``reset()`` reopens the device after a fault; ``close()``
     switches every note off and closes the ports.
 
+    ## Plugin backend
+    As the hardware backend (same spaces, rewards, ``twin_reward_and_grad``, no
+    ``reward_grad``), with the take rendered offline by a hosted plugin whose
+    parameters are set by name from a plugin knob map; ``info["plugin"]``
+    reports the normalized values sent, levels and render time. Rendering is
+    deterministic, so the env is not marked nondeterministic.
+
     ## Info
     ``distance`` (task units), ``success``, ``knobs`` (physical values by name),
     ``penalty``, ``param_error`` (max unit-space knob error, when the target's
     knobs are known), ``reward_grad`` (d reward / d action, with ``expose_grad``),
-    ``hardware`` (hardware backend only: see above).
+    ``hardware`` / ``plugin`` (those backends only: see above).
 
     ## Version History
     * v0: initial release.
@@ -307,6 +315,8 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         backend: str = "sim",
         hardware: dict[str, Any] | None = None,
         hardware_defaults: dict[str, Any] | None = None,
+        plugin: dict[str, Any] | None = None,
+        plugin_defaults: dict[str, Any] | None = None,
         render_mode: str | None = None,
         slew_penalty: float = 0.0,
         success_threshold: float | None = None,
@@ -314,13 +324,16 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
     ) -> None:
         self.backend = validate_backend(backend)
         self.hardware_options = {**(hardware_defaults or {}), **(hardware or {})}
-        if self.backend == "hardware" and expose_grad:
+        self.plugin_options = {**(plugin_defaults or {}), **(plugin or {})}
+        if self.backend != "sim" and expose_grad:
             raise ValueError(
-                "expose_grad=True needs backend='sim': a real device has no gradient. On "
-                "hardware use env.unwrapped.twin_reward_and_grad(action) (the sim twin's "
+                f"expose_grad=True needs backend='sim': a {self.backend} backend has no "
+                "gradient. Use env.unwrapped.twin_reward_and_grad(action) (the sim twin's "
                 "gradient) or a gradient-free estimate (SPSA)"
             )
-        self.hardware = None
+        self.hardware = None  # the HardwareBackend (backend="hardware")
+        self.plugin = None  # the PluginBackend (backend="plugin")
+        self.device = None  # whichever of the two renders instead of the plant
         self._last_take = None
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
@@ -356,7 +369,12 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
             from ddsp_gym.backends.hardware import HardwareBackend
 
             self.nondeterministic = True
-            self.hardware = HardwareBackend(plant_obj, self.hardware_options)
+            self.hardware = self.device = HardwareBackend(plant_obj, self.hardware_options)
+        elif self.backend == "plugin":
+            from ddsp_gym.backends.plugin import PluginBackend
+
+            # Offline rendering is deterministic: nondeterministic stays False.
+            self.plugin = self.device = PluginBackend(plant_obj, self.plugin_options)
 
     @property
     def spec(self):
@@ -392,7 +410,7 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         super().reset(seed=seed)
         if seed is not None or self._chain is None:
             self._chain = _chain_from_int(int(self.np_random.integers(0, 2**31 - 1)))
-        if self.hardware is not None:
+        if self.device is not None:
             chain, key = jax.random.split(self._chain)  # as FunctionalDDSPEnv.reset_from_chain
             self._chain = np.asarray(chain)
             return self._hardware_reset(key)
@@ -409,7 +427,7 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         """Record the target (hidden knobs played on the device, or the given WAV) and the start.
 
         The hidden knobs are the sim's for the same seed, quantized to the device."""
-        hw = self.hardware
+        hw = self.device
         hw.prepare()
         target_knobs, knobs, render_key = self.functional.episode_knobs(key)
         if self._params.target_audio is None:
@@ -424,12 +442,12 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
             jnp.asarray(known), jnp.asarray(target_audio), render_key, jnp.asarray(take.audio),
         )  # fmt: skip
         self._target_known = known
-        info = {"knobs": self._physical(np.asarray(physical)), "hardware": take.info()}
+        info = {"knobs": self._physical(np.asarray(physical)), self.backend: take.info()}
         return np.asarray(obs), info
 
     def _hardware_step(self, state: EnvState, action: np.ndarray):
         knobs = self.functional.knobs_after(state.knobs, jnp.asarray(action))
-        take = self.hardware.render(np.asarray(knobs), self._input_np())
+        take = self.device.render(np.asarray(knobs), self._input_np())
         self._last_take = take
         knobs = jnp.asarray(take.knobs)
         reward, obs, out, physical = _hw_score(
@@ -444,13 +462,13 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         }
         if self._target_known:
             info["param_error"] = float(out.param_error)
-        info["hardware"] = take.info()
+        info[self.backend] = take.info()
         return np.asarray(obs), float(reward), bool(out.success), False, info
 
     def step(self, action):
         state = self._require_state()
         action = self._checked_action(action)
-        if self.hardware is not None:
+        if self.device is not None:
             return self._hardware_step(state, action)
         if self.expose_grad:
             self.state, packed = self._jit.step_with_grad(state, action, self._params)
@@ -474,10 +492,10 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def reward_and_grad(self, action) -> tuple[float, np.ndarray]:
         """(reward, d reward / d action) of ``action`` from the current state, without stepping."""
-        if self.hardware is not None:
+        if self.device is not None:
             raise NotImplementedError(
-                "the hardware backend has no gradient; use twin_reward_and_grad(action) for the "
-                "sim twin's, or a gradient-free estimate (SPSA) from step()"
+                f"the {self.backend} backend has no gradient; use twin_reward_and_grad(action) "
+                "for the sim twin's, or a gradient-free estimate (SPSA) from step()"
             )
         return self.twin_reward_and_grad(action)
 
@@ -499,8 +517,12 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
 
         One plant query, as an optimizer's probe: ``info`` is what :meth:`step`
         would report (``reward_grad`` too when ``with_grad``); the state is kept.
+        On the hardware and plugin backends the device plays the action, and
+        ``with_grad`` adds the sim twin's gradient (``grad_source`` "twin").
         """
         state = self._require_state()
+        if self.device is not None:
+            return self._device_reward_of(state, self._checked_action(action), with_grad)
         query, query_with_grad, cols = compiled_queries(self.functional)
         run = query_with_grad if with_grad else query
         row = np.asarray(run(state, self._checked_action(action), self._params))
@@ -516,6 +538,26 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         if with_grad:
             info["reward_grad"] = field("reward_grad")
         return float(field("reward")), info
+
+    def _device_reward_of(self, state: EnvState, action: np.ndarray, with_grad: bool):
+        knobs = self.functional.knobs_after(state.knobs, jnp.asarray(action))
+        take = self.device.render(np.asarray(knobs), self._input_np())
+        reward, _, out, physical = _hw_score(
+            self.functional, state, jnp.asarray(take.knobs), jnp.asarray(take.audio)
+        )
+        info: dict[str, Any] = {
+            "distance": float(out.distance),
+            "success": bool(out.success),
+            "knobs": self._physical(np.asarray(physical)),
+            "penalty": float(out.penalty),
+        }
+        if self._target_known:
+            info["param_error"] = float(out.param_error)
+        if with_grad:
+            info["reward_grad"] = self.twin_reward_and_grad(action)[1]
+            info["grad_source"] = "twin"
+        info[self.backend] = take.info()
+        return float(reward), info
 
     def render(self):
         if self.render_mode is None:
@@ -551,9 +593,10 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
             warnings.warn(f"cannot play audio ({err}); use render_mode='rgb_array'", stacklevel=2)
 
     def close(self) -> None:
-        """Hardware: all notes and sounds off, MIDI port and audio stream closed."""
-        if self.hardware is not None:
-            self.hardware.close()
+        """Hardware: all notes and sounds off, MIDI port and audio stream closed; plugin:
+        the host released."""
+        if self.device is not None:
+            self.device.close()
         super().close()
 
     def _require_state(self) -> EnvState:

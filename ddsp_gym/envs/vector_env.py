@@ -289,6 +289,9 @@ class VectorDDSPEnv(gym.vector.VectorEnv):
         input: str | Path | np.ndarray | None = None,  # noqa: A002 - the documented kwarg name
         backend: str = "sim",
         hardware: dict[str, Any] | None = None,
+        hardware_defaults: dict[str, Any] | None = None,
+        plugin: dict[str, Any] | None = None,
+        plugin_defaults: dict[str, Any] | None = None,
         render_mode: str | None = None,
         slew_penalty: float = 0.0,
         success_threshold: float | None = None,
@@ -296,7 +299,9 @@ class VectorDDSPEnv(gym.vector.VectorEnv):
         max_episode_steps: int | None = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
     ) -> None:
-        if validate_backend(backend) != "sim" or hardware:
+        # The registry's hardware/plugin defaults only matter to those backends.
+        del hardware_defaults, plugin_defaults
+        if validate_backend(backend) != "sim" or hardware or plugin:
             raise ValueError("the native vector env runs the sim backend only")
         if int(num_envs) < 1:
             raise ValueError(f"num_envs must be >= 1, not {num_envs}")

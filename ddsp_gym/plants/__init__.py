@@ -9,6 +9,7 @@ from ddsp_gym.plants.compressor import Compressor
 from ddsp_gym.plants.delay import Delay
 from ddsp_gym.plants.distortion import Distortion
 from ddsp_gym.plants.effect import AbstractEffect
+from ddsp_gym.plants.faust import FaustPlant
 from ddsp_gym.plants.filtered_saw import FilteredSaw
 from ddsp_gym.plants.fm2 import FM2
 from ddsp_gym.plants.fm_sine import FMSine
@@ -37,6 +38,7 @@ PLANTS: dict[str, type[AbstractPlant]] = {
     "formant": FormantVoice,
     "fm_sine": FMSine,
     "resonant_filter": ResonantFilter,
+    "faust": FaustPlant,
 }
 
 
@@ -60,6 +62,7 @@ __all__ = [
     "Delay",
     "Distortion",
     "FMSine",
+    "FaustPlant",
     "FilteredSaw",
     "FormantVoice",
     "GainStage",

@@ -32,6 +32,8 @@ class PatchMatch(AbstractTask):
         return F.multi_resolution_spectra(audio)
 
     def distance(self, features: tuple, target_features: tuple) -> Array:
+        # Features are F.Spectrum tuples (magnitude, log magnitude); this distance takes its
+        # own log with the floor above, so it reads the magnitudes.
         terms = [
             F.spectral_convergence(m.magnitude, t.magnitude)
             + jnp.mean(

@@ -1,0 +1,340 @@
+"""A plant built from Faust source: the Faust compiler's JAX output, made a pure render.
+
+The Faust compiler (as DawDreamer embeds it: ``dawdreamer.faust.box.boxFromDSP``
+and ``boxToSource(box, "jax", ...)``) turns a Faust program into a Python class
+whose ``tick(state, inputs)`` computes one sample with ``jax.numpy``. This module
+runs that ``tick`` under ``lax.scan`` with the program's UI elements bound to
+the plant's knobs, so the render is pure, jit-able, vmap-able and
+differentiable in every knob.
+
+Knobs are the program's sliders (``hslider``/``vslider``): the knob's name is
+the slider's short name, its range the slider's ``min``/``max``, its curve
+``log`` where the slider declares ``[scale:log]``, its unit the ``[unit:...]``
+metadata. Buttons, checkboxes and number entries are fixed settings (``fixed``,
+default their initial values; a button is 0 unless fixed). A program with audio
+inputs is an effect; several outputs are averaged to mono.
+
+The generated code is cached by the source's SHA-256: the packaged sources in
+``faust_jax/`` (so the default program runs without DawDreamer installed), then
+the user cache (``$XDG_CACHE_HOME/ddsp_gym/faust``); a source found in neither
+is compiled with DawDreamer (the ``plugin`` extra).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from ddsp_gym.knobs import KnobSpec
+from ddsp_gym.plants.base import AbstractPlant
+
+# The default program: a sawtooth through a resonant low-pass (faust libraries:
+# os.sawtooth is saw2ptr, a polynomial-transition saw; fi.resonlp is a bilinear
+# 2nd-order low-pass, both by J. O. Smith). Cutoff stays below 0.35 x 16 kHz so
+# tan(pi fc / sr) in the bilinear transform stays far from its pole at sr / 2.
+DEFAULT_FAUST_CODE = """\
+import("stdfaust.lib");
+declare name "lowpass_saw";
+freq = nentry("freq[unit:Hz]", 220, 55, 880, 1);
+cutoff = hslider("cutoff[unit:Hz][scale:log]", 1000, 150, 5000, 0.01);
+q = hslider("q[tooltip:resonance]", 1, 0.5, 6, 0.01);
+level = hslider("level[unit:dB]", -6, -24, 0, 0.1) : ba.db2linear;
+process = os.sawtooth(freq) * 0.5 : fi.resonlp(cutoff, q, level);
+"""
+
+_PACKAGED = "faust_jax"
+_SLIDERS = ("hslider", "vslider")
+_FIXED = ("button", "checkbox", "nentry")
+
+
+class FaustError(ValueError):
+    """Faust source that does not compile, or a plant configuration that does not fit it."""
+
+
+def source_key(code: str) -> str:
+    """The cache key of a Faust source: its SHA-256, hex."""
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+def _user_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ddsp_gym" / "faust"
+
+
+def _cached_source(key: str) -> str | None:
+    packaged = resources.files("ddsp_gym.plants") / _PACKAGED / f"{key}.txt"
+    if packaged.is_file():
+        return packaged.read_text()
+    user = _user_cache() / f"{key}.py"
+    return user.read_text() if user.is_file() else None
+
+
+def compile_to_jax(code: str) -> str:
+    """Faust source -> the Faust compiler's JAX source (a class ``FaustDSP``).
+
+    Raises:
+        FaustError: the compiler's own message (line and cause) for a bad program.
+        PluginDependencyError: DawDreamer, which embeds the compiler, is missing.
+    """
+    from ddsp_gym.backends.plugin import import_dawdreamer
+
+    import_dawdreamer()
+    from dawdreamer.faust import createLibContext, destroyLibContext
+    from dawdreamer.faust.box import boxFromDSP, boxToSource
+
+    createLibContext()
+    try:
+        box = boxFromDSP(code)
+        source = boxToSource(box, "jax", "FaustDSP")
+    except RuntimeError as err:
+        raise FaustError(f"the Faust program does not compile: {_compiler_message(err)}") from None
+    finally:
+        destroyLibContext()
+    return source if isinstance(source, str) else source.decode()
+
+
+def _compiler_message(err: Exception) -> str:
+    """The compiler's message with line numbers of the user's source: DawDreamer puts
+    one line of its own before the program (measured: an error on line 1 is reported
+    as ``dawdreamer:2``)."""
+    return re.sub(r"dawdreamer:(\d+)", lambda m: f"line {int(m.group(1)) - 1}", str(err).strip())
+
+
+def jax_source(code: str) -> str:
+    """The JAX source of ``code``, from a cache or compiled (and then cached)."""
+    key = source_key(code)
+    cached = _cached_source(key)
+    if cached is not None:
+        return cached
+    header = "".join(f"# {line}\n" for line in code.splitlines())
+    source = f"# Faust compiler output (JAX) for the Faust source:\n{header}\n" + compile_to_jax(
+        code
+    )
+    try:
+        _user_cache().mkdir(parents=True, exist_ok=True)
+        (_user_cache() / f"{key}.py").write_text(source)
+    except OSError:  # a read-only home: compile again next time
+        pass
+    return source
+
+
+class _Module:
+    """Stands in for ``flax.linen.Module``, the base class of the generated code.
+
+    The generated ``build_interface`` calls ``add_slider``/``add_button``/... to
+    put each UI element's value into the state; here they read the plant's
+    controls (traced) and fixed settings instead of Flax parameters.
+    """
+
+    def __init__(self, sample_rate: int, values: dict[str, Any]):
+        self.sample_rate = sample_rate
+        self.soundfile_dirs: list[str] = []
+        self._values = values  # zone (Faust variable name) -> value
+
+    def _set(self, state: dict, zone: str) -> None:
+        state[zone] = self._values[zone]
+
+    def add_slider(self, state, zone, ui_path, label, init, a_min, a_max, scale_mode="linear"):
+        self._set(state, zone)
+
+    def add_button(self, state, zone, ui_path, label):
+        self._set(state, zone)
+
+    def add_checkbox(self, state, zone, ui_path, label):
+        self._set(state, zone)
+
+    def add_nentry(self, state, zone, ui_path, label, init, a_min, a_max, step_size, scale=""):
+        self._set(state, zone)
+
+    def add_soundfile(self, *args, **kwargs):
+        raise FaustError("Faust soundfile primitives are not supported in a plant")
+
+
+class _Shim:
+    """The ``nn`` namespace the generated code expects (only ``Module`` is used)."""
+
+    Module = _Module
+
+
+@dataclass(frozen=True)
+class UIElement:
+    """One UI element of a Faust program."""
+
+    zone: str  # the generated code's variable (e.g. "fHslider0")
+    kind: str  # hslider | vslider | button | checkbox | nentry
+    name: str  # the short name: the knob's name
+    init: float
+    low: float
+    high: float
+    meta: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class FaustProgram:
+    """A compiled Faust program: its generated class and its UI."""
+
+    cls: type
+    n_inputs: int
+    n_outputs: int
+    ui: tuple[UIElement, ...]
+
+
+def _walk_ui(items: list[dict]) -> list[UIElement]:
+    found = []
+    for item in items:
+        if "items" in item:
+            found += _walk_ui(item["items"])
+        elif item["type"] in _SLIDERS + _FIXED:
+            meta = tuple((k, str(v)) for m in item.get("meta", []) for k, v in m.items())
+            found.append(
+                UIElement(
+                    zone=item["varname"],
+                    kind=item["type"],
+                    name=item.get("shortname", item["label"]),
+                    init=float(item.get("init", 0.0)),
+                    low=float(item.get("min", 0.0)),
+                    high=float(item.get("max", 1.0)),
+                    meta=meta,
+                )
+            )
+    return found
+
+
+@functools.lru_cache(maxsize=32)
+def load_program(code: str) -> FaustProgram:
+    """Compile (or fetch from the cache) and load a Faust program."""
+    namespace: dict[str, Any] = {
+        "jnp": jnp,
+        "np": np,
+        "jax": jax,
+        "json": json,
+        "dataclasses": dataclasses,
+        "nn": _Shim,
+    }
+    exec(compile(jax_source(code), f"<faust {source_key(code)[:12]}>", "exec"), namespace)
+    cls = namespace["FaustDSP"]
+    probe = cls.__new__(cls)
+    ui = _walk_ui(probe.getJSON()["ui"])
+    return FaustProgram(cls, int(probe.getNumInputs()), int(probe.getNumOutputs()), tuple(ui))
+
+
+def _knob_spec(element: UIElement) -> KnobSpec:
+    meta = dict(element.meta)
+    log = meta.get("scale") == "log" and element.low > 0
+    description = meta.get("tooltip", f"Faust {element.kind} {element.name!r}")
+    return KnobSpec(
+        element.name,
+        element.low,
+        element.high,
+        "log" if log else "linear",
+        meta.get("unit", ""),
+        description,
+    )
+
+
+@dataclass(frozen=True)
+class FaustPlant(AbstractPlant):
+    """A plant whose sound is a Faust program (see the module docstring).
+
+    ``code`` is the Faust source; ``fixed`` sets buttons, checkboxes and number
+    entries by short name (a mapping, or pairs); ``output_gain`` scales the
+    mono output; ``program_kind`` is the default input of an effect program.
+    """
+
+    code: str = DEFAULT_FAUST_CODE
+    fixed: Any = ()
+    output_gain: float = 1.0
+    program_kind: str = "mix"  # an effect's default input (ddsp_gym.program)
+
+    def __post_init__(self) -> None:
+        pairs = self.fixed.items() if isinstance(self.fixed, dict) else self.fixed
+        object.__setattr__(self, "fixed", tuple(sorted((str(k), float(v)) for k, v in pairs)))
+        program = self.program  # compile now: a bad program fails at make time
+        if not any(e.kind in _SLIDERS for e in program.ui):
+            raise FaustError("the Faust program has no hslider/vslider: a plant needs knobs")
+        if program.n_outputs == 0:
+            raise FaustError("the Faust program has no outputs")
+        settable = {e.name: e for e in program.ui if e.kind in _FIXED}
+        unknown = sorted(set(dict(self.fixed)) - set(settable))
+        if unknown:
+            raise FaustError(
+                f"fixed names {unknown} are not buttons, checkboxes or number entries of the "
+                f"program; those are {sorted(settable)}"
+            )
+
+    @property
+    def program(self) -> FaustProgram:
+        return load_program(self.code)
+
+    @property
+    def knob_specs(self) -> tuple[KnobSpec, ...]:
+        return tuple(_knob_spec(e) for e in self.program.ui if e.kind in _SLIDERS)
+
+    @property
+    def needs_input(self) -> bool:
+        return self.program.n_inputs > 0
+
+    def default_input(self) -> np.ndarray | None:
+        if not self.needs_input:
+            return None
+        from ddsp_gym.program import program_signal
+
+        return program_signal(self.program_kind, self.sample_rate, self.n_samples)
+
+    def synthesize(self, controls: dict[str, Array], key: Array, audio_in: Array | None) -> Array:
+        program, n = self.program, self.n_samples
+        fixed = dict(self.fixed)
+        values = {
+            e.zone: (
+                controls[e.name]
+                if e.kind in _SLIDERS
+                else jnp.float32(fixed.get(e.name, 0.0 if e.kind == "button" else e.init))
+            )
+            for e in program.ui
+        }
+        dsp = program.cls.__new__(program.cls)
+        _Module.__init__(dsp, self.sample_rate, values)
+        if program.n_inputs:
+            if audio_in is None:
+                raise ValueError("this Faust program is an effect: it needs audio_in")
+            x = jnp.broadcast_to(jnp.asarray(audio_in, jnp.float32)[:n], (program.n_inputs, n))
+        else:
+            x = jnp.zeros((0, n), jnp.float32)
+        state = dsp.build_interface(dsp.initialize(x, n), x, n)
+        state = jax.tree.map(lambda v: jnp.asarray(v, _dtype(v)), state)
+        state = _complete_state(dsp.tick, state, x[:, 0])
+        _, y = jax.lax.scan(dsp.tick, state, x.T)  # y: (n, n_outputs)
+        return self.output_gain * jnp.mean(y, axis=1)
+
+
+def _dtype(value: Any):
+    """Float64 constants of the generated code become float32 (the plants' precision)."""
+    dtype = jnp.result_type(value)
+    if jnp.issubdtype(dtype, jnp.floating):
+        return jnp.float32
+    if jnp.issubdtype(dtype, jnp.integer):
+        return jnp.int32
+    return dtype
+
+
+def _complete_state(tick, state: dict, inputs: Array) -> dict:
+    """Add the state entries ``tick`` writes without ``initialize`` declaring them
+    (bargraphs) and give every entry the dtype ``tick`` returns, so the scan's
+    carry keeps one type."""
+    out, _ = jax.eval_shape(tick, dict(state), inputs)
+    return {
+        k: jnp.asarray(state.get(k, jnp.zeros(s.shape, s.dtype)), s.dtype) for k, s in out.items()
+    }

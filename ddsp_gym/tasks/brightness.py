@@ -58,7 +58,9 @@ class BrightnessGoal(AbstractTask):
     is_goal: ClassVar[bool] = True
 
     def sample_target_knobs(self, key: Array, plant: AbstractPlant, render_key: Array) -> Array:
-        return reference_setting(self, plant, key, render_key, {"cutoff": (0.85, 1.0)}, candidates=256)
+        return reference_setting(
+            self, plant, key, render_key, {"cutoff": (0.85, 1.0)}, candidates=256
+        )
 
     def features(self, audio: Array, sample_rate: int) -> tuple[Array, Array]:
         power = F.power_spectrogram(audio, WELCH_FFT).mean(0)

@@ -70,7 +70,9 @@ class ResonanceBand(AbstractTask):
     is_goal: ClassVar[bool] = True
 
     def sample_target_knobs(self, key: Array, plant: AbstractPlant, render_key: Array) -> Array:
-        return reference_setting(self, plant, key, render_key, {"cutoff": (0.1, 0.6), "resonance": (0.8, 1.0)})
+        return reference_setting(
+            self, plant, key, render_key, {"cutoff": (0.1, 0.6), "resonance": (0.8, 1.0)}
+        )
 
     def features(self, audio: Array, sample_rate: int) -> tuple[Array, Array]:
         one_minus_r = ringing_decay(audio, int(round(self.onset_s * sample_rate)))

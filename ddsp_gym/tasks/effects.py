@@ -23,6 +23,7 @@ from ddsp_gym.features.autocorrelation import (
 )
 from ddsp_gym.features.decay import band_decay_curves_db
 from ddsp_gym.features.harmonics import harmonic_levels_db
+from ddsp_gym.features.loudness import gaussian_rms_envelope
 from ddsp_gym.features.rolloff import soft_spectral_rolloff
 from ddsp_gym.program import PROBE_HZ
 from ddsp_gym.tasks.base import AbstractTask
@@ -121,11 +122,8 @@ class EchoMatch(AbstractTask):
         return {
             "lag": lag,
             "heights": echo_heights(acf[2], lag, self.n_echoes, width=32.0),
-            # RMS under a Gaussian window (std 8 ms) every 8 ms: unlike rectangular frames
-            # it changes smoothly as an echo moves past a frame boundary.
-            "envelope": jnp.sqrt(
-                jnp.maximum(gaussian_smooth(smoothed * smoothed, 128.0)[::128], 0.0) + 1e-8
-            ),
+            # RMS under a Gaussian window (std 8 ms) every 8 ms.
+            "envelope": gaussian_rms_envelope(smoothed, 128.0, 128),
             "acf": acf[:, lo:],
             "spectra": F.multi_resolution_spectra(smoothed, self.fft_sizes),
         }

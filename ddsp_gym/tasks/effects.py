@@ -49,7 +49,7 @@ class DynamicsMatch(AbstractTask):
     as the errors shrink.
     """
 
-    distance_scale: float = 1.94
+    distance_scale: float = 1.92
     success_threshold: float = 0.18
     distance_unit: str = "ln(1 + dB)"
     frame_length: int = 128
@@ -100,7 +100,7 @@ class EchoMatch(AbstractTask):
     gradient erratic.
     """
 
-    distance_scale: float = 4.74
+    distance_scale: float = 4.63
     success_threshold: float = 0.15
     distance_unit: str = "octaves + acf + MR-STFT"
     min_lag_s: float = 0.008
@@ -219,7 +219,7 @@ class ToneMatch(AbstractTask):
              + |flatness dB difference| / 10 + MR-STFT distance
     """
 
-    distance_scale: float = 6.72
+    distance_scale: float = 6.74
     success_threshold: float = 0.15
     distance_unit: str = "octaves + MR-STFT"
     n_fft: int = 1024

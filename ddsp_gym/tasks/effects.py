@@ -71,6 +71,12 @@ class DynamicsMatch(AbstractTask):
         return jnp.log1p(curve + spread)
 
 
+def _fade_out(n: int, m: int) -> np.ndarray:
+    """(n,) ones whose last ``m`` values fall from 1 to 0 along a raised cosine."""
+    ramp = 0.5 + 0.5 * np.cos(np.pi * np.arange(1, m + 1) / m)
+    return np.concatenate([np.ones(n - m), ramp]).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class EchoMatch(AbstractTask):
     """Echo distance: spacing (soft-argmax lag of the autocorrelation), echo heights, MR-STFT.
@@ -92,6 +98,12 @@ class EchoMatch(AbstractTask):
     dry click's level at the same place in both sounds, which tells a mix m from
     1 - m (both give the same normalised autocorrelation).
 
+    Everything is measured on the sound faded out over its last ``fade_s``
+    (raised cosine), and the autocorrelations are tapered the same way over
+    their last ``fade_s`` of lags: as the delay time shrinks, a late echo enters
+    the render window (and its correlation peak the lag window) over a few
+    samples, a step in the reward that the taper spreads over thousands.
+
     Level and spectra are taken of a gently low-passed copy (Gaussian, std
     ``smooth_samples``), and the spectral term is the spectral convergence only
     (linear magnitudes): the delay-time knob sweeps thousands of samples per
@@ -100,7 +112,7 @@ class EchoMatch(AbstractTask):
     gradient erratic.
     """
 
-    distance_scale: float = 4.63
+    distance_scale: float = 4.62
     success_threshold: float = 0.15
     distance_unit: str = "octaves + acf + MR-STFT"
     min_lag_s: float = 0.008
@@ -111,12 +123,17 @@ class EchoMatch(AbstractTask):
     acf_weight: float = 10.0
     spectral_weight: float = 0.2
     smooth_samples: float = 2.0
-    fft_sizes: tuple[int, ...] = (2048, 1024, 512, 256)
+    # No 256-point frames: a 30-sample move of a late echo (a 1e-3 step of the time knob)
+    # is an eighth of such a window, so their magnitudes curve too fast for the gradient.
+    fft_sizes: tuple[int, ...] = (2048, 1024, 512)
+    fade_s: float = 0.1
 
     def features(self, audio: Array, sample_rate: int) -> dict:
         lo = int(self.min_lag_s * sample_rate)
         hi = min(int(self.max_lag_s * sample_rate), audio.shape[0] - 1)
-        acf = smoothed_autocorrelations(audio, hi, self.sigmas)
+        fade = int(self.fade_s * sample_rate)
+        audio = audio * _fade_out(audio.shape[0], fade)
+        acf = smoothed_autocorrelations(audio, hi, self.sigmas) * _fade_out(hi + 1, fade)
         lag = soft_argmax_lag(acf[0, lo:], np.arange(lo, hi + 1, dtype=np.float32), self.sharpness)
         smoothed = gaussian_smooth(audio, self.smooth_samples)
         return {

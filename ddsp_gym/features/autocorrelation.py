@@ -19,31 +19,16 @@ from jax import Array
 from ddsp_gym.dsp.convolution import fft_size
 
 
-def lag_step(sigma: float) -> int:
-    """Lag spacing at which a curve smoothed by ``sigma`` is sampled: max(1, floor(sigma / 8)).
-
-    The smoothing leaves no power above f = 4 / sigma cycles per sample (the
-    Gaussian weight there is exp(-32 pi^2) ~ 1e-137), so sampling every
-    sigma / 8 lags (Nyquist 4 / sigma) loses nothing.
-    """
-    return max(1, int(sigma // 8))
-
-
-def smoothed_autocorrelations(
-    x: Array, max_lag: int, sigmas: Sequence[float] = (0.0,)
-) -> tuple[Array, ...]:
-    """Normalised autocorrelations r(l) / r(0), one per smoothing width, on their own lag grids.
+def smoothed_autocorrelations(x: Array, max_lag: int, sigmas: Sequence[float] = (0.0,)) -> Array:
+    """Normalised autocorrelations r(l) / r(0) for lags 0..max_lag, one per smoothing width.
 
     Args:
         x: (n,) signal.
         max_lag: largest lag in samples (< n).
         sigmas: Gaussian smoothing widths along the lag axis, in samples (0: none).
     Returns:
-        One curve per sigma at lags 0, s, 2s, ... <= max_lag with s = :func:`lag_step`
-        (sigma): shape (max_lag // s + 1,). Each is divided by its value at lag 0 (so
-        it is 1 there), with an epsilon that keeps silence finite. A wide curve is
-        computed by a short inverse FFT of the low bins, so four widths cost little
-        more than one.
+        (len(sigmas), max_lag + 1); each curve is divided by its own value at lag 0
+        (so it is 1 there), with an epsilon that keeps silence finite.
     """
     size = fft_size(2 * x.shape[0])
     spectrum = jnp.fft.rfft(x, size)
@@ -51,13 +36,11 @@ def smoothed_autocorrelations(
     freqs = np.fft.rfftfreq(size).astype(np.float32)  # cycles per sample
     curves = []
     for sigma in sigmas:
-        step = lag_step(sigma)
-        short = size // step  # inverse FFT length: every step-th lag
         # Transform of a unit-area Gaussian of std sigma (samples): exp(-2 pi^2 sigma^2 f^2).
-        weight = np.exp(-2.0 * (np.pi * sigma * freqs[: short // 2 + 1]) ** 2).astype(np.float32)
-        acf = jnp.fft.irfft(power[: short // 2 + 1] * weight, short)[: max_lag // step + 1]
+        weight = np.exp(-2.0 * (np.pi * sigma * freqs) ** 2).astype(np.float32)
+        acf = jnp.fft.irfft(power * weight, size)[: max_lag + 1]
         curves.append(acf / (acf[0] + 1e-9))
-    return tuple(curves)
+    return jnp.stack(curves)
 
 
 def soft_argmax_lag(curve: Array, lags: np.ndarray, sharpness: float) -> Array:
@@ -74,19 +57,16 @@ def soft_argmax_lag(curve: Array, lags: np.ndarray, sharpness: float) -> Array:
     return jnp.sum(weights * lags)
 
 
-def echo_heights(
-    curve: Array, spacing: Array, n_echoes: int, width: float = 4.0, step: int = 1
-) -> Array:
-    """An autocorrelation ``curve`` (lags 0, step, 2 step, ...) read near lags k * ``spacing``.
+def echo_heights(curve: Array, spacing: Array, n_echoes: int, width: float = 4.0) -> Array:
+    """An autocorrelation ``curve`` (lags 0..L) read near lags k * ``spacing``, k = 1..n_echoes.
 
-    Each value (k = 1..n_echoes) is a Gaussian-weighted mean (std ``width`` lags,
-    at least ``step``) of the curve around k * spacing, smooth in ``spacing``
-    (linear interpolation would leave kinks at every grid point). Near the end of
-    the curve the weights run out, so an echo fades out of the features as it
-    leaves the range. For an echo train the heights fall off as the repeats'
-    gain, whatever the spacing: (n_echoes,).
+    Each value is a Gaussian-weighted mean (std ``width`` lags) of the curve
+    around k * spacing, smooth in ``spacing`` (linear interpolation would leave
+    kinks at every integer lag). Near the end of the curve the weights run out,
+    so an echo fades out of the features as it leaves the range. For an echo
+    train the heights fall off as the repeats' gain, whatever the spacing: (n_echoes,).
     """
-    lags = step * np.arange(curve.shape[0], dtype=np.float32)
+    lags = np.arange(curve.shape[0], dtype=np.float32)
     centres = spacing * np.arange(1, n_echoes + 1, dtype=np.float32)
     weights = jnp.exp(-0.5 * ((lags[None, :] - centres[:, None]) / width) ** 2)
-    return step * (weights @ curve) / (np.sqrt(2.0 * np.pi) * width)
+    return weights @ curve / (np.sqrt(2.0 * np.pi) * width)

@@ -18,7 +18,6 @@ from ddsp_gym import features as F
 from ddsp_gym.dsp.convolution import gaussian_smooth
 from ddsp_gym.features.autocorrelation import (
     echo_heights,
-    lag_step,
     smoothed_autocorrelations,
     soft_argmax_lag,
 )
@@ -134,26 +133,15 @@ class EchoMatch(AbstractTask):
         hi = min(int(self.max_lag_s * sample_rate), audio.shape[0] - 1)
         fade = int(self.fade_s * sample_rate)
         audio = audio * _fade_out(audio.shape[0], fade)
-        # Each curve on its own lag grid (every lag_step(sigma) lags: a wide curve holds no
-        # detail finer than that), faded out over the same last lags.
-        steps = [lag_step(sigma) for sigma in self.sigmas]
-        lag_fade = _fade_out(hi + 1, fade)
-        acf = [
-            curve * lag_fade[::step]
-            for curve, step in zip(
-                smoothed_autocorrelations(audio, hi, self.sigmas), steps, strict=True
-            )
-        ]
-        lags = steps[0] * np.arange(acf[0].shape[0], dtype=np.float32)
-        first = -(-lo // steps[0])  # the first grid lag >= lo
-        lag = soft_argmax_lag(acf[0][first:], lags[first:], self.sharpness)
+        acf = smoothed_autocorrelations(audio, hi, self.sigmas) * _fade_out(hi + 1, fade)
+        lag = soft_argmax_lag(acf[0, lo:], np.arange(lo, hi + 1, dtype=np.float32), self.sharpness)
         smoothed = gaussian_smooth(audio, self.smooth_samples)
         return {
             "lag": lag,
-            "heights": echo_heights(acf[2], lag, self.n_echoes, width=32.0, step=steps[2]),
+            "heights": echo_heights(acf[2], lag, self.n_echoes, width=32.0),
             # RMS under a Gaussian window (std 8 ms) every 8 ms.
             "envelope": gaussian_rms_envelope(smoothed, 128.0, 128),
-            "acf": tuple(curve[-(-lo // step) :] for curve, step in zip(acf, steps, strict=True)),
+            "acf": acf[:, lo:],
             "spectra": F.multi_resolution_spectra(smoothed, self.fft_sizes),
         }
 
@@ -162,6 +150,8 @@ class EchoMatch(AbstractTask):
             jnp.maximum(features["lag"], 1.0) / jnp.maximum(target_features["lag"], 1.0)
         )
         heights = jnp.sum(F.smooth_abs(features["heights"] - target_features["heights"], 0.01))
+        # Smooth |.| throughout: the curves cross at many lags and frames, and a plain
+        # |.| would make the reward's gradient jump at every crossing.
         # Root-mean-square differences: the curves cross at many lags and frames, and an
         # L1 distance would make the reward's gradient jump at every crossing.
         level = jnp.sqrt(
@@ -169,11 +159,7 @@ class EchoMatch(AbstractTask):
             / (jnp.sum(target_features["envelope"] ** 2) + 1e-12)
             + 1e-8
         )
-        mean_squares = [
-            jnp.mean((a - b) ** 2)
-            for a, b in zip(features["acf"], target_features["acf"], strict=True)
-        ]
-        acf = jnp.sqrt(sum(mean_squares) / len(mean_squares) + 1e-8)
+        acf = jnp.sqrt(jnp.mean((features["acf"] - target_features["acf"]) ** 2) + 1e-8)
         # Spectral convergence only (linear magnitudes): the log-magnitude half of MR-STFT
         # swings wildly in the near-silent frames an echo's window edge passes through.
         spectral = sum(

@@ -9,6 +9,7 @@ import pytest
 
 from ddsp_gym import dsp
 from ddsp_gym import features as F
+from ddsp_gym.features.loudness import gaussian_rms_envelope
 
 SR = 16_000
 
@@ -125,3 +126,20 @@ def test_summary_features_have_fixed_size_and_moderate_scale():
         s = F.summary_features(x, SR)
         assert s.shape == (F.SUMMARY_SIZE,)
         assert bool(jnp.all(jnp.abs(s) < 3.0))
+
+
+def test_gaussian_rms_envelope_matches_a_direct_weighted_rms():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(4000) * np.exp(-np.arange(4000) / 800.0)
+    sigma, hop = 40.0, 50
+    ours = np.asarray(gaussian_rms_envelope(jnp.asarray(x, jnp.float32), sigma, hop))
+    n = np.arange(x.size)
+    reference = []
+    for centre in range(0, x.size + 1, hop):
+        w = np.exp(-0.5 * ((n - centre) / sigma) ** 2)
+        full = np.exp(-0.5 * ((np.arange(-240, 240)) / sigma) ** 2).sum()  # window's sum
+        reference.append(np.sqrt(np.sum(w * x * x) / full))
+    assert ours.shape == (x.size // hop + 1,)
+    np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-6)
+    silent = np.asarray(gaussian_rms_envelope(jnp.zeros(1000), sigma, hop))
+    assert np.all(np.isfinite(silent)) and np.max(silent) < 1e-5

@@ -202,6 +202,7 @@ def test_delay_fractional_time_lands_between_samples(t_ms):
         idx = np.arange(int(centre) - 12, int(centre) + 13)
         echo = y[idx]
         assert np.sum(idx * echo) / echo.sum() == pytest.approx(centre, abs=2e-3)
+        assert idx[np.argmax(echo)] == round(centre)  # the response peaks at the set time
         assert echo.sum() == pytest.approx(0.5 * 0.5 ** (k - 1), rel=1e-4)
 
 

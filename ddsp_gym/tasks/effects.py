@@ -23,6 +23,7 @@ from ddsp_gym.features.autocorrelation import (
 )
 from ddsp_gym.features.decay import band_decay_curves_db
 from ddsp_gym.features.harmonics import harmonic_levels_db
+from ddsp_gym.features.loudness import gaussian_rms_envelope
 from ddsp_gym.features.rolloff import soft_spectral_rolloff
 from ddsp_gym.program import PROBE_HZ
 from ddsp_gym.tasks.base import AbstractTask
@@ -48,7 +49,7 @@ class DynamicsMatch(AbstractTask):
     as the errors shrink.
     """
 
-    distance_scale: float = 1.94
+    distance_scale: float = 1.92
     success_threshold: float = 0.18
     distance_unit: str = "ln(1 + dB)"
     frame_length: int = 128
@@ -68,6 +69,12 @@ class DynamicsMatch(AbstractTask):
         curve = jnp.sqrt(jnp.mean((features["curve"] - target_features["curve"]) ** 2) + 1e-6)
         spread = F.smooth_abs(features["range"] - target_features["range"], 0.05)
         return jnp.log1p(curve + spread)
+
+
+def _fade_out(n: int, m: int) -> np.ndarray:
+    """(n,) ones whose last ``m`` values fall from 1 to 0 along a raised cosine."""
+    ramp = 0.5 + 0.5 * np.cos(np.pi * np.arange(1, m + 1) / m)
+    return np.concatenate([np.ones(n - m), ramp]).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,12 @@ class EchoMatch(AbstractTask):
     dry click's level at the same place in both sounds, which tells a mix m from
     1 - m (both give the same normalised autocorrelation).
 
+    Everything is measured on the sound faded out over its last ``fade_s``
+    (raised cosine), and the autocorrelations are tapered the same way over
+    their last ``fade_s`` of lags: as the delay time shrinks, a late echo enters
+    the render window (and its correlation peak the lag window) over a few
+    samples, a step in the reward that the taper spreads over thousands.
+
     Level and spectra are taken of a gently low-passed copy (Gaussian, std
     ``smooth_samples``), and the spectral term is the spectral convergence only
     (linear magnitudes): the delay-time knob sweeps thousands of samples per
@@ -99,7 +112,7 @@ class EchoMatch(AbstractTask):
     gradient erratic.
     """
 
-    distance_scale: float = 4.74
+    distance_scale: float = 4.62
     success_threshold: float = 0.15
     distance_unit: str = "octaves + acf + MR-STFT"
     min_lag_s: float = 0.008
@@ -110,22 +123,24 @@ class EchoMatch(AbstractTask):
     acf_weight: float = 10.0
     spectral_weight: float = 0.2
     smooth_samples: float = 2.0
-    fft_sizes: tuple[int, ...] = (2048, 1024, 512, 256)
+    # No 256-point frames: a 30-sample move of a late echo (a 1e-3 step of the time knob)
+    # is an eighth of such a window, so their magnitudes curve too fast for the gradient.
+    fft_sizes: tuple[int, ...] = (2048, 1024, 512)
+    fade_s: float = 0.1
 
     def features(self, audio: Array, sample_rate: int) -> dict:
         lo = int(self.min_lag_s * sample_rate)
         hi = min(int(self.max_lag_s * sample_rate), audio.shape[0] - 1)
-        acf = smoothed_autocorrelations(audio, hi, self.sigmas)
+        fade = int(self.fade_s * sample_rate)
+        audio = audio * _fade_out(audio.shape[0], fade)
+        acf = smoothed_autocorrelations(audio, hi, self.sigmas) * _fade_out(hi + 1, fade)
         lag = soft_argmax_lag(acf[0, lo:], np.arange(lo, hi + 1, dtype=np.float32), self.sharpness)
         smoothed = gaussian_smooth(audio, self.smooth_samples)
         return {
             "lag": lag,
             "heights": echo_heights(acf[2], lag, self.n_echoes, width=32.0),
-            # RMS under a Gaussian window (std 8 ms) every 8 ms: unlike rectangular frames
-            # it changes smoothly as an echo moves past a frame boundary.
-            "envelope": jnp.sqrt(
-                jnp.maximum(gaussian_smooth(smoothed * smoothed, 128.0)[::128], 0.0) + 1e-8
-            ),
+            # RMS under a Gaussian window (std 8 ms) every 8 ms.
+            "envelope": gaussian_rms_envelope(smoothed, 128.0, 128),
             "acf": acf[:, lo:],
             "spectra": F.multi_resolution_spectra(smoothed, self.fft_sizes),
         }
@@ -148,7 +163,7 @@ class EchoMatch(AbstractTask):
         # Spectral convergence only (linear magnitudes): the log-magnitude half of MR-STFT
         # swings wildly in the near-silent frames an echo's window edge passes through.
         spectral = sum(
-            F.spectral_convergence(m, t)
+            F.spectral_convergence(m.magnitude, t.magnitude)
             for m, t in zip(features["spectra"], target_features["spectra"], strict=True)
         ) / len(self.fft_sizes)
         return (
@@ -221,7 +236,7 @@ class ToneMatch(AbstractTask):
              + |flatness dB difference| / 10 + MR-STFT distance
     """
 
-    distance_scale: float = 6.72
+    distance_scale: float = 6.74
     success_threshold: float = 0.15
     distance_unit: str = "octaves + MR-STFT"
     n_fft: int = 1024

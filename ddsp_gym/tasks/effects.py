@@ -216,13 +216,20 @@ class HarmonicsMatch(AbstractTask):
         )
 
     def distance(self, features: Array, target_features: Array) -> Array:
-        ratios = jnp.maximum(features[:, 1:] - features[:, :1], self.ratio_floor_db)
-        target_ratios = jnp.maximum(
-            target_features[:, 1:] - target_features[:, :1], self.ratio_floor_db
-        )
+        ratios = self._floored_ratios(features)
+        target_ratios = self._floored_ratios(target_features)
         ratio_error = jnp.mean(F.smooth_abs(ratios - target_ratios, 0.05))
         level_error = jnp.mean(F.smooth_abs(features[:, 0] - target_features[:, 0], 0.05))
         return ratio_error + level_error
+
+    def _floored_ratios(self, levels: Array) -> Array:
+        """Harmonic-to-fundamental ratios in dB, floored softly at ``ratio_floor_db``.
+
+        A softplus floor (2 dB wide) rather than a hard maximum: a harmonic
+        crossing the floor would otherwise put a kink in the reward.
+        """
+        excess = levels[:, 1:] - levels[:, :1] - self.ratio_floor_db
+        return self.ratio_floor_db + 2.0 * jax.nn.softplus(excess / 2.0)
 
 
 @dataclass(frozen=True)

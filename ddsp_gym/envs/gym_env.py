@@ -427,15 +427,13 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         info = {"knobs": self._physical(np.asarray(physical)), "hardware": take.info()}
         return np.asarray(obs), info
 
-    def _hardware_step(self, state: EnvState, action: np.ndarray):
+    def _hardware_score(self, state: EnvState, action: np.ndarray):
+        """Play ``action`` on the device and score the take -> (take, reward, obs, info)."""
         knobs = self.functional.knobs_after(state.knobs, jnp.asarray(action))
         take = self.hardware.render(np.asarray(knobs), self._input_np())
-        self._last_take = take
-        knobs = jnp.asarray(take.knobs)
         reward, obs, out, physical = _hw_score(
-            self.functional, state, knobs, jnp.asarray(take.audio)
+            self.functional, state, jnp.asarray(take.knobs), jnp.asarray(take.audio)
         )
-        self.state = state._replace(knobs=knobs, step_count=state.step_count + 1)
         info: dict[str, Any] = {
             "distance": float(out.distance),
             "success": bool(out.success),
@@ -445,7 +443,18 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         if self._target_known:
             info["param_error"] = float(out.param_error)
         info["hardware"] = take.info()
-        return np.asarray(obs), float(reward), bool(out.success), False, info
+        return take, float(reward), obs, info
+
+    def _hardware_step(self, state: EnvState, action: np.ndarray):
+        take, reward, obs, info = self._hardware_score(state, action)
+        self._last_take = take
+        self.state = state._replace(knobs=jnp.asarray(take.knobs), step_count=state.step_count + 1)
+        return np.asarray(obs), reward, info["success"], False, info
+
+    def _hardware_query(self, state: EnvState, action: np.ndarray) -> tuple[float, dict]:
+        """One take scored as a query: the episode state (and the last step's take) is kept."""
+        _, reward, _, info = self._hardware_score(state, action)
+        return reward, info
 
     def step(self, action):
         state = self._require_state()
@@ -499,8 +508,16 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
 
         One plant query, as an optimizer's probe: ``info`` is what :meth:`step`
         would report (``reward_grad`` too when ``with_grad``); the state is kept.
+        On hardware the query is a take on the device (``info["hardware"]``), and
+        ``with_grad`` is refused: the twin's gradient is :meth:`twin_reward_and_grad`.
         """
         state = self._require_state()
+        if self.hardware is not None:
+            if with_grad:
+                raise NotImplementedError(
+                    "the hardware backend has no gradient; use twin_reward_and_grad(action)"
+                )
+            return self._hardware_query(state, self._checked_action(action))
         query, query_with_grad, cols = compiled_queries(self.functional)
         run = query_with_grad if with_grad else query
         row = np.asarray(run(state, self._checked_action(action), self._params))

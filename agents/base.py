@@ -20,9 +20,11 @@ class SolveResult:
     """Outcome of one agent run on one env episode.
 
     ``steps`` counts env steps; ``queries`` all plant queries (steps, gradient
-    queries and probes); ``distances`` holds the task distance of every query
-    in order, for loss-vs-queries curves. ``queries_to_success`` is the 1-based
-    index of the first successful query (None if none succeeded). ``events``
+    queries and probes); ``twin_queries`` the sim-twin gradients a hardware run
+    took besides (no plant query: the twin is the JAX model); ``distances`` holds
+    the task distance of every query in order, for loss-vs-queries curves.
+    ``queries_to_success`` is the 1-based index of the first successful query
+    (None if none succeeded). ``events``
     logs the agent's decisions (e.g. the hybrid's scheduler and monitor).
     """
 
@@ -37,6 +39,7 @@ class SolveResult:
     queries_to_success: int | None = None
     wall_s: float = 0.0
     events: list[dict[str, Any]] = field(default_factory=list)
+    twin_queries: int = 0
 
 
 class Agent(Protocol):
@@ -78,6 +81,7 @@ class PlantOracle:
         self.start = np.clip(2.0 * np.asarray(obs[: self.dim], np.float64) - 1.0, -1.0, 1.0)
         self.budget = int(budget)
         self.queries = 0
+        self.twin_queries = 0
         self.distances: list[float] = []
         self.success_at: int | None = None
         self.best_loss = np.inf
@@ -88,12 +92,32 @@ class PlantOracle:
 
     @property
     def differentiable(self) -> bool:
-        """Does the env hand out reward gradients: exact ones (sim backend, ``expose_grad``),
-        or the sim twin's on a device backend (hardware, plugin: ``reward_of`` then plays
-        the device and takes the twin's gradient against the recorded target)?"""
-        if self.base.backend == "sim":
-            return bool(self.base.expose_grad)
-        return getattr(self.base, "device", None) is not None
+        """Does the env hand out exact reward gradients (sim backend, ``expose_grad``)?"""
+        return self.base.backend == "sim" and bool(self.base.expose_grad)
+
+    @property
+    def has_twin(self) -> bool:
+        """Does a gradient-free device backend (hardware, plugin) offer its sim twin's
+        gradient instead (the JAX plant scored against the recorded target)?"""
+        return (
+            not self.differentiable
+            and self.base.backend != "sim"
+            and callable(getattr(self.base, "twin_reward_and_grad", None))
+        )
+
+    def twin_grad(self, action: np.ndarray) -> np.ndarray:
+        """d(-twin reward)/d action: the sim twin scored against the recorded target.
+
+        Not a plant query (no take is played), so it costs no budget; counted in
+        ``twin_queries``. The twin's loss is not the device's, so only its direction
+        is worth using.
+        """
+        if self.done:
+            raise Stop
+        action = np.clip(np.asarray(action, np.float64), -1.0, 1.0).astype(np.float32)
+        _, grad = self.base.twin_reward_and_grad(action)
+        self.twin_queries += 1
+        return -np.asarray(grad, np.float64)
 
     @property
     def remaining(self) -> int:
@@ -146,4 +170,5 @@ class PlantOracle:
             queries_to_success=self.success_at,
             wall_s=wall_s,
             events=list(events or []),
+            twin_queries=self.twin_queries,
         )

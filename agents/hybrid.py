@@ -17,8 +17,13 @@ The update law (DESIGN.md section 6), on absolute knob settings theta in [-1, 1]
   scales to unit length, so estimates of any size mix on equal terms. The
   weight w = (sigma - sigma_min) / (sigma_max - sigma_min) trusts the smoothed,
   ripple-blind estimate as far as the dither is wide; a single-pair estimate
-  is too noisy to steer fine steps. Without a plant gradient (hardware, or
-  ``expose_grad=False``) g_t = g_pg: SPSA.
+  is too noisy to steer fine steps. On the hardware backend the plant gradient
+  is the sim twin's (``env.unwrapped.twin_reward_and_grad``: the JAX model
+  scored against the recorded target; no take, so no budget) and the probes are
+  real takes: the twin steers while its model holds, and SPSA from the device's
+  own rewards takes over as the dither widens on a plateau, which is where the
+  twin's bias stalls it. Without any gradient (``expose_grad=False`` on the sim)
+  g_t = g_pg: SPSA.
 - P is Adam's diagonal preconditioner (Kingma & Ba 2015), so alpha_t is about
   the per-knob step length in action units.
 - alpha_t never exceeds the gradient agent's own learning-rate schedule
@@ -43,7 +48,8 @@ The update law (DESIGN.md section 6), on absolute knob settings theta in [-1, 1]
 
 Every decision (progress, plateau, rollback, restart, with alpha and sigma) is
 logged in ``SolveResult.events``. Queries per update: one (loss and plant
-gradient, or loss alone) plus two per probe pair while dithering.
+gradient, or loss alone; on hardware a take, plus a twin gradient that is no
+query) plus two per probe pair while dithering.
 """
 
 from __future__ import annotations
@@ -175,6 +181,8 @@ class HybridAgent:
                 _, loss, plant_grad = best_query
             elif oracle.differentiable:
                 loss, plant_grad = oracle.loss_and_grad(theta)
+            elif oracle.has_twin:
+                loss, plant_grad = oracle.loss(theta), oracle.twin_grad(theta)
             else:
                 loss, plant_grad = oracle.loss(theta), None
             if loss < best_query[1]:
@@ -237,9 +245,9 @@ class HybridAgent:
         for point, probe_loss in probes:
             monitor.record_best(probe_loss, np.clip(point, -1.0, 1.0))
         w = (
-            1.0
-            if not oracle.differentiable
-            else blend_weight(scheduler.sigma, self.sigma_min, self.sigma_max)
+            blend_weight(scheduler.sigma, self.sigma_min, self.sigma_max)
+            if oracle.differentiable or oracle.has_twin
+            else 1.0
         )
         grad = (1.0 - w) * plant_direction + w * unit(g_pg)
         best = int(np.argmin([probe_loss for _, probe_loss in probes]))

@@ -126,7 +126,38 @@ def _cmd_recovery(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hw_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from agents.benchmark import DEFAULT_AGENTS
+    from agents.hw_bench import HW_AGENTS, format_table, run_hw_benchmark
+
+    try:
+        hardware = json.loads(args.hardware_json) if args.hardware_json else {}
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--hardware-json is not JSON: {err}") from None
+    # The sim bench's default agent list means "the default" here too: those that run on hardware.
+    agents = args.agents if args.agents != list(DEFAULT_AGENTS) else list(HW_AGENTS)
+    command = "ddsp-gym bench --backend hardware" + (
+        f" --envs {' '.join(args.envs)}" if args.envs else ""
+    )
+    if args.hardware_json:
+        command += f" --hardware-json '{args.hardware_json}'"
+    if args.knobs:
+        command += f" --knobs {' '.join(args.knobs)}"
+    command += f" --agents {' '.join(agents)} --budget {args.budget} --seeds {args.seeds}"
+    out = args.output / "hw_bench.json"
+    cells = run_hw_benchmark(
+        args.envs or None, agents, args.budget, args.seeds, out, hardware, args.knobs, True, command
+    )
+    print(format_table(cells))
+    print(f"\nresults: {out} (+ .md); rerun the same command to resume at the next seed")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.backend == "hardware":
+        return _hw_bench(args)
     if not args.perf:
         return _agent_bench(args)
     from ddsp_gym.bench.perf import format_markdown, run_perf, settings_for
@@ -208,6 +239,23 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="training queries of ppo/sac/td3/amortized (default budget * seeds)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("sim", "hardware"),
+        default="sim",
+        help="hardware: random, cma and hybrid on a real synth (default env RealSynthPatch-v0, "
+        "budget: use e.g. 60), results in hw_bench.json/.md",
+    )
+    p.add_argument(
+        "--hardware-json", default=None, help="hardware options as JSON (see backends/README.md)"
+    )
+    p.add_argument(
+        "--knobs",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="--backend hardware: search only these knobs; the others sit at the hidden patch's",
     )
     p.add_argument("-o", "--output", type=Path, default=Path("results"), help="results folder")
     p.set_defaults(func=_cmd_bench)

@@ -34,7 +34,9 @@ def make_env(env_id: str, backend: str, budget: int) -> gym.Env:
     kwargs = {"expose_grad": True} if backend == "sim" else {}
     env = gym.make(env_id, backend=backend, max_episode_steps=budget, **kwargs)
     env.reset(seed=0)  # compile the scoring functions outside the agents' wall time
-    env.unwrapped.reward_of(np.zeros(env.action_space.shape, np.float32), with_grad=True)
+    zero = np.zeros(env.action_space.shape, np.float32)
+    env.unwrapped.reward_of(zero, with_grad=backend == "sim")
+    env.unwrapped.twin_reward_and_grad(zero)
     return env
 
 

@@ -286,15 +286,18 @@ def test_effect_mode_processes_the_program_signal():
 
 
 @needs_dawdreamer
-def test_reward_of_plays_the_plugin_and_adds_the_twins_gradient(amsynth_env):
+def test_reward_of_plays_the_plugin_and_the_twin_gives_the_gradient(amsynth_env):
     from agents.base import PlantOracle
 
     env = amsynth_env.unwrapped
     env.reset(seed=3)
     action = np.linspace(-0.8, 0.8, 6).astype(np.float32)
-    reward, info = env.reward_of(action, with_grad=True)
-    assert info["grad_source"] == "twin" and info["reward_grad"].shape == (6,)
-    np.testing.assert_allclose(info["reward_grad"], env.twin_reward_and_grad(action)[1])
+    reward, info = env.reward_of(action)
+    assert "reward_grad" not in info and "plugin" in info
+    with pytest.raises(NotImplementedError, match="twin_reward_and_grad"):
+        env.reward_of(action, with_grad=True)  # the plugin has no gradient of its own
+    assert env.twin_reward_and_grad(action)[1].shape == (6,)
     _, step_reward, _, _, step_info = env.step(action)  # the same take, now stepped
     assert step_reward == reward and step_info["distance"] == info["distance"]
-    assert PlantOracle(amsynth_env, seed=3, budget=5).differentiable  # hybrid: twin + SPSA
+    oracle = PlantOracle(amsynth_env, seed=3, budget=5)
+    assert oracle.has_twin and not oracle.differentiable  # hybrid: twin gradient + SPSA

@@ -445,15 +445,13 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         info = {"knobs": self._physical(np.asarray(physical)), self.backend: take.info()}
         return np.asarray(obs), info
 
-    def _hardware_step(self, state: EnvState, action: np.ndarray):
+    def _device_score(self, state: EnvState, action: np.ndarray):
+        """Play ``action`` on the device and score the take -> (take, reward, obs, info)."""
         knobs = self.functional.knobs_after(state.knobs, jnp.asarray(action))
         take = self.device.render(np.asarray(knobs), self._input_np())
-        self._last_take = take
-        knobs = jnp.asarray(take.knobs)
         reward, obs, out, physical = _hw_score(
-            self.functional, state, knobs, jnp.asarray(take.audio)
+            self.functional, state, jnp.asarray(take.knobs), jnp.asarray(take.audio)
         )
-        self.state = state._replace(knobs=knobs, step_count=state.step_count + 1)
         info: dict[str, Any] = {
             "distance": float(out.distance),
             "success": bool(out.success),
@@ -463,13 +461,19 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         if self._target_known:
             info["param_error"] = float(out.param_error)
         info[self.backend] = take.info()
-        return np.asarray(obs), float(reward), bool(out.success), False, info
+        return take, float(reward), obs, info
+
+    def _device_step(self, state: EnvState, action: np.ndarray):
+        take, reward, obs, info = self._device_score(state, action)
+        self._last_take = take
+        self.state = state._replace(knobs=jnp.asarray(take.knobs), step_count=state.step_count + 1)
+        return np.asarray(obs), reward, info["success"], False, info
 
     def step(self, action):
         state = self._require_state()
         action = self._checked_action(action)
         if self.device is not None:
-            return self._hardware_step(state, action)
+            return self._device_step(state, action)
         if self.expose_grad:
             self.state, packed = self._jit.step_with_grad(state, action, self._params)
             cols = self._jit.grad_step_cols
@@ -517,12 +521,19 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
 
         One plant query, as an optimizer's probe: ``info`` is what :meth:`step`
         would report (``reward_grad`` too when ``with_grad``); the state is kept.
-        On the hardware and plugin backends the device plays the action, and
-        ``with_grad`` adds the sim twin's gradient (``grad_source`` "twin").
+        On the hardware and plugin backends the query is a take on the device
+        (``info[backend]``) and ``with_grad`` is refused: the device has no gradient,
+        the sim twin's is :meth:`twin_reward_and_grad`.
         """
         state = self._require_state()
         if self.device is not None:
-            return self._device_reward_of(state, self._checked_action(action), with_grad)
+            if with_grad:
+                raise NotImplementedError(
+                    f"the {self.backend} backend has no gradient; use "
+                    "twin_reward_and_grad(action) for the sim twin's"
+                )
+            _, reward, _, info = self._device_score(state, self._checked_action(action))
+            return reward, info
         query, query_with_grad, cols = compiled_queries(self.functional)
         run = query_with_grad if with_grad else query
         row = np.asarray(run(state, self._checked_action(action), self._params))
@@ -538,26 +549,6 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         if with_grad:
             info["reward_grad"] = field("reward_grad")
         return float(field("reward")), info
-
-    def _device_reward_of(self, state: EnvState, action: np.ndarray, with_grad: bool):
-        knobs = self.functional.knobs_after(state.knobs, jnp.asarray(action))
-        take = self.device.render(np.asarray(knobs), self._input_np())
-        reward, _, out, physical = _hw_score(
-            self.functional, state, jnp.asarray(take.knobs), jnp.asarray(take.audio)
-        )
-        info: dict[str, Any] = {
-            "distance": float(out.distance),
-            "success": bool(out.success),
-            "knobs": self._physical(np.asarray(physical)),
-            "penalty": float(out.penalty),
-        }
-        if self._target_known:
-            info["param_error"] = float(out.param_error)
-        if with_grad:
-            info["reward_grad"] = self.twin_reward_and_grad(action)[1]
-            info["grad_source"] = "twin"
-        info[self.backend] = take.info()
-        return float(reward), info
 
     def render(self):
         if self.render_mode is None:

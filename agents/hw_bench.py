@@ -1,0 +1,306 @@
+"""``ddsp-gym bench --backend hardware``: the search agents on a real synth (or the rig's).
+
+Each agent works on hidden patches played on the device: reset seed
+``EVAL_SEED_OFFSET + i`` picks the sim's hidden knobs for that seed, the device
+plays them (the recorded target), and every query is a take on the device,
+scored by the same task code as the sim. The hybrid agent steers by the sim
+twin's gradient against the recorded target (no take, no budget) and by SPSA
+from the takes' rewards (:mod:`agents.hybrid`).
+
+``knobs`` limits the search to a subset of the env's knobs: the others are held
+at the hidden patch's own (quantized) values, so the patch is hidden "over"
+those knobs only. A take lasts at least the note plus its tail (the physical
+limit, recorded per cell), plus the knob map's settle time and the round-trip
+latency; the cell records the measured wall time per query next to it, and
+the xrun retries the backend made.
+
+Runs are stored per seed, so an interrupted benchmark resumes at the next seed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from tqdm import tqdm
+
+import ddsp_gym  # noqa: F401  (registers the envs)
+from agents.base import SolveResult
+from agents.benchmark import SEARCH_AGENTS, eval_seeds, make_search_agent, summarize
+
+HW_AGENTS: tuple[str, ...] = ("random", "cma", "hybrid")  # gradient needs reward_grad
+DEFAULT_HW_ENV = "ddsp_gym/RealSynthPatch-v0"
+
+
+class KnobSubset:
+    """An env seen through a subset of its knobs; the others sit at the hidden patch's values.
+
+    Offers what :class:`agents.base.PlantOracle` uses (``reset``, ``action_space``,
+    ``unwrapped``, ``reward_of``, ``twin_reward_and_grad``, ``functional``,
+    ``backend``, ``expose_grad``) on the reduced action vector, and logs every
+    query's wall time and the backend's take attempts (1 + xrun retries).
+    """
+
+    def __init__(self, env: gym.Env, knobs: Sequence[str] | None = None) -> None:
+        self.env = env
+        self.base = env.unwrapped
+        names = list(self.base.plant.knob_names)
+        knobs = list(knobs or names)
+        unknown = [k for k in knobs if k not in names]
+        if unknown:
+            raise ValueError(f"{unknown} are not knobs of this env; its knobs are {names}")
+        self.knobs = knobs
+        self.free = np.array([names.index(k) for k in knobs])
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (len(knobs),), np.float32)
+        self.functional = self.base.functional
+        self.backend = self.base.backend
+        self.expose_grad = self.base.expose_grad
+        self.fixed = np.zeros(len(names), np.float32)
+        self.reset_s = 0.0
+        self.query_s: list[float] = []
+        self.attempts: list[int] = []
+
+    @property
+    def unwrapped(self) -> KnobSubset:
+        return self
+
+    def reset(self, seed: int | None = None):
+        start = time.perf_counter()
+        obs, info = self.env.reset(seed=seed)
+        self.reset_s = time.perf_counter() - start  # the target's and the start's takes
+        # The hidden patch as an action (control="absolute": a = 2u - 1), quantized knobs.
+        self.fixed = (2.0 * np.asarray(self.base.state.target_knobs, np.float32) - 1.0).clip(-1, 1)
+        d = len(self.fixed)
+        return np.asarray(obs)[:d][self.free], info
+
+    def full_action(self, action: np.ndarray) -> np.ndarray:
+        """The env's action: the free knobs from ``action``, the rest at the hidden patch."""
+        full = self.fixed.copy()
+        full[self.free] = np.asarray(action, np.float32)
+        return full
+
+    def reward_of(self, action, with_grad: bool = False) -> tuple[float, dict[str, Any]]:
+        start = time.perf_counter()
+        reward, info = self.base.reward_of(self.full_action(action), with_grad=with_grad)
+        self.query_s.append(time.perf_counter() - start)
+        self.attempts.append(int(info.get("hardware", {}).get("attempts", 1)))
+        if with_grad:
+            info = {**info, "reward_grad": np.asarray(info["reward_grad"])[self.free]}
+        return reward, info
+
+    def twin_reward_and_grad(self, action) -> tuple[float, np.ndarray]:
+        reward, grad = self.base.twin_reward_and_grad(self.full_action(action))
+        return reward, np.asarray(grad)[self.free]
+
+
+def make_hw_env(env_id: str, budget: int, hardware: dict[str, Any] | None) -> gym.Env:
+    """The hardware env, devices opened, latency known and the scoring code compiled."""
+    env = gym.make(env_id, backend="hardware", hardware=hardware or {}, max_episode_steps=budget)
+    env.reset(seed=0)
+    zero = np.zeros(env.action_space.shape, np.float32)
+    env.unwrapped.reward_of(zero)
+    env.unwrapped.twin_reward_and_grad(zero)
+    return env
+
+
+def physical_limit(env: gym.Env) -> dict[str, float]:
+    """Seconds a take cannot beat: the note and its tail; and the take's floor with overheads."""
+    base = env.unwrapped
+    hw = base.hardware
+    note = float(base.plant.duration)
+    tail = float(hw.config.tail_s)
+    latency = float(hw.latency_frames) / float(hw.samplerate)
+    return {
+        "note_s": note,
+        "tail_s": tail,
+        "physical_limit_s": note + tail,
+        "settle_s": float(hw.settle_s),
+        "latency_s": latency,
+        "take_floor_s": note + tail + float(hw.settle_s) + latency,
+    }
+
+
+def run_record(seed: int, result: SolveResult, proxy: KnobSubset, reset_s: float) -> dict:
+    """One seed's outcome as stored in the results file."""
+    return {
+        "seed": seed,
+        "success": bool(result.success),
+        "queries": int(result.queries),
+        "queries_to_success": result.queries_to_success,
+        "twin_queries": int(result.twin_queries),
+        "best_distance": float(result.best_distance),
+        "final_distance": float(result.final_distance),
+        "param_error": None if result.param_error is None else float(result.param_error),
+        "distances": [float(d) for d in result.distances],
+        "wall_s": float(result.wall_s),
+        "reset_s": float(reset_s),
+        "query_s": [round(s, 4) for s in proxy.query_s],
+        "retries": int(sum(a - 1 for a in proxy.attempts)),
+    }
+
+
+def as_result(record: dict[str, Any]) -> SolveResult:
+    return SolveResult(
+        success=record["success"],
+        steps=0,
+        final_distance=record["final_distance"],
+        best_distance=record["best_distance"],
+        best_action=np.zeros(0, np.float32),
+        param_error=record["param_error"],
+        distances=record["distances"],
+        queries=record["queries"],
+        queries_to_success=record["queries_to_success"],
+        wall_s=record["wall_s"],
+        twin_queries=record["twin_queries"],
+    )
+
+
+def hw_cell(
+    env_id: str,
+    agent: str,
+    knobs: Sequence[str],
+    budget: int,
+    runs: Sequence[dict[str, Any]],
+    limit: dict[str, float],
+    task: Any,
+) -> dict[str, Any]:
+    """The table cell of one agent's seeds, with the hardware's timing next to the limit."""
+    cell = summarize(env_id, agent, [as_result(r) for r in runs], budget, 0.0, task)
+    query_s = np.concatenate([np.asarray(r["query_s"], np.float64) for r in runs])
+    total_s = sum(r["wall_s"] + r["reset_s"] for r in runs)
+    queries = sum(r["queries"] for r in runs)
+    cell.update(
+        backend="hardware",
+        knobs=list(knobs),
+        wall_s=float(total_s),
+        median_query_s=float(np.median(query_s)),
+        # Everything the cell spent (agent, twin gradients, the two takes of each reset) per query.
+        wall_s_per_query=float(total_s / max(queries, 1)),
+        median_twin_queries=float(np.median([r["twin_queries"] for r in runs])),
+        retries=int(sum(r["retries"] for r in runs)),
+        **limit,
+    )
+    return cell
+
+
+def cell_id(env_id: str, agent: str, knobs: Sequence[str], budget: int, seeds: int) -> str:
+    return f"{env_id}|{agent}|{','.join(knobs)}|{budget}|{seeds}"
+
+
+def load(path: Path) -> dict[str, Any]:
+    if path.is_file():
+        return json.loads(path.read_text())
+    return {"runs": {}, "cells": {}}
+
+
+def save(path: Path, document: dict[str, Any]) -> None:
+    """Atomic write: an interrupted run never leaves a half-written results file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(document, indent=1))
+    os.replace(tmp, path)
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def format_table(cells: Sequence[dict[str, Any]]) -> str:
+    """Markdown: one row per (env, knobs, agent), timing next to the physical limit."""
+    lines = [
+        "| env | knobs | agent | success | median queries to success | median best distance "
+        "| median param error | median s/query (take) | s/query (all) | note + tail "
+        "| xrun retries | wall time |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in cells:
+        lines.append(
+            f"| {c['env'].split('/')[-1]} | {', '.join(c['knobs'])} | {c['agent']} "
+            f"| {c['successes']}/{c['seeds']} | {_fmt(c['median_queries_to_success'], '.0f')} "
+            f"| {_fmt(c['median_best_distance'], '.3g')} {c['distance_unit']} "
+            f"| {_fmt(c['median_param_error'], '.3f')} | {c['median_query_s']:.3f} s "
+            f"| {c['wall_s_per_query']:.3f} s | {c['physical_limit_s']:.3f} s "
+            f"| {c['retries']} | {c['wall_s'] / 60:.1f} min |"
+        )
+    return "\n".join(lines)
+
+
+def format_report(cells: Sequence[dict[str, Any]]) -> str:
+    commands = list(dict.fromkeys(c.get("command") for c in cells if c.get("command")))
+    made = "\n".join(f"    {command}" for command in commands)
+    limit = cells[0] if cells else {}
+    timing = (
+        f"A take cannot be shorter than the note plus its tail ({limit.get('note_s', 0):.2f} s + "
+        f"{limit.get('tail_s', 0):.2f} s = {limit.get('physical_limit_s', 0):.2f} s, the physical "
+        f"limit); the backend adds the knob map's settle time ({limit.get('settle_s', 0):.3f} s) "
+        f"and the round-trip latency it records ({limit.get('latency_s', 0) * 1e3:.1f} ms): "
+        f"{limit.get('take_floor_s', 0):.3f} s. 's/query (take)' is the median wall time of one "
+        "query (a take, scored); 's/query (all)' divides the cell's whole wall time (agent, "
+        "sim-twin gradients, the target and start takes of each reset) by its queries."
+    )
+    note = (
+        "Budget: `budget` hardware queries (takes) per hidden patch; the hybrid's sim-twin "
+        "gradients are no takes and do not count. Knobs not listed are held at the hidden "
+        "patch's values. Hidden patches: reset seeds 10000..10000+seeds-1."
+    )
+    return f"{format_table(cells)}\n\nMade with:\n\n{made}\n\n{timing}\n\n{note}\n"
+
+
+def run_hw_benchmark(
+    envs: Sequence[str] | None = None,
+    agents: Sequence[str] = HW_AGENTS,
+    budget: int = 60,
+    seeds: int = 10,
+    out: str | Path = "results/hw_bench.json",
+    hardware: dict[str, Any] | None = None,
+    knobs: Sequence[str] | None = None,
+    progress: bool = True,
+    command: str | None = None,
+) -> list[dict[str, Any]]:
+    """Run every (env, agent) seed not already in ``out``; returns this config's cells."""
+    bad = [a for a in agents if a not in SEARCH_AGENTS or a == "gradient"]
+    if bad:
+        raise ValueError(f"agents {bad} cannot run on hardware; choose from {list(HW_AGENTS)}")
+    out = Path(out)
+    document = load(out)
+    wanted: list[dict[str, Any]] = []
+    for env_id in envs or [DEFAULT_HW_ENV]:
+        env = make_hw_env(env_id, budget, hardware)
+        proxy = KnobSubset(env, knobs)
+        limit = physical_limit(env)
+        try:
+            for agent in agents:
+                key = cell_id(env_id, agent, proxy.knobs, budget, seeds)
+                runs = document["runs"].setdefault(key, [])
+                done = {r["seed"] for r in runs}
+                solver = make_search_agent(agent)
+                bar = tqdm(eval_seeds(seeds), desc=f"{env_id.split('/')[-1]} {agent}",
+                           disable=not progress)  # fmt: skip
+                for seed in bar:
+                    if seed in done:
+                        continue
+                    proxy.query_s, proxy.attempts = [], []
+                    result = solver.solve(proxy, seed, budget)  # resets the proxy once
+                    runs.append(run_record(seed, result, proxy, proxy.reset_s))
+                    bar.set_postfix(solved=sum(r["success"] for r in runs), q=result.queries)
+                    document["cells"][key] = {
+                        **hw_cell(
+                            env_id, agent, proxy.knobs, budget, runs, limit, env.unwrapped.task
+                        ),
+                        "command": command,
+                    }
+                    save(out, document)
+                    out.with_suffix(".md").write_text(
+                        format_report(list(document["cells"].values()))
+                    )
+                if key in document["cells"]:
+                    wanted.append(document["cells"][key])
+        finally:
+            env.close()
+    return wanted

@@ -1,0 +1,77 @@
+"""The hardware benchmark's pieces that need no rig: knob subsets, cells, the report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents.base import PlantOracle
+from agents.hw_bench import KnobSubset, format_report, hw_cell
+from tests.conftest import make
+
+ENV = "ddsp_gym/RealSynthPatch-v0"
+LIMIT = {
+    "note_s": 0.4,
+    "tail_s": 0.05,
+    "physical_limit_s": 0.45,
+    "settle_s": 0.04,
+    "latency_s": 0.021,
+    "take_floor_s": 0.511,
+}
+
+
+def test_knob_subset_holds_the_other_knobs_at_the_hidden_patch():
+    env = make(ENV, expose_grad=True)
+    proxy = KnobSubset(env, ["cutoff", "resonance", "filter_env_amount"])
+    obs, _ = proxy.reset(seed=3)
+    target = np.asarray(env.unwrapped.state.target_knobs)
+    assert obs.shape == (3,) and proxy.action_space.shape == (3,)
+    full = proxy.full_action(np.array([0.1, -0.2, 0.3]))
+    np.testing.assert_allclose(full[:3], [0.1, -0.2, 0.3], rtol=1e-6)
+    np.testing.assert_allclose((full[3:] + 1) / 2, target[3:], atol=1e-6)
+    # At the hidden free knobs the whole patch is the target's: distance ~0, success.
+    reward, info = proxy.reward_of(2.0 * target[:3] - 1.0)
+    assert info["success"] and info["param_error"] < 1e-5
+    reward, grad = proxy.twin_reward_and_grad(np.zeros(3, np.float32))
+    _, full_grad = env.unwrapped.twin_reward_and_grad(proxy.full_action(np.zeros(3)))
+    np.testing.assert_allclose(grad, full_grad[:3], rtol=1e-5)
+    assert len(proxy.query_s) == 1 and proxy.attempts == [1]
+    oracle = PlantOracle(proxy, seed=3, budget=4)
+    assert oracle.dim == 3 and not oracle.has_twin  # a sim env keeps its exact gradient
+
+
+def test_knob_subset_names_the_knobs_that_exist():
+    with pytest.raises(ValueError, match="cutoff"):
+        KnobSubset(make(ENV), ["cutof"])
+
+
+def _record(seed, success, queries, retries=0):
+    return {
+        "seed": seed,
+        "success": success,
+        "queries": queries,
+        "queries_to_success": queries if success else None,
+        "twin_queries": 2,
+        "best_distance": 0.2 if success else 0.6,
+        "final_distance": 0.2 if success else 0.6,
+        "param_error": 0.05,
+        "distances": [0.9] * (queries - 1) + [0.2 if success else 0.6],
+        "wall_s": queries * 0.6,
+        "reset_s": 1.0,
+        "query_s": [0.55] * queries,
+        "retries": retries,
+    }
+
+
+def test_cell_reports_rates_timing_against_the_limit_and_retries():
+    runs = [_record(0, True, 10, 1), _record(1, False, 20), _record(2, True, 30, 2)]
+    task = make(ENV).unwrapped.task
+    cell = hw_cell(ENV, "hybrid", ["cutoff"], 20 + 10, runs, LIMIT, task)
+    assert cell["successes"] == 2 and cell["median_queries_to_success"] == 20
+    assert cell["median_query_s"] == pytest.approx(0.55)
+    assert cell["wall_s"] == pytest.approx(60 * 0.6 + 3.0)
+    assert cell["wall_s_per_query"] == pytest.approx((36.0 + 3.0) / 60)
+    assert cell["retries"] == 3 and cell["physical_limit_s"] == 0.45
+    report = format_report([{**cell, "command": "ddsp-gym bench --backend hardware"}])
+    assert "| RealSynthPatch-v0 | cutoff | hybrid | 2/3 | 20 |" in report
+    assert "0.40 s + 0.05 s = 0.45 s" in report and "ddsp-gym bench --backend hardware" in report

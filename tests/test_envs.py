@@ -49,17 +49,22 @@ def _central_difference(env, action: np.ndarray, h: float) -> np.ndarray:
     return grad
 
 
-def _finite_difference(env, action: np.ndarray, h: float) -> np.ndarray:
-    """Richardson-extrapolated central difference: truncation error O(h^4), not O(h^2).
+FD_STEPS = (4e-3, 1e-3, 3e-4)
 
-    Where a reward curves sharply (a penalty switching on, a drive knee) the plain
-    central difference at h = 2e-3 is off by a few percent although the autodiff
-    gradient is exact (the error shrinks as h^2 when h is cut); extrapolation removes
-    that term, and h stays large enough for float32 rewards.
+
+def _finite_difference_error(env, action: np.ndarray, grad: np.ndarray) -> float:
+    """Relative error of ``grad`` against central differences, at the best of FD_STEPS.
+
+    One step size cannot serve every env in float32: where the reward curves
+    sharply (a penalty switching on) a large step's truncation error dominates,
+    where the reward carries float32 rounding noise a small step amplifies it.
+    A wrong gradient disagrees at every step size.
     """
-    return (
-        4.0 * _central_difference(env, action, h / 2) - _central_difference(env, action, h)
-    ) / 3.0
+    errors = []
+    for h in FD_STEPS:
+        fd = _central_difference(env, action, h)
+        errors.append(np.linalg.norm(grad - fd) / max(np.linalg.norm(fd), 1e-3))
+    return min(errors)
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
@@ -74,8 +79,7 @@ def test_reward_grad_agrees_with_finite_differences(env_id):
         env.reset(seed=seed)  # ...from the same state as the probes below
         _, grad = env.reward_and_grad(action)
         np.testing.assert_allclose(info["reward_grad"], grad, rtol=1e-5, atol=1e-6)
-        fd = _finite_difference(env, action.astype(np.float64), h=2e-3)
-        errors.append(np.linalg.norm(grad - fd) / max(np.linalg.norm(fd), 1e-3))
+        errors.append(_finite_difference_error(env, action.astype(np.float64), grad))
     assert max(errors) < 1e-2, errors
 
 
@@ -186,7 +190,7 @@ def test_delta_control_gradient_through_the_nudge():
     action = np.array([0.3], np.float32)
     _, grad = env.reward_and_grad(action)
     # h = 1e-2 in action space is a 1e-3 move of the knob (max_delta = 0.1).
-    fd = _finite_difference(env, action.astype(np.float64), 1e-2)
+    fd = _central_difference(env, action.astype(np.float64), 1e-2)
     np.testing.assert_allclose(grad, fd, rtol=1e-2, atol=1e-4)
 
 

@@ -69,7 +69,10 @@ def test_plateau_escape_ripples_trap_gradients_but_smoothing_leaves_one_minimum(
     def minima(values):
         return np.flatnonzero((values[1:-1] < values[:-2]) & (values[1:-1] < values[2:])) + 1
 
-    assert len(minima(loss)) >= 20  # side lobes every 4 Hz
+    # Side lobes every 4 Hz over 40-160 Hz; far above the target they fade into the
+    # slope, so how many are strict minima depends on the target (17 for this
+    # seed's, since the vector-env seeding changed which target seed 10000 draws).
+    assert len(minima(loss)) >= 15
     assert abs(pitch[np.argmin(loss)] - target[0]) < 2e-3
     kernel = np.exp(-0.5 * ((pitch[:, None] - pitch[None, :]) / 0.05) ** 2)
     smoothed = (kernel / kernel.sum(1, keepdims=True)) @ loss

@@ -45,13 +45,19 @@ rig-start: $(VENV)/.installed-dev
 rig-stop: $(VENV)/.installed-dev
 	$(BIN)/python -m ddsp_gym.backends.rig stop
 
-# The rig is stopped whatever pytest's outcome; the exit status is pytest's.
+# Two pytest runs: everything but the rig's tests on TEST_WORKERS processes (pytest-xdist;
+# JAX compiles are mostly single-threaded, so two workers keep two cores busy), then the
+# rig's tests alone (real-time audio takes want the CPU to themselves). The rig is
+# stopped whatever the outcome; the exit status is the first failing run's.
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed-dev rig-start
-	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; $(MAKE) --no-print-directory rig-stop; \
-		exit $$status
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not hardware" $(PYTEST_ARGS); first=$$?; \
+		$(BIN)/python -m pytest -m hardware $(PYTEST_ARGS); second=$$?; \
+		$(MAKE) --no-print-directory rig-stop; \
+		if [ $$first -ne 0 ]; then exit $$first; else exit $$second; fi
 
 test-fast: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -m "not slow and not hardware" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow and not hardware" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -452,16 +452,28 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         reward, obs, out, physical = _hw_score(
             self.functional, state, jnp.asarray(take.knobs), jnp.asarray(take.audio)
         )
-        info: dict[str, Any] = {
-            "distance": float(out.distance),
-            "success": bool(out.success),
-            "knobs": self._physical(np.asarray(physical)),
-            "penalty": float(out.penalty),
-        }
-        if self._target_known:
-            info["param_error"] = float(out.param_error)
+        info = self._info(
+            out.distance, out.success, np.asarray(physical), out.penalty, out.param_error
+        )
         info[self.backend] = take.info()
         return take, float(reward), obs, info
+
+    def _info(self, distance, success, physical_knobs, penalty, param_error) -> dict[str, Any]:
+        """The ``info`` of a step or query (``param_error`` only where the target is known)."""
+        info: dict[str, Any] = {
+            "distance": float(distance),
+            "success": bool(success),
+            "knobs": self._physical(physical_knobs),
+            "penalty": float(penalty),
+        }
+        if self._target_known:
+            info["param_error"] = float(param_error)
+        return info
+
+    def _packed_info(self, field) -> dict[str, Any]:
+        """:meth:`_info` from a packed row's ``field(name)`` accessor."""
+        names = ("distance", "success", "knobs", "penalty", "param_error")
+        return self._info(*(field(name) for name in names))
 
     def _device_step(self, state: EnvState, action: np.ndarray):
         take, reward, obs, info = self._device_score(state, action)
@@ -482,14 +494,7 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
             cols = self._jit.step_cols
         row = np.asarray(packed)  # the step's one transfer to the host
         field = functools.partial(packing.column, row, cols)
-        info: dict[str, Any] = {
-            "distance": float(field("distance")),
-            "success": bool(field("success")),
-            "knobs": self._physical(field("knobs")),
-            "penalty": float(field("penalty")),
-        }
-        if self._target_known:
-            info["param_error"] = float(field("param_error"))
+        info = self._packed_info(field)
         if self.expose_grad:
             info["reward_grad"] = field("reward_grad")
         return field("obs"), float(field("reward")), bool(field("terminated")), False, info
@@ -538,14 +543,7 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         run = query_with_grad if with_grad else query
         row = np.asarray(run(state, self._checked_action(action), self._params))
         field = functools.partial(packing.column, row, cols)
-        info: dict[str, Any] = {
-            "distance": float(field("distance")),
-            "success": bool(field("success")),
-            "knobs": self._physical(field("knobs")),
-            "penalty": float(field("penalty")),
-        }
-        if self._target_known:
-            info["param_error"] = float(field("param_error"))
+        info = self._packed_info(field)
         if with_grad:
             info["reward_grad"] = field("reward_grad")
         return float(field("reward")), info

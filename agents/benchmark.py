@@ -167,19 +167,25 @@ def load_cells(path: Path) -> list[dict[str, Any]]:
 
 
 def write_json(path: Path, cells: list[dict[str, Any]]) -> None:
-    """Atomic write: an interrupted run never leaves a half-written results file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """The cells' results file (atomic: an interrupted run never leaves half a file)."""
     document = {
         "eval_seed_offset": EVAL_SEED_OFFSET,
         "budget_note": "queries per held-out target; trained agents also list train_queries",
         "cells": cells,
     }
+    write_json_atomic(path, document)
+
+
+def write_json_atomic(path: Path, document: Any) -> None:
+    """Write ``document`` as JSON via a temporary file and a rename (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(document, indent=1))
     os.replace(tmp, path)
 
 
-def _fmt(value: float | None, spec: str) -> str:
+def fmt(value: float | None, spec: str) -> str:
+    """``value`` formatted by ``spec``, or "-" for a missing one."""
     return "-" if value is None else format(value, spec)
 
 
@@ -193,9 +199,9 @@ def format_table(cells: Sequence[dict[str, Any]]) -> str:
     for c in cells:
         lines.append(
             f"| {c['env'].split('/')[-1]} | {c['agent']} | {c['successes']}/{c['seeds']} "
-            f"| {_fmt(c['median_queries_to_success'], '.0f')} "
-            f"| {_fmt(c['median_best_distance'], '.3g')} {c['distance_unit']} "
-            f"| {_fmt(c['median_param_error'], '.3f')} "
+            f"| {fmt(c['median_queries_to_success'], '.0f')} "
+            f"| {fmt(c['median_best_distance'], '.3g')} {c['distance_unit']} "
+            f"| {fmt(c['median_param_error'], '.3f')} "
             f"| {c['train_queries'] or '-'} | {c['wall_s']:.1f} s |"
         )
     return "\n".join(lines)

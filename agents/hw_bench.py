@@ -20,7 +20,6 @@ Runs are stored per seed, so an interrupted benchmark resumes at the next seed.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,7 +31,14 @@ from tqdm import tqdm
 
 import ddsp_gym  # noqa: F401  (registers the envs)
 from agents.base import SolveResult
-from agents.benchmark import SEARCH_AGENTS, eval_seeds, make_search_agent, summarize
+from agents.benchmark import (
+    SEARCH_AGENTS,
+    eval_seeds,
+    fmt,
+    make_search_agent,
+    summarize,
+    write_json_atomic,
+)
 
 HW_AGENTS: tuple[str, ...] = ("random", "cma", "hybrid")  # gradient needs reward_grad
 DEFAULT_HW_ENV = "ddsp_gym/RealSynthPatch-v0"
@@ -199,18 +205,6 @@ def load(path: Path) -> dict[str, Any]:
     return {"runs": {}, "cells": {}}
 
 
-def save(path: Path, document: dict[str, Any]) -> None:
-    """Atomic write: an interrupted run never leaves a half-written results file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(document, indent=1))
-    os.replace(tmp, path)
-
-
-def _fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
 def format_table(cells: Sequence[dict[str, Any]]) -> str:
     """Markdown: one row per (env, knobs, agent), timing next to the physical limit."""
     lines = [
@@ -222,9 +216,9 @@ def format_table(cells: Sequence[dict[str, Any]]) -> str:
     for c in cells:
         lines.append(
             f"| {c['env'].split('/')[-1]} | {', '.join(c['knobs'])} | {c['agent']} "
-            f"| {c['successes']}/{c['seeds']} | {_fmt(c['median_queries_to_success'], '.0f')} "
-            f"| {_fmt(c['median_best_distance'], '.3g')} {c['distance_unit']} "
-            f"| {_fmt(c['median_param_error'], '.3f')} | {c['median_query_s']:.3f} s "
+            f"| {c['successes']}/{c['seeds']} | {fmt(c['median_queries_to_success'], '.0f')} "
+            f"| {fmt(c['median_best_distance'], '.3g')} {c['distance_unit']} "
+            f"| {fmt(c['median_param_error'], '.3f')} | {c['median_query_s']:.3f} s "
             f"| {c['wall_s_per_query']:.3f} s | {c['physical_limit_s']:.3f} s "
             f"| {c['retries']} | {c['wall_s'] / 60:.1f} min |"
         )
@@ -295,7 +289,7 @@ def run_hw_benchmark(
                         ),
                         "command": command,
                     }
-                    save(out, document)
+                    write_json_atomic(out, document)
                     out.with_suffix(".md").write_text(
                         format_report(list(document["cells"].values()))
                     )

@@ -331,9 +331,7 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
                 "gradient. Use env.unwrapped.twin_reward_and_grad(action) (the sim twin's "
                 "gradient) or a gradient-free estimate (SPSA)"
             )
-        self.hardware = None  # the HardwareBackend (backend="hardware")
-        self.plugin = None  # the PluginBackend (backend="plugin")
-        self.device = None  # whichever of the two renders instead of the plant
+        self.device = None  # the hardware or plugin backend that renders instead of the plant
         self._last_take = None
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
@@ -369,12 +367,22 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
             from ddsp_gym.backends.hardware import HardwareBackend
 
             self.nondeterministic = True
-            self.hardware = self.device = HardwareBackend(plant_obj, self.hardware_options)
+            self.device = HardwareBackend(plant_obj, self.hardware_options)
         elif self.backend == "plugin":
             from ddsp_gym.backends.plugin import PluginBackend
 
             # Offline rendering is deterministic: nondeterministic stays False.
-            self.plugin = self.device = PluginBackend(plant_obj, self.plugin_options)
+            self.device = PluginBackend(plant_obj, self.plugin_options)
+
+    @property
+    def hardware(self):
+        """The HardwareBackend of ``backend="hardware"`` (else None)."""
+        return self.device if self.backend == "hardware" else None
+
+    @property
+    def plugin(self):
+        """The PluginBackend of ``backend="plugin"`` (else None)."""
+        return self.device if self.backend == "plugin" else None
 
     @property
     def spec(self):

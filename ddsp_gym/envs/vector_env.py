@@ -17,7 +17,6 @@ single ``DDSPEnv`` does. ``reset(seed=s)`` gives env ``i`` the chain of seed
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import gymnasium as gym
@@ -278,26 +277,16 @@ class VectorDDSPEnv(gym.vector.VectorEnv):
     def __init__(
         self,
         num_envs: int,
-        plant: str,
-        task: str,
-        plant_config: dict[str, Any] | None = None,
-        task_config: dict[str, Any] | None = None,
-        control: str = "absolute",
-        max_delta: float = 0.1,
         expose_grad: bool = False,
-        target: str | Path | np.ndarray | None = None,
-        input: str | Path | np.ndarray | None = None,  # noqa: A002 - the documented kwarg name
         backend: str = "sim",
         hardware: dict[str, Any] | None = None,
         hardware_defaults: dict[str, Any] | None = None,
         plugin: dict[str, Any] | None = None,
         plugin_defaults: dict[str, Any] | None = None,
         render_mode: str | None = None,
-        slew_penalty: float = 0.0,
-        success_threshold: float | None = None,
-        random_start: bool = True,
         max_episode_steps: int | None = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        **env_kwargs: Any,
     ) -> None:
         # The registry's hardware/plugin defaults only matter to those backends.
         del hardware_defaults, plugin_defaults
@@ -312,19 +301,8 @@ class VectorDDSPEnv(gym.vector.VectorEnv):
         mode = AutoresetMode(autoreset_mode)
         if mode not in AUTORESET_MODES:
             raise ValueError(f"autoreset_mode must be one of {AUTORESET_MODES}, not {mode}")
-        self.functional, self._params = build_functional(
-            plant,
-            task,
-            plant_config,
-            task_config,
-            control=control,
-            max_delta=max_delta,
-            target=target,
-            input=input,
-            slew_penalty=slew_penalty,
-            success_threshold=success_threshold,
-            random_start=random_start,
-        )
+        # plant, task, their configs, control, target, input, ...: as DDSPEnv takes them.
+        self.functional, self._params = build_functional(**env_kwargs)
         self.num_envs = int(num_envs)
         self.expose_grad = bool(expose_grad)
         self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)

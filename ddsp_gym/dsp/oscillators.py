@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
@@ -76,13 +77,16 @@ def _constant_phase(freq: Array, sample_rate: int, n: int, phase0: Array | float
     return _frac(_frac(_frac(64.0 * inc) * coarse) + inc * fine + phase0)
 
 
+@jax.custom_jvp
 def sine(phase: Array) -> Array:
     """Sine of a phase in cycles: sin(2 pi phase), any shape.
 
     Reduced exactly in cycles (r = phase - round(phase), folded onto |r| <= 1/4
     by sin(pi - x) = sin(x)), then a degree-13 odd polynomial: accurate to about
     2e-7, and on CPU about ten times faster than ``jnp.sin`` (whose argument
-    reduction in radians dominates its cost).
+    reduction in radians dominates its cost). Its derivative is declared as
+    2 pi cos(2 pi phase) (:func:`_sine_jvp`): autodiff through the Horner chain
+    kept every partial product for the backward pass, ~4x the cost.
     """
     phase = jnp.asarray(phase)
     r = phase - jnp.round(phase)
@@ -92,6 +96,12 @@ def sine(phase: Array) -> Array:
     for coeff in reversed(_SIN_CYCLE_COEFFS[:-1]):
         poly = poly * r2 + coeff
     return r * poly
+
+
+@sine.defjvp
+def _sine_jvp(primals, tangents):
+    (phase,), (phase_dot,) = primals, tangents
+    return sine(phase), (2.0 * math.pi) * sine(phase + 0.25) * phase_dot
 
 
 def cosine(phase: Array) -> Array:

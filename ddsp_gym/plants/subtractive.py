@@ -51,8 +51,8 @@ class Subtractive(AbstractPlant):
     decay in octaves from ``cutoff * 2^env_amount`` at the onset down to
     ``cutoff`` (the classic "pluck"/"brass" filter envelope), smoothly
     saturated below 0.45 * sample_rate. The filter is the RBJ low-pass with
-    per-sample coefficients (:func:`ddsp_gym.dsp.lowpass_coeffs`, shape (n, 3))
-    run by :func:`ddsp_gym.dsp.biquad`.
+    per-sample coefficients (:func:`ddsp_gym.dsp.lowpass`, (n,) arrays)
+    run by :func:`ddsp_gym.dsp.run_biquad`.
 
     Stability: each frozen-time filter has its poles inside the unit circle
     (the coefficient design clamps Q and frequency). A time-varying filter can
@@ -127,10 +127,10 @@ class Subtractive(AbstractPlant):
         )
 
     def synthesize(self, controls: dict[str, Array], key: Array, audio_in: Array | None) -> Array:
-        b, a = dsp.lowpass_coeffs(
+        coeffs = dsp.lowpass(
             self.cutoff_trajectory(controls), controls["resonance"], self.sample_rate
         )
-        filtered = dsp.biquad(self.oscillator(controls, key), b, a)
+        filtered = dsp.run_biquad(self.oscillator(controls, key), coeffs)
         return (
             self.amplitude
             * self.amp_envelope()

@@ -112,8 +112,11 @@ def test_vmapped_step_over_8_states_equals_8_single_steps(env_id):
     for i in range(8):
         state_i = jax.tree.map(lambda leaf, i=i: leaf[i], states)
         single = single_step(keys[i], state_i, actions[i], params)
+        # XLA compiles the filters' sample loop differently for a batch than for one
+        # signal, so float32 rounding differs (~1e-6 of the audio); the observation's
+        # dB levels of near-silent bands turn that into up to ~1e-4 (0.008 dB).
         for b_leaf, s_leaf in zip(jax.tree.leaves(batched), jax.tree.leaves(single), strict=True):
-            np.testing.assert_allclose(b_leaf[i], s_leaf, rtol=2e-5, atol=2e-5)
+            np.testing.assert_allclose(b_leaf[i], s_leaf, rtol=2e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)

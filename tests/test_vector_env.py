@@ -13,7 +13,7 @@ from gymnasium.vector import AutoresetMode
 import ddsp_gym
 from ddsp_gym.bench.compiles import count_compilations
 from ddsp_gym.envs.rollout import init_rollout, rollout
-from ddsp_gym.envs.vector_env import VectorDDSPEnv, vec_step
+from ddsp_gym.envs.vector_env import VectorDDSPEnv, reset_where, vec_reset, vec_step
 
 SINE = "ddsp_gym/SineTuner-v0"
 # float32: vmapped, batched and eager FFTs round differently. Observations hold
@@ -244,3 +244,25 @@ def test_rollout_is_jittable_and_equals_stepping():
     batched = jax.vmap(run)(keys)[1]
     assert batched.reward.shape == (2, steps, n)
     np.testing.assert_allclose(batched.reward[1], run(keys[1])[1].reward, **TOL)
+
+
+@pytest.mark.parametrize("resetting", [(), (5,), (0, 15), tuple(range(0, 16, 2))])
+def test_reset_where_resets_exactly_the_masked_envs(resetting):
+    """None, one or two (one env at a time) or half (one batch) of 16 envs reset."""
+    env = gym.make(SINE).unwrapped
+    fenv, params = env.functional, env.params
+    chain = jax.vmap(jax.random.PRNGKey)(np.arange(16))
+    carry, obs = vec_reset(fenv, chain, params)[:2]
+    mask = np.isin(np.arange(16), resetting)
+    new_chain, new_state, new_obs = jax.jit(partial(reset_where, fenv))(
+        mask, carry.chain, carry.state, obs, params
+    )
+    single_reset = jax.jit(fenv.reset_from_chain)
+    for i in range(16):
+        if mask[i]:
+            want = single_reset(carry.chain[i], params)
+        else:
+            want = (carry.chain[i], jax.tree.map(lambda leaf, i=i: leaf[i], carry.state), obs[i])
+        got = (new_chain[i], jax.tree.map(lambda leaf, i=i: leaf[i], new_state), new_obs[i])
+        for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+            np.testing.assert_allclose(g, w, **OBS_TOL)

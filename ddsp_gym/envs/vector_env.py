@@ -81,20 +81,46 @@ def vec_reset(
     return VecCarry(chain, state, needs_reset), obs, jax.vmap(fenv.plant.controls)(state.knobs)
 
 
+def _reset_one(fenv: FunctionalDDSPEnv, i: Array, carry: tuple, params: EnvParams) -> tuple:
+    """Reset env ``i`` alone in (chain, state, obs), whose leaves have the env axis first."""
+    chain, state, obs = carry
+    chain_i, state_i, obs_i = fenv.reset_from_chain(chain[i], params)
+    state = jax.tree.map(lambda leaf, new: leaf.at[i].set(new), state, state_i)
+    return chain.at[i].set(chain_i), state, obs.at[i].set(obs_i)
+
+
+# Up to this share of the envs, resets run one env at a time; more, all N as one batch.
+ONE_BY_ONE_SHARE = 1 / 8
+
+
 def reset_where(
     fenv: FunctionalDDSPEnv, mask: Array, chain: Array, state: EnvState, obs: Array, params
 ) -> tuple[Array, EnvState, Array]:
     """Reset the envs where ``mask`` (N,) holds; the others keep (chain, state, obs).
 
-    The resets run only when some env needs one (``lax.cond`` on ``any(mask)``),
-    so steps in the middle of episodes cost no reset work. Under an outer
-    ``vmap`` the cond turns into a select and both branches run.
+    No reset work when no env needs one. A few resets (at most ``ONE_BY_ONE_SHARE``
+    of the envs) run one env at a time, so their cost does not grow with N: a
+    goal task's reset renders 256 candidate settings, and resetting all 256 envs
+    of a vector env whenever one finished cost 65,536 renders. Many resets at
+    once (envs started together end together) run as one vmapped batch, which
+    accelerators prefer. Under an outer ``vmap`` the branches turn into selects
+    and all of them run.
     """
+    n = mask.shape[0]
+    count = jnp.sum(mask)
+    carry = (chain, state, obs)
 
-    def reset_masked(_):
-        return _where(mask, _reset_all(fenv, chain, params), (chain, state, obs))
+    def one_by_one(_):
+        (index,) = jnp.nonzero(mask, size=n, fill_value=0)
+        return jax.lax.fori_loop(
+            0, count, lambda j, c: _reset_one(fenv, index[j], c, params), carry
+        )
 
-    return jax.lax.cond(jnp.any(mask), reset_masked, lambda _: (chain, state, obs), None)
+    def all_at_once(_):
+        return _where(mask, _reset_all(fenv, chain, params), carry)
+
+    branch = jnp.where(count == 0, 0, jnp.where(count <= max(1, int(n * ONE_BY_ONE_SHARE)), 1, 2))
+    return jax.lax.switch(branch, [lambda _: carry, one_by_one, all_at_once], None)
 
 
 def vec_step(

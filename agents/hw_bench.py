@@ -92,12 +92,12 @@ class KnobSubset:
         return full
 
     def reward_of(self, action, with_grad: bool = False) -> tuple[float, dict[str, Any]]:
+        # with_grad is passed on: the device backend refuses it (the twin's gradient is
+        # twin_reward_and_grad), so no gradient ever comes back to cut to the subset.
         start = time.perf_counter()
         reward, info = self.base.reward_of(self.full_action(action), with_grad=with_grad)
         self.query_s.append(time.perf_counter() - start)
         self.attempts.append(int(info.get("hardware", {}).get("attempts", 1)))
-        if with_grad:
-            info = {**info, "reward_grad": np.asarray(info["reward_grad"])[self.free]}
         return reward, info
 
     def twin_reward_and_grad(self, action) -> tuple[float, np.ndarray]:

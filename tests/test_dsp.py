@@ -137,6 +137,26 @@ def test_polyblep_square_aliases_less_than_naive_square():
     assert blep < 0.5 * _alias_energy(naive, f0)
 
 
+@pytest.mark.parametrize("n", [1, 4001, 16000])
+def test_white_noise_is_uniform_white_and_reproducible(n):
+    key = jax.random.PRNGKey(7)
+    noise = np.asarray(dsp.white_noise(key, n), np.float64)
+    assert noise.shape == (n,) and noise.dtype == np.float64
+    np.testing.assert_array_equal(noise, np.asarray(dsp.white_noise(key, n)))
+    assert np.all(np.abs(noise) < 1.0)
+    if n < 4000:
+        return
+    assert not np.array_equal(noise, np.asarray(dsp.white_noise(jax.random.PRNGKey(8), n)))
+    # Uniform on (-1, 1): mean 0, variance 1/3, flat histogram; white: no lag correlation.
+    sem = np.sqrt(1 / 3 / n)
+    assert abs(noise.mean()) < 4 * sem
+    assert abs(noise.var() - 1 / 3) < 0.02
+    counts, _ = np.histogram(noise, bins=8, range=(-1, 1))
+    assert counts.min() > 0.8 * n / 8 and counts.max() < 1.2 * n / 8
+    for lag in (1, 2, n // 2):
+        assert abs(np.corrcoef(noise[:-lag], noise[lag:])[0, 1]) < 4 / np.sqrt(n - lag)
+
+
 def test_adsr_segments_match_knobs():
     sr, n = 1000, 1000  # 1 ms per sample makes the arithmetic exact
     env = np.asarray(dsp.adsr(n, sr, 0.1, 0.2, 0.5, 0.3, 0.6))

@@ -27,7 +27,11 @@ def soft_ceiling_hz(freq_hz: Array, ceiling_hz: float) -> Array:
     which is f for f << ceiling and approaches the ceiling from below, with a
     gradient everywhere (a hard clip would leave knobs with zero gradient).
     """
-    octaves = jnp.log2(jnp.maximum(freq_hz, 1e-3) / ceiling_hz)
+    return soft_ceiling_octaves(jnp.log2(jnp.maximum(freq_hz, 1e-3) / ceiling_hz), ceiling_hz)
+
+
+def soft_ceiling_octaves(octaves: Array, ceiling_hz: float) -> Array:
+    """:func:`soft_ceiling_hz` of the frequency ``ceiling_hz * 2^octaves``."""
     k = _SOFT_CLAMP_SHARPNESS
     return ceiling_hz * jnp.exp2(-jax.nn.softplus(-k * octaves) / k)
 
@@ -112,7 +116,9 @@ class Subtractive(AbstractPlant):
         n, sr = self.n_samples, self.sample_rate
         sweep = controls["env_amount"] * dsp.exp_decay(n, sr, controls["env_decay"])
         ceiling = MAX_FREQ_RATIO * sr * 2.0 ** (-_CUTOFF_HEADROOM_OCT)
-        return soft_ceiling_hz(controls["cutoff"] * jnp.exp2(sweep), ceiling)
+        # In octaves above the ceiling: the sweep adds to log2(cutoff) rather than
+        # going through exp2 and back through log2 at every sample.
+        return soft_ceiling_octaves(jnp.log2(controls["cutoff"] / ceiling) + sweep, ceiling)
 
     def amp_envelope(self) -> Array:
         """The amp ADSR, shape (n,), values in [0, 1]."""

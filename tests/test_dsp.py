@@ -195,3 +195,14 @@ def test_unit_conversions():
     x = jnp.ones(4)
     np.testing.assert_allclose(dsp.gain(x, 20.0), 10.0 * x, rtol=1e-6)
     np.testing.assert_allclose(dsp.mix(jnp.stack([x, 2 * x]), jnp.array([0.5, 0.25])), x)
+
+
+@pytest.mark.parametrize("n,hop", [(100, 1), (100, 16), (8000, 16), (33, 32)])
+def test_upsample_linear_interpolates_between_control_points(n, hop):
+    t = dsp.control_times(n, SR, hop)
+    assert t.shape == (-(-n // hop) + 1,) and float(t[-1]) * SR >= n - 1
+    values = jnp.asarray(np.random.default_rng(0).normal(size=t.shape[0]).astype(np.float32))
+    upsampled = np.asarray(dsp.upsample_linear(values, hop, n))
+    expected = np.interp(np.arange(n), np.arange(t.shape[0]) * hop, np.asarray(values))
+    np.testing.assert_allclose(upsampled, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(upsampled[::hop], np.asarray(values)[: len(upsampled[::hop])])

@@ -9,7 +9,14 @@ from ddsp_gym.dsp.dynamics import (
     one_pole_step,
     smooth_branching,
 )
-from ddsp_gym.dsp.envelopes import adsr, attack_release, exp_decay, smooth_unit_clip
+from ddsp_gym.dsp.envelopes import (
+    adsr,
+    attack_release,
+    control_times,
+    exp_decay,
+    smooth_unit_clip,
+    upsample_linear,
+)
 from ddsp_gym.dsp.eq import (
     apply_response,
     eq_frequencies,
@@ -71,6 +78,7 @@ __all__ = [
     "biquad_response",
     "cents",
     "compress",
+    "control_times",
     "cosine",
     "db_to_amp",
     "echo_impulse_response",
@@ -116,5 +124,6 @@ __all__ = [
     "svf_lowpass",
     "tanh_drive",
     "tilt_eq",
+    "upsample_linear",
     "white_noise",
 ]

@@ -93,3 +93,23 @@ def exp_decay(n: int, sample_rate: int, time_constant_s: Array | float) -> Array
     """
     t = jnp.arange(n, dtype=jnp.float32) / sample_rate
     return jnp.exp(-t / jnp.maximum(time_constant_s, 1e-3))
+
+
+def control_times(n: int, sample_rate: int, hop: int) -> Array:
+    """Times in seconds of control points every ``hop`` samples covering n samples.
+
+    Shape (ceil(n / hop) + 1,): points at samples 0, hop, 2 hop, ..., one at or past
+    the last sample, so :func:`upsample_linear` has both ends of every segment.
+    """
+    return jnp.arange(-(-n // hop) + 1, dtype=jnp.float32) * (hop / sample_rate)
+
+
+def upsample_linear(values: Array, hop: int, n: int) -> Array:
+    """Control-rate ``values`` at :func:`control_times` -> (n,) by linear interpolation.
+
+    Sample k * hop + j gets values[k] + (j / hop) (values[k + 1] - values[k]),
+    so ``hop = 1`` returns ``values[:n]`` unchanged.
+    """
+    fraction = jnp.arange(hop, dtype=jnp.float32) / hop
+    start, step = values[:-1, None], (values[1:] - values[:-1])[:, None]
+    return (start + step * fraction).reshape(-1)[:n]

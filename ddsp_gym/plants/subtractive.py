@@ -20,18 +20,13 @@ _CUTOFF_HEADROOM_OCT = 0.1
 _SOFT_CLAMP_SHARPNESS = 4.0  # 1 / octaves over which the saturation rounds off
 
 
-def soft_ceiling_hz(freq_hz: Array, ceiling_hz: float) -> Array:
-    """Smoothly saturate a frequency below ``ceiling_hz``.
+def soft_ceiling_octaves(octaves: Array, ceiling_hz: float) -> Array:
+    """Smoothly saturate the frequency ``ceiling_hz * 2^octaves`` below ``ceiling_hz``.
 
-    Works in octaves: o = log2(f / ceiling); returns ceiling * 2^(-softplus(-k o) / k),
-    which is f for f << ceiling and approaches the ceiling from below, with a
+    Returns ceiling * 2^(-softplus(-k o) / k) for o = ``octaves``: the frequency
+    itself far below the ceiling, approaching the ceiling from below, with a
     gradient everywhere (a hard clip would leave knobs with zero gradient).
     """
-    return soft_ceiling_octaves(jnp.log2(jnp.maximum(freq_hz, 1e-3) / ceiling_hz), ceiling_hz)
-
-
-def soft_ceiling_octaves(octaves: Array, ceiling_hz: float) -> Array:
-    """:func:`soft_ceiling_hz` of the frequency ``ceiling_hz * 2^octaves``."""
     k = _SOFT_CLAMP_SHARPNESS
     return ceiling_hz * jnp.exp2(-jax.nn.softplus(-k * octaves) / k)
 
@@ -50,13 +45,17 @@ def resonance_compensation(q: Array | float) -> Array:
 class Subtractive(AbstractPlant):
     """Saw/square/noise mix -> resonant 2-pole low-pass with an envelope sweep -> amp ADSR.
 
-    The filter's cutoff moves every sample:
+    The filter's cutoff moves with time:
     cutoff(t) = cutoff * 2^(env_amount * exp(-t / env_decay)), an exponential
     decay in octaves from ``cutoff * 2^env_amount`` at the onset down to
     ``cutoff`` (the classic "pluck"/"brass" filter envelope), smoothly
-    saturated below 0.45 * sample_rate. The filter is the RBJ low-pass with
-    per-sample coefficients (:func:`ddsp_gym.dsp.lowpass`, (n,) arrays)
-    run by :func:`ddsp_gym.dsp.run_biquad`.
+    saturated below 0.45 * sample_rate. The filter is the RBJ low-pass
+    (:func:`ddsp_gym.dsp.lowpass`) designed at a control rate, every
+    ``control_hop`` samples (1 ms at 16 kHz), its coefficients interpolated
+    linearly to every sample and run by :func:`ddsp_gym.dsp.run_biquad`. Hardware
+    and software synths likewise update filters at a control rate; here it
+    spares the per-sample sine, cosine and exponentials, which cost more than
+    the filter itself. ``control_hop=1`` designs the filter at every sample.
 
     Stability: each frozen-time filter has its poles inside the unit circle
     (the coefficient design clamps Q and frequency). A time-varying filter can
@@ -79,6 +78,7 @@ class Subtractive(AbstractPlant):
     amp_release_s: float = 0.08
     gate_s: float = 0.4
     oscillator_knobs: bool = True
+    control_hop: int = 16
 
     @property
     def knob_specs(self) -> tuple[KnobSpec, ...]:
@@ -112,13 +112,29 @@ class Subtractive(AbstractPlant):
         return tone + controls["noise"] * dsp.white_noise(key, n)
 
     def cutoff_trajectory(self, controls: dict[str, Array]) -> Array:
-        """The filter's cutoff in Hz at every sample, shape (n,)."""
-        n, sr = self.n_samples, self.sample_rate
-        sweep = controls["env_amount"] * dsp.exp_decay(n, sr, controls["env_decay"])
-        ceiling = MAX_FREQ_RATIO * sr * 2.0 ** (-_CUTOFF_HEADROOM_OCT)
-        # In octaves above the ceiling: the sweep adds to log2(cutoff) rather than
-        # going through exp2 and back through log2 at every sample.
+        """The filter's cutoff in Hz at the control points, shape (ceil(n / hop) + 1,).
+
+        Point k is at sample k * ``control_hop`` (:func:`ddsp_gym.dsp.control_times`).
+        """
+        t = dsp.control_times(self.n_samples, self.sample_rate, self.control_hop)
+        sweep = controls["env_amount"] * jnp.exp(-t / jnp.maximum(controls["env_decay"], 1e-3))
+        ceiling = MAX_FREQ_RATIO * self.sample_rate * 2.0 ** (-_CUTOFF_HEADROOM_OCT)
+        # In octaves above the ceiling: the sweep adds to log2(cutoff).
         return soft_ceiling_octaves(jnp.log2(controls["cutoff"] / ceiling) + sweep, ceiling)
+
+    def filter_coeffs(self, controls: dict[str, Array]) -> dsp.Biquad:
+        """Per-sample low-pass coefficients, (n,) fields: designed at the control points,
+        linearly interpolated between them.
+
+        Frozen in time, each interpolated filter is stable: the (a1, a2) of stable
+        biquads form a triangle, a convex set, so blends of two stable designs stay in it.
+        """
+        at_points = dsp.lowpass(
+            self.cutoff_trajectory(controls), controls["resonance"], self.sample_rate
+        )
+        return dsp.Biquad(
+            *(dsp.upsample_linear(c, self.control_hop, self.n_samples) for c in at_points)
+        )
 
     def amp_envelope(self) -> Array:
         """The amp ADSR, shape (n,), values in [0, 1]."""
@@ -133,10 +149,7 @@ class Subtractive(AbstractPlant):
         )
 
     def synthesize(self, controls: dict[str, Array], key: Array, audio_in: Array | None) -> Array:
-        coeffs = dsp.lowpass(
-            self.cutoff_trajectory(controls), controls["resonance"], self.sample_rate
-        )
-        filtered = dsp.run_biquad(self.oscillator(controls, key), coeffs)
+        filtered = dsp.run_biquad(self.oscillator(controls, key), self.filter_coeffs(controls))
         return (
             self.amplitude
             * self.amp_envelope()

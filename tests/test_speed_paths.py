@@ -203,3 +203,33 @@ def test_framing_and_its_gradient_equal_gathered_frames(frame_length, hop):
     cotangent = jnp.asarray(np.random.default_rng(7).normal(size=frames.shape), jnp.float32)
     ours = jax.vjp(lambda x: F.frame_signal(x, frame_length, hop), x)[1](cotangent)[0]
     np.testing.assert_allclose(ours, jax.vjp(gathered, x)[1](cotangent)[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("time_varying", [True, False])
+def test_svf_gradient_is_autodiff_of_the_plain_recursion(time_varying):
+    """The SVF's hand-written VJP against autodiff of the same recursion (no custom rule)."""
+    from ddsp_gym.dsp.filters import _svf_scan
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    x = jnp.asarray(rng.normal(size=n).astype(np.float32))
+    cutoff = jnp.asarray(np.geomspace(3000.0, 80.0, n).astype(np.float32))
+    if not time_varying:
+        cutoff = jnp.float32(400.0)
+
+    def plain(x, cutoff, q):
+        coeffs = dsp.svf_lowpass_coeffs(cutoff, q, SR)
+        return _svf_scan(x, *(jnp.broadcast_to(c, (n,)) for c in coeffs))[0]
+
+    def loss(filter_fn):
+        return lambda x, cutoff, q: jnp.sum(jnp.sin(3.0 * filter_fn(x, cutoff, q, SR)))
+
+    expected = jax.grad(loss(lambda x, c, q, sr: plain(x, c, q)), argnums=(0, 1, 2))(
+        x, cutoff, jnp.float32(4.0)
+    )
+    got = jax.grad(loss(dsp.svf_lowpass), argnums=(0, 1, 2))(x, cutoff, jnp.float32(4.0))
+    for e, g in zip(expected, got, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5 * float(jnp.max(jnp.abs(e))))
+    np.testing.assert_array_equal(
+        dsp.svf_lowpass(x, cutoff, 4.0, SR), plain(x, cutoff, jnp.float32(4.0))
+    )

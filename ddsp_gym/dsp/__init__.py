@@ -26,6 +26,7 @@ from ddsp_gym.dsp.eq import (
 )
 from ddsp_gym.dsp.filters import (
     Biquad,
+    SVFLowpass,
     bandpass_coeffs,
     biquad,
     biquad_response,
@@ -37,7 +38,9 @@ from ddsp_gym.dsp.filters import (
     peaking_coeffs,
     pole_radius,
     run_biquad,
+    run_svf_lowpass,
     svf_lowpass,
+    svf_lowpass_coeffs,
     tilt_eq,
 )
 from ddsp_gym.dsp.fm import feedback_operator, pm_operator
@@ -74,6 +77,7 @@ __all__ = [
     "band_rt60",
     "bandpass_coeffs",
     "Biquad",
+    "SVFLowpass",
     "biquad",
     "biquad_response",
     "cents",
@@ -115,6 +119,7 @@ __all__ = [
     "resonator_coeffs",
     "rosenberg_pulse",
     "run_biquad",
+    "run_svf_lowpass",
     "saw_naive",
     "saw_polyblep",
     "sine",
@@ -122,6 +127,7 @@ __all__ = [
     "smooth_unit_clip",
     "square_polyblep",
     "svf_lowpass",
+    "svf_lowpass_coeffs",
     "tanh_drive",
     "tilt_eq",
     "upsample_linear",

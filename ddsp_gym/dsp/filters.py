@@ -233,6 +233,28 @@ def pole_radius(a: Array) -> Array:
     return jnp.where(disc < 0, jnp.sqrt(jnp.maximum(a2, 0.0)), real_root)
 
 
+class SVFLowpass(NamedTuple):
+    """Coefficients of :func:`run_svf_lowpass`, each a scalar or (n,) (one per sample).
+
+    From A. Simper's linear trapezoidal SVF: with g = tan(pi f / fs) and k = 1 / Q,
+    a1 = 1 / (1 + g (g + k)), a2 = g a1, a3 = g a2.
+    """
+
+    a1: Array
+    a2: Array
+    a3: Array
+
+
+def svf_lowpass_coeffs(freq_hz: Array | float, q: Array | float, sample_rate: int) -> SVFLowpass:
+    """:class:`SVFLowpass` for a cutoff (scalar or (n,)) and Q, clamped like the RBJ designs."""
+    freq = jnp.clip(jnp.asarray(freq_hz, jnp.float32), MIN_FREQ_HZ, MAX_FREQ_RATIO * sample_rate)
+    q = jnp.clip(jnp.asarray(q, jnp.float32), MIN_Q, MAX_Q)
+    g = jnp.tan(jnp.pi * freq / sample_rate)
+    a1 = 1.0 / (1.0 + g * (g + 1.0 / q))
+    a2 = g * a1
+    return SVFLowpass(a1, a2, g * a2)
+
+
 def svf_lowpass(x: Array, freq_hz: Array | float, q: Array | float, sample_rate: int) -> Array:
     """2nd-order low-pass as a trapezoidal-integrated state-variable filter.
 
@@ -250,14 +272,17 @@ def svf_lowpass(x: Array, freq_hz: Array | float, q: Array | float, sample_rate:
     Returns:
         (n,) low-passed signal.
     """
-    freq = jnp.clip(jnp.asarray(freq_hz, jnp.float32), MIN_FREQ_HZ, MAX_FREQ_RATIO * sample_rate)
-    q = jnp.clip(jnp.asarray(q, jnp.float32), MIN_Q, MAX_Q)
+    return run_svf_lowpass(x, svf_lowpass_coeffs(freq_hz, q, sample_rate))
+
+
+def run_svf_lowpass(x: Array, coeffs: SVFLowpass) -> Array:
+    """Run the SVF low-pass of ``coeffs`` over ``x`` (n,) from zero state; see svf_lowpass."""
     n = x.shape[0]
-    g = jnp.broadcast_to(jnp.tan(jnp.pi * freq / sample_rate), (n,))
-    k = jnp.broadcast_to(1.0 / q, (n,))
-    a1 = 1.0 / (1.0 + g * (g + k))
-    a2 = g * a1
-    a3 = g * a2
+    return _svf(x, *(jnp.broadcast_to(c, (n,)).astype(x.dtype) for c in coeffs))
+
+
+def _svf_scan(x: Array, a1: Array, a2: Array, a3: Array) -> tuple[Array, Array, Array]:
+    """The SVF recursion -> (y, s1, s2): output and the state (ic1, ic2) before each sample."""
 
     def tick(state, inputs):
         ic1, ic2 = state
@@ -265,11 +290,53 @@ def svf_lowpass(x: Array, freq_hz: Array | float, q: Array | float, sample_rate:
         v3 = xn - ic2
         v1 = c1 * ic1 + c2 * v3
         v2 = ic2 + c2 * ic1 + c3 * v3
-        return (2.0 * v1 - ic1, 2.0 * v2 - ic2), v2
+        return (2.0 * v1 - ic1, 2.0 * v2 - ic2), (v2, ic1, ic2)
 
     zero = jnp.zeros((), x.dtype)
-    _, y = jax.lax.scan(tick, (zero, zero), (x, a1, a2, a3))
-    return y
+    _, (y, s1, s2) = jax.lax.scan(tick, (zero, zero), (x, a1, a2, a3))
+    return y, s1, s2
+
+
+@jax.custom_vjp
+def _svf(x: Array, a1: Array, a2: Array, a3: Array) -> Array:
+    return _svf_scan(x, a1, a2, a3)[0]
+
+
+def _svf_fwd(x, a1, a2, a3):
+    y, s1, s2 = _svf_scan(x, a1, a2, a3)
+    return y, (x, a1, a2, a3, s1, s2)
+
+
+def _svf_vjp(residuals, g: Array):
+    """Adjoint of the SVF, derived by hand (one backward loop instead of autodiff's replay).
+
+    Written as a state-space system s_{n+1} = A_n s_n + B_n x_n, y_n = C_n s_n + D_n x_n
+    with A = [[2 a1 - 1, -2 a2], [2 a2, 1 - 2 a3]], B = (2 a2, 2 a3), C = (a2, 1 - a3)
+    and D = a3, the adjoint state l_n = dL/ds_n obeys l_n = A_n^T l_{n+1} + C_n^T g_n.
+    With l' = l_{n+1}: dL/dx_n = B_n . l' + D_n g_n, and each coefficient collects its
+    entries of dL/dA_n = l' s_n^T, dL/dB_n = l' x_n, dL/dC_n = g_n s_n, dL/dD_n = g_n x_n.
+    """
+    x, a1, a2, a3, s1, s2 = residuals
+
+    def tick(state, inputs):
+        l1, l2 = state  # l_{n+1}
+        gn, c1, c2, c3 = inputs
+        new = (
+            (2.0 * c1 - 1.0) * l1 + 2.0 * c2 * l2 + c2 * gn,
+            -2.0 * c2 * l1 + (1.0 - 2.0 * c3) * l2 + (1.0 - c3) * gn,
+        )
+        return new, (l1, l2)
+
+    zero = jnp.zeros((), g.dtype)
+    _, (l1, l2) = jax.lax.scan(tick, (zero, zero), (g, a1, a2, a3), reverse=True)
+    grad_x = 2.0 * (a2 * l1 + a3 * l2) + a3 * g
+    grad_a1 = 2.0 * l1 * s1
+    grad_a2 = 2.0 * (l2 * s1 - l1 * s2 + l1 * x) + g * s1
+    grad_a3 = 2.0 * l2 * (x - s2) + g * (x - s2)
+    return grad_x, grad_a1, grad_a2, grad_a3
+
+
+_svf.defvjp(_svf_fwd, _svf_vjp)
 
 
 # RBJ shelves with shelf slope S = 1 (the steepest without overshoot), i.e. alpha as for

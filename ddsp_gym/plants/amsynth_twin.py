@@ -77,7 +77,8 @@ class AmsynthTwin(AbstractPlant):
         q = 1.0 / jnp.maximum(2.0 * (1.0 - controls["resonance"]), 1e-3)
         # Two identical stages (amsynth's 24 dB slope); the SVF form keeps the loss smooth in
         # the cutoff at low frequencies, where direct-form float32 coefficients are coarse.
-        filtered = dsp.svf_lowpass(dsp.svf_lowpass(oscillators, cutoff, q, sr), cutoff, q, sr)
+        coeffs = dsp.svf_lowpass_coeffs(cutoff, q, sr)
+        filtered = dsp.run_svf_lowpass(dsp.run_svf_lowpass(oscillators, coeffs), coeffs)
 
         amp_env = dsp.attack_release(
             n, sr, controls["amp_attack"], controls["amp_release"], self.gate_s

@@ -36,7 +36,12 @@ def test_a_tiny_run_writes_json_and_markdown(tmp_path):
     for key in ("single", "native_64", "sync_16", "jax_rollout"):
         assert env[key]["steps_per_s"] > 0, key
     assert env["native_over_sync"] > 0
+    (analysis,) = saved["analysis"]  # QUICK: 64 sounds of 0.25 s
+    assert (analysis["batch"], analysis["duration_s"]) == (64, 0.25)
+    assert analysis["spectra"]["audio_s_per_s"] > analysis["value_and_grad"]["audio_s_per_s"] > 0
     markdown = (tmp_path / "perf.md").read_text()
+    bound = analysis["spectra"]["audio_s_per_s"] / 0.25
+    assert "| 64 | 0.25 |" in markdown and f"| {bound:,.0f} |" in markdown
     assert "| gain |" in markdown and "VolumeMatch-v0" in markdown and "## Targets" in markdown
     assert results["targets"] == saved["targets"]
 

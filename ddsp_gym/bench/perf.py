@@ -47,6 +47,7 @@ import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import Array
 from tqdm import tqdm
 
 from ddsp_gym import dsp
@@ -82,6 +83,9 @@ class PerfSettings:
     external_batches: tuple[int, ...] = (32,)
     external_voices: tuple[str, ...] = ("voice", "adsr_sine")  # (): no other libraries
     external_seconds: float = 1.0
+    # (batch, seconds) of 16 kHz audio whose MR-STFT alone is timed: the floor under an
+    # env step (64 envs of 0.25 s) and under render + gradient (batch 32 of 0.5 s and 1 s).
+    analysis_shapes: tuple[tuple[int, float], ...] = ((1, 0.25), (64, 0.25), (32, 0.5), (32, 1.0))
     quick: bool = False
 
 
@@ -99,6 +103,7 @@ QUICK = PerfSettings(
     sb3_n_steps=16,
     sb3_rollouts=1,
     external_voices=("adsr_sine",),
+    analysis_shapes=((64, 0.25),),
     quick=True,
 )
 
@@ -197,13 +202,18 @@ def _batched_render(plant: AbstractPlant) -> Callable:
     return jax.vmap(plant.render, in_axes=in_axes)
 
 
+def _mean_mrstft(audio: Array, target_spectra: Any) -> Array:
+    """Mean MR-STFT distance of a batch of sounds (B, n) from precomputed target spectra."""
+    spectra = jax.vmap(multi_resolution_spectra)(audio)
+    return jnp.mean(jax.vmap(mrstft_distance_from_spectra)(spectra, target_spectra))
+
+
 def _mrstft_loss(plant: AbstractPlant) -> Callable:
     """(knobs, keys, audio_in, target spectra) -> (mean MR-STFT distance, d / d knobs)."""
     render = _batched_render(plant)
 
     def loss(knobs, keys, audio_in, target_spectra):
-        spectra = jax.vmap(multi_resolution_spectra)(render(knobs, keys, audio_in))
-        return jnp.mean(jax.vmap(mrstft_distance_from_spectra)(spectra, target_spectra))
+        return _mean_mrstft(render(knobs, keys, audio_in), target_spectra)
 
     return jax.value_and_grad(loss)
 
@@ -439,6 +449,39 @@ def bench_sb3(env_id: str, settings: PerfSettings) -> dict[str, Any]:
     return row
 
 
+# ---- the analysis alone --------------------------------------------------------------
+
+
+def bench_analysis(settings: PerfSettings) -> list[dict[str, Any]]:
+    """The MR-STFT alone (no plant): its spectra, and its distance's value + gradient.
+
+    The spectra are what a spectrum-scored env computes at every step, so their rate
+    bounds that env's steps/s (audio-s/s over the env's seconds of audio); the
+    gradient row bounds every plant's render + MR-STFT gradient.
+    """
+    rows = []
+    sr = 16_000
+    for batch, seconds in settings.analysis_shapes:
+        n = int(round(seconds * sr))
+        rng = np.random.default_rng(0)
+        audio = jnp.asarray(rng.uniform(-0.5, 0.5, (batch, n)), jnp.float32)
+        target = jax.jit(jax.vmap(multi_resolution_spectra))(audio[::-1])
+
+        spectra = jax.jit(jax.vmap(multi_resolution_spectra)).lower(audio).compile()
+        value_and_grad = jax.jit(jax.value_and_grad(_mean_mrstft)).lower(audio, target).compile()
+        calls = {
+            "spectra": _blocking(spectra, audio),
+            "value_and_grad": _blocking(value_and_grad, audio, target),
+        }
+        row: dict[str, Any] = {"batch": batch, "duration_s": seconds, "sample_rate": sr}
+        for key, call in calls.items():
+            row[key] = _audio_rates(
+                time_calls(call, settings.min_time, settings.rounds), batch * seconds
+            )
+        rows.append(row)
+    return rows
+
+
 # ---- other libraries -----------------------------------------------------------------
 
 
@@ -659,6 +702,7 @@ def run_perf(
         "plants": [],
         "envs": [],
         "sb3": [],
+        "analysis": [],
         "external": [],
     }
     json_path, md_path = out_dir / "perf.json", out_dir / "perf.md"
@@ -666,7 +710,7 @@ def run_perf(
         [("plant", p) for p in plants]
         + [("env", e) for e in env_ids]
         + [("sb3", e) for e in sb3_ids]
-        + [("external", None)]
+        + [("analysis", None), ("external", None)]
     )
     start = time.perf_counter()
     for kind, name in tqdm(tasks, desc="bench --perf", unit="task", disable=not progress):
@@ -677,6 +721,8 @@ def run_perf(
                 results["envs"].append(bench_env(name, settings))
             elif kind == "sb3":
                 results["sb3"].append(bench_sb3(name, settings))
+            elif kind == "analysis":
+                results["analysis"] = bench_analysis(settings)
             else:
                 results["external"] = bench_external(settings, results["plants"])
         except Exception as err:
@@ -811,6 +857,28 @@ def format_markdown(results: dict[str, Any]) -> str:
             for r in results["sb3"]
         ]
         lines += _table(["env", "envs", "native batched env", "DummyVecEnv", "ratio"], rows)
+    if results.get("analysis"):
+        lines += [
+            "",
+            "## The MR-STFT alone (16 kHz audio-s/s, no plant)",
+            "",
+            "The four-resolution STFT every spectrum-scored env computes at each step, and "
+            "its distance's value + gradient. An env step can go no faster than its "
+            "spectra: the bound is the spectra rate over the env's seconds of audio.",
+            "",
+        ]
+        rows = [
+            [
+                str(r["batch"]),
+                f"{r['duration_s']:g}",
+                _cell(r.get("spectra"), "audio_s_per_s", "audio_s_per_cpu_s"),
+                _fmt(r["spectra"]["audio_s_per_s"] / r["duration_s"]) if "spectra" in r else "-",
+                _cell(r.get("value_and_grad"), "audio_s_per_s", "audio_s_per_cpu_s"),
+            ]
+            for r in results["analysis"]
+        ]
+        header = ["batch", "dur (s)", "spectra", "steps/s bound", "distance value + grad"]
+        lines += _table(header, rows)
     if results["external"]:
         lines += ["", "## Other libraries, same run (16 kHz, 1 s voices, audio-s/s)", ""]
         rows = []

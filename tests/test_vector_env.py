@@ -11,7 +11,9 @@ import pytest
 from gymnasium.vector import AutoresetMode
 
 import ddsp_gym
+from ddsp_gym import batching
 from ddsp_gym.bench.compiles import count_compilations
+from ddsp_gym.envs import gym_env, vector_env
 from ddsp_gym.envs.rollout import init_rollout, rollout
 from ddsp_gym.envs.vector_env import VectorDDSPEnv, reset_where, vec_reset, vec_step
 
@@ -266,3 +268,29 @@ def test_reset_where_resets_exactly_the_masked_envs(resetting):
         got = (new_chain[i], jax.tree.map(lambda leaf, i=i: leaf[i], new_state), new_obs[i])
         for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
             np.testing.assert_allclose(g, w, **OBS_TOL)
+
+
+@pytest.mark.parametrize("env_id", [SINE, "ddsp_gym/BrightnessStability-v0"])
+def test_chunked_stepping_equals_single_envs(monkeypatch, env_id):
+    """Envs stepped and reset in chunks (2, 2 and a remainder of 1) as on a CPU with many
+    envs; the goal task's reset also scores its candidate settings in chunks."""
+    monkeypatch.setattr(batching, "CPU_CHUNK", 2)
+    _clear_compiled()  # trace anew with the small chunk ...
+    try:
+        n, horizon = 5, 2
+        native = gym.make_vec(env_id, num_envs=n, max_episode_steps=horizon)
+        sync = gym.make_vec(
+            env_id, num_envs=n, vectorization_mode="sync", max_episode_steps=horizon
+        )
+        np.testing.assert_allclose(native.reset(seed=3)[0], sync.reset(seed=3)[0], **OBS_TOL)
+        rng = np.random.default_rng(1)
+        for _ in range(2 * horizon + 1):
+            actions = rng.uniform(-1, 1, native.action_space.shape).astype(np.float32)
+            _assert_step_equal(native.step(actions), sync.step(actions))
+    finally:
+        _clear_compiled()  # ... and leave no chunk-2 functions to other tests
+
+
+def _clear_compiled() -> None:
+    vector_env._vec_fns.cache_clear()
+    gym_env.compiled.cache_clear()

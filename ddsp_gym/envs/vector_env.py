@@ -1,5 +1,8 @@
 """The native vector env: N envs stepped in one jitted, vmapped call, autoreset inside.
 
+On CPU the call steps the envs in chunks of :data:`ddsp_gym.batching.CPU_CHUNK`
+(cache-sized; see :func:`ddsp_gym.batching.chunked_vmap`), on accelerators all at once.
+
 ``gym.make_vec(ID, num_envs=N, vectorization_mode="vector_entry_point")`` (or no
 mode: every registered id has this ``vector_entry_point``) builds a
 :class:`VectorDDSPEnv`. Its pure core, :func:`vec_reset` and :func:`vec_step`,
@@ -28,6 +31,7 @@ from gymnasium.vector.utils import batch_space
 from jax import Array
 
 from ddsp_gym.backends import validate_backend
+from ddsp_gym.batching import chunked_vmap
 from ddsp_gym.envs import packing
 from ddsp_gym.envs.functional import EnvParams, EnvState, FunctionalDDSPEnv, StepInfo
 from ddsp_gym.envs.gym_env import build_functional, seed_chain
@@ -69,7 +73,7 @@ def _where(mask: Array, new: Any, old: Any) -> Any:
 
 
 def _reset_all(fenv: FunctionalDDSPEnv, chain: Array, params: EnvParams):
-    return jax.vmap(fenv.reset_from_chain, in_axes=(0, None))(chain, params)
+    return chunked_vmap(fenv.reset_from_chain, in_axes=(0, None))(chain, params)
 
 
 def vec_reset(
@@ -144,7 +148,7 @@ def vec_step(
       new episode's first obs and ``final_obs`` the last obs of the old one.
     """
     batch_step = fenv.step_with_grad if expose_grad else fenv.step
-    stepped = jax.vmap(batch_step, in_axes=(0, 0, 0, None))(
+    stepped = chunked_vmap(batch_step, in_axes=(0, 0, 0, None))(
         carry.state.render_key, carry.state, actions, params
     )
     state, obs, reward, terminated, info = stepped[:5]

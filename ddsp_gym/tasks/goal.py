@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from ddsp_gym.batching import chunked_vmap
 from ddsp_gym.plants.base import AbstractPlant
 
 
@@ -43,4 +44,4 @@ def reference_setting(
         features = task.features(plant.render(knobs, render_key), plant.sample_rate)
         return task.distance(features, features)
 
-    return proposals[jnp.argmin(jax.vmap(distance)(proposals))]
+    return proposals[jnp.argmin(chunked_vmap(distance, in_axes=(0,))(proposals))]

@@ -14,6 +14,7 @@ from ddsp_gym.dsp.envelopes import (
     attack_release,
     control_times,
     exp_decay,
+    exp_decay_at,
     smooth_unit_clip,
     upsample_linear,
 )
@@ -87,6 +88,7 @@ __all__ = [
     "db_to_amp",
     "echo_impulse_response",
     "exp_decay",
+    "exp_decay_at",
     "eq_frequencies",
     "feedback_delay",
     "feedback_operator",

@@ -91,7 +91,11 @@ def exp_decay(n: int, sample_rate: int, time_constant_s: Array | float) -> Array
     ``time_constant_s`` (tau) in seconds, clamped to >= 1 ms; the level falls
     by 8.69 dB per tau.
     """
-    t = jnp.arange(n, dtype=jnp.float32) / sample_rate
+    return exp_decay_at(jnp.arange(n, dtype=jnp.float32) / sample_rate, time_constant_s)
+
+
+def exp_decay_at(t: Array, time_constant_s: Array | float) -> Array:
+    """:func:`exp_decay` at the times ``t`` in seconds (any shape), e.g. control points."""
     return jnp.exp(-t / jnp.maximum(time_constant_s, 1e-3))
 
 

@@ -117,7 +117,7 @@ class Subtractive(AbstractPlant):
         Point k is at sample k * ``control_hop`` (:func:`ddsp_gym.dsp.control_times`).
         """
         t = dsp.control_times(self.n_samples, self.sample_rate, self.control_hop)
-        sweep = controls["env_amount"] * jnp.exp(-t / jnp.maximum(controls["env_decay"], 1e-3))
+        sweep = controls["env_amount"] * dsp.exp_decay_at(t, controls["env_decay"])
         ceiling = MAX_FREQ_RATIO * self.sample_rate * 2.0 ** (-_CUTOFF_HEADROOM_OCT)
         # In octaves above the ceiling: the sweep adds to log2(cutoff).
         return soft_ceiling_octaves(jnp.log2(controls["cutoff"] / ceiling) + sweep, ceiling)
@@ -132,9 +132,13 @@ class Subtractive(AbstractPlant):
         at_points = dsp.lowpass(
             self.cutoff_trajectory(controls), controls["resonance"], self.sample_rate
         )
-        return dsp.Biquad(
-            *(dsp.upsample_linear(c, self.control_hop, self.n_samples) for c in at_points)
+        b0, a1, a2 = (
+            dsp.upsample_linear(c, self.control_hop, self.n_samples)
+            for c in (at_points.b0, at_points.a1, at_points.a2)
         )
+        # The RBJ low-pass numerator is b0 (1, 2, 1), so b1 and b2 follow from b0 (bit for
+        # bit: scaling by 2 commutes with the interpolation's rounding).
+        return dsp.Biquad(b0, 2.0 * b0, b0, a1, a2)
 
     def amp_envelope(self) -> Array:
         """The amp ADSR, shape (n,), values in [0, 1]."""

@@ -131,6 +131,26 @@ def test_subtractive_with_a_constant_cutoff_matches_scipy_lfilter(cutoff, q):
     np.testing.assert_allclose(y, expected, atol=2e-5 * max(1.0, np.abs(expected).max()))
 
 
+def test_knob_independent_waveforms_are_numpy_constants_computed_once():
+    """The note's waveforms are built once per configuration (plants.base.knob_independent)
+    and equal the same dsp code run inline, inside a jitted render too."""
+    plant = Subtractive(pitch_hz=97.0)
+    saw, square = plant.waveforms()
+    assert isinstance(saw, np.ndarray) and isinstance(square, np.ndarray)
+    assert plant.waveforms()[0] is saw  # cached, not recomputed
+    n = plant.n_samples
+    phase = dsp.phase_accumulator(97.0, SR, n)
+    inc = dsp.phase_increment(97.0, SR, n)
+    np.testing.assert_allclose(saw, dsp.saw_polyblep(phase, inc), atol=1e-6)
+    np.testing.assert_allclose(square, dsp.square_polyblep(phase, inc), atol=1e-6)
+    controls = _controls(
+        cutoff=500.0, resonance=2.0, env_amount=1.0, env_decay=0.1, square=0.4, noise=0.0
+    )
+    jitted = jax.jit(lambda c: plant.oscillator(c, KEY))(controls)
+    np.testing.assert_allclose(jitted, 0.6 * saw + 0.4 * square, atol=1e-6)
+    assert Subtractive(pitch_hz=98.0).waveforms()[0] is not saw  # another note, another wave
+
+
 def _frame_centroids(y: jax.Array) -> np.ndarray:
     mag = F.magnitude_spectrogram(y, 512)
     return np.asarray(F.spectral_centroid(mag, F.fft_frequencies(SR, 512)))

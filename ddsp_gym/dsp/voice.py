@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from ddsp_gym.dsp.filters import MAX_FREQ_RATIO
+from ddsp_gym.dsp.oscillators import cosine
 
 MIN_BANDWIDTH_HZ = 10.0
 
@@ -27,8 +28,9 @@ def rosenberg_pulse(
     "Effect of glottal pulse shape on the quality of natural vowels", JASA
     49(2B), 1971 (pulse "B", Tp about 40 %, Tn about 16 %).
     """
-    opening = 0.5 * (1.0 - jnp.cos(jnp.pi * phase / open_fraction))
-    closing = jnp.cos(jnp.pi * (phase - open_fraction) / (2.0 * close_fraction))
+    # cos(pi x) = cos(2 pi (x / 2)): the cycle-based cosine, ~10x cheaper than jnp.cos on CPU.
+    opening = 0.5 * (1.0 - cosine(phase / (2.0 * open_fraction)))
+    closing = cosine((phase - open_fraction) / (4.0 * close_fraction))
     return jnp.where(
         phase < open_fraction,
         opening,

@@ -9,7 +9,7 @@ from jax import Array
 
 from ddsp_gym import dsp
 from ddsp_gym.knobs import KnobSpec
-from ddsp_gym.plants.base import AbstractPlant
+from ddsp_gym.plants.base import AbstractPlant, knob_independent
 
 
 @dataclass(frozen=True)
@@ -34,12 +34,17 @@ class AdsrTone(AbstractPlant):
             KnobSpec("release", 0.01, 0.5, "log", "s", "fall time to silence after the gate"),
         )
 
+    @knob_independent
+    def tone(self) -> Array:
+        """The sine carrier at ``tone_hz``, (n,): a constant of the compiled render."""
+        return dsp.sine(dsp.phase_accumulator(self.tone_hz, self.sample_rate, self.n_samples))
+
     def synthesize(self, controls: dict[str, Array], key: Array, audio_in: Array | None) -> Array:
         n = self.n_samples
         if self.source == "noise":
             carrier = dsp.white_noise(key, n)
         else:
-            carrier = dsp.sine(dsp.phase_accumulator(self.tone_hz, self.sample_rate, n))
+            carrier = self.tone()
         envelope = dsp.adsr(
             n,
             self.sample_rate,

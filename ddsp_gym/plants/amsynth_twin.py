@@ -21,7 +21,7 @@ from jax import Array
 
 from ddsp_gym import dsp
 from ddsp_gym.knobs import KnobSpec
-from ddsp_gym.plants.base import AbstractPlant
+from ddsp_gym.plants.base import AbstractPlant, knob_independent
 
 # amsynth's envelope times are 0.0005 s + p^3 (Parameter.cpp); the init patch sets
 # filter decay and release to CC 25 -> p = 25 / 127 * 2.5.
@@ -60,20 +60,31 @@ class AmsynthTwin(AbstractPlant):
             KnobSpec("osc_mix", -1.0, 1.0, "linear", "", "-1 saw only, +1 square only"),
         )
 
-    def synthesize(self, controls: dict[str, Array], key: Array, audio_in: Array | None) -> Array:
+    @property
+    def note_hz(self) -> float:
+        """The note's frequency (equal temperament, A4 = 440 Hz)."""
+        return 440.0 * 2.0 ** ((self.note - 69) / 12)
+
+    @knob_independent
+    def sources(self) -> tuple[Array, Array, Array]:
+        """(saw, square, filter envelope), each (n,): no knob moves them."""
         n, sr = self.n_samples, self.sample_rate
-        f_note = 440.0 * 2.0 ** ((self.note - 69) / 12)  # static: the note is config
-        f_square = f_note * self.osc2_detune
+        f_note, f_square = self.note_hz, self.note_hz * self.osc2_detune
         # amsynth's saw starts mid-ramp (at 0, rising), ours at -1: half a cycle apart.
         saw = dsp.saw_polyblep(dsp.phase_accumulator(f_note, sr, n, 0.5), f_note / sr)
         square = dsp.square_polyblep(dsp.phase_accumulator(f_square, sr, n), f_square / sr)
-        mix = controls["osc_mix"]
-        oscillators = 0.5 * (1.0 - mix) * saw + 0.5 * (1.0 + mix) * square
-
         filter_env = dsp.adsr(
             n, sr, 0.0, self.filter_decay_s, 0.0, self.filter_decay_s, self.gate_s
         )
-        cutoff = controls["cutoff"] + f_note * controls["filter_env_amount"] * filter_env
+        return saw, square, filter_env
+
+    def synthesize(self, controls: dict[str, Array], key: Array, audio_in: Array | None) -> Array:
+        n, sr = self.n_samples, self.sample_rate
+        saw, square, filter_env = self.sources()
+        mix = controls["osc_mix"]
+        oscillators = 0.5 * (1.0 - mix) * saw + 0.5 * (1.0 + mix) * square
+
+        cutoff = controls["cutoff"] + self.note_hz * controls["filter_env_amount"] * filter_env
         q = 1.0 / jnp.maximum(2.0 * (1.0 - controls["resonance"]), 1e-3)
         # Two identical stages (amsynth's 24 dB slope); the SVF form keeps the loss smooth in
         # the cutoff at low frequencies, where direct-form float32 coefficients are coarse.

@@ -3,14 +3,44 @@
 from __future__ import annotations
 
 import abc
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
 from ddsp_gym import knobs as knobs_lib
 from ddsp_gym.knobs import KnobSpec
+
+PlantT = TypeVar("PlantT", bound="AbstractPlant")
+
+
+def knob_independent(method: Callable[[PlantT], Any]) -> Callable[[PlantT], Any]:
+    """Mark a plant method whose result depends on the static config only (a fixed note's
+    waveform, a fixed envelope).
+
+    It is evaluated once per plant configuration, as one small compiled program, and
+    returned as numpy arrays, so a traced render embeds it as a constant instead of
+    computing it again for every voice of every call. Lowering and compiling it
+    explicitly runs it even while a render is being traced (a plain ``jax.jit`` call
+    would be inlined into that trace); ``jax.ensure_compile_time_eval`` would run it
+    op by op instead, compiling each op on its own (~1 s on a render's first compile).
+    """
+
+    @functools.lru_cache(maxsize=128)  # plants are frozen dataclasses, hence hashable
+    def evaluate(plant: PlantT) -> Any:
+        executable = jax.jit(method, static_argnums=0).lower(plant).compile()
+        return jax.tree.map(np.asarray, executable())
+
+    @functools.wraps(method)
+    def constant(self: PlantT) -> Any:
+        return evaluate(self)
+
+    return constant
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from jax import Array
 
 from ddsp_gym import dsp
 from ddsp_gym.knobs import KnobSpec
-from ddsp_gym.plants.base import AbstractPlant
+from ddsp_gym.plants.base import AbstractPlant, knob_independent
 
 
 @dataclass(frozen=True)
@@ -67,11 +67,17 @@ class FM2(AbstractPlant):
         carrier frequency.
         """
         n, sr = self.n_samples, self.sample_rate
+        return self._attack_release() * dsp.exp_decay(n, sr, amp_decay)
+
+    @knob_independent
+    def _attack_release(self) -> Array:
+        """``amplitude`` * attack ramp * release fade, (n_samples,): no knob moves it."""
+        n, sr = self.n_samples, self.sample_rate
         t = jnp.arange(n, dtype=jnp.float32) / sr
         attack = jnp.clip(t / max(self.attack_s, 1.0 / sr), 0.0, 1.0)
         to_end = jnp.clip((self.duration - t) / max(self.release_s, 1.0 / sr), 0.0, 1.0)
         release = 0.5 - 0.5 * jnp.cos(jnp.pi * to_end)
-        return self.amplitude * attack * release * dsp.exp_decay(n, sr, amp_decay)
+        return self.amplitude * attack * release
 
     def synthesize(self, controls: dict[str, Array], key: Array, audio_in: Array | None) -> Array:
         n, sr = self.n_samples, self.sample_rate

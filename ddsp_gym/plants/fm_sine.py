@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import jax.numpy as jnp
 from jax import Array
 
 from ddsp_gym import dsp
@@ -37,6 +36,4 @@ class FMSine(AbstractPlant):
         n, sr = self.n_samples, self.sample_rate
         carrier = dsp.phase_accumulator(controls["frequency"], sr, n)
         modulator = dsp.phase_accumulator(controls["frequency"] * self.ratio, sr, n)
-        return self.amplitude * jnp.sin(
-            2.0 * jnp.pi * carrier + controls["index"] * dsp.sine(modulator)
-        )
+        return self.amplitude * dsp.pm_operator(carrier, controls["index"] * dsp.sine(modulator))

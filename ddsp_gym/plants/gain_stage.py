@@ -9,7 +9,7 @@ from jax import Array
 
 from ddsp_gym import dsp
 from ddsp_gym.knobs import KnobSpec
-from ddsp_gym.plants.base import AbstractPlant
+from ddsp_gym.plants.base import AbstractPlant, knob_independent
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class GainStage(AbstractPlant):
     def knob_specs(self) -> tuple[KnobSpec, ...]:
         return (KnobSpec("gain", -48.0, 6.0, "linear", "dB", "channel gain"),)
 
+    @knob_independent
     def reference_tone(self) -> Array:
         phase = dsp.phase_accumulator(self.tone_hz, self.sample_rate, self.n_samples)
         partials = jnp.stack([dsp.sine(phase * k % 1.0) / k for k in (1, 2, 3)])

@@ -11,7 +11,7 @@ from jax import Array
 from ddsp_gym import dsp
 from ddsp_gym.dsp.filters import MAX_FREQ_RATIO
 from ddsp_gym.knobs import KnobSpec
-from ddsp_gym.plants.base import AbstractPlant
+from ddsp_gym.plants.base import AbstractPlant, knob_independent
 
 # Headroom, in octaves, between the highest cutoff the plant asks for and the
 # filter design's hard clamp (MAX_FREQ_RATIO * sample_rate): the plant saturates
@@ -101,15 +101,19 @@ class Subtractive(AbstractPlant):
 
     def oscillator(self, controls: dict[str, Array], key: Array) -> Array:
         """The filter's input: PolyBLEP saw/square crossfade plus noise, shape (n,)."""
-        n, sr = self.n_samples, self.sample_rate
-        inc = dsp.phase_increment(self.pitch_hz, sr, n)
-        phase = dsp.phase_accumulator(self.pitch_hz, sr, n)
-        saw = dsp.saw_polyblep(phase, inc)
+        saw, square_wave = self.waveforms()
         if not self.oscillator_knobs:
-            return saw
+            return jnp.asarray(saw)
         square = controls["square"]
-        tone = (1.0 - square) * saw + square * dsp.square_polyblep(phase, inc)
-        return tone + controls["noise"] * dsp.white_noise(key, n)
+        tone = (1.0 - square) * saw + square * square_wave
+        return tone + controls["noise"] * dsp.white_noise(key, self.n_samples)
+
+    @knob_independent
+    def waveforms(self) -> tuple[Array, Array]:
+        """The note's PolyBLEP (saw, square), each (n,): constants of the compiled render."""
+        inc = dsp.phase_increment(self.pitch_hz, self.sample_rate, self.n_samples)
+        phase = dsp.phase_accumulator(self.pitch_hz, self.sample_rate, self.n_samples)
+        return dsp.saw_polyblep(phase, inc), dsp.square_polyblep(phase, inc)
 
     def cutoff_trajectory(self, controls: dict[str, Array]) -> Array:
         """The filter's cutoff in Hz at the control points, shape (ceil(n / hop) + 1,).
@@ -140,6 +144,7 @@ class Subtractive(AbstractPlant):
         # bit: scaling by 2 commutes with the interpolation's rounding).
         return dsp.Biquad(b0, 2.0 * b0, b0, a1, a2)
 
+    @knob_independent
     def amp_envelope(self) -> Array:
         """The amp ADSR, shape (n,), values in [0, 1]."""
         return dsp.adsr(

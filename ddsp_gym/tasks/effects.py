@@ -150,10 +150,8 @@ class EchoMatch(AbstractTask):
             jnp.maximum(features["lag"], 1.0) / jnp.maximum(target_features["lag"], 1.0)
         )
         heights = jnp.sum(F.smooth_abs(features["heights"] - target_features["heights"], 0.01))
-        # Smooth |.| throughout: the curves cross at many lags and frames, and a plain
-        # |.| would make the reward's gradient jump at every crossing.
-        # Root-mean-square differences: the curves cross at many lags and frames, and an
-        # L1 distance would make the reward's gradient jump at every crossing.
+        # Smooth |.| above and root-mean-square differences below: the curves cross at many
+        # lags and frames, and a plain |.| (L1) would make the gradient jump at every crossing.
         level = jnp.sqrt(
             jnp.sum((features["envelope"] - target_features["envelope"]) ** 2)
             / (jnp.sum(target_features["envelope"] ** 2) + 1e-12)

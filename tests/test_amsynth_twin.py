@@ -61,6 +61,12 @@ def test_attack_release_is_the_linear_envelope_away_from_its_corners():
     np.testing.assert_allclose(clip[[0, 1, 3, 5, 6]], [0.0, 0.0, 0.5, 1.0, 1.0], atol=1e-6)
     # at the corners themselves it is off by corner * ln 2, the largest deviation
     np.testing.assert_allclose(clip[[2, 4]], [0.02 * np.log(2), 1 - 0.02 * np.log(2)], rtol=1e-4)
+    # everywhere it is the closed form corner * (softplus(x / c) - softplus((x - 1) / c))
+    for corner in (0.02, 0.3):
+        x = np.linspace(-0.5, 1.5, 4001)
+        exact = corner * (np.logaddexp(0, x / corner) - np.logaddexp(0, (x - 1) / corner))
+        got = dsp.smooth_unit_clip(jnp.asarray(x, jnp.float32), corner)
+        np.testing.assert_allclose(got, exact, atol=2e-7)
 
 
 def reference_twin(knobs: dict[str, float], twin) -> np.ndarray:

@@ -48,14 +48,16 @@ def smooth_unit_clip(x: Array, corner: float) -> Array:
 
     ``corner * (softplus(x / corner) - softplus((x - 1) / corner))``: equal to
     the clip away from the corners, smooth everywhere, within 0.7 * ``corner`` of it.
-    Above x = 1/2 it is evaluated as ``1 + corner * (softplus(-x / corner) -
-    softplus((1 - x) / corner))``, the same function without the difference of
-    two large numbers (which would leave float32 rounding of ~1e-5 on the plateau).
+    The function is point-symmetric, f(x) = 1 - f(1 - x), so above x = 1/2 it is
+    evaluated as 1 - f(1 - x): the same value without the difference of two large
+    numbers (which would leave float32 rounding of ~1e-5 on the plateau), and with the
+    branch chosen before the softplus, not after, two softplus a sample instead of four.
     """
     x = jnp.asarray(x, jnp.float32)
-    low = corner * (jax.nn.softplus(x / corner) - jax.nn.softplus((x - 1.0) / corner))
-    high = 1.0 + corner * (jax.nn.softplus(-x / corner) - jax.nn.softplus((1.0 - x) / corner))
-    return jnp.where(x < 0.5, low, high)
+    lower_half = x < 0.5
+    u = jnp.where(lower_half, x, 1.0 - x)
+    near_zero = corner * (jax.nn.softplus(u / corner) - jax.nn.softplus((u - 1.0) / corner))
+    return jnp.where(lower_half, near_zero, 1.0 - near_zero)
 
 
 def attack_release(

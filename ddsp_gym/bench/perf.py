@@ -12,7 +12,7 @@ on one machine:
   the pure-JAX rollout, and of SB3 PPO on the native batched env against
   ``DummyVecEnv``;
 * other libraries (the optional ``bench`` extra): SynthAX and torchsynth voices
-  (:mod:`ddsp_gym.bench.external`) beside ours.
+  (:mod:`ddsp_gym.bench.external`) beside ours, both rendered for the same duration.
 
 Method. Every timing runs warm (compiled) calls in rounds of at least
 ``min_time`` seconds and reports the best round's mean (as ``timeit`` does:
@@ -219,6 +219,21 @@ def _mrstft_loss(plant: AbstractPlant) -> Callable:
     return jax.value_and_grad(loss)
 
 
+def time_render(plant: AbstractPlant, batch: int, settings: PerfSettings) -> dict[str, Any]:
+    """Rates, call time, compile time and peak memory of rendering ``batch`` voices."""
+    knobs, keys, audio_in = _plant_inputs(plant, batch)
+    compile_times, compiled = compile_seconds(_batched_render(plant), knobs, keys, audio_in)
+    timing = time_calls(
+        _blocking(compiled, knobs, keys, audio_in), settings.min_time, settings.rounds
+    )
+    return {
+        **_audio_rates(timing, batch * plant.n_samples / plant.sample_rate),
+        "call_ms": 1e3 * timing.best_s,
+        "compile": compile_times,
+        "peak_mb": _mb(peak_bytes(compiled)),
+    }
+
+
 def bench_plant(name: str, settings: PerfSettings) -> dict[str, Any]:
     """Render throughput, MR-STFT gradient throughput, compile times and memory of one plant."""
     cls = PLANTS[name]
@@ -232,22 +247,10 @@ def bench_plant(name: str, settings: PerfSettings) -> dict[str, Any]:
     }
     for sr in settings.sample_rates:
         plant = cls(sample_rate=sr)
-        seconds = plant.n_samples / sr
         for batch in settings.render_batches:
             label = f"{sr}/{batch}"
             try:
-                knobs, keys, audio_in = _plant_inputs(plant, batch)
-                render = _batched_render(plant)
-                compile_times, compiled = compile_seconds(render, knobs, keys, audio_in)
-                timing = time_calls(
-                    _blocking(compiled, knobs, keys, audio_in), settings.min_time, settings.rounds
-                )
-                row["render"][label] = {
-                    **_audio_rates(timing, batch * seconds),
-                    "call_ms": 1e3 * timing.best_s,
-                    "compile": compile_times,
-                    "peak_mb": _mb(peak_bytes(compiled)),
-                }
+                row["render"][label] = time_render(plant, batch, settings)
             except Exception as err:  # a plant that fails here must not stop the run
                 row["errors"].append(f"render {label}: {_one_line(err)}")
     # Render + MR-STFT gradient at 16 kHz (the first sample rate), against fixed targets
@@ -491,7 +494,7 @@ def bench_external(settings: PerfSettings, plant_rows: Sequence[dict]) -> list[d
     """SynthAX and torchsynth voices, timed here, beside our comparable plants."""
     from ddsp_gym.bench import external
 
-    by_plant = {row["plant"]: row for row in plant_rows}
+    measured = {row["plant"] for row in plant_rows}  # the plants this run was asked for
     sr = settings.sample_rates[0]
     rows = []
     for library, make in external.LIBRARIES.items():
@@ -521,12 +524,14 @@ def bench_external(settings: PerfSettings, plant_rows: Sequence[dict]) -> list[d
                     torch_threads=_torch_threads(),
                     **_audio_rates(timing, batch * settings.external_seconds),
                 )
-                mine = next((by_plant[p] for p in COMPARABLE_PLANTS[voice] if p in by_plant), None)
-                label = f"{sr}/{batch}"
-                if mine is not None and label in mine["render"]:
-                    ours = mine["render"][label]
+                # Ours rendered here too, at their duration (the plant table's use each
+                # plant's own), so both sides of the ratio time the same work.
+                mine = next((p for p in COMPARABLE_PLANTS[voice] if p in measured), None)
+                if mine is not None:
+                    plant = PLANTS[mine](sample_rate=sr, duration=settings.external_seconds)
+                    ours = time_render(plant, batch, settings)
                     row.update(
-                        ours_plant=mine["plant"],
+                        ours_plant=mine,
                         ours_audio_s_per_s=ours["audio_s_per_s"],
                         ours_audio_s_per_cpu_s=ours["audio_s_per_cpu_s"],
                         ratio=ours["audio_s_per_s"] / row["audio_s_per_s"],
@@ -885,7 +890,8 @@ def format_markdown(results: dict[str, Any]) -> str:
         header = ["batch", "dur (s)", "spectra", "env steps/s", "distance value + grad"]
         lines += _table(header, rows)
     if results["external"]:
-        lines += ["", "## Other libraries, same run (16 kHz, 1 s voices, audio-s/s)", ""]
+        title = "## Other libraries, same run (16 kHz, 1 s voices on both sides, audio-s/s)"
+        lines += ["", title, ""]
         rows = []
         for r in results["external"]:
             name = f"{r['library']} {r.get('version', '')}".strip()

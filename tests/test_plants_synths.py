@@ -151,6 +151,16 @@ def test_knob_independent_waveforms_are_numpy_constants_computed_once():
     assert Subtractive(pitch_hz=98.0).waveforms()[0] is not saw  # another note, another wave
 
 
+def test_plants_render_with_jit_disabled():
+    """Debugging with jax.disable_jit() still renders, knob-independent parts included."""
+    plant = FM2(duration=0.1)  # a configuration no other test has cached; no scan to crawl
+    knobs = jnp.full((plant.num_knobs,), 0.4)
+    with jax.disable_jit():
+        eager = plant.render(knobs, KEY)
+    # eager and compiled float32 round differently (XLA fuses multiply-adds): 1e-4 of the peak
+    np.testing.assert_allclose(eager, jax.jit(plant.render)(knobs, KEY), atol=5e-5)
+
+
 def _frame_centroids(y: jax.Array) -> np.ndarray:
     mag = F.magnitude_spectrogram(y, 512)
     return np.asarray(F.spectral_centroid(mag, F.fft_frequencies(SR, 512)))

@@ -465,7 +465,7 @@ def bench_analysis(settings: PerfSettings) -> list[dict[str, Any]]:
     MR-STFT gradient at the same batch and duration.
     """
     rows = []
-    sr = 16_000
+    sr = settings.sample_rates[0]
     for batch, seconds in settings.analysis_shapes:
         n = int(round(seconds * sr))
         rng = np.random.default_rng(0)
@@ -524,7 +524,7 @@ def bench_external(settings: PerfSettings, plant_rows: Sequence[dict]) -> list[d
                     torch_threads=_torch_threads(),
                     **_audio_rates(timing, batch * settings.external_seconds),
                 )
-                # Ours rendered here too, at their duration (the plant table's use each
+                # Ours rendered here too, for their duration (the plant table uses each
                 # plant's own), so both sides of the ratio time the same work.
                 mine = next((p for p in COMPARABLE_PLANTS[voice] if p in measured), None)
                 if mine is not None:
@@ -865,9 +865,10 @@ def format_markdown(results: dict[str, Any]) -> str:
         ]
         lines += _table(["env", "envs", "native batched env", "DummyVecEnv", "ratio"], rows)
     if results.get("analysis"):
+        khz = results["analysis"][0]["sample_rate"] / 1000
         lines += [
             "",
-            "## The MR-STFT alone (16 kHz audio-s/s, no plant)",
+            f"## The MR-STFT alone ({khz:g} kHz audio-s/s, no plant)",
             "",
             "The four-resolution STFT every spectrum-scored env computes at each step (in "
             "the vector env's chunks), and its distance's value + gradient. 'env steps/s' "
@@ -890,7 +891,11 @@ def format_markdown(results: dict[str, Any]) -> str:
         header = ["batch", "dur (s)", "spectra", "env steps/s", "distance value + grad"]
         lines += _table(header, rows)
     if results["external"]:
-        title = "## Other libraries, same run (16 kHz, 1 s voices on both sides, audio-s/s)"
+        first = results["external"][0]
+        title = (
+            f"## Other libraries, same run ({first['sample_rate'] / 1000:g} kHz, "
+            f"{first['seconds']:g} s voices on both sides, audio-s/s)"
+        )
         lines += ["", title, ""]
         rows = []
         for r in results["external"]:

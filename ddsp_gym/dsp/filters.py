@@ -33,14 +33,19 @@ MIN_Q = 0.1
 MAX_Q = 40.0
 
 
+def _clamped(freq_hz: Array | float, q: Array | float, sample_rate: int) -> tuple[Array, Array]:
+    """(frequency, Q) as float32, clamped to the ranges every design here accepts."""
+    freq = jnp.clip(jnp.asarray(freq_hz, jnp.float32), MIN_FREQ_HZ, MAX_FREQ_RATIO * sample_rate)
+    return freq, jnp.clip(jnp.asarray(q, jnp.float32), MIN_Q, MAX_Q)
+
+
 def _cos_alpha(freq_hz: Array | float, q: Array | float, sample_rate: int) -> tuple[Array, Array]:
     """cos(w0) and alpha = sin(w0) / (2 Q) for w0 = 2 pi f / sr, f and Q clamped.
 
     Sine and cosine are taken of f / sr in cycles (``oscillators.sine``): cheap
     enough for per-sample coefficients of time-varying filters.
     """
-    freq = jnp.clip(jnp.asarray(freq_hz, jnp.float32), MIN_FREQ_HZ, MAX_FREQ_RATIO * sample_rate)
-    q = jnp.clip(jnp.asarray(q, jnp.float32), MIN_Q, MAX_Q)
+    freq, q = _clamped(freq_hz, q, sample_rate)
     cycles = freq / sample_rate
     return cosine(cycles), sine(cycles) / (2.0 * q)
 
@@ -247,8 +252,7 @@ class SVFLowpass(NamedTuple):
 
 def svf_lowpass_coeffs(freq_hz: Array | float, q: Array | float, sample_rate: int) -> SVFLowpass:
     """:class:`SVFLowpass` for a cutoff (scalar or (n,)) and Q, clamped like the RBJ designs."""
-    freq = jnp.clip(jnp.asarray(freq_hz, jnp.float32), MIN_FREQ_HZ, MAX_FREQ_RATIO * sample_rate)
-    q = jnp.clip(jnp.asarray(q, jnp.float32), MIN_Q, MAX_Q)
+    freq, q = _clamped(freq_hz, q, sample_rate)
     half_cycles = freq / (2.0 * sample_rate)
     g = sine(half_cycles) / cosine(half_cycles)  # tan(pi f / fs), ~10x cheaper than jnp.tan
     a1 = 1.0 / (1.0 + g * (g + 1.0 / q))

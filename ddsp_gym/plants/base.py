@@ -34,9 +34,10 @@ def knob_independent(method: Callable[[PlantT], Any]) -> Callable[[PlantT], Any]
     @functools.lru_cache(maxsize=128)  # plants are frozen dataclasses, hence hashable
     def evaluate(plant: PlantT) -> Any:
         if jax.config.jax_disable_jit:  # debugging eagerly: there is no trace to inline into
-            return jax.tree.map(np.asarray, method(plant))
-        executable = jax.jit(method, static_argnums=0).lower(plant).compile()
-        return jax.tree.map(np.asarray, executable())
+            values = method(plant)
+        else:
+            values = jax.jit(method, static_argnums=0).lower(plant).compile()()
+        return jax.tree.map(np.asarray, values)
 
     @functools.wraps(method)
     def constant(self: PlantT) -> Any:

@@ -261,3 +261,37 @@ def test_functional_reset_and_step_are_pure():
     out_2 = fenv.step(key, state_a, action, params)
     for x, y in zip(jax.tree.leaves(out_1), jax.tree.leaves(out_2), strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("expose_grad", [False, True])
+def test_a_step_changes_only_the_fields_the_wrapper_carries_over(expose_grad):
+    """DDSPEnv's jitted step returns only StepChange's fields and keeps the rest of the
+    state; this holds while the functional step changes nothing else."""
+    from ddsp_gym.envs.gym_env import StepChange
+
+    env = make("ddsp_gym/CutoffSweeper-v0", expose_grad=expose_grad)
+    env.reset(seed=3)
+    base = env.unwrapped
+    fenv, params = base.functional, base.params
+    step = fenv.step_with_grad if expose_grad else fenv.step
+    for action in (np.array([0.4], np.float32), np.array([-0.7], np.float32)):
+        before = base.state
+        expected = step(before.render_key, before, jnp.asarray(action), params)[0]
+        env.step(action)
+        after = base.state
+        unchanged = set(before._fields) - set(StepChange._fields)
+        for name in before._fields:
+            for x, y in zip(
+                jax.tree.leaves(getattr(after, name)),
+                jax.tree.leaves(getattr(expected, name)),
+                strict=True,
+            ):
+                np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-7)
+        for name in unchanged:  # the functional step leaves them alone: the same arrays
+            for x, y in zip(
+                jax.tree.leaves(getattr(expected, name)),
+                jax.tree.leaves(getattr(before, name)),
+                strict=True,
+            ):
+                assert x is y, f"fenv.step changed {name}; add it to StepChange"
+    assert int(base.state.step_count) == 2

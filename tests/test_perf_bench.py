@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import json
 
-from ddsp_gym.bench.perf import QUICK, check_targets, run_perf, settings_for, time_calls
+from ddsp_gym.bench.compiles import count_compilations
+from ddsp_gym.bench.perf import (
+    QUICK,
+    check_targets,
+    compile_seconds,
+    run_perf,
+    settings_for,
+    time_calls,
+)
 from ddsp_gym.cli import main
 
 
@@ -14,6 +22,21 @@ def test_time_calls_reports_best_median_and_cpu():
     assert 0 < timing.best_s <= timing.median_s
     rates = timing.rates(10.0)
     assert rates["per_s"] >= rates["median_per_s"] > 0 and rates["per_cpu_s"] > 0
+
+
+def test_compile_seconds_recompiles_from_scratch_and_keeps_the_fastest():
+    import jax.numpy as jnp
+
+    def fn(x):
+        return jnp.cumsum(jnp.sin(x) * 3.0)
+
+    with count_compilations() as seen:
+        times, compiled = compile_seconds(fn, jnp.ones(64), repeats=3)
+    assert seen.count >= 3  # every repeat compiled (cached, it would compile once)
+    assert len(times["all_s"]) == 3 and times["s"] == min(times["all_s"])
+    assert float(compiled(jnp.zeros(64))[-1]) == 0.0
+    single, _ = compile_seconds(fn, jnp.ones(64))
+    assert "all_s" not in single and single["s"] > 0
 
 
 def test_a_tiny_run_writes_json_and_markdown(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from ddsp_gym.bench.compiles import count_compilations
 from ddsp_gym.bench.perf import (
@@ -100,3 +101,19 @@ def test_bench_without_perf_runs_the_agent_benchmark(monkeypatch, tmp_path):
     monkeypatch.setattr(agents.benchmark, "run_benchmark", lambda *a, **k: calls.append(a) or [])
     assert main(["bench", "-o", str(tmp_path)]) == 0
     assert calls and calls[0][4] == tmp_path / "bench.json"
+
+
+def test_pinned_single_env_runs_in_a_process_on_one_core():
+    import os
+
+    import pytest
+
+    from ddsp_gym.bench.perf import pinned_single_env_rates
+
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("this OS cannot pin a process to a core")
+    settings = replace(QUICK, min_time=0.02, rounds=1)
+    rates = pinned_single_env_rates(["ddsp_gym/VolumeMatch-v0"], settings)
+    row = rates["ddsp_gym/VolumeMatch-v0"]
+    assert row["cpus"] == 1  # the child ran on one core, whatever this process may use
+    assert row["steps_per_s"] > 0 and row["steps_per_cpu_s"] > 0

@@ -7,7 +7,8 @@ on one machine:
   at 16 kHz and 44.1 kHz for batches 1, 32 and 256; render + gradient of the
   multi-resolution STFT loss (16 kHz, batch 32); compile time of both; the
   peak memory of both;
-* envs: steps per second of one env through ``gym.make``, of the native vector
+* envs: steps per second of one env through ``gym.make`` (also in a process
+  pinned to one CPU core, where the OS allows it), of the native vector
   env (64 and 256 envs), of Gymnasium's ``SyncVectorEnv`` of 64 single envs, of
   the pure-JAX rollout, and of SB3 PPO on the native batched env against
   ``DummyVecEnv``;
@@ -79,6 +80,7 @@ class PerfSettings:
     min_time: float = 0.25  # seconds per timing round
     rounds: int = 3
     compile_repeats: int = 3  # fresh compilations per judged compile time (best kept)
+    pinned_single_env: bool = True  # also time gym.make envs in a process on one core
     env_ids: tuple[str, ...] | None = None  # None: every registered env
     plants: tuple[str, ...] | None = None  # None: every plant in PLANTS
     sb3_env_ids: tuple[str, ...] | None = None  # None: the first env; (): no SB3 runs
@@ -108,6 +110,7 @@ QUICK = PerfSettings(
     sb3_n_steps=16,
     sb3_rollouts=1,
     compile_repeats=1,
+    pinned_single_env=False,
     external_voices=("adsr_sine",),
     analysis_shapes=((64, 0.25),),
     quick=True,
@@ -357,14 +360,55 @@ def _steps_per_s(play: Callable[[], None], steps: int, settings: PerfSettings) -
     return _step_rates(time_calls(play, settings.min_time, settings.rounds), steps)
 
 
+def single_env_rates(env_id: str, settings: PerfSettings) -> dict[str, Any]:
+    """Steps/s of one env through ``gym.make``: random actions, a reset where an episode ends."""
+    import ddsp_gym  # noqa: F401  (registers the envs)
+
+    env = gym.make(env_id)
+    env.reset(seed=0)
+    steps = 50
+    actions = np.random.default_rng(0).uniform(-1, 1, (steps,) + env.action_space.shape)
+    result = _steps_per_s(_env_loop(env, actions.astype(np.float32)), steps, settings)
+    env.close()
+    return {**result, "cpus": len(os.sched_getaffinity(0)) if _CAN_PIN else os.cpu_count()}
+
+
+# Linux lets a process choose its CPUs (``os.sched_setaffinity``); elsewhere no pinned runs.
+_CAN_PIN = hasattr(os, "sched_setaffinity")
+
+
+def _pin_to_one_core() -> None:
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
+def pinned_single_env_rates(env_ids: Sequence[str], settings: PerfSettings) -> dict[str, dict]:
+    """:func:`single_env_rates` of each env in a fresh process pinned to one CPU core.
+
+    At batch 1 an env step is ~50-140 small XLA kernels; with two or more cores XLA
+    splits the larger ones across its threads and hands the FFTs to a thread pool, and
+    on a shared 2-core machine each hand-off can cost more than the work it splits. One
+    process per core (``taskset -c 0 python ...``) is how single envs are usually run in
+    parallel; this measures that setup. The process is pinned before JAX makes its CPU
+    client, whose thread pool is sized by the CPUs the process may use.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    if not _CAN_PIN:
+        return {}
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context, initializer=_pin_to_one_core) as pool:
+        rates = pool.map(single_env_rates, env_ids, [settings] * len(env_ids))
+        return dict(zip(env_ids, rates, strict=True))
+
+
 def bench_env(env_id: str, settings: PerfSettings) -> dict[str, Any]:
     """Steps/s of one env id in every way it can be stepped."""
     import ddsp_gym  # noqa: F401  (registers the envs)
     from ddsp_gym.envs.rollout import rollout
 
     rng = np.random.default_rng(0)
-    single = gym.make(env_id)
-    base = single.unwrapped
+    base = gym.make(env_id).unwrapped
     d = base.action_space.shape[0]
     row: dict[str, Any] = {
         "env": env_id,
@@ -380,13 +424,7 @@ def bench_env(env_id: str, settings: PerfSettings) -> dict[str, Any]:
         except Exception as err:
             row["errors"].append(f"{key}: {_one_line(err)}")
 
-    def single_env() -> dict:
-        single.reset(seed=0)
-        steps = 50
-        actions = rng.uniform(-1, 1, (steps, d)).astype(np.float32)
-        return _steps_per_s(_env_loop(single, actions), steps, settings)
-
-    record("single", single_env)
+    record("single", lambda: single_env_rates(env_id, settings))
 
     def vector(num_envs: int, mode: str) -> dict:
         venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode)
@@ -742,6 +780,7 @@ def run_perf(
     tasks = (
         [("plant", p) for p in plants]
         + [("env", e) for e in env_ids]
+        + [("pinned", None)] * (settings.pinned_single_env and _CAN_PIN)
         + [("sb3", e) for e in sb3_ids]
         + [("analysis", None), ("external", None)]
     )
@@ -752,6 +791,10 @@ def run_perf(
                 results["plants"].append(bench_plant(name, settings))
             elif kind == "env":
                 results["envs"].append(bench_env(name, settings))
+            elif kind == "pinned":
+                pinned = pinned_single_env_rates([e["env"] for e in results["envs"]], settings)
+                for row in results["envs"]:
+                    row["single_1core"] = pinned[row["env"]]
             elif kind == "sb3":
                 results["sb3"].append(bench_sb3(name, settings))
             elif kind == "analysis":
@@ -858,7 +901,14 @@ def format_markdown(results: dict[str, Any]) -> str:
     lines += _table(header, rows)
     lines += ["", "## Envs (env steps/s)", ""]
     sizes, sync = settings["vector_sizes"], settings["sync_size"]
-    header = ["env", "audio", "gym.make (1 env)"]
+    pinned = any("single_1core" in row for row in results["envs"])
+    if pinned:
+        lines += [
+            "'gym.make, 1 core': the same single-env loop in a fresh process pinned to one "
+            "CPU core (as `taskset -c 0` does).",
+            "",
+        ]
+    header = ["env", "audio", "gym.make (1 env)"] + ["gym.make, 1 core"] * pinned
     header += [f"native vector {n}" for n in sizes]
     header += [f"SyncVectorEnv {sync}", f"native {sizes[0]} / Sync {sync}"]
     header += [f"JAX rollout {settings['rollout_envs']}"]
@@ -869,6 +919,8 @@ def format_markdown(results: dict[str, Any]) -> str:
             f"{row['duration_s']:g} s @ {row['sample_rate'] / 1000:g} kHz",
             _cell(row.get("single"), "steps_per_s", "steps_per_cpu_s"),
         ]
+        if pinned:
+            cells.append(_cell(row.get("single_1core"), "steps_per_s", "steps_per_cpu_s"))
         cells += [_cell(row.get(f"native_{n}"), "steps_per_s", "steps_per_cpu_s") for n in sizes]
         cells += [
             _cell(row.get(f"sync_{sync}"), "steps_per_s", "steps_per_cpu_s"),

@@ -241,7 +241,7 @@ class FormantMatch(AbstractTask):
         """(E, C): envelope in dB re total power and its local contrast, each (n_grid,)."""
         # Pre-emphasis (+6 dB/octave), as before LPC formant analysis: it lifts the
         # weak upper formants out of the float32 round-off of the FFT.
-        emphasised = audio - self.pre_emphasis * jnp.concatenate([audio[:1] * 0.0, audio[:-1]])
+        emphasised = audio - self.pre_emphasis * jnp.pad(audio[:-1], (1, 0))
         power, _ = F.long_term_power_spectrum(emphasised)
         n_fft = 2 * (power.shape[0] - 1)
         smooth, local_mean = _envelope_matrices(

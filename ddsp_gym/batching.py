@@ -7,25 +7,68 @@ from typing import Any
 
 import jax
 
-# On CPU a batch runs as a loop over vmapped chunks of this many items (``lax.map``
-# with ``batch_size``): a chunk's audio, STFT frames and spectra stay in cache. As
-# one vmap, 256 envs stepped 1.5-2.1x slower per env than in chunks of 32
-# (CutoffSweeper, FMBell, CompressorCalibration on the 2-core CPU machine; chunks
-# of 8 or 16 were slower than 32). Accelerators want the whole batch at once.
+# On CPU a batch of heavy items runs as a loop over vmapped chunks of this many items
+# (``lax.map`` with ``batch_size``): a chunk's audio, STFT frames and spectra stay in
+# cache. As one vmap, 256 envs stepped 1.5-2.1x slower per env than in chunks of 32
+# (CutoffSweeper, FMBell, CompressorCalibration on the 2-core CPU machine; chunks of 8
+# or 16 were slower than 32). Accelerators want the whole batch at once.
 CPU_CHUNK = 32
 
+# Light env steps vectorize best in one piece, chunks only add their loop: a step whose
+# computation XLA's cost model says moves at most this many bytes is vmapped whole
+# (``chunked_vmap(..., whole_if_light=True)``). Measured on the 2-core CPU machine,
+# native vector env steps of 64 envs, whole vs chunks of 32: SineTuner (3.0 MB a
+# step), PlateauEscape (4.9), DistortionDrive (5.4) and FormantVowel (6.0) 1.1-1.3x
+# faster whole (FormantVowel at 256 envs 1.3x); ResonanceSweetSpot (6.9),
+# CutoffSweeper (11.5), FMBell (13.7), GuitarTone (32.4) 5-27 % slower whole. Not a
+# rule for every batch: a goal task's 256 reference candidates (3.5 MB each, mostly a
+# filter's scan) ran 22 -> 30 ms whole.
+WHOLE_BATCH_MAX_BYTES = 6.5e6
 
-def chunk_size() -> int | None:
-    """Items per chunk on this backend (None: no chunking)."""
-    return CPU_CHUNK if jax.default_backend() == "cpu" else None
+
+def chunk_size(item_bytes: float | None = None) -> int | None:
+    """Items per chunk on this backend for items of ``item_bytes`` (None: no chunking)."""
+    if jax.default_backend() != "cpu":
+        return None
+    if item_bytes is not None and item_bytes <= WHOLE_BATCH_MAX_BYTES:
+        return None
+    return CPU_CHUNK
 
 
-def chunked_vmap(fn: Callable, in_axes: Sequence[int | None]) -> Callable:
+def item_bytes(fn: Callable, args: Sequence[Any], in_axes: Sequence[int | None]) -> float | None:
+    """XLA's estimate of the bytes ``fn`` accesses on one item (None where it gives none).
+
+    Lowers ``fn`` for one item's shapes (no compilation, no data), so it can run
+    while the batch is being traced.
+    """
+
+    def one(arg: Any, axis: int | None) -> Any:
+        def spec(leaf: Any) -> Any:
+            shape = leaf.shape[1:] if axis == 0 else leaf.shape
+            return jax.ShapeDtypeStruct(shape, leaf.dtype)
+
+        return jax.tree.map(spec, arg)
+
+    try:
+        cost = jax.jit(fn).lower(*map(one, args, in_axes)).cost_analysis()
+    except Exception:  # a backend or function the cost model cannot handle: chunk as before
+        return None
+    if isinstance(cost, list | tuple):  # older JAX: one dict per computation
+        cost = cost[0] if cost else None
+    value = (cost or {}).get("bytes accessed")
+    return None if value is None else float(value)
+
+
+def chunked_vmap(
+    fn: Callable, in_axes: Sequence[int | None], whole_if_light: bool = False
+) -> Callable:
     """``jax.vmap(fn, in_axes)``, computed ``chunk_size()`` items at a time.
 
     Same results as the vmap (up to float rounding: XLA may vectorise a chunk
     differently from the whole batch). ``in_axes`` holds 0 (batched on the
-    leading axis) or None (shared) per positional argument.
+    leading axis) or None (shared) per positional argument. With
+    ``whole_if_light``, items light enough (:data:`WHOLE_BATCH_MAX_BYTES`) are
+    vmapped whole on CPU too.
     """
     in_axes = tuple(in_axes)
     if any(axis not in (0, None) for axis in in_axes):
@@ -37,6 +80,8 @@ def chunked_vmap(fn: Callable, in_axes: Sequence[int | None]) -> Callable:
         n = jax.tree.leaves(batched)[0].shape[0]
         chunk = chunk_size()
         if chunk is None or n <= chunk:
+            return whole(*args)
+        if whole_if_light and chunk_size(item_bytes(fn, args, in_axes)) is None:
             return whole(*args)
 
         def one(items: list) -> Any:

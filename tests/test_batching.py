@@ -31,3 +31,32 @@ def test_chunks_give_the_vmap_results_with_a_remainder(monkeypatch, n):
 def test_chunked_vmap_refuses_other_axes():
     with pytest.raises(ValueError, match="0 or None"):
         chunked_vmap(_voice, in_axes=(1, 0, None))
+
+
+def test_light_items_are_vmapped_whole_heavy_ones_in_chunks(monkeypatch):
+    """With whole_if_light, XLA's byte estimate for one item picks vmap or chunks."""
+    monkeypatch.setattr(batching, "CPU_CHUNK", 4)
+
+    def light(x):
+        return jnp.sin(x) * 2.0
+
+    def heavy(x):  # one item moves ~8 MB: 500 FFTs of 2048 points
+        return jnp.abs(jnp.fft.rfft(jnp.outer(jnp.ones(500), x))).sum(0)
+
+    assert batching.item_bytes(light, [jnp.ones((9, 256))], (0,)) < 1e5
+    assert batching.item_bytes(heavy, [jnp.ones((9, 2048))], (0,)) > batching.WHOLE_BATCH_MAX_BYTES
+
+    def loop_count(fn, width: int, whole_if_light: bool) -> int:
+        mapped = chunked_vmap(fn, in_axes=(0,), whole_if_light=whole_if_light)
+        jaxpr = jax.make_jaxpr(mapped)(jnp.ones((9, width)))
+        return str(jaxpr).count("scan[")  # lax.map's loop over chunks
+
+    assert loop_count(light, 256, whole_if_light=True) == 0
+    assert loop_count(light, 256, whole_if_light=False) == 1
+    assert loop_count(heavy, 2048, whole_if_light=True) == 1
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(9, 2048)), jnp.float32)
+    np.testing.assert_allclose(
+        jax.jit(chunked_vmap(heavy, (0,), whole_if_light=True))(x),
+        jax.vmap(heavy)(x),
+        rtol=1e-5,
+    )

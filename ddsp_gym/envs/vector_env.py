@@ -1,7 +1,8 @@
 """The native vector env: N envs stepped in one jitted, vmapped call, autoreset inside.
 
 On CPU the call steps the envs in chunks of :data:`ddsp_gym.batching.CPU_CHUNK`
-(cache-sized; see :func:`ddsp_gym.batching.chunked_vmap`), on accelerators all at once.
+(cache-sized; see :func:`ddsp_gym.batching.chunked_vmap`) unless one env's step is
+light enough to vectorize whole; on accelerators all at once.
 
 ``gym.make_vec(ID, num_envs=N, vectorization_mode="vector_entry_point")`` (or no
 mode: every registered id has this ``vector_entry_point``) builds a
@@ -148,7 +149,7 @@ def vec_step(
       new episode's first obs and ``final_obs`` the last obs of the old one.
     """
     batch_step = fenv.step_with_grad if expose_grad else fenv.step
-    stepped = chunked_vmap(batch_step, in_axes=(0, 0, 0, None))(
+    stepped = chunked_vmap(batch_step, in_axes=(0, 0, 0, None), whole_if_light=True)(
         carry.state.render_key, carry.state, actions, params
     )
     state, obs, reward, terminated, info = stepped[:5]

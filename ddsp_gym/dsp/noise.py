@@ -36,8 +36,5 @@ def white_noise(key: Array, n: int) -> Array:
     seed = jax.random.bits(key, (2,), jnp.uint32)
     counter = jnp.arange((n + 1) // 2, dtype=jnp.uint32)
     words = _mix32(_mix32(counter + seed[0]) ^ seed[1])
-    # [high halves..., low halves...] as a (2, words) array read row by row: the same
-    # order as a concatenation, without one (XLA:CPU copies those element by element).
-    halves = words[None, :] >> jnp.array([[16], [0]], jnp.uint32)
-    levels = (halves & (_LEVELS - 1)).reshape(-1)[:n]
+    levels = jnp.concatenate([words >> 16, words & (_LEVELS - 1)])[:n]
     return (levels.astype(jnp.float32) + 0.5) * (2.0 / _LEVELS) - 1.0

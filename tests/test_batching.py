@@ -40,7 +40,7 @@ def test_light_items_are_vmapped_whole_heavy_ones_in_chunks(monkeypatch):
     def light(x):
         return jnp.sin(x) * 2.0
 
-    def heavy(x):  # one item moves ~8 MB: 500 FFTs of 2048 points
+    def heavy(x):  # one item moves ~20 MB: 500 FFTs of 2048 points
         return jnp.abs(jnp.fft.rfft(jnp.outer(jnp.ones(500), x))).sum(0)
 
     assert batching.item_bytes(light, [jnp.ones((9, 256))], (0,)) < 1e5

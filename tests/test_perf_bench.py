@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
+
+import jax.numpy as jnp
+import pytest
 
 from ddsp_gym.bench.compiles import count_compilations
 from ddsp_gym.bench.perf import (
     QUICK,
     check_targets,
     compile_seconds,
+    pinned_single_env_rates,
     run_perf,
     settings_for,
     time_calls,
@@ -26,8 +31,6 @@ def test_time_calls_reports_best_median_and_cpu():
 
 
 def test_compile_seconds_recompiles_from_scratch_and_keeps_the_fastest():
-    import jax.numpy as jnp
-
     def fn(x):
         return jnp.cumsum(jnp.sin(x) * 3.0)
 
@@ -104,12 +107,6 @@ def test_bench_without_perf_runs_the_agent_benchmark(monkeypatch, tmp_path):
 
 
 def test_pinned_single_env_runs_in_a_process_on_one_core():
-    import os
-
-    import pytest
-
-    from ddsp_gym.bench.perf import pinned_single_env_rates
-
     if not hasattr(os, "sched_setaffinity"):
         pytest.skip("this OS cannot pin a process to a core")
     settings = replace(QUICK, min_time=0.02, rounds=1)

@@ -360,6 +360,10 @@ def _steps_per_s(play: Callable[[], None], steps: int, settings: PerfSettings) -
     return _step_rates(time_calls(play, settings.min_time, settings.rounds), steps)
 
 
+# Linux lets a process choose its CPUs (``os.sched_setaffinity``); elsewhere no pinned runs.
+_CAN_PIN = hasattr(os, "sched_setaffinity")
+
+
 def single_env_rates(env_id: str, settings: PerfSettings) -> dict[str, Any]:
     """Steps/s of one env through ``gym.make``: random actions, a reset where an episode ends."""
     import ddsp_gym  # noqa: F401  (registers the envs)
@@ -371,10 +375,6 @@ def single_env_rates(env_id: str, settings: PerfSettings) -> dict[str, Any]:
     result = _steps_per_s(_env_loop(env, actions.astype(np.float32)), steps, settings)
     env.close()
     return {**result, "cpus": len(os.sched_getaffinity(0)) if _CAN_PIN else os.cpu_count()}
-
-
-# Linux lets a process choose its CPUs (``os.sched_setaffinity``); elsewhere no pinned runs.
-_CAN_PIN = hasattr(os, "sched_setaffinity")
 
 
 def _pin_to_one_core() -> None:

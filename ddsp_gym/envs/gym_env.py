@@ -92,8 +92,8 @@ def compiled(fenv: FunctionalDDSPEnv) -> _Compiled:
 
     def step(state, action, params):
         state, *out = fenv.step(state.render_key, state, action, params)
-        change = StepChange(state.knobs, state.step_count)
-        return change, packing.pack(step_cols, step_values(state, *out))
+        values = step_values(state, *out)
+        return StepChange(state.knobs, state.step_count), packing.pack(step_cols, values)
 
     def step_with_grad(state, action, params):
         state, *out, grad = fenv.step_with_grad(state.render_key, state, action, params)

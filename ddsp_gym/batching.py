@@ -26,13 +26,9 @@ CPU_CHUNK = 32
 WHOLE_BATCH_MAX_BYTES = 6.5e6
 
 
-def chunk_size(item_bytes: float | None = None) -> int | None:
-    """Items per chunk on this backend for items of ``item_bytes`` (None: no chunking)."""
-    if jax.default_backend() != "cpu":
-        return None
-    if item_bytes is not None and item_bytes <= WHOLE_BATCH_MAX_BYTES:
-        return None
-    return CPU_CHUNK
+def chunk_size() -> int | None:
+    """Items per chunk on this backend (None: no chunking)."""
+    return CPU_CHUNK if jax.default_backend() == "cpu" else None
 
 
 def item_bytes(fn: Callable, args: Sequence[Any], in_axes: Sequence[int | None]) -> float | None:
@@ -81,8 +77,10 @@ def chunked_vmap(
         chunk = chunk_size()
         if chunk is None or n <= chunk:
             return whole(*args)
-        if whole_if_light and chunk_size(item_bytes(fn, args, in_axes)) is None:
-            return whole(*args)
+        if whole_if_light:
+            cost = item_bytes(fn, args, in_axes)
+            if cost is not None and cost <= WHOLE_BATCH_MAX_BYTES:
+                return whole(*args)
 
         def one(items: list) -> Any:
             it = iter(items)

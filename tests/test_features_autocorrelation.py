@@ -35,6 +35,16 @@ def test_smoothed_autocorrelation_matches_direct_correlation(sigma):
     np.testing.assert_allclose(np.asarray(ours[0]), reference_acf(x, 2500, sigma), atol=2e-4)
 
 
+def test_each_width_curve_equals_its_own_single_width_call():
+    """All widths share one inverse FFT call: each curve is the one-width result, bit for bit."""
+    x = jnp.asarray(np.random.default_rng(1).standard_normal(4000), jnp.float32)
+    sigmas = (0.0, 8.0, 32.0, 128.0)
+    together = np.asarray(smoothed_autocorrelations(x, 3000, sigmas))
+    for row, sigma in zip(together, sigmas, strict=True):
+        alone = np.asarray(smoothed_autocorrelations(x, 3000, (sigma,)))[0]
+        np.testing.assert_array_equal(row, alone)
+
+
 def test_echo_spacing_and_heights_of_an_echo_train():
     """Soft argmax finds the echo spacing; heights fall off as the repeats' gain."""
     n, spacing, gain = 16000, 2400, 0.5

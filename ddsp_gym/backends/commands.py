@@ -37,7 +37,6 @@ def _cmd_rig(args: argparse.Namespace) -> int:
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     import gymnasium as gym
-    import numpy as np
 
     import ddsp_gym  # noqa: F401  (registers the envs)
     from ddsp_gym.backends.calibrate import calibrate, save_calibration
@@ -56,10 +55,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     options["latency"] = 0.0  # calibrate() measures it; skip the measurement on open
     env = gym.make(args.env_id, backend="hardware", hardware=options).unwrapped
     try:
-        program = env.params.input_audio
         result = calibrate(
-            env.plant, env.hardware, args.steps,
-            None if program is None else np.asarray(program),
+            env.plant, env.hardware, args.steps, env.input_audio,
             progress=lambda name, u: print(f"  {name} = {u:.2f}", flush=True),
         )  # fmt: skip
     finally:

@@ -81,7 +81,12 @@ def feedback_delay(
     feedback: Array | float,
     mix: Array | float,
     n_echoes: int,
+    x_spectrum: Array | None = None,
 ) -> Array:
-    """Delay effect: (1 - mix) * x + mix * (x convolved with the echo response), (n,) -> (n,)."""
-    wet = fft_convolve(x, echo_impulse_response(x.shape[0], delay_samples, feedback, n_echoes))
+    """Delay effect: (1 - mix) * x + mix * (x convolved with the echo response), (n,) -> (n,).
+
+    ``x_spectrum``: ``x``'s spectrum when known in advance (see :func:`fft_convolve`).
+    """
+    response = echo_impulse_response(x.shape[0], delay_samples, feedback, n_echoes)
+    wet = fft_convolve(x, response, x_spectrum)
     return (1.0 - mix) * x + mix * wet

@@ -216,9 +216,9 @@ def build_functional(
         target_audio=_as_audio(target, sr, n, "target"),
         input_audio=_as_audio(input, sr, n, "input"),
     )
-    if params.input_audio is None and plant_obj.needs_input:
-        # An effect given no input processes its default program signal.
-        params = params._replace(input_audio=plant_obj.default_input())
+    # An effect given no input processes its default program; params keep None for it, so
+    # the program (and its spectrum, for the convolving effects) is a constant of the
+    # compiled step instead of an argument copied in at every call.
     return fenv, params
 
 
@@ -427,6 +427,14 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
     def params(self) -> EnvParams:
         return self._params
 
+    @property
+    def input_audio(self) -> np.ndarray | None:
+        """The signal an effect processes: ``input=``, else the plant's default program
+        (None for a synth)."""
+        if self._params.input_audio is not None:
+            return np.asarray(self._params.input_audio, np.float32)
+        return self.plant.default_input() if self.plant.needs_input else None
+
     # ---- gymnasium API --------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -444,10 +452,6 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         self._target_known = bool(packing.column(row, cols, "target_known"))
         return row[cols["obs"]].copy(), {"knobs": self._physical(row[cols["knobs"]])}
 
-    def _input_np(self) -> np.ndarray | None:
-        audio = self._params.input_audio
-        return None if audio is None else np.asarray(audio, np.float32)
-
     def _hardware_reset(self, key):
         """Record the target (hidden knobs played on the device, or the given WAV) and the start.
 
@@ -456,11 +460,11 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         hw.prepare()
         target_knobs, knobs, render_key = self.functional.episode_knobs(key)
         if self._params.target_audio is None:
-            target_take = hw.render(np.asarray(target_knobs), self._input_np())
+            target_take = hw.render(np.asarray(target_knobs), self.input_audio)
             target_audio, target_knobs, known = target_take.audio, target_take.knobs, True
         else:
             target_audio, known = np.asarray(self._params.target_audio), False
-        take = hw.render(np.asarray(knobs), self._input_np())
+        take = hw.render(np.asarray(knobs), self.input_audio)
         self._last_take = take
         self.state, obs, physical = _hw_start(
             self.functional, jnp.asarray(take.knobs), jnp.asarray(target_knobs),
@@ -473,7 +477,7 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
     def _device_score(self, state: EnvState, action: np.ndarray):
         """Play ``action`` on the device and score the take -> (take, reward, obs, info)."""
         knobs = self.functional.knobs_after(state.knobs, jnp.asarray(action))
-        take = self.device.render(np.asarray(knobs), self._input_np())
+        take = self.device.render(np.asarray(knobs), self.input_audio)
         reward, obs, out, physical = _hw_score(
             self.functional, state, jnp.asarray(take.knobs), jnp.asarray(take.audio)
         )

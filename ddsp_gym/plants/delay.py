@@ -58,4 +58,5 @@ class Delay(AbstractEffect):
             controls["feedback"],
             controls["mix"],
             self.n_echoes,
+            self.known_input_spectrum(audio_in),
         )

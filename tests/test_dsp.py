@@ -35,6 +35,15 @@ def test_biquad_matches_scipy_lfilter(design):
     np.testing.assert_allclose(ours, reference, atol=2e-4)
 
 
+@pytest.mark.parametrize("coefficient", [0.97, 1.0])
+def test_pre_emphasis_matches_scipy_lfilter(coefficient):
+    x = _noise()
+    ours = np.asarray(dsp.pre_emphasis(jnp.asarray(x), coefficient))
+    np.testing.assert_allclose(ours, signal.lfilter([1.0, -coefficient], [1.0], x), atol=1e-6)
+    if coefficient == 1.0:  # lip radiation is the plain first difference
+        np.testing.assert_array_equal(np.asarray(dsp.radiate(jnp.asarray(x))), ours)
+
+
 def test_time_varying_biquad_equals_constant_when_coefficients_repeat():
     x = _noise(512)
     b, a = dsp.lowpass_coeffs(900.0, 3.0, SR)

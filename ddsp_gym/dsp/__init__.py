@@ -66,7 +66,7 @@ from ddsp_gym.dsp.units import (
     mix,
     power_to_db,
 )
-from ddsp_gym.dsp.voice import radiate, resonator_coeffs, rosenberg_pulse
+from ddsp_gym.dsp.voice import pre_emphasis, radiate, resonator_coeffs, rosenberg_pulse
 from ddsp_gym.dsp.waveshaping import tanh_drive
 
 __all__ = [
@@ -117,6 +117,7 @@ __all__ = [
     "pm_operator",
     "pole_radius",
     "power_to_db",
+    "pre_emphasis",
     "radiate",
     "resonator_coeffs",
     "rosenberg_pulse",

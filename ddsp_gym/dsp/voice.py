@@ -38,9 +38,14 @@ def rosenberg_pulse(
     )
 
 
+def pre_emphasis(x: Array, coefficient: Array | float) -> Array:
+    """x[k] - c x[k-1] (x[-1] = 0), shape (n,): +6 dB/octave above a low corner for c near 1."""
+    return x - coefficient * jnp.pad(x[:-1], (1, 0))  # a pad fuses better than a concatenation
+
+
 def radiate(flow: Array) -> Array:
     """Lip radiation as a first difference, x[k] - x[k-1] (x[-1] = 0), shape (n,)."""
-    return flow - jnp.pad(flow[:-1], (1, 0))  # a pad fuses better than a concatenation
+    return pre_emphasis(flow, 1.0)
 
 
 def resonator_coeffs(

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from ddsp_gym import dsp
 from ddsp_gym import features as F
 from ddsp_gym.features.distances import LOG_MAG_OFFSET
 from ddsp_gym.features.spectral import EPS
@@ -241,7 +242,7 @@ class FormantMatch(AbstractTask):
         """(E, C): envelope in dB re total power and its local contrast, each (n_grid,)."""
         # Pre-emphasis (+6 dB/octave), as before LPC formant analysis: it lifts the
         # weak upper formants out of the float32 round-off of the FFT.
-        emphasised = audio - self.pre_emphasis * jnp.pad(audio[:-1], (1, 0))
+        emphasised = dsp.pre_emphasis(audio, self.pre_emphasis)
         power, _ = F.long_term_power_spectrum(emphasised)
         n_fft = 2 * (power.shape[0] - 1)
         smooth, local_mean = _envelope_matrices(

@@ -8,7 +8,12 @@
     env = gym.make("ddsp_gym/SineTuner-v0", expose_grad=True)
 """
 
-from ddsp_gym.registry import register_envs
+from ddsp_gym.runtime import configure_cpu_dispatch
+
+# First, before anything can start JAX: env steps run inline on the CPU (see runtime.py).
+configure_cpu_dispatch()
+
+from ddsp_gym.registry import register_envs  # noqa: E402
 
 __version__ = "0.1.0"
 ENV_IDS: list[str] = register_envs()

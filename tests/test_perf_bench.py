@@ -14,12 +14,13 @@ from ddsp_gym.bench.perf import (
     QUICK,
     check_targets,
     compile_seconds,
-    pinned_single_env_rates,
+    fresh_process_single_env_rates,
     run_perf,
     settings_for,
     time_calls,
 )
 from ddsp_gym.cli import main
+from ddsp_gym.runtime import ASYNC_DISPATCH_ENV_VAR
 
 
 def test_time_calls_reports_best_median_and_cpu():
@@ -70,6 +71,7 @@ def test_a_tiny_run_writes_json_and_markdown(tmp_path):
     bound = analysis["spectra"]["audio_s_per_s"] / 0.25
     assert "| 64 | 0.25 |" in markdown and f"| {bound:,.0f} |" in markdown
     assert "| gain |" in markdown and "VolumeMatch-v0" in markdown and "## Targets" in markdown
+    assert saved["meta"]["cpu_dispatch"] == "inline"  # what import ddsp_gym set
     assert results["targets"] == saved["targets"]
 
 
@@ -110,7 +112,16 @@ def test_pinned_single_env_runs_in_a_process_on_one_core():
     if not hasattr(os, "sched_setaffinity"):
         pytest.skip("this OS cannot pin a process to a core")
     settings = replace(QUICK, min_time=0.02, rounds=1)
-    rates = pinned_single_env_rates(["ddsp_gym/VolumeMatch-v0"], settings)
+    rates = fresh_process_single_env_rates(["ddsp_gym/VolumeMatch-v0"], settings, one_core=True)
     row = rates["ddsp_gym/VolumeMatch-v0"]
     assert row["cpus"] == 1  # the child ran on one core, whatever this process may use
+    assert row["cpu_dispatch"] == "inline"  # ddsp_gym's default, in the child too
     assert row["steps_per_s"] > 0 and row["steps_per_cpu_s"] > 0
+
+
+def test_the_async_column_runs_in_a_process_with_jax_async_dispatch():
+    settings = replace(QUICK, min_time=0.02, rounds=1)
+    ids = ["ddsp_gym/VolumeMatch-v0"]
+    row = fresh_process_single_env_rates(ids, settings, async_dispatch=True)[ids[0]]
+    assert row["cpu_dispatch"] == "async" and row["steps_per_s"] > 0
+    assert ASYNC_DISPATCH_ENV_VAR not in os.environ  # the parent's environment is restored

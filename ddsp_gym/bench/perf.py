@@ -8,7 +8,8 @@ on one machine:
   multi-resolution STFT loss (16 kHz, batch 32); compile time of both; the
   peak memory of both;
 * envs: steps per second of one env through ``gym.make`` (also in a process
-  pinned to one CPU core, where the OS allows it), of the native vector
+  pinned to one CPU core, where the OS allows it, and in one with JAX's async CPU
+  dispatch, which ``import ddsp_gym`` turns off), of the native vector
   env (64 and 256 envs), of Gymnasium's ``SyncVectorEnv`` of 64 single envs, of
   the pure-JAX rollout, and of SB3 PPO on the native batched env against
   ``DummyVecEnv``;
@@ -34,6 +35,7 @@ keeps what it measured) and ``perf.md`` in the output folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -42,7 +44,7 @@ import resource
 import statistics
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,7 @@ from ddsp_gym import dsp
 from ddsp_gym.batching import chunked_vmap
 from ddsp_gym.features.distances import mrstft_distance_from_spectra, multi_resolution_spectra
 from ddsp_gym.plants import PLANTS, AbstractPlant
+from ddsp_gym.runtime import ASYNC_DISPATCH_ENV_VAR, cpu_dispatch
 
 # Our plant set beside each external voice, the first one present wins.
 COMPARABLE_PLANTS: dict[str, tuple[str, ...]] = {
@@ -81,6 +84,7 @@ class PerfSettings:
     rounds: int = 3
     compile_repeats: int = 3  # fresh compilations per judged compile time (best kept)
     pinned_single_env: bool = True  # also time gym.make envs in a process on one core
+    async_single_env: bool = True  # ... and in a process with JAX's async CPU dispatch
     env_ids: tuple[str, ...] | None = None  # None: every registered env
     plants: tuple[str, ...] | None = None  # None: every plant in PLANTS
     sb3_env_ids: tuple[str, ...] | None = None  # None: the first env; (): no SB3 runs
@@ -111,6 +115,7 @@ QUICK = PerfSettings(
     sb3_rollouts=1,
     compile_repeats=1,
     pinned_single_env=False,
+    async_single_env=False,
     external_voices=("adsr_sine",),
     analysis_shapes=((64, 0.25),),
     quick=True,
@@ -374,32 +379,69 @@ def single_env_rates(env_id: str, settings: PerfSettings) -> dict[str, Any]:
     actions = np.random.default_rng(0).uniform(-1, 1, (steps,) + env.action_space.shape)
     result = _steps_per_s(_env_loop(env, actions.astype(np.float32)), steps, settings)
     env.close()
-    return {**result, "cpus": len(os.sched_getaffinity(0)) if _CAN_PIN else os.cpu_count()}
+    cpus = len(os.sched_getaffinity(0)) if _CAN_PIN else os.cpu_count()
+    return {**result, "cpus": cpus, "cpu_dispatch": cpu_dispatch()}
 
 
 def _pin_to_one_core() -> None:
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 
-def pinned_single_env_rates(env_ids: Sequence[str], settings: PerfSettings) -> dict[str, dict]:
-    """:func:`single_env_rates` of each env in a fresh process pinned to one CPU core.
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Set environment variables for the processes started inside the block."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
-    At batch 1 an env step is ~50-140 small XLA kernels; with two or more cores XLA
-    splits the larger ones across its threads and hands the FFTs to a thread pool, and
-    on a shared 2-core machine each hand-off can cost more than the work it splits. One
-    process per core (``taskset -c 0 python ...``) is how single envs are usually run in
-    parallel; this measures that setup. The process is pinned before JAX makes its CPU
-    client, whose thread pool is sized by the CPUs the process may use.
+
+def fresh_process_single_env_rates(
+    env_ids: Sequence[str],
+    settings: PerfSettings,
+    *,
+    one_core: bool = False,
+    async_dispatch: bool = False,
+) -> dict[str, dict]:
+    """:func:`single_env_rates` of each env in a fresh process: pinned to one CPU core,
+    and/or with JAX's async CPU dispatch kept (what ``import ddsp_gym`` turns off).
+
+    Both must hold before JAX makes its CPU client, which only a new process shows:
+    the client's thread pool is sized by the CPUs the process may use, and its dispatch
+    mode is fixed when it is made (see ddsp_gym/runtime.py).
+
+    One core: at batch 1 an env step is ~50-140 small XLA kernels; with two or more cores
+    XLA splits the larger ones across its threads, and on a shared 2-core machine each
+    hand-off can cost more than the work it splits. One process per core (``taskset -c 0
+    python ...``) is how single envs are usually run in parallel; this measures that setup.
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    if not _CAN_PIN:
+    if one_core and not _CAN_PIN:
         return {}
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(1, mp_context=context, initializer=_pin_to_one_core) as pool:
-        rates = pool.map(single_env_rates, env_ids, [settings] * len(env_ids))
-        return dict(zip(env_ids, rates, strict=True))
+    keep_async = {ASYNC_DISPATCH_ENV_VAR: "1" if async_dispatch else "0"}
+    initializer = _pin_to_one_core if one_core else None
+    with (
+        _environment(**keep_async),
+        ProcessPoolExecutor(1, mp_context=context, initializer=initializer) as pool,
+    ):
+        rates = list(pool.map(single_env_rates, env_ids, [settings] * len(env_ids)))
+    return dict(zip(env_ids, rates, strict=True))
+
+
+# The single-env columns measured in fresh processes: result key -> how the process runs.
+FRESH_PROCESS_COLUMNS: dict[str, dict[str, bool]] = {
+    "single_1core": {"one_core": True},
+    "single_async": {"async_dispatch": True},
+}
 
 
 def bench_env(env_id: str, settings: PerfSettings) -> dict[str, Any]:
@@ -738,6 +780,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "jax": jax.__version__,
         "jax_backend": jax.default_backend(),
+        "cpu_dispatch": cpu_dispatch(),
         "devices": [str(d) for d in jax.devices()],
         "float": "float32",
     }
@@ -780,7 +823,8 @@ def run_perf(
     tasks = (
         [("plant", p) for p in plants]
         + [("env", e) for e in env_ids]
-        + [("pinned", None)] * (settings.pinned_single_env and _CAN_PIN)
+        + [("single_1core", None)] * (settings.pinned_single_env and _CAN_PIN)
+        + [("single_async", None)] * settings.async_single_env
         + [("sb3", e) for e in sb3_ids]
         + [("analysis", None), ("external", None)]
     )
@@ -791,10 +835,12 @@ def run_perf(
                 results["plants"].append(bench_plant(name, settings))
             elif kind == "env":
                 results["envs"].append(bench_env(name, settings))
-            elif kind == "pinned":
-                pinned = pinned_single_env_rates([e["env"] for e in results["envs"]], settings)
+            elif kind in FRESH_PROCESS_COLUMNS:
+                how = FRESH_PROCESS_COLUMNS[kind]
+                ids = [e["env"] for e in results["envs"]]
+                rates = fresh_process_single_env_rates(ids, settings, **how)
                 for row in results["envs"]:
-                    row["single_1core"] = pinned[row["env"]]
+                    row[kind] = rates[row["env"]]
             elif kind == "sb3":
                 results["sb3"].append(bench_sb3(name, settings))
             elif kind == "analysis":
@@ -864,7 +910,8 @@ def format_markdown(results: dict[str, Any]) -> str:
         f"# ddsp_gym speed (`{command}`)",
         "",
         f"{meta['started']} | {meta['cpu']}, {meta['cpu_count']} cores | "
-        f"jax {meta['jax']} ({meta['jax_backend']}) | {meta['float']} | "
+        f"jax {meta['jax']} ({meta['jax_backend']}, {meta.get('cpu_dispatch', '?')} CPU "
+        f"dispatch) | {meta['float']} | "
         f"load average {meta['load_average_before'][0]:.1f} before, {after:.1f} after | "
         f"run {meta.get('wall_s', float('nan')):.0f} s",
         "",
@@ -901,14 +948,28 @@ def format_markdown(results: dict[str, Any]) -> str:
     lines += _table(header, rows)
     lines += ["", "## Envs (env steps/s)", ""]
     sizes, sync = settings["vector_sizes"], settings["sync_size"]
-    pinned = any("single_1core" in row for row in results["envs"])
-    if pinned:
-        lines += [
-            "'gym.make, 1 core': the same single-env loop in a fresh process pinned to one "
-            "CPU core (as `taskset -c 0` does).",
-            "",
-        ]
-    header = ["env", "audio", "gym.make (1 env)"] + ["gym.make, 1 core"] * pinned
+    extra = [
+        (key, title, note)
+        for key, title, note in (
+            (
+                "single_1core",
+                "gym.make, 1 core",
+                "the same single-env loop in a fresh process pinned to one CPU core (as "
+                "`taskset -c 0` does)",
+            ),
+            (
+                "single_async",
+                "gym.make, JAX async dispatch",
+                f"the same loop in a fresh process with `{ASYNC_DISPATCH_ENV_VAR}=1`, which "
+                "keeps JAX's default of handing each CPU computation to a worker thread "
+                "(ddsp_gym runs them inline; see ddsp_gym/runtime.py)",
+            ),
+        )
+        if any(key in row for row in results["envs"])
+    ]
+    if extra:
+        lines += [f"'{title}': {note}." for _, title, note in extra] + [""]
+    header = ["env", "audio", "gym.make (1 env)"] + [title for _, title, _ in extra]
     header += [f"native vector {n}" for n in sizes]
     header += [f"SyncVectorEnv {sync}", f"native {sizes[0]} / Sync {sync}"]
     header += [f"JAX rollout {settings['rollout_envs']}"]
@@ -919,8 +980,7 @@ def format_markdown(results: dict[str, Any]) -> str:
             f"{row['duration_s']:g} s @ {row['sample_rate'] / 1000:g} kHz",
             _cell(row.get("single"), "steps_per_s", "steps_per_cpu_s"),
         ]
-        if pinned:
-            cells.append(_cell(row.get("single_1core"), "steps_per_s", "steps_per_cpu_s"))
+        cells += [_cell(row.get(key), "steps_per_s", "steps_per_cpu_s") for key, _, _ in extra]
         cells += [_cell(row.get(f"native_{n}"), "steps_per_s", "steps_per_cpu_s") for n in sizes]
         cells += [
             _cell(row.get(f"sync_{sync}"), "steps_per_s", "steps_per_cpu_s"),

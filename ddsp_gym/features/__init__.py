@@ -1,5 +1,6 @@
 """Spectral and perceptual features and distances (pure JAX, safe at silence)."""
 
+from ddsp_gym.features.banded import BandedBlocks, banded_blocks, banded_matmul
 from ddsp_gym.features.distances import (
     Spectrum,
     log_magnitude_distance,
@@ -39,6 +40,9 @@ from ddsp_gym.features.summary import SUMMARY_SIZE, summary_features
 
 __all__ = [
     "SUMMARY_SIZE",
+    "BandedBlocks",
+    "banded_blocks",
+    "banded_matmul",
     "Spectrum",
     "energy_envelope",
     "energy_envelope_db",

@@ -131,23 +131,31 @@ class SubtractiveMatch(AbstractTask):
 @functools.lru_cache(maxsize=16)
 def _envelope_matrices(
     sample_rate: int, n_fft: int, grid_hz: tuple[float, ...], sigma_hz: float, contrast_oct: float
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[F.BandedBlocks, np.ndarray]:
     """Static matrices of :class:`FormantMatch`.
 
     Returns (smooth, local_mean): ``smooth`` (n_fft // 2 + 1, n_grid) Gaussian
-    kernels of width ``sigma_hz`` mapping a power spectrum onto the grid;
+    kernels of width ``sigma_hz`` mapping a power spectrum onto the grid, as
+    :func:`~ddsp_gym.features.banded_blocks` for :func:`~ddsp_gym.features.banded_matmul`;
     ``local_mean`` (n_grid, n_grid) Gaussian averaging over ``contrast_oct``
     octaves along the grid, columns summing to 1.
+
+    Each Gaussian is kept out to 7.4 sigma (weights above 1e-12 of its peak, ~520 Hz
+    at 70 Hz), in blocks of 64 grid points: the envelope moves by < 1e-6 relative
+    (float32 round-off) and the product reads a fifth of the dense matrix. At batch 1
+    it ran 16 us against 100-125 dense, the envelope's gradient 6x and 64 envs 2x
+    faster; blocks of 16 or 128 were slower (XLA:CPU's batched dot; profiled).
     """
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)[:, None]
     grid = np.asarray(grid_hz)
-    smooth = np.exp(-0.5 * ((freqs - grid[None, :]) / sigma_hz) ** 2)
+    smooth = np.exp(-0.5 * ((freqs - grid[None, :]) / sigma_hz) ** 2).astype(np.float32)
     octaves = np.log2(grid)
     # Gaussian in octaves; the 1 / f factor weights each grid point by the octaves it
     # covers, so the denser (in octaves) high end of a linear grid does not dominate.
     local = np.exp(-0.5 * ((octaves[:, None] - octaves[None, :]) / contrast_oct) ** 2)
     local = local / grid[:, None]
-    return smooth.astype(np.float32), (local / local.sum(0, keepdims=True)).astype(np.float32)
+    local_mean = (local / local.sum(0, keepdims=True)).astype(np.float32)
+    return F.banded_blocks(smooth, block=64, rel_floor=1e-12), local_mean
 
 
 def _log_sigmoid(x: Array) -> Array:
@@ -248,7 +256,7 @@ class FormantMatch(AbstractTask):
         smooth, local_mean = _envelope_matrices(
             sample_rate, n_fft, tuple(self.grid().tolist()), self.sigma_hz, self.contrast_oct
         )
-        envelope = power @ smooth
+        envelope = F.banded_matmul(power, smooth)
         envelope = envelope / (jnp.sum(envelope) + EPS)
         e_db = 10.0 * jnp.log10(envelope + 10.0 ** (self.floor_db / 10.0))
         return e_db, e_db - e_db @ local_mean

@@ -372,6 +372,8 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         self.expose_grad = bool(expose_grad)
         self._jit = compiled(self.functional)
         plant_obj = self.functional.plant
+        # Plants build their knob specs on each access; info dicts name knobs every step.
+        self._knob_names = plant_obj.knob_names
         d = plant_obj.num_knobs
         self.action_space = gym.spaces.Box(-1.0, 1.0, (d,), np.float32)
         self.observation_space = gym.spaces.Box(
@@ -639,4 +641,4 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         return np.clip(array, -1.0, 1.0)
 
     def _physical(self, knobs: np.ndarray) -> dict[str, float]:
-        return {name: float(v) for name, v in zip(self.plant.knob_names, knobs, strict=True)}
+        return {name: float(v) for name, v in zip(self._knob_names, knobs, strict=True)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import replace
 
 import jax.numpy as jnp
@@ -18,6 +19,7 @@ from ddsp_gym.bench.perf import (
     run_perf,
     settings_for,
     time_calls,
+    time_interleaved,
 )
 from ddsp_gym.cli import main
 from ddsp_gym.runtime import ASYNC_DISPATCH_ENV_VAR
@@ -29,6 +31,24 @@ def test_time_calls_reports_best_median_and_cpu():
     assert 0 < timing.best_s <= timing.median_s
     rates = timing.rates(10.0)
     assert rates["per_s"] >= rates["median_per_s"] > 0 and rates["per_cpu_s"] > 0
+
+
+def test_interleaved_timing_alternates_rounds_and_keeps_each_sides_rate():
+    order: list[str] = []
+
+    def slow():
+        order.append("slow")
+        time.sleep(0.004)
+
+    def fast():
+        order.append("fast")
+        time.sleep(0.001)
+
+    slow_t, fast_t = time_interleaved([slow, fast], min_time=0.02, rounds=3)
+    runs = [name for i, name in enumerate(order) if i == 0 or order[i - 1] != name]
+    assert runs == ["slow", "fast"] * 3  # A B A B A B, not A A A B B B
+    assert slow_t.calls + fast_t.calls == len(order)
+    assert 2.0 < slow_t.best_s / fast_t.best_s < 5.0  # each side timed on its own calls
 
 
 def test_compile_seconds_recompiles_from_scratch_and_keeps_the_fastest():

@@ -14,7 +14,8 @@ on one machine:
   the pure-JAX rollout, and of SB3 PPO on the native batched env against
   ``DummyVecEnv``;
 * other libraries (the optional ``bench`` extra): SynthAX and torchsynth voices
-  (:mod:`ddsp_gym.bench.external`) beside ours, both rendered for the same duration.
+  (:mod:`ddsp_gym.bench.external`) beside ours, both rendered for the same duration
+  and timed in alternating rounds.
 
 Method. Every timing runs warm (compiled) calls in rounds of at least
 ``min_time`` seconds and reports the best round's mean (as ``timeit`` does:
@@ -94,6 +95,7 @@ class PerfSettings:
     external_batches: tuple[int, ...] = (32,)
     external_voices: tuple[str, ...] = ("voice", "adsr_sine")  # (): no other libraries
     external_seconds: float = 1.0
+    external_rounds: int = 5  # theirs and ours alternate, best round of each kept
     # (batch, seconds) of 16 kHz audio whose MR-STFT alone is timed: the floor under an
     # env step (64 envs of 0.25 s) and under render + gradient (batch 32 of 0.5 s and 1 s).
     analysis_shapes: tuple[tuple[int, float], ...] = ((1, 0.25), (64, 0.25), (32, 0.5), (32, 1.0))
@@ -117,6 +119,7 @@ QUICK = PerfSettings(
     pinned_single_env=False,
     async_single_env=False,
     external_voices=("adsr_sine",),
+    external_rounds=2,
     analysis_shapes=((64, 0.25),),
     quick=True,
 )
@@ -149,19 +152,37 @@ def time_calls(fn: Callable[[], Any], min_time: float, rounds: int) -> Timing:
     Besides wall time it records the process's CPU time: on a machine shared
     with other work, wall time counts the waiting, CPU time the work.
     """
-    per_call, cpu_per_call, total = [], [], 0
+    return time_interleaved([fn], min_time, rounds)[0]
+
+
+def time_interleaved(
+    fns: Sequence[Callable[[], Any]], min_time: float, rounds: int
+) -> list[Timing]:
+    """:func:`time_calls` of several functions whose rounds alternate (A B A B ...).
+
+    For a ratio of two rates: a change in the machine's load during the timing
+    then falls on both sides alike, where timing one after the other let it favour
+    either.
+    """
+    per_call: list[list[float]] = [[] for _ in fns]
+    cpu_per_call: list[list[float]] = [[] for _ in fns]
+    totals = [0] * len(fns)
     for _ in range(rounds):
-        calls, start, cpu_start = 0, time.perf_counter(), time.process_time()
-        while True:
-            fn()
-            calls += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= min_time:
-                break
-        per_call.append(elapsed / calls)
-        cpu_per_call.append((time.process_time() - cpu_start) / calls)
-        total += calls
-    return Timing(min(per_call), statistics.median(per_call), min(cpu_per_call), total)
+        for i, fn in enumerate(fns):
+            calls, start, cpu_start = 0, time.perf_counter(), time.process_time()
+            while True:
+                fn()
+                calls += 1
+                elapsed = time.perf_counter() - start
+                if elapsed >= min_time:
+                    break
+            per_call[i].append(elapsed / calls)
+            cpu_per_call[i].append((time.process_time() - cpu_start) / calls)
+            totals[i] += calls
+    return [
+        Timing(min(wall), statistics.median(wall), min(cpu), total)
+        for wall, cpu, total in zip(per_call, cpu_per_call, totals, strict=True)
+    ]
 
 
 def _blocking(fn: Callable, *args) -> Callable[[], Any]:
@@ -245,17 +266,23 @@ def _mrstft_loss(plant: AbstractPlant) -> Callable:
     return jax.value_and_grad(loss)
 
 
-def time_render(
-    plant: AbstractPlant, batch: int, settings: PerfSettings, compile_repeats: int = 1
-) -> dict[str, Any]:
-    """Rates, call time, compile time and peak memory of rendering ``batch`` voices."""
+def _render_call(
+    plant: AbstractPlant, batch: int, compile_repeats: int = 1
+) -> tuple[Callable[[], Any], dict[str, Any], Any]:
+    """A blocking call rendering ``batch`` voices -> (call, compile times, compiled)."""
     knobs, keys, audio_in = _plant_inputs(plant, batch)
     compile_times, compiled = compile_seconds(
         _batched_render(plant), knobs, keys, audio_in, repeats=compile_repeats
     )
-    timing = time_calls(
-        _blocking(compiled, knobs, keys, audio_in), settings.min_time, settings.rounds
-    )
+    return _blocking(compiled, knobs, keys, audio_in), compile_times, compiled
+
+
+def time_render(
+    plant: AbstractPlant, batch: int, settings: PerfSettings, compile_repeats: int = 1
+) -> dict[str, Any]:
+    """Rates, call time, compile time and peak memory of rendering ``batch`` voices."""
+    call, compile_times, compiled = _render_call(plant, batch, compile_repeats)
+    timing = time_calls(call, settings.min_time, settings.rounds)
     return {
         **_audio_rates(timing, batch * plant.n_samples / plant.sample_rate),
         "call_ms": 1e3 * timing.best_s,
@@ -427,7 +454,8 @@ def fresh_process_single_env_rates(
     if one_core and not _CAN_PIN:
         return {}
     context = multiprocessing.get_context("spawn")
-    keep_async = {ASYNC_DISPATCH_ENV_VAR: "1" if async_dispatch else "0"}
+    # Without async_dispatch the child runs as this process does (it inherits the variable).
+    keep_async = {ASYNC_DISPATCH_ENV_VAR: "1"} if async_dispatch else {}
     initializer = _pin_to_one_core if one_core else None
     with (
         _environment(**keep_async),
@@ -623,19 +651,26 @@ def bench_external(settings: PerfSettings, plant_rows: Sequence[dict]) -> list[d
                     row["unavailable"] = f"fails to run here: {_one_line(err)}"
                     rows.append(row)
                     continue
-                timing = time_calls(ext.render, settings.min_time, settings.rounds)
+                # Ours rendered here too, for their duration (the plant table uses each
+                # plant's own), so both sides of the ratio time the same work, in
+                # alternating rounds.
+                mine = next((p for p in COMPARABLE_PLANTS[voice] if p in measured), None)
+                calls = [ext.render]
+                if mine is not None:
+                    plant = PLANTS[mine](sample_rate=sr, duration=settings.external_seconds)
+                    calls.append(_render_call(plant, batch)[0])
+                for call in calls:
+                    call()  # warm: first-call work on both sides, outside the timing
+                timings = time_interleaved(calls, settings.min_time, settings.external_rounds)
+                seconds = batch * settings.external_seconds
                 row.update(
                     version=ext.version,
                     setup_s=ext.setup_s,
                     torch_threads=_torch_threads(),
-                    **_audio_rates(timing, batch * settings.external_seconds),
+                    **_audio_rates(timings[0], seconds),
                 )
-                # Ours rendered here too, for their duration (the plant table uses each
-                # plant's own), so both sides of the ratio time the same work.
-                mine = next((p for p in COMPARABLE_PLANTS[voice] if p in measured), None)
                 if mine is not None:
-                    plant = PLANTS[mine](sample_rate=sr, duration=settings.external_seconds)
-                    ours = time_render(plant, batch, settings)
+                    ours = _audio_rates(timings[1], seconds)
                     row.update(
                         ours_plant=mine,
                         ours_audio_s_per_s=ours["audio_s_per_s"],
@@ -1032,7 +1067,8 @@ def format_markdown(results: dict[str, Any]) -> str:
         first = results["external"][0]
         title = (
             f"## Other libraries, same run ({first['sample_rate'] / 1000:g} kHz, "
-            f"{first['seconds']:g} s voices on both sides, audio-s/s)"
+            f"{first['seconds']:g} s voices on both sides, timed in alternating rounds, "
+            "audio-s/s)"
         )
         lines += ["", title, ""]
         rows = []
@@ -1080,4 +1116,5 @@ __all__ = [
     "run_perf",
     "settings_for",
     "time_calls",
+    "time_interleaved",
 ]

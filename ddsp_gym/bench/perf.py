@@ -36,7 +36,6 @@ keeps what it measured) and ``perf.md`` in the output folder.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -45,7 +44,7 @@ import resource
 import statistics
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -414,21 +413,6 @@ def _pin_to_one_core() -> None:
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 
-@contextlib.contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    """Set environment variables for the processes started inside the block."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def fresh_process_single_env_rates(
     env_ids: Sequence[str],
     settings: PerfSettings,
@@ -450,6 +434,7 @@ def fresh_process_single_env_rates(
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from unittest import mock  # patch.dict: environment variables for the block, restored
 
     if one_core and not _CAN_PIN:
         return {}
@@ -458,17 +443,29 @@ def fresh_process_single_env_rates(
     keep_async = {ASYNC_DISPATCH_ENV_VAR: "1"} if async_dispatch else {}
     initializer = _pin_to_one_core if one_core else None
     with (
-        _environment(**keep_async),
+        mock.patch.dict(os.environ, keep_async),
         ProcessPoolExecutor(1, mp_context=context, initializer=initializer) as pool,
     ):
         rates = list(pool.map(single_env_rates, env_ids, [settings] * len(env_ids)))
     return dict(zip(env_ids, rates, strict=True))
 
 
-# The single-env columns measured in fresh processes: result key -> how the process runs.
-FRESH_PROCESS_COLUMNS: dict[str, dict[str, bool]] = {
-    "single_1core": {"one_core": True},
-    "single_async": {"async_dispatch": True},
+# The single-env columns measured in fresh processes: result key -> (how the process
+# runs, the column's title, what the column is).
+FRESH_PROCESS_COLUMNS: dict[str, tuple[dict[str, bool], str, str]] = {
+    "single_1core": (
+        {"one_core": True},
+        "gym.make, 1 core",
+        "the same single-env loop in a fresh process pinned to one CPU core (as "
+        "`taskset -c 0` does)",
+    ),
+    "single_async": (
+        {"async_dispatch": True},
+        "gym.make, JAX async dispatch",
+        f"the same loop in a fresh process with `{ASYNC_DISPATCH_ENV_VAR}=1`, which keeps "
+        "JAX's default of handing each CPU computation to a worker thread (ddsp_gym runs "
+        "them inline; see ddsp_gym/runtime.py)",
+    ),
 }
 
 
@@ -871,7 +868,7 @@ def run_perf(
             elif kind == "env":
                 results["envs"].append(bench_env(name, settings))
             elif kind in FRESH_PROCESS_COLUMNS:
-                how = FRESH_PROCESS_COLUMNS[kind]
+                how = FRESH_PROCESS_COLUMNS[kind][0]
                 ids = [e["env"] for e in results["envs"]]
                 rates = fresh_process_single_env_rates(ids, settings, **how)
                 for row in results["envs"]:
@@ -985,21 +982,7 @@ def format_markdown(results: dict[str, Any]) -> str:
     sizes, sync = settings["vector_sizes"], settings["sync_size"]
     extra = [
         (key, title, note)
-        for key, title, note in (
-            (
-                "single_1core",
-                "gym.make, 1 core",
-                "the same single-env loop in a fresh process pinned to one CPU core (as "
-                "`taskset -c 0` does)",
-            ),
-            (
-                "single_async",
-                "gym.make, JAX async dispatch",
-                f"the same loop in a fresh process with `{ASYNC_DISPATCH_ENV_VAR}=1`, which "
-                "keeps JAX's default of handing each CPU computation to a worker thread "
-                "(ddsp_gym runs them inline; see ddsp_gym/runtime.py)",
-            ),
-        )
+        for key, (_, title, note) in FRESH_PROCESS_COLUMNS.items()
         if any(key in row for row in results["envs"])
     ]
     if extra:

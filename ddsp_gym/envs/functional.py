@@ -27,7 +27,10 @@ class EnvParams(NamedTuple):
     """Per-episode inputs. ``None`` fields are sampled or unused."""
 
     target_audio: Array | None = None  # (n,) a fixed target sound; None: sample hidden knobs
-    input_audio: Array | None = None  # (n,) the signal an effect plant processes
+    # (n,) the signal an effect plant processes. None: its default program, which the plant
+    # then holds as a constant of the compiled step (with its spectrum, for the convolving
+    # effects) instead of an argument copied in at every call.
+    input_audio: Array | None = None
 
 
 class EnvState(NamedTuple):

@@ -216,9 +216,6 @@ def build_functional(
         target_audio=_as_audio(target, sr, n, "target"),
         input_audio=_as_audio(input, sr, n, "input"),
     )
-    # An effect given no input processes its default program; params keep None for it, so
-    # the program (and its spectrum, for the convolving effects) is a constant of the
-    # compiled step instead of an argument copied in at every call.
     return fenv, params
 
 
@@ -372,8 +369,6 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         self.expose_grad = bool(expose_grad)
         self._jit = compiled(self.functional)
         plant_obj = self.functional.plant
-        # Plants build their knob specs on each access; info dicts name knobs every step.
-        self._knob_names = plant_obj.knob_names
         d = plant_obj.num_knobs
         self.action_space = gym.spaces.Box(-1.0, 1.0, (d,), np.float32)
         self.observation_space = gym.spaces.Box(
@@ -433,9 +428,8 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
     def input_audio(self) -> np.ndarray | None:
         """The signal an effect processes: ``input=``, else the plant's default program
         (None for a synth)."""
-        if self._params.input_audio is not None:
-            return np.asarray(self._params.input_audio, np.float32)
-        return self.plant.default_input() if self.plant.needs_input else None
+        audio = self.plant.input_or_default(self._params.input_audio)
+        return None if audio is None else np.asarray(audio, np.float32)
 
     # ---- gymnasium API --------------------------------------------------------------
 
@@ -641,4 +635,4 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         return np.clip(array, -1.0, 1.0)
 
     def _physical(self, knobs: np.ndarray) -> dict[str, float]:
-        return {name: float(v) for name, v in zip(self._knob_names, knobs, strict=True)}
+        return {name: float(v) for name, v in zip(self.plant.knob_names, knobs, strict=True)}

@@ -78,8 +78,10 @@ class AbstractPlant(abc.ABC):
     def num_knobs(self) -> int:
         return len(self.knob_specs)
 
-    @property
+    @functools.cached_property
     def knob_names(self) -> tuple[str, ...]:
+        # Cached: subclasses build their knob specs on each access, and envs name the knobs
+        # in every step's info (a frozen dataclass still has an instance dict for this).
         return tuple(spec.name for spec in self.knob_specs)
 
     @property
@@ -96,6 +98,10 @@ class AbstractPlant(abc.ABC):
     def default_input(self) -> np.ndarray | None:
         """The signal an effect processes when given none (None for instruments)."""
         return None
+
+    def input_or_default(self, audio_in: Array | np.ndarray | None) -> Any:
+        """``audio_in``, or the default program when it is None (None for instruments)."""
+        return self.default_input() if audio_in is None else audio_in
 
     def controls(self, knobs: Array) -> dict[str, Array]:
         """Unit knob positions (d,) -> {knob name: physical value}."""

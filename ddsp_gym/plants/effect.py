@@ -41,9 +41,7 @@ class AbstractEffect(AbstractPlant):
 
     def dry(self, audio_in: Array | None) -> Array:
         """The signal to process: ``audio_in``, or the default program when it is None."""
-        if audio_in is None:
-            return jnp.asarray(self.default_input())
-        return jnp.asarray(audio_in, jnp.float32)
+        return jnp.asarray(self.input_or_default(audio_in), jnp.float32)
 
     @knob_independent
     def default_input_spectrum(self) -> Array:

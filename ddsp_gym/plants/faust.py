@@ -308,9 +308,8 @@ class FaustPlant(AbstractPlant):
         dsp = program.cls.__new__(program.cls)
         _Module.__init__(dsp, self.sample_rate, values)
         if program.n_inputs:
-            if audio_in is None:  # an effect given no input processes its default program
-                audio_in = self.default_input()
-            x = jnp.broadcast_to(jnp.asarray(audio_in, jnp.float32)[:n], (program.n_inputs, n))
+            audio_in = jnp.asarray(self.input_or_default(audio_in), jnp.float32)
+            x = jnp.broadcast_to(audio_in[:n], (program.n_inputs, n))
         else:
             x = jnp.zeros((0, n), jnp.float32)
         state = dsp.build_interface(dsp.initialize(x, n), x, n)

@@ -8,10 +8,12 @@
     env = gym.make("ddsp_gym/SineTuner-v0", expose_grad=True)
 """
 
-from ddsp_gym.runtime import configure_cpu_dispatch
+from ddsp_gym.runtime import configure_cpu_dispatch, configure_malloc
 
-# First, before anything can start JAX: env steps run inline on the CPU (see runtime.py).
+# First, before anything can start JAX: env steps run inline on the CPU, and XLA's
+# temporaries reuse freed memory instead of faulting in fresh pages (see runtime.py).
 configure_cpu_dispatch()
+configure_malloc()
 
 from ddsp_gym.registry import register_envs  # noqa: E402
 

@@ -1,23 +1,32 @@
-"""JAX's CPU dispatch as ``import ddsp_gym`` sets it (ddsp_gym/runtime.py).
+"""JAX's CPU dispatch and glibc's malloc as ``import ddsp_gym`` sets them (ddsp_gym/runtime.py).
 
 Each case runs in a fresh interpreter: JAX reads the flag once, when it makes its CPU
-client, so only a new process shows what an import does to it.
+client, so only a new process shows what an import does to it (and to malloc).
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import subprocess
 import sys
 
-from ddsp_gym.runtime import ASYNC_DISPATCH_ENV_VAR
+import pytest
+
+from ddsp_gym.runtime import ASYNC_DISPATCH_ENV_VAR, SYSTEM_MALLOC_ENV_VAR
 
 
-def _run(code: str, async_dispatch: str | None = None) -> str:
-    env = {k: v for k, v in os.environ.items() if k != ASYNC_DISPATCH_ENV_VAR}
+def _run(code: str, async_dispatch: str | None = None, system_malloc: str | None = None) -> str:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in (ASYNC_DISPATCH_ENV_VAR, SYSTEM_MALLOC_ENV_VAR, "GLIBC_TUNABLES")
+    }
     if async_dispatch is not None:
         env[ASYNC_DISPATCH_ENV_VAR] = async_dispatch
+    if system_malloc is not None:
+        env[SYSTEM_MALLOC_ENV_VAR] = system_malloc
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
     )
@@ -60,3 +69,35 @@ def test_inline_and_async_dispatch_step_to_the_same_values():
     inline, asynchronous = _run(code), _run(code, async_dispatch="1")
     assert json.loads(inline) == json.loads(asynchronous)
     assert len(json.loads(inline)) == 13
+
+
+def _has_glibc() -> bool:
+    try:
+        ctypes.CDLL(None).gnu_get_libc_version  # noqa: B018
+    except (OSError, AttributeError):
+        return False
+    return sys.platform.startswith("linux")
+
+
+# Frees a 64 MB block and takes it again, touching every page both times; prints the mode
+# and the page faults of the second touch (16,384 when each block is a fresh mapping).
+_REUSE = (
+    "import ctypes, resource, ddsp_gym; from ddsp_gym.runtime import malloc_mode; "
+    "libc = ctypes.CDLL(None); libc.malloc.restype = ctypes.c_void_p; "
+    "libc.free.argtypes = (ctypes.c_void_p,); size = 64 << 20; "
+    "block = libc.malloc(size); ctypes.memset(block, 1, size); libc.free(block); "
+    "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt; "
+    "block = libc.malloc(size); ctypes.memset(block, 1, size); "
+    "faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before; "
+    "libc.free(block); print(malloc_mode(), faults)"
+)
+
+
+@pytest.mark.skipif(not _has_glibc(), reason="the malloc setting is for Linux with glibc")
+def test_importing_ddsp_gym_makes_freed_blocks_reusable_without_page_faults():
+    mode, faults = _run(_REUSE).split()
+    assert mode == "retained"
+    assert int(faults) < 1000  # the block came back from the heap, its pages still mapped
+    mode, faults = _run(_REUSE, system_malloc="1").split()
+    assert mode == "system"
+    assert int(faults) > 10_000  # glibc's default: a fresh mapping, faulted in page by page

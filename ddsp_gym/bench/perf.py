@@ -60,7 +60,7 @@ from ddsp_gym import dsp
 from ddsp_gym.batching import chunked_vmap
 from ddsp_gym.features.distances import mrstft_distance_from_spectra, multi_resolution_spectra
 from ddsp_gym.plants import PLANTS, AbstractPlant
-from ddsp_gym.runtime import ASYNC_DISPATCH_ENV_VAR, cpu_dispatch
+from ddsp_gym.runtime import ASYNC_DISPATCH_ENV_VAR, cpu_dispatch, malloc_mode
 
 # Our plant set beside each external voice, the first one present wins.
 COMPARABLE_PLANTS: dict[str, tuple[str, ...]] = {
@@ -813,6 +813,7 @@ def machine_info() -> dict[str, Any]:
         "jax": jax.__version__,
         "jax_backend": jax.default_backend(),
         "cpu_dispatch": cpu_dispatch(),
+        "malloc": malloc_mode(),
         "devices": [str(d) for d in jax.devices()],
         "float": "float32",
     }
@@ -943,7 +944,7 @@ def format_markdown(results: dict[str, Any]) -> str:
         "",
         f"{meta['started']} | {meta['cpu']}, {meta['cpu_count']} cores | "
         f"jax {meta['jax']} ({meta['jax_backend']}, {meta.get('cpu_dispatch', '?')} CPU "
-        f"dispatch) | {meta['float']} | "
+        f"dispatch, {meta.get('malloc', '?')} malloc) | {meta['float']} | "
         f"load average {meta['load_average_before'][0]:.1f} before, {after:.1f} after | "
         f"run {meta.get('wall_s', float('nan')):.0f} s",
         "",
@@ -951,7 +952,8 @@ def format_markdown(results: dict[str, Any]) -> str:
         f"{settings['min_time']} s, and in parentheses the rate per CPU-second of this "
         "process (all its threads): on a machine shared with other work the first counts "
         "the waiting, the second only the work. audio-s/s = seconds of audio per second. "
-        "Memory: XLA's peak buffer need of the compiled function.",
+        "Memory: XLA's peak buffer need of the compiled function. CPU dispatch and malloc: "
+        "as `import ddsp_gym` sets them (ddsp_gym/runtime.py).",
         "",
         "## Plants (audio-s/s)",
         "",

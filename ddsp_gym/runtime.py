@@ -87,11 +87,11 @@ def configure_malloc() -> bool:
     XLA:CPU allocates each call's temporaries with malloc: a render + MR-STFT gradient of
     32 sounds needs 70-140 MB in one block, a 64-env step of DelayTime 60 MB. glibc serves
     blocks that large with a fresh ``mmap`` and returns them at ``free``, so every call
-    first-touches its temporaries page by page: 15,000-26,000 page faults a call, a fifth
-    of its time (profiled: adsr_tone's render + MR-STFT gradient at batch 32 76 -> 60 ms,
-    amsynth_twin's 52 -> 42 ms, DelayTime's 64-env step 492 -> 574 steps/s, results the
-    same). glibc's own tunables only take effect at process start, so this calls
-    ``mallopt``: no ``mmap`` for blocks (the heap serves them), and up to
+    first-touches its temporaries page by page: 15,000-26,000 page faults a call, a quarter
+    of its time (profiled against the opt-out: adsr_tone's render + MR-STFT gradient at
+    batch 32 77 -> 56 ms, amsynth_twin's 51 -> 39 ms, DelayTime's 64-env step 511 -> 591
+    steps/s, results the same). glibc's own tunables only take effect at process start,
+    so this calls ``mallopt``: no ``mmap`` for blocks (the heap serves them), and up to
     ``RETAINED_FREE_BYTES`` of free heap kept instead of trimmed. The price is a process
     whose resident size stays at its peak. Only on Linux with glibc; returns True when set.
     """

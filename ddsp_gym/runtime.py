@@ -40,9 +40,14 @@ def _backends_initialized() -> bool:
     return True if check is None else bool(check())
 
 
+def _env_flag(name: str) -> bool:
+    """True when environment variable ``name`` is set to 1, true or yes (any case)."""
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes"}
+
+
 def wants_async_dispatch() -> bool:
     """True when the user asked (``DDSP_GYM_CPU_ASYNC_DISPATCH=1``) to keep JAX's default."""
-    return os.environ.get(ASYNC_DISPATCH_ENV_VAR, "").strip().lower() in {"1", "true", "yes"}
+    return _env_flag(ASYNC_DISPATCH_ENV_VAR)
 
 
 def configure_cpu_dispatch() -> bool:
@@ -78,7 +83,7 @@ _malloc_configured = False
 
 def wants_system_malloc() -> bool:
     """True when the user asked (``DDSP_GYM_SYSTEM_MALLOC=1``) to keep glibc's defaults."""
-    return os.environ.get(SYSTEM_MALLOC_ENV_VAR, "").strip().lower() in {"1", "true", "yes"}
+    return _env_flag(SYSTEM_MALLOC_ENV_VAR)
 
 
 def configure_malloc() -> bool:

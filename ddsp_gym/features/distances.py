@@ -18,14 +18,20 @@ def smooth_abs(x: Array, width: float) -> Array:
     return jnp.sqrt(x * x + width * width) - width
 
 
-def spectral_convergence(mag: Array, target_mag: Array) -> Array:
+def frobenius_norm(x: Array) -> Array:
+    """sqrt(sum of squares + eps): ``jnp.linalg.norm`` has a NaN gradient at exactly zero."""
+    return jnp.sqrt(jnp.sum(x**2) + EPS)
+
+
+def spectral_convergence(mag: Array, target_mag: Array, target_norm: Array | None = None) -> Array:
     """||target - mag||_F / ||target||_F (Arik et al., 2019).
 
-    Norms are sqrt(sum of squares + eps): ``jnp.linalg.norm`` has a NaN gradient
-    where the difference is exactly zero (a perfect match, or silence vs silence).
+    Norms are :func:`frobenius_norm` (finite gradients where the difference is
+    exactly zero: a perfect match, or silence vs silence). ``target_norm``: the
+    target's, when taken in advance (:class:`Spectrum` keeps it).
     """
-    difference = jnp.sqrt(jnp.sum((target_mag - mag) ** 2) + EPS)
-    return difference / (jnp.sqrt(jnp.sum(target_mag**2) + EPS) + EPS)
+    norm = frobenius_norm(target_mag) if target_norm is None else target_norm
+    return frobenius_norm(target_mag - mag) / (norm + EPS)
 
 
 LOG_MAG_OFFSET = 1e-5  # log(magnitude + offset): finite at silence
@@ -37,10 +43,15 @@ def log_magnitude_distance(mag: Array, target_mag: Array) -> Array:
 
 
 class Spectrum(NamedTuple):
-    """One resolution of :func:`multi_resolution_spectra`."""
+    """One resolution of :func:`multi_resolution_spectra`, with what distances take of it."""
 
     magnitude: Array  # (n_frames, n_fft // 2 + 1)
     log_magnitude: Array  # log(magnitude + LOG_MAG_OFFSET), same shape
+    norm: Array  # () frobenius_norm(magnitude), the spectral convergence's denominator
+
+    @classmethod
+    def of(cls, magnitude: Array) -> Spectrum:
+        return cls(magnitude, jnp.log(magnitude + LOG_MAG_OFFSET), frobenius_norm(magnitude))
 
 
 def multi_resolution_spectra(
@@ -48,14 +59,12 @@ def multi_resolution_spectra(
 ) -> tuple[Spectrum, ...]:
     """Magnitude spectrograms of ``x`` at each FFT size (hop = n_fft / 4), with their logs.
 
-    Keeping the logs in the features means a target's are taken once (when an
-    episode starts), not at every step that compares a sound with it.
+    Keeping the logs and the norms in the features means a target's are taken once
+    (when an episode starts), not at every step that compares a sound with it (the
+    four norms were ~5 % of a spectrum-scored env's step at batch 1, profiled); a
+    sound's own go unused there, and XLA drops them.
     """
-    spectra = []
-    for n_fft in fft_sizes:
-        mag = magnitude_spectrogram(x, n_fft)
-        spectra.append(Spectrum(mag, jnp.log(mag + LOG_MAG_OFFSET)))
-    return tuple(spectra)
+    return tuple(Spectrum.of(magnitude_spectrogram(x, n_fft)) for n_fft in fft_sizes)
 
 
 def mrstft_distance_from_spectra(
@@ -63,7 +72,7 @@ def mrstft_distance_from_spectra(
 ) -> Array:
     """Multi-resolution STFT distance: mean over resolutions of SC + log-magnitude L1."""
     terms = [
-        spectral_convergence(s.magnitude, t.magnitude)
+        spectral_convergence(s.magnitude, t.magnitude, t.norm)
         + jnp.mean(jnp.abs(t.log_magnitude - s.log_magnitude))
         for s, t in zip(spectra, target_spectra, strict=True)
     ]

@@ -32,10 +32,10 @@ class PatchMatch(AbstractTask):
         return F.multi_resolution_spectra(audio)
 
     def distance(self, features: tuple, target_features: tuple) -> Array:
-        # Features are F.Spectrum tuples (magnitude, log magnitude); this distance takes its
+        # Features are F.Spectrum tuples (magnitude, log magnitude, norm); this distance takes its
         # own log with the floor above, so it reads the magnitudes.
         terms = [
-            F.spectral_convergence(m.magnitude, t.magnitude)
+            F.spectral_convergence(m.magnitude, t.magnitude, t.norm)
             + jnp.mean(
                 F.smooth_abs(
                     jnp.log(t.magnitude + self.floor) - jnp.log(m.magnitude + self.floor),

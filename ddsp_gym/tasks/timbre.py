@@ -14,7 +14,6 @@ from jax import Array
 
 from ddsp_gym import dsp
 from ddsp_gym import features as F
-from ddsp_gym.features.distances import LOG_MAG_OFFSET
 from ddsp_gym.features.spectral import EPS
 from ddsp_gym.plants.base import AbstractPlant
 from ddsp_gym.tasks.base import AbstractTask
@@ -74,8 +73,7 @@ class FMBellMatch(AbstractTask):
 
 def _floored(spectrum: F.Spectrum, floor: float) -> F.Spectrum:
     """A spectrum with ``floor`` added to its magnitudes (and its log recomputed)."""
-    magnitude = spectrum.magnitude + floor
-    return F.Spectrum(magnitude, jnp.log(magnitude + LOG_MAG_OFFSET))
+    return F.Spectrum.of(spectrum.magnitude + floor)
 
 
 @dataclass(frozen=True)

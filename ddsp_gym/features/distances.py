@@ -60,9 +60,10 @@ def multi_resolution_spectra(
     """Magnitude spectrograms of ``x`` at each FFT size (hop = n_fft / 4), with their logs.
 
     Keeping the logs and the norms in the features means a target's are taken once
-    (when an episode starts), not at every step that compares a sound with it (the
-    four norms were ~5 % of a spectrum-scored env's step at batch 1, profiled); a
-    sound's own go unused there, and XLA drops them.
+    (when an episode starts), not at every step that compares a sound with it; a
+    sound's own go unused there, and XLA drops them. Reducing the target's four
+    spectrograms again at every step, CutoffSweeper's jitted step at batch 1 took
+    337 us, 262 us without (same outputs; in-process A/B).
     """
     return tuple(Spectrum.of(magnitude_spectrogram(x, n_fft)) for n_fft in fft_sizes)
 

@@ -337,7 +337,7 @@ def _tick_outputs(tick, state: dict, inputs: Array) -> Array:
     """``tick`` run over ``inputs`` (n, n_inputs) from ``state`` -> outputs (n, n_outputs).
 
     Unrolled (:data:`FORWARD_UNROLL`) where no gradient is taken; differentiated
-    through the plain loop, whose values are the same.
+    through the plain loop, whose samples are the same to float32 rounding.
     """
     return _scan_ticks(tick, state, inputs, FORWARD_UNROLL)
 

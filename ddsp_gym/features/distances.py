@@ -51,6 +51,7 @@ class Spectrum(NamedTuple):
 
     @classmethod
     def of(cls, magnitude: Array) -> Spectrum:
+        """The spectrum of ``magnitude``, its log and its norm taken."""
         return cls(magnitude, jnp.log(magnitude + LOG_MAG_OFFSET), frobenius_norm(magnitude))
 
 

@@ -11,7 +11,7 @@ from scipy import signal
 from ddsp_gym import dsp
 from ddsp_gym import features as F
 from ddsp_gym.envs import packing
-from ddsp_gym.features.summary import SUMMARY_FFT, summary_features
+from ddsp_gym.features.summary import SUMMARY_FFT, _pool, summary_features
 
 SR = 16_000
 
@@ -64,6 +64,18 @@ def test_frame_mean_square_equals_framing(frame_length, hop):
     np.testing.assert_allclose(
         F.frame_mean_square(x, frame_length, hop), jnp.mean(frames**2, -1), rtol=1e-5
     )
+
+
+@pytest.mark.parametrize("n_bins,bands", [(2049, 512), (1025, 512), (2049, 100)])
+def test_summary_pool_sums_equal_groups_of_bins(n_bins, bands):
+    power = np.random.default_rng(3).random(n_bins).astype(np.float32)
+    freqs = np.linspace(0.0, 8000.0, n_bins).astype(np.float32)
+    pooled, pooled_freqs = _pool(jnp.asarray(power), freqs, bands)
+    group = (n_bins - 1) // bands
+    used = slice(0, bands * group)
+    expected = power[used].astype(np.float64).reshape(bands, group).sum(axis=1)
+    np.testing.assert_allclose(pooled, expected, rtol=1e-6)
+    np.testing.assert_allclose(pooled_freqs, freqs[used].reshape(bands, group).mean(axis=1))
 
 
 def _welch_mean_power(x: np.ndarray) -> np.ndarray:

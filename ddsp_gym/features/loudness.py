@@ -40,7 +40,9 @@ def frame_mean_square(x: Array, frame_length: int = 256, hop: int = 128) -> Arra
     per_frame = frame_length // hop
     n_blocks = n_frames + per_frame - 1
     squares = padded[: n_blocks * hop] ** 2
-    block_sums = squares.reshape(n_blocks, hop).sum(axis=1)
+    # A product with ones: XLA:CPU sums the blocks faster as a matrix-vector product
+    # than as a reduction over the last axis (64 sounds of 0.25 s: ~120 vs ~185 us).
+    block_sums = squares.reshape(n_blocks, hop) @ jnp.ones(hop, squares.dtype)
     sums = sum(block_sums[i : i + n_frames] for i in range(per_frame))
     return sums / frame_length
 

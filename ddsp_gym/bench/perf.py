@@ -427,10 +427,13 @@ def fresh_process_single_env_rates(
     the client's thread pool is sized by the CPUs the process may use, and its dispatch
     mode is fixed when it is made (see ddsp_gym/runtime.py).
 
-    One core: at batch 1 an env step is ~50-140 small XLA kernels; with two or more cores
-    XLA splits the larger ones across its threads, and on a shared 2-core machine each
-    hand-off can cost more than the work it splits. One process per core (``taskset -c 0
-    python ...``) is how single envs are usually run in parallel; this measures that setup.
+    One core: at batch 1 an env step is ~50-140 small XLA kernels, and a process pinned to
+    one core steps single envs faster on the shared 2-core machine. Not because XLA then
+    has one thread: pinned only while JAX made its CPU client (a one-thread pool) and
+    unpinned after, FMBell stepped 2,907 -> 2,930 steps/s, pinned throughout 3,557
+    (profiled), so the gain is the stepping thread staying on its core. One process per
+    core (``taskset -c 0 python ...``) is how single envs are usually run in parallel;
+    this measures that setup.
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor

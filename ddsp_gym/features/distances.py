@@ -54,6 +54,10 @@ class Spectrum(NamedTuple):
         """The spectrum of ``magnitude``, its log and its norm taken."""
         return cls(magnitude, jnp.log(magnitude + LOG_MAG_OFFSET), frobenius_norm(magnitude))
 
+    def convergence_to(self, target: Spectrum) -> Array:
+        """:func:`spectral_convergence` of this spectrum to ``target``, by its stored norm."""
+        return spectral_convergence(self.magnitude, target.magnitude, target.norm)
+
 
 def multi_resolution_spectra(
     x: Array, fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES
@@ -74,8 +78,7 @@ def mrstft_distance_from_spectra(
 ) -> Array:
     """Multi-resolution STFT distance: mean over resolutions of SC + log-magnitude L1."""
     terms = [
-        spectral_convergence(s.magnitude, t.magnitude, t.norm)
-        + jnp.mean(jnp.abs(t.log_magnitude - s.log_magnitude))
+        s.convergence_to(t) + jnp.mean(jnp.abs(t.log_magnitude - s.log_magnitude))
         for s, t in zip(spectra, target_spectra, strict=True)
     ]
     return sum(terms) / len(terms)

@@ -161,7 +161,7 @@ class EchoMatch(AbstractTask):
         # Spectral convergence only (linear magnitudes): the log-magnitude half of MR-STFT
         # swings wildly in the near-silent frames an echo's window edge passes through.
         spectral = sum(
-            F.spectral_convergence(m.magnitude, t.magnitude, t.norm)
+            m.convergence_to(t)
             for m, t in zip(features["spectra"], target_features["spectra"], strict=True)
         ) / len(self.fft_sizes)
         return (

@@ -35,7 +35,7 @@ class PatchMatch(AbstractTask):
         # Features are F.Spectrum tuples (magnitude, log magnitude, norm); this distance takes its
         # own log with the floor above, so it reads the magnitudes.
         terms = [
-            F.spectral_convergence(m.magnitude, t.magnitude, t.norm)
+            m.convergence_to(t)
             + jnp.mean(
                 F.smooth_abs(
                     jnp.log(t.magnitude + self.floor) - jnp.log(m.magnitude + self.floor),

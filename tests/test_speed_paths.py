@@ -140,6 +140,14 @@ def test_packing_round_trip_keeps_scalars_vectors_and_flags():
     np.testing.assert_array_equal(packing.column(table, cols, "reward"), [-1.5, 2.0])
     np.testing.assert_array_equal(packing.column(table, cols, "done") > 0.5, [True, False])
     assert packing.column(table, cols, "knobs").shape == (2, 1)
+    # unpack: every field at once, the same values, writable and apart from the table.
+    fields = packing.unpack(table, cols)
+    assert list(fields) == ["obs", "reward", "done", "knobs"]
+    for name, value in fields.items():
+        np.testing.assert_array_equal(value, packing.column(table, cols, name))
+        assert value.flags.writeable and not np.shares_memory(value, table)
+    fields["reward"][0] = 9.0
+    assert fields["done"][0] == 1.0 and table[0, 3] == -1.5
 
 
 def test_biquad_still_matches_lfilter_at_the_corners():

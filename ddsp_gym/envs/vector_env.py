@@ -405,41 +405,36 @@ class VectorDDSPEnv(gym.vector.VectorEnv):
             self._carry, packed = self._fns.reset(chain, self._params)
         else:
             self._carry, packed = self._fns.reset_masked(mask, chain, self._carry, self._params)
-        table, cols = np.asarray(packed), self._fns.reset_cols
-        knobs = self._knob_dict(table[:, cols["knobs"]])
-        obs = packing.column(table, cols, "obs")
-        return obs, {"knobs": _masked_dict(knobs, mask), "_knobs": mask}
+        field = packing.unpack(np.asarray(packed), self._fns.reset_cols)
+        knobs = self._knob_dict(field["knobs"])
+        info = {"knobs": _masked_dict(knobs, mask), "_knobs": mask}
+        return np.ascontiguousarray(field["obs"]), info
 
     def step(self, actions):
         if self._carry is None:
             raise RuntimeError("call reset() before step()")
         actions = self._checked_actions(actions)
         self._carry, packed = self._fns.step(self._carry, actions, self._params)
-        table = np.asarray(packed)  # the step's one transfer to the host
-        cols = self._fns.step_cols
-
-        field = functools.partial(packing.column, table, cols)
-
-        def flag(name: str) -> np.ndarray:
-            return field(name) > 0.5
-
-        same_step = "final_obs" in cols
+        # The step's one transfer to the host; every field a view of one copy of it.
+        field = packing.unpack(np.asarray(packed), self._fns.step_cols)
+        flags = {name: field[name] > 0.5 for name in _FLAGS}
+        same_step = "final_obs" in field
         out = _HostStep(
-            obs=field("obs"),
-            reward=field("reward"),
-            terminated=flag("terminated"),
-            truncated=flag("truncated"),
-            reset=flag("reset"),
+            obs=np.ascontiguousarray(field["obs"]),
+            reward=field["reward"],
+            terminated=flags["terminated"],
+            truncated=flags["truncated"],
+            reset=flags["reset"],
             info={
-                "distance": field("distance"),
-                "success": flag("success"),
-                "param_error": field("param_error"),
-                "penalty": field("penalty"),
+                "distance": field["distance"],
+                "success": flags["success"],
+                "param_error": field["param_error"],
+                "penalty": field["penalty"],
             },
-            knobs=self._knob_dict(field("knobs")),
-            reward_grad=field("reward_grad") if self.expose_grad else None,
-            final_obs=field("final_obs") if same_step else None,
-            final_knobs=self._knob_dict(field("final_knobs")) if same_step else None,
+            knobs=self._knob_dict(field["knobs"]),
+            reward_grad=np.ascontiguousarray(field["reward_grad"]) if self.expose_grad else None,
+            final_obs=np.ascontiguousarray(field["final_obs"]) if same_step else None,
+            final_knobs=self._knob_dict(field["final_knobs"]) if same_step else None,
         )
         return out.obs, out.reward, out.terminated, out.truncated, self._info(out)
 
@@ -489,10 +484,11 @@ class VectorDDSPEnv(gym.vector.VectorEnv):
                 f"actions[{env}, {knob}] ({name}) is {array[env, knob]}: "
                 "actions must be finite numbers in [-1, 1]"
             )
-        return np.clip(array, -1.0, 1.0)
+        return array  # not clipped here: the jitted step clips to [-1, 1]
 
     def _knob_dict(self, knobs: np.ndarray) -> dict[str, np.ndarray]:
-        return {name: knobs[:, i].copy() for i, name in enumerate(self.plant.knob_names)}
+        """{knob name: (N,) values} of knob columns (N, d), views of them."""
+        return {name: knobs[:, i] for i, name in enumerate(self.plant.knob_names)}
 
     def _step_info(self, info: dict, knobs, grad, mask) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -527,6 +523,10 @@ class VectorDDSPEnv(gym.vector.VectorEnv):
             )
             info["_final_info"] = out.reset
         return info
+
+
+# Fields of a packed vector step that are flags (0.0 / 1.0).
+_FLAGS = ("terminated", "truncated", "reset", "success")
 
 
 class _HostStep(NamedTuple):

@@ -428,12 +428,14 @@ def fresh_process_single_env_rates(
     mode is fixed when it is made (see ddsp_gym/runtime.py).
 
     One core: at batch 1 an env step is ~50-140 small XLA kernels, and a process pinned to
-    one core steps single envs faster on the shared 2-core machine. Not because XLA then
-    has one thread: pinned only while JAX made its CPU client (a one-thread pool) and
-    unpinned after, FMBell stepped 2,907 -> 2,930 steps/s, pinned throughout 3,557
-    (profiled), so the gain is the stepping thread staying on its core. One process per
-    core (``taskset -c 0 python ...``) is how single envs are usually run in parallel;
-    this measures that setup.
+    one core steps single envs faster on the shared 2-core machine. Neither half of that
+    alone gained (profiled, fresh processes): a one-thread XLA pool with the threads
+    unpinned (pinned only while JAX made its client), FMBell 2,907 -> 2,930 steps/s
+    against 3,557 pinned throughout; the stepping thread pinned after JAX started, or
+    every thread pinned to one core with XLA's two-thread pool, CutoffSweeper
+    2,360-2,530 against 2,450-2,670 unpinned and 2,730-2,900 started on one core. One
+    process per core (``taskset -c 0 python ...``) is how single envs are usually run in
+    parallel; this measures that setup.
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -475,7 +477,7 @@ FRESH_PROCESS_COLUMNS: dict[str, tuple[dict[str, bool], str, str]] = {
 def bench_env(env_id: str, settings: PerfSettings) -> dict[str, Any]:
     """Steps/s of one env id in every way it can be stepped."""
     import ddsp_gym  # noqa: F401  (registers the envs)
-    from ddsp_gym.envs.rollout import rollout
+    from ddsp_gym.envs.rollout import init_rollout, rollout_from
 
     rng = np.random.default_rng(0)
     base = gym.make(env_id).unwrapped
@@ -518,22 +520,24 @@ def bench_env(env_id: str, settings: PerfSettings) -> dict[str, Any]:
         row["native_over_sync"] = native["steps_per_s"] / sync["steps_per_s"]
 
     def jax_rollout() -> dict:
+        # The steps alone, from envs already reset, as the vector columns time them: a
+        # goal task's first reset of 256 envs scores 256 x 64 candidate settings, which
+        # timed with 50 steps read as a slower step (BrightnessStability ~4,700 -> ~3,200
+        # steps/s; profiled).
         n, steps = settings.rollout_envs, settings.rollout_steps
 
         def policy(obs, key):
             return jax.random.uniform(key, (obs.shape[0], d), minval=-1.0, maxval=1.0)
 
         spec = gym.spec(env_id)
+        fenv, params = base.functional, base.params
+        start = jax.jit(init_rollout, static_argnums=(0, 3))(fenv, params, jax.random.PRNGKey(0), n)
 
-        def run(key):
-            return rollout(
-                base.functional, base.params, policy, key, n, steps, spec.max_episode_steps
-            )
+        def run(start):
+            return rollout_from(fenv, params, policy, start, steps, spec.max_episode_steps)
 
-        compile_times, compiled = compile_seconds(run, jax.random.PRNGKey(0))
-        timing = time_calls(
-            _blocking(compiled, jax.random.PRNGKey(1)), settings.min_time, settings.rounds
-        )
+        compile_times, compiled = compile_seconds(run, start)
+        timing = time_calls(_blocking(compiled, start), settings.min_time, settings.rounds)
         return {
             **_step_rates(timing, n * steps),
             "num_envs": n,
@@ -992,6 +996,12 @@ def format_markdown(results: dict[str, Any]) -> str:
     ]
     if extra:
         lines += [f"'{title}': {note}." for _, title, note in extra] + [""]
+    lines += [
+        f"'JAX rollout {settings['rollout_envs']}': `rollout_from`, "
+        f"{settings['rollout_steps']} steps in one jitted `lax.scan` from envs already "
+        "reset (as the vector columns, their first reset untimed).",
+        "",
+    ]
     header = ["env", "audio", "gym.make (1 env)"] + [title for _, title, _ in extra]
     header += [f"native vector {n}" for n in sizes]
     header += [f"SyncVectorEnv {sync}", f"native {sizes[0]} / Sync {sync}"]

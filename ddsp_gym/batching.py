@@ -21,13 +21,9 @@ CPU_CHUNK = 32
 # step), PlateauEscape (4.9), DistortionDrive (5.4) and FormantVowel (6.0) 1.1-1.3x
 # faster whole (FormantVowel at 256 envs 1.3x); ResonanceSweetSpot (6.9),
 # CutoffSweeper (11.5), FMBell (13.7), GuitarTone (32.4) 5-27 % slower whole. Not a
-# rule for every batch: BrightnessStability's reference candidates, then 256 (3.5 MB
-# each, mostly a filter's scan), ran 22 -> 30 ms whole. Since ddsp_gym keeps freed
-# memory for reuse (runtime.configure_malloc) a single env's reset scores them faster
-# whole (those 256 19 -> 16 ms, ResonanceSweetSpot's 64 5.2 -> 3.0 ms), but they stay
-# chunked: a vector env resetting all its envs at once runs each chunk of 32 envs as
-# one vmap, which whole candidates would make 32 x 64 renders and their Welch frames
-# (~0.1 GB) in one piece.
+# rule for every batch: BrightnessStability's reference candidates, then 256 scored at
+# once (3.5 MB each, mostly a filter's scan), ran 22 -> 30 ms whole (goal tasks now
+# hear their candidates 8 at a time, until one meets the goal: tasks/goal.py).
 WHOLE_BATCH_MAX_BYTES = 6.5e6
 
 

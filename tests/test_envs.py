@@ -11,6 +11,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 
 import ddsp_gym
 from ddsp_gym.tasks import TASKS
+from ddsp_gym.tasks.goal import reference_setting
 from tests.conftest import make
 
 ENV_IDS = list(ddsp_gym.ENV_IDS)
@@ -188,6 +189,43 @@ def test_goal_tasks_hidden_reference_meets_the_goal_in_every_episode(env_id):
         action = np.asarray(env.functional.action_for(env.state.knobs, env.state.target_knobs))
         info = env.step(action.astype(np.float32))[4]
         assert info["success"], (seed, info["distance"])
+
+
+class _KnobIsItsSound:
+    """A one-knob plant whose sound is its knob value, for the reference search."""
+
+    knob_names = ("x",)
+    sample_rate = 1
+
+    def render(self, knobs, key):
+        return knobs
+
+
+class _DistanceIsTheSound:
+    """A goal task whose distance is the sound's value."""
+
+    def __init__(self, success_threshold):
+        self.success_threshold = success_threshold
+
+    def features(self, audio, sample_rate):
+        return audio[0]
+
+    def distance(self, features, target_features):
+        return features
+
+
+@pytest.mark.parametrize("threshold", [0.2, 0.0])
+def test_reference_search_stops_at_the_first_group_meeting_the_goal(threshold):
+    key = jax.random.PRNGKey(3)
+    best = reference_setting(_DistanceIsTheSound(threshold), _KnobIsItsSound(), key, key, {})
+    heard = np.asarray(jax.random.uniform(key, (256, 1)))[:, 0]
+    if threshold:  # the best of the groups heard until one was within half the threshold
+        first = next(g for g in range(32) if heard[8 * g : 8 * g + 8].min() <= 0.1)
+        assert float(best[0]) == heard[: 8 * first + 8].min() <= 0.1
+    else:  # none can meet a zero threshold: the best of all 256
+        assert float(best[0]) == heard.min()
+    with pytest.raises(ValueError, match="multiple of 8"):
+        reference_setting(_DistanceIsTheSound(0.1), _KnobIsItsSound(), key, key, {}, 20)
 
 
 def test_delta_control_nudges_knobs_and_clips_at_the_ends():

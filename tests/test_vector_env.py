@@ -273,7 +273,8 @@ def test_reset_where_resets_exactly_the_masked_envs(resetting):
 @pytest.mark.parametrize("env_id", [SINE, "ddsp_gym/BrightnessStability-v0"])
 def test_chunked_stepping_equals_single_envs(monkeypatch, env_id):
     """Envs stepped and reset in chunks (2, 2 and a remainder of 1) as on a CPU with many
-    envs; the goal task's reset also scores its candidate settings in chunks."""
+    envs; the goal task's reset searches its candidate settings under each chunk's vmap
+    (a while loop that runs until every env of the chunk has its reference)."""
     monkeypatch.setattr(batching, "CPU_CHUNK", 2)
     _clear_compiled()  # trace anew with the small chunk ...
     try:

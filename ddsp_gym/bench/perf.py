@@ -521,7 +521,7 @@ def bench_env(env_id: str, settings: PerfSettings) -> dict[str, Any]:
 
     def jax_rollout() -> dict:
         # The steps alone, from envs already reset, as the vector columns time them: a
-        # goal task's first reset of 256 envs scores 256 x 64 candidate settings, which
+        # goal task's first reset of 256 envs scored 256 x 64 candidate settings, which
         # timed with 50 steps read as a slower step (BrightnessStability ~4,700 -> ~3,200
         # steps/s; profiled).
         n, steps = settings.rollout_envs, settings.rollout_steps

@@ -105,8 +105,8 @@ def reset_where(
 
     No reset work when no env needs one. A few resets (at most ``ONE_BY_ONE_SHARE``
     of the envs) run one env at a time, so their cost does not grow with N: a
-    goal task's reset renders 256 candidate settings, and resetting all 256 envs
-    of a vector env whenever one finished cost 65,536 renders. Many resets at
+    goal task's reset renders up to 256 candidate settings, and resetting all 256
+    envs of a vector env whenever one finished cost up to 65,536 renders. Many resets at
     once (envs started together end together) run as one vmapped batch, which
     accelerators prefer. Under an outer ``vmap`` the branches turn into selects
     and all of them run.

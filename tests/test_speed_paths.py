@@ -140,6 +140,7 @@ def test_packing_round_trip_keeps_scalars_vectors_and_flags():
     np.testing.assert_array_equal(packing.column(table, cols, "reward"), [-1.5, 2.0])
     np.testing.assert_array_equal(packing.column(table, cols, "done") > 0.5, [True, False])
     assert packing.column(table, cols, "knobs").shape == (2, 1)
+    assert packing.scalar(table[1].tolist(), cols, "reward") == 2.0  # one row as a list
     # unpack: every field at once, the same values, writable and apart from the table.
     fields = packing.unpack(table, cols)
     assert list(fields) == ["obs", "reward", "done", "knobs"]

@@ -503,7 +503,7 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         scalar per field (see :meth:`_checked_action` on the host work of a step).
         """
         values = row.tolist()
-        scalar = lambda name: values[cols[name].start]  # noqa: E731
+        scalar = functools.partial(packing.scalar, values, cols)
         info = self._info(
             scalar("distance"), scalar("success"), values[cols["knobs"]], scalar("penalty"),
             scalar("param_error"),
@@ -532,7 +532,7 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         info, values = self._packed_info(row, cols)
         if self.expose_grad:
             info["reward_grad"] = packing.column(row, cols, "reward_grad")
-        reward, terminated = values[cols["reward"].start], values[cols["terminated"].start]
+        reward, terminated = (packing.scalar(values, cols, n) for n in ("reward", "terminated"))
         return packing.column(row, cols, "obs"), reward, bool(terminated), False, info
 
     def reward_and_grad(self, action) -> tuple[float, np.ndarray]:
@@ -581,7 +581,7 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         info, values = self._packed_info(row, cols)
         if with_grad:
             info["reward_grad"] = packing.column(row, cols, "reward_grad")
-        return values[cols["reward"].start], info
+        return packing.scalar(values, cols, "reward"), info
 
     def render(self):
         if self.render_mode is None:

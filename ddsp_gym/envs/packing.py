@@ -63,6 +63,11 @@ def column(packed: np.ndarray, cols: Layout, name: str) -> np.ndarray:
     return (value[..., 0] if name in cols.scalars else value).copy()
 
 
+def scalar(values: list[float], cols: Layout, name: str) -> float:
+    """Scalar field ``name`` of one packed row read as a list (``row.tolist()``)."""
+    return values[cols[name].start]
+
+
 def unpack(packed: np.ndarray, cols: Layout) -> dict[str, np.ndarray]:
     """Every field of a packed host array (N, W), env axis first: (N,) scalars, (N, w) vectors.
 

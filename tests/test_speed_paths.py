@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import partial
+
+import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,9 +14,12 @@ from scipy import signal
 from ddsp_gym import dsp
 from ddsp_gym import features as F
 from ddsp_gym.envs import packing
+from ddsp_gym.envs.gym_env import CPU_SCHEDULES
 from ddsp_gym.features.summary import SUMMARY_FFT, _pool, summary_features
+from ddsp_gym.registry import load_registry
 
 SR = 16_000
+MEMORY_SCHEDULED = [e.id for e in load_registry() if e.kwargs.get("cpu_schedule") == "memory"]
 
 
 def test_sine_and_cosine_in_cycles_match_numpy_with_gradients():
@@ -264,3 +270,41 @@ def test_svf_gradient_is_autodiff_of_the_plain_recursion(time_varying):
     with_residuals = jax.vjp(render, x)[0]
     np.testing.assert_allclose(with_residuals, reference, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(jax.jit(lambda x: jax.vjp(render, x)[0])(x), jax.jit(render)(x))
+
+
+def _episode(env_id: str, cpu_schedule: str) -> list[np.ndarray]:
+    """Observations, rewards, distances and reward gradients of a seeded episode."""
+    env = gym.make(env_id, cpu_schedule=cpu_schedule, expose_grad=True)
+    played = [env.reset(seed=5)[0]]
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        action = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
+        obs, reward, terminated, truncated, info = env.step(action)
+        played += [obs, reward, info["distance"], info["reward_grad"]]
+        if terminated or truncated:
+            played.append(env.reset()[0])
+    return played
+
+
+@pytest.mark.parametrize("env_id", MEMORY_SCHEDULED)
+def test_a_cpu_schedule_changes_no_result(env_id):
+    """The registry's cpu_schedule is a speed hint: XLA orders the same arithmetic."""
+    for ours, default in zip(
+        _episode(env_id, "memory"), _episode(env_id, "concurrency"), strict=True
+    ):
+        np.testing.assert_array_equal(ours, default)
+
+
+def test_a_cpu_schedule_reaches_xla_and_a_bad_one_is_refused():
+    texts = {}
+    for schedule in CPU_SCHEDULES:
+        env = gym.make("ddsp_gym/VolumeMatch-v0", cpu_schedule=schedule).unwrapped
+        env.reset(seed=0)
+        action = jnp.zeros(env.action_space.shape)
+        lowered = env._jit.step.lower(env.state, action, env.params)
+        texts[schedule] = lowered.compile().as_text()
+    if jax.default_backend() == "cpu":
+        assert texts["memory"] != texts["concurrency"]  # another order of the same kernels
+    for make in (gym.make, partial(gym.make_vec, num_envs=2)):
+        with pytest.raises(ValueError, match="cpu_schedule must be one of"):
+            make("ddsp_gym/VolumeMatch-v0", cpu_schedule="fastest")

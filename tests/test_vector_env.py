@@ -178,17 +178,20 @@ def test_bad_actions_raise():
 
 def test_no_recompilation_across_resets_and_episodes():
     venv = gym.make_vec(SINE, num_envs=4, max_episode_steps=3)
-    single = gym.make(SINE, max_episode_steps=3)
+    # Both of XLA's CPU schedules (VolumeMatch's registry entry names "memory").
+    singles = [gym.make(i, max_episode_steps=3) for i in (SINE, "ddsp_gym/VolumeMatch-v0")]
     actions = np.zeros(venv.action_space.shape, np.float32)
 
     def play(seed):
         venv.reset(seed=seed)
-        single.reset(seed=seed)
+        for single in singles:
+            single.reset(seed=seed)
         for _ in range(7):  # crosses two truncations and autoresets
             venv.step(actions)
-            _, _, te, tr, _ = single.step(actions[0])
-            if te or tr:
-                single.reset()
+            for single in singles:
+                _, _, te, tr, _ = single.step(actions[0])
+                if te or tr:
+                    single.reset()
         venv.reset(options={"reset_mask": np.array([True, False, True, False])})
 
     play(0)  # warm-up: compiles once

@@ -487,6 +487,7 @@ def bench_env(env_id: str, settings: PerfSettings) -> dict[str, Any]:
         "plant": base.plant.__class__.__name__,
         "duration_s": base.plant.duration,
         "sample_rate": base.plant.sample_rate,
+        "cpu_schedule": base.cpu_schedule,
         "errors": [],
     }
 
@@ -996,6 +997,16 @@ def format_markdown(results: dict[str, Any]) -> str:
     ]
     if extra:
         lines += [f"'{title}': {note}." for _, title, note in extra] + [""]
+    depth_first = [
+        r["env"].split("/")[-1] for r in results["envs"] if r.get("cpu_schedule") == "memory"
+    ]
+    if depth_first:
+        lines += [
+            "'gym.make' columns: single envs as the registry makes them; "
+            f"{', '.join(depth_first)} with `cpu_schedule: memory` (XLA:CPU's depth-first "
+            "schedule; see CPU_SCHEDULES in ddsp_gym/envs/gym_env.py).",
+            "",
+        ]
     lines += [
         f"'JAX rollout {settings['rollout_envs']}': `rollout_from`, "
         f"{settings['rollout_steps']} steps in one jitted `lax.scan` from envs already "

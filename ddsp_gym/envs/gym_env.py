@@ -55,15 +55,55 @@ class _Compiled(NamedTuple):
     reward_grad_cols: packing.Layout
 
 
+# How XLA:CPU orders the kernels of a single env's computations (``cpu_schedule=``).
+# "concurrency", XLA's default, schedules breadth-first so that independent kernels can
+# run at once in its thread pool; "memory" schedules depth-first, which reuses buffers
+# and so runs the kernels one after another on the calling thread. At batch 1 a step is
+# mostly small kernels, and on the 2-core machine handing some to the pool and waiting
+# for them cost more than the overlap gained for some envs and less for others: single
+# env steps/s depth-first over breadth-first, in alternating rounds in one process (two
+# runs), DistortionDrive 1.35-1.41x, FaustPatch 1.27-1.35x, FMBell 1.22-1.23x,
+# CutoffSweeper 1.13-1.22x, GuitarTone 1.12-1.22x, VolumeMatch 1.07x, SubtractivePatch
+# 1.06-1.07x, but SineTuner 0.69-0.72x and PlateauEscape 0.82-0.89x (their renders and
+# FFTs are large independent kernels). Gradients (a step with expose_grad,
+# reward_and_grad) of the seven faster depth-first: 0.85-1.16x, GuitarTone's the 0.85.
+# So each registry entry names the faster for its steps. The order changes no arithmetic
+# (tests/test_speed_paths.py plays both). Native vector envs keep XLA's default: their
+# batches fill the pool (steps of 64 envs were 5-25 % slower depth-first). The option is
+# per function; the process-wide flag --xla_cpu_enable_concurrency_optimized_scheduler
+# does the same to every computation (as a per-function option it changed nothing).
+CPU_SCHEDULES: dict[str, str | None] = {
+    "concurrency": None,  # XLA's default
+    "memory": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED",
+}
+
+
+def validate_cpu_schedule(schedule: str) -> str:
+    """``schedule`` if it names one of :data:`CPU_SCHEDULES`, else a ValueError."""
+    if schedule not in CPU_SCHEDULES:
+        raise ValueError(f"cpu_schedule must be one of {tuple(CPU_SCHEDULES)}, not {schedule!r}")
+    return schedule
+
+
+def _jit_with_schedule(schedule: str) -> Callable[[Callable], Callable]:
+    """``jax.jit`` compiling with XLA:CPU's ``schedule`` (no option off CPU or by default)."""
+    scheduler_type = CPU_SCHEDULES[validate_cpu_schedule(schedule)]
+    if scheduler_type is None or jax.default_backend() != "cpu":
+        return jax.jit
+    return functools.partial(jax.jit, compiler_options={"xla_cpu_scheduler_type": scheduler_type})
+
+
 @functools.lru_cache(maxsize=128)
-def compiled(fenv: FunctionalDDSPEnv) -> _Compiled:
+def compiled(fenv: FunctionalDDSPEnv, cpu_schedule: str = "concurrency") -> _Compiled:
     """Jitted reset/step/... closed over ``fenv``, built once per configuration.
 
     ``fenv`` is a frozen, hashable dataclass, so every env instance with the same
     configuration shares these functions and their compilations; closing over it
     (instead of a static argument) spares hashing it on every call. Each returns
     what the host needs packed into one array (:mod:`ddsp_gym.envs.packing`).
+    ``cpu_schedule``: see :data:`CPU_SCHEDULES`.
     """
+    jit = _jit_with_schedule(cpu_schedule)
     plant = fenv.plant
     d = fenv.num_knobs
     reset_cols = packing.Layout((("obs", fenv.obs_size), ("knobs", d), ("target_known", None)))
@@ -109,11 +149,11 @@ def compiled(fenv: FunctionalDDSPEnv) -> _Compiled:
         return plant.render(knobs, key, params.input_audio)
 
     return _Compiled(
-        reset=jax.jit(reset),
-        step=jax.jit(step),
-        step_with_grad=jax.jit(step_with_grad),
-        reward_and_grad=jax.jit(reward_and_grad),
-        render=jax.jit(render),
+        reset=jit(reset),
+        step=jit(step),
+        step_with_grad=jit(step_with_grad),
+        reward_and_grad=jit(reward_and_grad),
+        render=jit(render),
         reset_cols=reset_cols,
         step_cols=step_cols,
         grad_step_cols=grad_step_cols,
@@ -122,7 +162,9 @@ def compiled(fenv: FunctionalDDSPEnv) -> _Compiled:
 
 
 @functools.lru_cache(maxsize=128)
-def compiled_queries(fenv: FunctionalDDSPEnv) -> tuple[Callable, Callable, packing.Layout]:
+def compiled_queries(
+    fenv: FunctionalDDSPEnv, cpu_schedule: str = "concurrency"
+) -> tuple[Callable, Callable, packing.Layout]:
     """Jitted (query, query_with_grad) of ``fenv`` and their packed layout.
 
     A query evaluates an action from a state without stepping (an optimizer's
@@ -151,9 +193,10 @@ def compiled_queries(fenv: FunctionalDDSPEnv) -> tuple[Callable, Callable, packi
         }
         return packing.pack(cols, values)
 
+    jit = _jit_with_schedule(cpu_schedule)
     return (
-        jax.jit(functools.partial(query, with_grad=False)),
-        jax.jit(functools.partial(query, with_grad=True)),
+        jit(functools.partial(query, with_grad=False)),
+        jit(functools.partial(query, with_grad=True)),
         cols,
     )
 
@@ -281,7 +324,9 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
     plugin rendered offline), ``hardware`` / ``plugin`` (options, see
     ``ddsp_gym/backends/README.md``; merged over the registry's
     ``hardware_defaults`` / ``plugin_defaults``), ``render_mode`` ("rgb_array" |
-    "human"), ``slew_penalty``, ``success_threshold``, ``random_start``.
+    "human"), ``slew_penalty``, ``success_threshold``, ``random_start``,
+    ``cpu_schedule`` ("concurrency" | "memory": the order XLA:CPU runs this env's
+    kernels in, a speed setting only; see :data:`CPU_SCHEDULES`).
 
     ## Hardware backend
     Spaces, rewards and info are the sim's: the recorded take goes through the
@@ -336,6 +381,7 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         slew_penalty: float = 0.0,
         success_threshold: float | None = None,
         random_start: bool = True,
+        cpu_schedule: str = "concurrency",
     ) -> None:
         self.backend = validate_backend(backend)
         self.hardware_options = {**(hardware_defaults or {}), **(hardware or {})}
@@ -368,7 +414,8 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
             random_start=random_start,
         )
         self.expose_grad = bool(expose_grad)
-        self._jit = compiled(self.functional)
+        self.cpu_schedule = validate_cpu_schedule(cpu_schedule)
+        self._jit = compiled(self.functional, self.cpu_schedule)
         plant_obj = self.functional.plant
         d = plant_obj.num_knobs
         self.action_space = gym.spaces.Box(-1.0, 1.0, (d,), np.float32)
@@ -575,7 +622,7 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
                 )
             _, reward, _, info = self._device_score(state, self._checked_action(action))
             return reward, info
-        query, query_with_grad, cols = compiled_queries(self.functional)
+        query, query_with_grad, cols = compiled_queries(self.functional, self.cpu_schedule)
         run = query_with_grad if with_grad else query
         row = np.asarray(run(state, self._checked_action(action), self._params))
         info, values = self._packed_info(row, cols)

@@ -35,7 +35,7 @@ from ddsp_gym.backends import validate_backend
 from ddsp_gym.batching import chunked_vmap
 from ddsp_gym.envs import packing
 from ddsp_gym.envs.functional import EnvParams, EnvState, FunctionalDDSPEnv, StepInfo
-from ddsp_gym.envs.gym_env import build_functional, seed_chain
+from ddsp_gym.envs.gym_env import build_functional, seed_chain, validate_cpu_schedule
 from ddsp_gym.features.summary import SUMMARY_BOUND
 
 AUTORESET_MODES: tuple[AutoresetMode, ...] = (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)
@@ -317,10 +317,13 @@ class VectorDDSPEnv(gym.vector.VectorEnv):
         render_mode: str | None = None,
         max_episode_steps: int | None = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        cpu_schedule: str = "concurrency",
         **env_kwargs: Any,
     ) -> None:
-        # The registry's hardware/plugin defaults only matter to those backends.
+        # The registry's hardware/plugin defaults only matter to those backends; its
+        # cpu_schedule only to the single env (batches run best in XLA's default order).
         del hardware_defaults, plugin_defaults
+        validate_cpu_schedule(cpu_schedule)
         if validate_backend(backend) != "sim" or hardware or plugin:
             raise ValueError("the native vector env runs the sim backend only")
         if int(num_envs) < 1:

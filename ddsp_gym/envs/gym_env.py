@@ -64,9 +64,10 @@ class _Compiled(NamedTuple):
 # env steps/s depth-first over breadth-first, in alternating rounds in one process (two
 # runs), DistortionDrive 1.35-1.41x, FaustPatch 1.27-1.35x, FMBell 1.22-1.23x,
 # CutoffSweeper 1.13-1.22x, GuitarTone 1.12-1.22x, VolumeMatch 1.07x, SubtractivePatch
-# 1.06-1.07x, but SineTuner 0.69-0.72x and PlateauEscape 0.82-0.89x (their renders and
-# FFTs are large independent kernels). Gradients (a step with expose_grad,
-# reward_and_grad) of the seven faster depth-first: 0.85-1.16x, GuitarTone's the 0.85.
+# 1.06-1.07x, and in five runs BrightnessStability 0.99-1.12x (mean 1.05x) and
+# CompressorCalibration 1.04-1.10x; but SineTuner 0.69-0.72x and PlateauEscape
+# 0.82-0.89x (their renders and FFTs are large independent kernels). Gradients (a step
+# with expose_grad, reward_and_grad) of the first seven: 0.85-1.16x, GuitarTone's 0.85.
 # So each registry entry names the faster for its steps. The order changes no arithmetic
 # (tests/test_speed_paths.py plays both). Native vector envs keep XLA's default: their
 # batches fill the pool (steps of 64 envs were 5-25 % slower depth-first). The option is

@@ -87,9 +87,14 @@ def test_a_tiny_run_writes_json_and_markdown(tmp_path):
     (analysis,) = saved["analysis"]  # QUICK: 64 sounds of 0.25 s
     assert (analysis["batch"], analysis["duration_s"]) == (64, 0.25)
     assert analysis["spectra"]["audio_s_per_s"] > analysis["value_and_grad"]["audio_s_per_s"] > 0
+    # The FFTs are a part of the spectra's work: alone, they run faster.
+    assert analysis["ffts"]["audio_s_per_s"] > analysis["spectra"]["audio_s_per_s"]
     markdown = (tmp_path / "perf.md").read_text()
     bound = analysis["spectra"]["audio_s_per_s"] / 0.25
-    assert "| 64 | 0.25 |" in markdown and f"| {bound:,.0f} |" in markdown
+    fft_bound = analysis["ffts"]["audio_s_per_s"] / 0.25
+    assert "| 64 | 0.25 |" in markdown and f"| {bound:,.0f} | {fft_bound:,.0f} |" in markdown
+    assert env["cpu_schedule"] == "memory"  # VolumeMatch's registry entry
+    assert "VolumeMatch-v0 with `cpu_schedule: memory`" in markdown
     assert "| gain |" in markdown and "VolumeMatch-v0" in markdown and "## Targets" in markdown
     assert saved["meta"]["cpu_dispatch"] == "inline"  # what import ddsp_gym set
     assert results["targets"] == saved["targets"]

@@ -616,9 +616,10 @@ def bench_analysis(settings: PerfSettings) -> list[dict[str, Any]]:
 
     The spectra are what a spectrum-scored env computes at every step (in the vector
     env's chunks), so their rate over the env's seconds of audio is about the most
-    steps/s such an env can reach; their FFTs alone (frames made outside the timing)
-    bound it from below whatever else gets faster. The gradient row is the loss's share
-    of every plant's render + MR-STFT gradient at the same batch and duration.
+    steps/s such an env can reach; their FFTs alone (in the same chunks, from frames made
+    outside the timing) bound it whatever else of the spectra gets faster. The gradient
+    row is the loss's share of every plant's render + MR-STFT gradient at the same batch
+    and duration.
     """
     rows = []
     sr = settings.sample_rates[0]
@@ -1084,8 +1085,9 @@ def format_markdown(results: dict[str, Any]) -> str:
             "is the spectra rate over the seconds of audio: what such an env's step costs "
             "before its render, summary and reward (timings are best-of-rounds, so a "
             "measured env can land a little above it). 'FFTs alone': the spectra's four "
-            "FFTs, their frames made beforehand, as env steps/s: a ceiling no faster "
-            "framing, magnitude or distance can lift. The gradient column is the loss's "
+            "FFTs, computed in the same chunks from frames made beforehand, as env "
+            "steps/s: a ceiling no faster framing, magnitude or distance can lift. The "
+            "gradient column is the loss's "
             "share of a plant's render + MR-STFT gradient at the same batch and duration.",
             "",
         ]

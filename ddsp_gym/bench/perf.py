@@ -1087,8 +1087,8 @@ def format_markdown(results: dict[str, Any]) -> str:
             "measured env can land a little above it). 'FFTs alone': the spectra's four "
             "FFTs, computed in the same chunks from frames made beforehand, as env "
             "steps/s: a ceiling no faster framing, magnitude or distance can lift. The "
-            "gradient column is the loss's "
-            "share of a plant's render + MR-STFT gradient at the same batch and duration.",
+            "gradient column is the loss's share of a plant's render + MR-STFT gradient "
+            "at the same batch and duration.",
             "",
         ]
         rows = [

@@ -68,11 +68,13 @@ class _Compiled(NamedTuple):
 # CompressorCalibration 1.04-1.10x; but SineTuner 0.69-0.72x and PlateauEscape
 # 0.82-0.89x (their renders and FFTs are large independent kernels). Gradients (a step
 # with expose_grad, reward_and_grad) of the first seven: 0.85-1.16x, GuitarTone's 0.85.
-# So each registry entry names the faster for its steps. The order changes no arithmetic
-# (tests/test_speed_paths.py plays both). Native vector envs keep XLA's default: their
-# batches fill the pool (steps of 64 envs were 5-25 % slower depth-first). The option is
-# per function; the process-wide flag --xla_cpu_enable_concurrency_optimized_scheduler
-# does the same to every computation (as a per-function option it changed nothing).
+# So each registry entry names the faster for its steps. For those nine the order changes
+# no result (tests/test_speed_paths.py plays both); it can change float32 rounding where
+# XLA then fuses differently (RealSynthPatch: 4e-6 in an observation; it keeps the
+# default). Native vector envs keep XLA's default: their batches fill the pool (steps of
+# 64 envs were 5-25 % slower depth-first). The option is per function; the process-wide
+# flag --xla_cpu_enable_concurrency_optimized_scheduler does the same to every
+# computation (as a per-function option it changed nothing).
 CPU_SCHEDULES: dict[str, str | None] = {
     "concurrency": None,  # XLA's default
     "memory": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED",

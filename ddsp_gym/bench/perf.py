@@ -63,7 +63,7 @@ from ddsp_gym.features.distances import (
     mrstft_distance_from_spectra,
     multi_resolution_spectra,
 )
-from ddsp_gym.features.spectral import frame_signal, hann_window
+from ddsp_gym.features.spectral import windowed_frames
 from ddsp_gym.plants import PLANTS, AbstractPlant
 from ddsp_gym.runtime import ASYNC_DISPATCH_ENV_VAR, cpu_dispatch, malloc_mode
 
@@ -261,8 +261,8 @@ def _mean_mrstft(audio: Array, target_spectra: Any) -> Array:
 
 
 def _windowed_frames(audio: Array) -> list[Array]:
-    """The Hann-windowed STFT frames of one sound (n,) at each of the MR-STFT's FFT sizes."""
-    return [frame_signal(audio, n, n // 4) * hann_window(n) for n in DEFAULT_FFT_SIZES]
+    """The STFT frames of one sound (n,) at each of the MR-STFT's FFT sizes."""
+    return [windowed_frames(audio, n_fft) for n_fft in DEFAULT_FFT_SIZES]
 
 
 def _rffts(*frames: Array) -> list[Array]:

@@ -417,8 +417,8 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
             random_start=random_start,
         )
         self.expose_grad = bool(expose_grad)
-        self.cpu_schedule = validate_cpu_schedule(cpu_schedule)
-        self._jit = compiled(self.functional, self.cpu_schedule)
+        self._jit = compiled(self.functional, cpu_schedule)  # validates cpu_schedule
+        self.cpu_schedule = cpu_schedule
         plant_obj = self.functional.plant
         d = plant_obj.num_knobs
         self.action_space = gym.spaces.Box(-1.0, 1.0, (d,), np.float32)

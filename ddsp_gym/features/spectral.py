@@ -49,10 +49,14 @@ def frame_signal(x: Array, frame_length: int, hop: int) -> Array:
     return jnp.stack(runs, axis=1).reshape(n_frames, frame_length)
 
 
+def windowed_frames(x: Array, n_fft: int, hop: int | None = None) -> Array:
+    """The STFT's Hann-windowed frames (n_frames, n_fft); hop defaults to n_fft / 4."""
+    return frame_signal(x, n_fft, hop or n_fft // 4) * hann_window(n_fft)
+
+
 def stft(x: Array, n_fft: int, hop: int | None = None) -> Array:
     """Complex STFT with a Hann window, shape (n_frames, n_fft // 2 + 1)."""
-    hop = hop or n_fft // 4
-    return jnp.fft.rfft(frame_signal(x, n_fft, hop) * hann_window(n_fft), axis=-1)
+    return jnp.fft.rfft(windowed_frames(x, n_fft, hop), axis=-1)
 
 
 def power_spectrogram(x: Array, n_fft: int, hop: int | None = None) -> Array:

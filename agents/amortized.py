@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from agents.base import PlantOracle, SolveResult, Stop
+from ddsp_gym.agents.base import PlantOracle, SolveResult, Stop
 from ddsp_gym.envs.functional import EnvParams, FunctionalDDSPEnv
 from ddsp_gym.features.summary import SUMMARY_SIZE
 

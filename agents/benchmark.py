@@ -33,7 +33,7 @@ import numpy as np
 from tqdm import tqdm
 
 import ddsp_gym
-from agents.base import SolveResult
+from ddsp_gym.agents.base import SolveResult
 
 EVAL_SEED_OFFSET = 10_000
 SEARCH_AGENTS: tuple[str, ...] = ("random", "cma", "gradient", "hybrid")
@@ -48,10 +48,10 @@ def eval_seeds(count: int) -> list[int]:
 
 def make_search_agent(name: str):
     """A fresh search agent by its benchmark name."""
-    from agents.cma_es import CMAAgent
-    from agents.gradient import GradientAgent
-    from agents.hybrid import HybridAgent
-    from agents.random_search import RandomSearchAgent
+    from ddsp_gym.agents.cma_es import CMAAgent
+    from ddsp_gym.agents.gradient import GradientAgent
+    from ddsp_gym.agents.hybrid import HybridAgent
+    from ddsp_gym.agents.random_search import RandomSearchAgent
 
     factories: dict[str, Callable[[], Any]] = {
         "random": RandomSearchAgent,
@@ -133,11 +133,11 @@ def run_cell(
     if agent in SEARCH_AGENTS:
         solver, trained = make_search_agent(agent), 0
     elif agent == "amortized":
-        from agents.amortized import train_amortized
+        from ddsp_gym.agents.amortized import train_amortized
 
         solver, trained = train_amortized(env_id, train_queries, seed=0), train_queries
     elif agent in ("ppo", "sac", "td3"):
-        from agents.sb3 import train
+        from ddsp_gym.agents.sb3 import train
 
         solver, trained = train(env_id, agent, train_queries, seed=0), train_queries
     else:

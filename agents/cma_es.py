@@ -9,7 +9,7 @@ import cma
 import gymnasium as gym
 import numpy as np
 
-from agents.base import PlantOracle, SolveResult, Stop
+from ddsp_gym.agents.base import PlantOracle, SolveResult, Stop
 
 
 def fold_into_unit(y: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-from agents.gradient import GradientAgent
+from ddsp_gym.agents.gradient import GradientAgent
 from ddsp_gym.audio_io import save_audio
 from ddsp_gym.plotting import save_comparison_png
 

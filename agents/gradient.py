@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 import optax
 
-from agents.base import SolveResult
+from ddsp_gym.agents.base import SolveResult
 
 
 @dataclass

@@ -5,7 +5,7 @@ Each agent works on hidden patches played on the device: reset seed
 plays them (the recorded target), and every query is a take on the device,
 scored by the same task code as the sim. The hybrid agent steers by the sim
 twin's gradient against the recorded target (no take, no budget) and by SPSA
-from the takes' rewards (:mod:`agents.hybrid`).
+from the takes' rewards (:mod:`ddsp_gym.agents.hybrid`).
 
 ``knobs`` limits the search to a subset of the env's knobs: the others are held
 at the hidden patch's own (quantized) values, so the patch is hidden "over"
@@ -30,8 +30,8 @@ import numpy as np
 from tqdm import tqdm
 
 import ddsp_gym  # noqa: F401  (registers the envs)
-from agents.base import SolveResult
-from agents.benchmark import (
+from ddsp_gym.agents.base import SolveResult
+from ddsp_gym.agents.benchmark import (
     SEARCH_AGENTS,
     eval_seeds,
     fmt,
@@ -47,7 +47,7 @@ DEFAULT_HW_ENV = "ddsp_gym/RealSynthPatch-v0"
 class KnobSubset:
     """An env seen through a subset of its knobs; the others sit at the hidden patch's values.
 
-    Offers what :class:`agents.base.PlantOracle` uses (``reset``, ``action_space``,
+    Offers what :class:`ddsp_gym.agents.base.PlantOracle` uses (``reset``, ``action_space``,
     ``unwrapped``, ``reward_of``, ``twin_reward_and_grad``, ``functional``,
     ``backend``, ``expose_grad``) on the reduced action vector, and logs every
     query's wall time and the backend's take attempts (1 + xrun retries).

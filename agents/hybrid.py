@@ -13,7 +13,7 @@ The update law (DESIGN.md section 6), on absolute knob settings theta in [-1, 1]
   towards the knobs' end stops, where probes would only be clipped.
 - Gradient: g_t = (1 - w) * u(grad L(theta_t)) + w * u(g_pg), where grad L is the
   plant's exact gradient, g_pg the probes' antithetic (SPSA / policy-gradient)
-  estimate of the sigma-smoothed loss's gradient (:mod:`agents.spsa`) and u
+  estimate of the sigma-smoothed loss's gradient (:mod:`ddsp_gym.agents.spsa`) and u
   scales to unit length, so estimates of any size mix on equal terms. The
   weight w = (sigma - sigma_min) / (sigma_max - sigma_min) trusts the smoothed,
   ripple-blind estimate as far as the dither is wide; a single-pair estimate
@@ -27,16 +27,16 @@ The update law (DESIGN.md section 6), on absolute knob settings theta in [-1, 1]
 - P is Adam's diagonal preconditioner (Kingma & Ba 2015), so alpha_t is about
   the per-knob step length in action units.
 - alpha_t never exceeds the gradient agent's own learning-rate schedule
-  (:class:`agents.gradient.GradientAgent`: 0.1 * 0.98^t from each start, floor
+  (:class:`ddsp_gym.agents.gradient.GradientAgent`: 0.1 * 0.98^t from each start, floor
   alpha_min): the scheduler may grow alpha on progress only up to that
   ceiling. A fixed ceiling of 3x that rate let progress double alpha back up
   after every Lyapunov halving, so near a minimum the steps overshot, the
   monitor rolled back, and the agent did worse than its gradient component
   alone (SubtractivePatch: 14/20 vs 20/20). A decreasing step bound is the
   Robbins & Monro (1951) condition for settling into a minimum.
-- :class:`agents.scheduler.DitherScheduler` raises sigma on plateaus, lowers it
+- :class:`ddsp_gym.agents.scheduler.DitherScheduler` raises sigma on plateaus, lowers it
   on progress (a new best loss) and keeps alpha and sigma within bounds;
-  :class:`agents.lyapunov.LyapunovMonitor` keeps the running mean of
+  :class:`ddsp_gym.agents.lyapunov.LyapunovMonitor` keeps the running mean of
   L_{t+1} - L_t negative, else returns to the best theta (probes included)
   and halves alpha.
 - Each update moves a knob by at most ``max_slew`` (rollbacks and restarts jump).
@@ -62,10 +62,10 @@ import gymnasium as gym
 import numpy as np
 import optax
 
-from agents.base import PlantOracle, SolveResult, Stop
-from agents.lyapunov import LyapunovMonitor
-from agents.scheduler import DitherScheduler
-from agents.spsa import antithetic_gradient, rademacher
+from ddsp_gym.agents.base import PlantOracle, SolveResult, Stop
+from ddsp_gym.agents.lyapunov import LyapunovMonitor
+from ddsp_gym.agents.scheduler import DitherScheduler
+from ddsp_gym.agents.spsa import antithetic_gradient, rademacher
 
 
 def dither_shape(theta: np.ndarray) -> np.ndarray:

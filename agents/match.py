@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from agents.gradient import GradientAgent
+from ddsp_gym.agents.gradient import GradientAgent
 from ddsp_gym.audio_io import save_audio
 from ddsp_gym.envs.gym_env import DDSPEnv
 from ddsp_gym.plotting import save_comparison_png

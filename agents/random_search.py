@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
-from agents.base import PlantOracle, SolveResult, Stop
+from ddsp_gym.agents.base import PlantOracle, SolveResult, Stop
 
 
 @dataclass

@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-from agents.gradient import GradientAgent
+from ddsp_gym.agents.gradient import GradientAgent
 
 VARIANTS: dict[str, GradientAgent] = {
     "no restarts": GradientAgent(patience=0),

@@ -1,6 +1,6 @@
 """Stable-Baselines3 agents (PPO, SAC, TD3) trained through ``gym.make``.
 
-Training targets come from reset seeds below :data:`agents.benchmark.EVAL_SEED_OFFSET`
+Training targets come from reset seeds below :data:`ddsp_gym.agents.benchmark.EVAL_SEED_OFFSET`
 (:class:`TrainingSeeds`); scoring uses the held-out seeds above it. Each
 training step is one plant query. Hyperparameters live in
 ``agents/hyperparams/<algo>.yaml``.
@@ -18,7 +18,7 @@ import gymnasium as gym
 import numpy as np
 import yaml
 
-from agents.base import SolveResult
+from ddsp_gym.agents.base import SolveResult
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 ALGOS: tuple[str, ...] = ("ppo", "sac", "td3")

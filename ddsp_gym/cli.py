@@ -62,7 +62,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from agents.demo import format_table, run_demo
+    from ddsp_gym.agents.demo import format_table, run_demo
 
     rows, passed = run_demo(args.output, args.seeds)
     print(format_table(rows))
@@ -72,7 +72,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _agent_bench(args: argparse.Namespace) -> int:
-    from agents.benchmark import format_table, run_benchmark
+    from ddsp_gym.agents.benchmark import format_table, run_benchmark
 
     command = "ddsp-gym bench" + (f" --envs {' '.join(args.envs)}" if args.envs else "")
     command += f" --agents {' '.join(args.agents)} --budget {args.budget} --seeds {args.seeds}"
@@ -94,7 +94,7 @@ def _agent_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_match(args: argparse.Namespace) -> int:
-    from agents.match import match_file
+    from ddsp_gym.agents.match import match_file
     from ddsp_gym.plants import PLANTS
 
     if args.plant not in PLANTS:
@@ -115,7 +115,7 @@ def _cmd_match(args: argparse.Namespace) -> int:
 
 def _cmd_recovery(args: argparse.Namespace) -> int:
     import ddsp_gym
-    from agents.recovery import format_table, run_recovery
+    from ddsp_gym.agents.recovery import format_table, run_recovery
 
     unknown = sorted(set(args.envs or []) - set(ddsp_gym.ENV_IDS))
     if unknown:
@@ -129,8 +129,8 @@ def _cmd_recovery(args: argparse.Namespace) -> int:
 def _hw_bench(args: argparse.Namespace) -> int:
     import json
 
-    from agents.benchmark import DEFAULT_AGENTS
-    from agents.hw_bench import HW_AGENTS, format_table, run_hw_benchmark
+    from ddsp_gym.agents.benchmark import DEFAULT_AGENTS
+    from ddsp_gym.agents.hw_bench import HW_AGENTS, format_table, run_hw_benchmark
 
     try:
         hardware = json.loads(args.hardware_json) if args.hardware_json else {}
@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, default=Path("results"), help="results folder")
     p.set_defaults(func=_cmd_recovery)
 
-    from agents.benchmark import DEFAULT_AGENTS
+    from ddsp_gym.agents.benchmark import DEFAULT_AGENTS
 
     p = sub.add_parser(
         "bench",
@@ -272,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from ddsp_gym.runtime import tune_for_cpu
+
+    tune_for_cpu()  # before the command's first JAX computation
     try:
         return args.func(args)
     except (AudioFileError, ValueError, NotImplementedError, OSError, HardwareError) as err:

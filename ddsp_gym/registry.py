@@ -32,10 +32,7 @@ class EnvEntry:
 
 
 def registry_path() -> Path:
-    """The registry file: the repository's top-level copy, else the one packaged with ddsp_gym."""
-    source_tree = Path(__file__).resolve().parent.parent / "envs_registry.yaml"
-    if source_tree.is_file():
-        return source_tree
+    """The registry file packaged with ddsp_gym (in a source tree, a link to the top-level one)."""
     return Path(str(resources.files("ddsp_gym") / "envs_registry.yaml"))
 
 

@@ -1,21 +1,25 @@
-"""How ddsp_gym sets up JAX's CPU runtime: once, when the package is imported.
+"""Process-wide speed settings for JAX on the CPU: opt in with :func:`tune_for_cpu`.
 
-Two settings, each with an environment variable to opt out: JAX's CPU dispatch
-(:func:`configure_cpu_dispatch`) and glibc's malloc (:func:`configure_malloc`).
+``import ddsp_gym`` changes nothing in the process. Programs that step envs on the
+CPU (the ``ddsp-gym`` command, the benchmarks, ``scripts/train.py``) call
+:func:`tune_for_cpu` once, before their first JAX computation. It makes two settings,
+each with an environment variable that keeps the default instead:
 
-JAX's CPU client dispatches asynchronously by default: each jitted call is handed to
-a worker thread and the caller is woken when its result is read. An env step is a
-jitted call whose result Python needs at once (Gymnasium returns numpy), so the
-hand-off buys no overlap and costs two thread wake-ups a step. At 0.2-0.5 ms a step
-that is a large share: on a 2-core machine, single-env loops ran 20-90 % more steps/s
-with inline dispatch (SineTuner 2,961 -> 4,237, VolumeMatch 2,956 -> 5,737 steps/s,
-profiled), the native vector envs and the agents' jitted loops no slower and their
-results identical. ``ddsp-gym bench --perf`` measures both ways in each run.
+* **Inline dispatch** (:func:`configure_cpu_dispatch`; keep JAX's default with
+  ``DDSP_GYM_CPU_ASYNC_DISPATCH=1``). JAX's CPU client hands each jitted call to a
+  worker thread and wakes the caller when its result is read. A Gymnasium step needs
+  its result at once, so the hand-off buys no overlap and costs two thread wake-ups a
+  step: a large share of a step that takes a fraction of a millisecond. Results are
+  the same either way (tested). JAX reads the flag once, when it makes its CPU
+  client, so the call has no effect after JAX has started.
+* **Retained malloc** (:func:`configure_malloc`, Linux with glibc; keep glibc's default
+  with ``DDSP_GYM_SYSTEM_MALLOC=1``). XLA:CPU allocates each call's temporaries with
+  malloc, tens of MB for a batched render and its gradient; glibc serves blocks that
+  large by a fresh ``mmap`` and returns them at ``free``, so every call faults its
+  temporaries in page by page. The setting keeps freed memory in the heap for reuse.
+  The price: the process's resident size stays at its peak.
 
-The setting is JAX's ``jax_cpu_enable_async_dispatch`` flag, which JAX reads once, when
-it makes its CPU client: ddsp_gym sets it only if that has not happened yet, and leaves
-it alone when ``DDSP_GYM_CPU_ASYNC_DISPATCH=1`` is set (for programs whose own JAX code
-relies on async pipelining on CPU). GPU and TPU clients are not affected.
+``ddsp-gym bench perf`` measures a run with and without them (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -24,55 +28,9 @@ import ctypes
 import os
 import sys
 
-import jax
-
 ASYNC_DISPATCH_ENV_VAR = "DDSP_GYM_CPU_ASYNC_DISPATCH"
-_JAX_FLAG = "jax_cpu_enable_async_dispatch"
-
-
-def _backends_initialized() -> bool:
-    """Whether JAX has made its clients (after which the flag no longer takes effect)."""
-    try:
-        from jax._src import xla_bridge
-    except ImportError:  # a JAX without that module: assume the worst, change nothing
-        return True
-    check = getattr(xla_bridge, "backends_are_initialized", None)
-    return True if check is None else bool(check())
-
-
-def _env_flag(name: str) -> bool:
-    """True when environment variable ``name`` is set to 1, true or yes (any case)."""
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes"}
-
-
-def wants_async_dispatch() -> bool:
-    """True when the user asked (``DDSP_GYM_CPU_ASYNC_DISPATCH=1``) to keep JAX's default."""
-    return _env_flag(ASYNC_DISPATCH_ENV_VAR)
-
-
-def configure_cpu_dispatch() -> bool:
-    """Make JAX run CPU computations inline, unless the user opted out or it is too late.
-
-    Returns True when this call set the flag.
-    """
-    if wants_async_dispatch() or _backends_initialized() or _JAX_FLAG not in jax.config.values:
-        return False
-    jax.config.update(_JAX_FLAG, False)
-    return True
-
-
-def cpu_dispatch() -> str:
-    """'inline' or 'async': how this process's JAX CPU client runs computations.
-
-    Read from the flag, which is what the client was made with once JAX has started
-    (unless someone changed the flag after that, which JAX ignores).
-    """
-    return "async" if jax.config.values.get(_JAX_FLAG, True) else "inline"
-
-
-# ---- malloc -----------------------------------------------------------------------------
-
 SYSTEM_MALLOC_ENV_VAR = "DDSP_GYM_SYSTEM_MALLOC"
+_JAX_FLAG = "jax_cpu_enable_async_dispatch"
 # glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
@@ -81,26 +39,60 @@ RETAINED_FREE_BYTES = 1 << 30
 _malloc_configured = False
 
 
-def wants_system_malloc() -> bool:
-    """True when the user asked (``DDSP_GYM_SYSTEM_MALLOC=1``) to keep glibc's defaults."""
-    return _env_flag(SYSTEM_MALLOC_ENV_VAR)
+def tune_for_cpu() -> dict[str, bool]:
+    """Make both settings (unless opted out) -> {"inline_dispatch": set?, "retained_malloc": set?}.
+
+    Call it once, early: before the program's first JAX computation.
+    """
+    return {"inline_dispatch": configure_cpu_dispatch(), "retained_malloc": configure_malloc()}
+
+
+def _env_flag(name: str) -> bool:
+    """True when environment variable ``name`` is set to 1, true or yes (any case)."""
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes"}
+
+
+def _backends_initialized() -> bool:
+    """Whether JAX has made its clients (after which the dispatch flag no longer applies)."""
+    try:
+        from jax._src import xla_bridge
+    except ImportError:  # a JAX without that module: assume the worst, change nothing
+        return True
+    check = getattr(xla_bridge, "backends_are_initialized", None)
+    return True if check is None else bool(check())
+
+
+def configure_cpu_dispatch() -> bool:
+    """Make JAX run CPU computations inline, unless opted out or JAX has started.
+
+    Returns True when this call set the flag.
+    """
+    import jax
+
+    if _env_flag(ASYNC_DISPATCH_ENV_VAR) or _backends_initialized():
+        return False
+    if _JAX_FLAG not in jax.config.values:
+        return False
+    jax.config.update(_JAX_FLAG, False)
+    return True
+
+
+def cpu_dispatch() -> str:
+    """'inline' or 'async': how this process's JAX CPU client runs computations."""
+    import jax
+
+    return "async" if jax.config.values.get(_JAX_FLAG, True) else "inline"
 
 
 def configure_malloc() -> bool:
-    """Keep freed memory for reuse instead of mapping and faulting in fresh pages per call.
+    """Keep freed heap memory for reuse and serve large blocks from the heap (glibc only).
 
-    XLA:CPU allocates each call's temporaries with malloc: a render + MR-STFT gradient of
-    32 sounds needs 70-140 MB in one block, a 64-env step of DelayTime 60 MB. glibc serves
-    blocks that large with a fresh ``mmap`` and returns them at ``free``, so every call
-    first-touches its temporaries page by page: 15,000-26,000 page faults a call, a quarter
-    of its time (profiled against the opt-out: adsr_tone's render + MR-STFT gradient at
-    batch 32 77 -> 56 ms, amsynth_twin's 51 -> 39 ms, DelayTime's 64-env step 511 -> 591
-    steps/s, results the same). glibc's own tunables only take effect at process start,
-    so this calls ``mallopt``: no ``mmap`` for blocks (the heap serves them), and up to
-    ``RETAINED_FREE_BYTES`` of free heap kept instead of trimmed. The price is a process
-    whose resident size stays at its peak. Only on Linux with glibc; returns True when set.
+    glibc reads its own tunables only at process start, hence ``mallopt``: no ``mmap``
+    for large blocks, and up to :data:`RETAINED_FREE_BYTES` of free heap kept instead
+    of trimmed. Returns True when set.
     """
-    if wants_system_malloc() or not sys.platform.startswith("linux"):
+    global _malloc_configured
+    if _env_flag(SYSTEM_MALLOC_ENV_VAR) or not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL(None)
@@ -109,7 +101,6 @@ def configure_malloc() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    global _malloc_configured
     _malloc_configured = bool(mallopt(_M_MMAP_MAX, 0)) and bool(
         mallopt(_M_TRIM_THRESHOLD, RETAINED_FREE_BYTES)
     )

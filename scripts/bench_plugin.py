@@ -24,10 +24,9 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import ddsp_gym  # noqa: E402,F401 - registers the envs
-from agents.benchmark import eval_seeds, format_table, make_search_agent, summarize  # noqa: E402
+import ddsp_gym  # noqa: F401 - registers the envs
+from ddsp_gym.agents.benchmark import eval_seeds, format_table, make_search_agent, summarize
+from ddsp_gym.runtime import tune_for_cpu
 
 
 def make_env(env_id: str, backend: str, budget: int) -> gym.Env:
@@ -74,6 +73,7 @@ def main() -> int:
     parser.add_argument("--budget", type=int, default=200)
     parser.add_argument("-o", "--out", type=Path, default=Path("results/bench_plugin"))
     args = parser.parse_args()
+    tune_for_cpu()
     command = "python " + shlex.join(["scripts/bench_plugin.py", *sys.argv[1:]])
     rows = []
     for agent_name in args.agents:

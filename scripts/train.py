@@ -15,8 +15,9 @@ import json
 from pathlib import Path
 
 import ddsp_gym  # noqa: F401  (registers the envs)
-from agents.benchmark import eval_seeds, make_eval_env, summarize
-from agents.sb3 import ALGOS, train
+from ddsp_gym.agents.benchmark import eval_seeds, make_eval_env, summarize
+from ddsp_gym.agents.sb3 import ALGOS, train
+from ddsp_gym.runtime import tune_for_cpu
 
 
 def main() -> None:
@@ -30,6 +31,7 @@ def main() -> None:
     parser.add_argument("--checkpoint-every", type=int, default=10_000)
     parser.add_argument("--out", type=Path, default=None, help="run folder")
     args = parser.parse_args()
+    tune_for_cpu()
     out = args.out or Path("runs") / f"{args.env.split('/')[-1]}-{args.algo}"
     policy = train(
         args.env, args.algo, args.steps, args.seed, out, args.checkpoint_every, verbose=1

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.base import PlantOracle, Stop
-from agents.cma_es import CMAAgent, fold_into_unit
-from agents.gradient import GradientAgent
-from agents.hybrid import HybridAgent, hybrid_step
-from agents.lyapunov import LyapunovMonitor
-from agents.random_search import RandomSearchAgent
-from agents.scheduler import DitherScheduler
-from agents.spsa import antithetic_gradient, rademacher
+from ddsp_gym.agents.base import PlantOracle, Stop
+from ddsp_gym.agents.cma_es import CMAAgent, fold_into_unit
+from ddsp_gym.agents.gradient import GradientAgent
+from ddsp_gym.agents.hybrid import HybridAgent, hybrid_step
+from ddsp_gym.agents.lyapunov import LyapunovMonitor
+from ddsp_gym.agents.random_search import RandomSearchAgent
+from ddsp_gym.agents.scheduler import DitherScheduler
+from ddsp_gym.agents.spsa import antithetic_gradient, rademacher
 from tests.conftest import make
 
 AGENTS = [RandomSearchAgent(), CMAAgent(), GradientAgent(), HybridAgent()]

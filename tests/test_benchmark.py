@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from agents import benchmark
-from agents.base import SolveResult
+from ddsp_gym.agents import benchmark
+from ddsp_gym.agents.base import SolveResult
 from ddsp_gym.cli import main
 
 

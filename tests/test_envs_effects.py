@@ -54,7 +54,7 @@ def test_target_knobs_score_zero_and_succeed(env_id):
     ],
 )
 def test_gradient_agent_solves_most_episodes(env_id):
-    from agents.gradient import GradientAgent
+    from ddsp_gym.agents.gradient import GradientAgent
 
     env = gym.make(env_id, expose_grad=True)
     solved = sum(GradientAgent().solve(env, seed=seed).success for seed in range(5))

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents import GradientAgent
+from ddsp_gym.agents import GradientAgent
 from tests.conftest import make
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.base import PlantOracle
-from agents.hw_bench import KnobSubset, format_report, hw_cell
+from ddsp_gym.agents.base import PlantOracle
+from ddsp_gym.agents.hw_bench import KnobSubset, format_report, hw_cell
 from tests.conftest import make
 
 ENV = "ddsp_gym/RealSynthPatch-v0"

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import PlantOracle
-from agents.hybrid import HybridAgent
+from ddsp_gym.agents.base import PlantOracle
+from ddsp_gym.agents.hybrid import HybridAgent
 from tests.conftest import make
 
 

@@ -22,7 +22,7 @@ from ddsp_gym.bench.perf import (
     time_interleaved,
 )
 from ddsp_gym.cli import main
-from ddsp_gym.runtime import ASYNC_DISPATCH_ENV_VAR
+from ddsp_gym.runtime import ASYNC_DISPATCH_ENV_VAR, cpu_dispatch
 
 
 def test_time_calls_reports_best_median_and_cpu():
@@ -97,7 +97,7 @@ def test_a_tiny_run_writes_json_and_markdown(tmp_path):
     assert env["cpu_schedule"] == "memory"  # VolumeMatch's registry entry
     assert "VolumeMatch-v0 with `cpu_schedule: memory`" in markdown
     assert "| gain |" in markdown and "VolumeMatch-v0" in markdown and "## Targets" in markdown
-    assert saved["meta"]["cpu_dispatch"] == "inline"  # what import ddsp_gym set
+    assert saved["meta"]["cpu_dispatch"] == cpu_dispatch()  # this process's
     assert results["targets"] == saved["targets"]
 
 
@@ -126,10 +126,12 @@ def test_targets_are_judged_on_the_numbers_given():
 
 
 def test_bench_without_perf_runs_the_agent_benchmark(monkeypatch, tmp_path):
-    import agents.benchmark
+    import ddsp_gym.agents.benchmark
 
     calls = []
-    monkeypatch.setattr(agents.benchmark, "run_benchmark", lambda *a, **k: calls.append(a) or [])
+    monkeypatch.setattr(
+        ddsp_gym.agents.benchmark, "run_benchmark", lambda *a, **k: calls.append(a) or []
+    )
     assert main(["bench", "-o", str(tmp_path)]) == 0
     assert calls and calls[0][4] == tmp_path / "bench.json"
 
@@ -141,7 +143,7 @@ def test_pinned_single_env_runs_in_a_process_on_one_core():
     rates = fresh_process_single_env_rates(["ddsp_gym/VolumeMatch-v0"], settings, one_core=True)
     row = rates["ddsp_gym/VolumeMatch-v0"]
     assert row["cpus"] == 1  # the child ran on one core, whatever this process may use
-    assert row["cpu_dispatch"] == "inline"  # ddsp_gym's default, in the child too
+    assert row["cpu_dispatch"] == "inline"  # the child opts in as the CLI does
     assert row["steps_per_s"] > 0 and row["steps_per_cpu_s"] > 0
 
 

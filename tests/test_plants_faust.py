@@ -200,7 +200,7 @@ def test_faust_code_kwarg_builds_the_env(tmp_path, monkeypatch):
 
 
 def test_gradient_agent_solves_the_default_program():
-    from agents.gradient import GradientAgent
+    from ddsp_gym.agents.gradient import GradientAgent
 
     solved = []
     for seed in (0, 2, 3):  # measured: 9 of seeds 0-9 solved, median 44 steps

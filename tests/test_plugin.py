@@ -287,7 +287,7 @@ def test_effect_mode_processes_the_program_signal():
 
 @needs_dawdreamer
 def test_reward_of_plays_the_plugin_and_the_twin_gives_the_gradient(amsynth_env):
-    from agents.base import PlantOracle
+    from ddsp_gym.agents.base import PlantOracle
 
     env = amsynth_env.unwrapped
     env.reset(seed=3)

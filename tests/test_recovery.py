@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from agents import recovery
+from ddsp_gym.agents import recovery
 
 
 def test_recovery_writes_results_and_resumes_without_redoing_cells(tmp_path, monkeypatch):

@@ -1,7 +1,8 @@
-"""JAX's CPU dispatch and glibc's malloc as ``import ddsp_gym`` sets them (ddsp_gym/runtime.py).
+"""The opt-in speed settings (ddsp_gym/runtime.py): ``import ddsp_gym`` changes nothing,
+``tune_for_cpu()`` sets JAX's CPU dispatch and glibc's malloc.
 
 Each case runs in a fresh interpreter: JAX reads the flag once, when it makes its CPU
-client, so only a new process shows what an import does to it (and to malloc).
+client, so only a new process shows what a call does to it (and to malloc).
 """
 
 from __future__ import annotations
@@ -34,19 +35,30 @@ def _run(code: str, async_dispatch: str | None = None, system_malloc: str | None
     return done.stdout.strip().splitlines()[-1]
 
 
+_TUNED = "import ddsp_gym.runtime; ddsp_gym.runtime.tune_for_cpu(); "
 _DISPATCH = (
     "import ddsp_gym, jax; from ddsp_gym.runtime import cpu_dispatch; "
     "jax.numpy.ones(1).block_until_ready(); print(cpu_dispatch())"
 )
 
 
-def test_importing_ddsp_gym_makes_cpu_dispatch_inline():
-    assert _run(_DISPATCH) == "inline"
+def test_importing_ddsp_gym_leaves_jax_dispatch_and_malloc_alone():
+    code = (
+        "import gymnasium as gym, jax, ddsp_gym; from ddsp_gym.runtime import malloc_mode; "
+        "env = gym.make('ddsp_gym/VolumeMatch-v0'); env.reset(seed=0); "
+        "print(jax.config.values['jax_cpu_enable_async_dispatch'], malloc_mode())"
+    )
+    assert _run(code) == "True system"
+
+
+def test_tune_for_cpu_makes_cpu_dispatch_inline():
+    assert _run(_TUNED + _DISPATCH) == "inline"
+    assert _run(_DISPATCH) == "async"  # JAX's default without the call
 
 
 def test_the_env_var_keeps_jax_async_dispatch():
-    assert _run(_DISPATCH, async_dispatch="1") == "async"
-    assert _run(_DISPATCH, async_dispatch="0") == "inline"
+    assert _run(_TUNED + _DISPATCH, async_dispatch="1") == "async"
+    assert _run(_TUNED + _DISPATCH, async_dispatch="0") == "inline"
 
 
 def test_a_jax_already_started_is_left_alone():
@@ -66,7 +78,7 @@ def test_inline_and_async_dispatch_step_to_the_same_values():
         "steps = [env.step(a)[:2] for a in acts]; "
         "print(json.dumps([obs.tolist()] + [[o.tolist(), float(r)] for o, r in steps]))"
     )
-    inline, asynchronous = _run(code), _run(code, async_dispatch="1")
+    inline, asynchronous = _run(_TUNED + code), _run(code)
     assert json.loads(inline) == json.loads(asynchronous)
     assert len(json.loads(inline)) == 13
 
@@ -94,14 +106,15 @@ _REUSE = (
 
 
 @pytest.mark.skipif(not _has_glibc(), reason="the malloc setting is for Linux with glibc")
-def test_importing_ddsp_gym_makes_freed_blocks_reusable_without_page_faults():
-    mode, faults = _run(_REUSE).split()
+def test_tune_for_cpu_makes_freed_blocks_reusable_without_page_faults():
+    mode, faults = _run(_TUNED + _REUSE).split()
     assert mode == "retained"
     assert int(faults) < 1000  # the block came back from the heap, its pages still mapped
-    mode, faults = _run(_REUSE, system_malloc="1").split()
-    assert mode == "system"
-    if not _huge_pages_always():  # else a fresh mapping faults in 2 MB pages, a few dozen
-        assert int(faults) > 10_000  # glibc's default: a fresh mapping, faulted in by page
+    for code, opt_out in ((_REUSE, None), (_TUNED + _REUSE, "1")):
+        mode, faults = _run(code, system_malloc=opt_out).split()
+        assert mode == "system"
+        if not _huge_pages_always():  # else a fresh mapping faults in 2 MB pages, a few dozen
+            assert int(faults) > 10_000  # glibc's default: a fresh mapping, faulted in by page
 
 
 def _huge_pages_always() -> bool:

@@ -6,9 +6,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from agents.amortized import train_amortized
-from agents.benchmark import EVAL_SEED_OFFSET, make_eval_env
-from agents.sb3 import ALGOS, TRAIN_SEED_LIMIT, TrainingSeeds, load_hyperparams, train
+from ddsp_gym.agents.amortized import train_amortized
+from ddsp_gym.agents.benchmark import EVAL_SEED_OFFSET, make_eval_env
+from ddsp_gym.agents.sb3 import ALGOS, TRAIN_SEED_LIMIT, TrainingSeeds, load_hyperparams, train
 
 
 class _SeedRecorder(gym.Env):

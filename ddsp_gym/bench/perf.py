@@ -65,7 +65,7 @@ from ddsp_gym.features.distances import (
 )
 from ddsp_gym.features.spectral import windowed_frames
 from ddsp_gym.plants import PLANTS, AbstractPlant
-from ddsp_gym.runtime import ASYNC_DISPATCH_ENV_VAR, cpu_dispatch, malloc_mode
+from ddsp_gym.runtime import ASYNC_DISPATCH_ENV_VAR, cpu_dispatch, malloc_mode, tune_for_cpu
 
 # Our plant set beside each external voice, the first one present wins.
 COMPARABLE_PLANTS: dict[str, tuple[str, ...]] = {
@@ -424,8 +424,11 @@ def single_env_rates(env_id: str, settings: PerfSettings) -> dict[str, Any]:
     return {**result, "cpus": cpus, "cpu_dispatch": cpu_dispatch()}
 
 
-def _pin_to_one_core() -> None:
-    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+def _start_child(one_core: bool) -> None:
+    """A benchmark child process: optionally on one core, then the CLI's speed settings."""
+    if one_core:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    tune_for_cpu()
 
 
 def fresh_process_single_env_rates(
@@ -461,10 +464,11 @@ def fresh_process_single_env_rates(
     context = multiprocessing.get_context("spawn")
     # Without async_dispatch the child runs as this process does (it inherits the variable).
     keep_async = {ASYNC_DISPATCH_ENV_VAR: "1"} if async_dispatch else {}
-    initializer = _pin_to_one_core if one_core else None
     with (
         mock.patch.dict(os.environ, keep_async),
-        ProcessPoolExecutor(1, mp_context=context, initializer=initializer) as pool,
+        ProcessPoolExecutor(
+            1, mp_context=context, initializer=_start_child, initargs=(one_core,)
+        ) as pool,
     ):
         rates = list(pool.map(single_env_rates, env_ids, [settings] * len(env_ids)))
     return dict(zip(env_ids, rates, strict=True))

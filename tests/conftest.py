@@ -31,3 +31,18 @@ def env_ids() -> list[str]:
 def make(env_id: str, **kwargs) -> gym.Env:
     """``gym.make`` without the order/passive checkers, so tests see the raw behaviour."""
     return gym.make(env_id, disable_env_checker=True, **kwargs)
+
+
+@pytest.fixture
+def dawdreamer():
+    """DawDreamer (the ``plugin`` extra; it embeds the Faust compiler). Where it does not
+    import, the test skips, saying so; under CI (``CI`` set), which installs every extra,
+    it fails instead."""
+    try:
+        import dawdreamer
+    except ImportError as err:
+        message = f"DawDreamer does not import ({err}); pip install 'ddsp_gym[plugin]'"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return dawdreamer

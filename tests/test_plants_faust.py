@@ -2,7 +2,8 @@
 
 The default program runs from its packaged JAX source everywhere. Tests that compile
 Faust (or compare with DawDreamer's own Faust renderer, the compiler's C++ path through
-LLVM) need DawDreamer and skip, saying so, only where it does not import.
+LLVM) need DawDreamer (the ``dawdreamer`` fixture): they skip, saying so, where it does
+not import, and fail there under CI.
 """
 
 from __future__ import annotations
@@ -16,17 +17,7 @@ from ddsp_gym.plants import make_plant
 from ddsp_gym.plants.faust import DEFAULT_FAUST_CODE, FaustError, compile_to_jax, source_key
 from tests.conftest import make
 
-try:
-    import dawdreamer
-
-    DAWDREAMER_ERROR = None
-except ImportError as err:  # pragma: no cover - only where the extra is not installed
-    dawdreamer, DAWDREAMER_ERROR = None, str(err)
-
-needs_dawdreamer = pytest.mark.skipif(
-    DAWDREAMER_ERROR is not None,
-    reason=f"DawDreamer does not import ({DAWDREAMER_ERROR}); pip install 'ddsp_gym[plugin]'",
-)
+needs_dawdreamer = pytest.mark.usefixtures("dawdreamer")
 
 EFFECT = """\
 import("stdfaust.lib");
@@ -116,8 +107,7 @@ def test_unrolled_render_is_the_one_sample_loop_and_its_gradient_the_renders(mon
     np.testing.assert_allclose(grad, slope, rtol=2e-2, atol=1e-2 * np.max(np.abs(slope)))
 
 
-@needs_dawdreamer
-def test_matches_dawdreamers_own_faust_renderer():
+def test_matches_dawdreamers_own_faust_renderer(dawdreamer):
     """The same program through the Faust compiler's LLVM/C++ path (DawDreamer's
     FaustProcessor) gives the same samples (measured max error 3e-5 of 0.4 peak)."""
     plant = make_plant("faust")

@@ -18,10 +18,21 @@ The generated code is cached by the source's SHA-256: the packaged sources in
 ``faust_jax/`` (so the default program runs without DawDreamer installed), then
 the user cache (``$XDG_CACHE_HOME/ddsp_gym/faust``); a source found in neither
 is compiled with DawDreamer (the ``plugin`` extra).
+
+Faust programs are shared as files, and their strings (labels, ``[tooltip:...]`` and
+other metadata, ``declare`` values) and foreign names (``ffunction``, ``fconstant``,
+``fvariable``) reach the generated Python: a label ending in a backslash unbalances its
+string literal, a foreign function's name is emitted as a call. So the generated module,
+compiled or read from either cache, runs only after :func:`check_jax_source` has
+accepted its syntax tree (the shape the compiler emits, the names and attributes its
+code generator can write), with builtins cut to what that code uses; its UI description
+is JSON, parsed as data.
 """
 
 from __future__ import annotations
 
+import ast
+import builtins
 import dataclasses
 import functools
 import hashlib
@@ -77,9 +88,9 @@ def _user_cache() -> Path:
 def _cached_source(key: str) -> str | None:
     packaged = resources.files("ddsp_gym.plants") / _PACKAGED / f"{key}.txt"
     if packaged.is_file():
-        return packaged.read_text()
+        return packaged.read_text(encoding="utf-8")
     user = _user_cache() / f"{key}.py"
-    return user.read_text() if user.is_file() else None
+    return user.read_text(encoding="utf-8") if user.is_file() else None
 
 
 def compile_to_jax(code: str) -> str:
@@ -125,7 +136,7 @@ def jax_source(code: str) -> str:
     )
     try:
         _user_cache().mkdir(parents=True, exist_ok=True)
-        (_user_cache() / f"{key}.py").write_text(source)
+        (_user_cache() / f"{key}.py").write_text(source, encoding="utf-8")
     except OSError:  # a read-only home: compile again next time
         pass
     return source
@@ -167,6 +178,221 @@ class _Shim:
     """The ``nn`` namespace the generated code expects (only ``Module`` is used)."""
 
     Module = _Module
+
+
+# What the Faust compiler's JAX backend (as DawDreamer embeds it) writes, and all a
+# generated module may use: numpy/jax.numpy for its math (the backend's table of C math
+# functions, its casts and array helpers), ``json.loads`` for its UI description, the
+# ``nn.Module`` base (here :class:`_Module`) and its ``add_*`` calls.
+_ARRAY_FUNCTIONS = frozenset(
+    {
+        *("abs", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh"),
+        *("ceil", "copysign", "cos", "cosh", "exp", "exp2", "exp10", "floor", "isinf"),
+        *("isnan", "log", "log10", "log2", "maximum", "minimum", "mod", "power", "remainder"),
+        *("rint", "round", "sin", "sinh", "sqrt", "tan", "tanh"),
+        *("array", "bool", "float32", "float64", "int32", "int64", "roll", "stack", "where"),
+        "zeros",
+    }
+)
+_MODULE_ATTRIBUTES: dict[str, frozenset[str]] = {
+    "jnp": _ARRAY_FUNCTIONS,
+    "np": _ARRAY_FUNCTIONS,
+    "json": frozenset({"loads"}),
+    "dataclasses": frozenset({"field"}),
+    "nn": frozenset({"Module"}),
+    "self": frozenset(
+        {"sample_rate", "add_slider", "add_button", "add_checkbox", "add_nentry", "add_soundfile"}
+    ),
+}
+# Attributes of values (arrays' ``.astype``, ``.at[i].set``; the UI path list's calls).
+_METHODS = frozenset({"astype", "at", "set", "append", "pop"})
+_BUILTINS = frozenset(
+    {
+        *("abs", "bool", "dict", "float", "int", "len", "list", "max", "min", "range", "str"),
+        *("staticmethod", "tuple"),
+    }
+)
+# The names a module may use without binding them ("self" is bound, as an argument).
+_GLOBALS = _MODULE_ATTRIBUTES.keys() | _BUILTINS
+_CLASS = "FaustDSP"
+_CLASS_METHODS = frozenset(
+    {"getNumInputs", "getNumOutputs", "initialize", "getJSON", "build_interface", "tick"}
+)
+_NODES = frozenset(
+    {
+        *(ast.Module, ast.FunctionDef, ast.ClassDef, ast.arguments, ast.arg, ast.keyword),
+        *(ast.Return, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For, ast.While, ast.If),
+        *(ast.Expr, ast.Pass, ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.IfExp, ast.Compare),
+        *(ast.Call, ast.Constant, ast.Attribute, ast.Subscript, ast.Slice, ast.Name),
+        *(ast.Dict, ast.List, ast.Tuple, ast.Load, ast.Store, ast.And, ast.Or, ast.Not),
+        *(ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.LShift),
+        *(ast.RShift, ast.BitOr, ast.BitXor, ast.BitAnd, ast.Invert, ast.UAdd, ast.USub),
+        *(ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE),
+    }
+)
+_CONSTANTS = (str, int, float, bool, type(None))
+
+
+def check_jax_source(source: str) -> ast.Module:
+    """The syntax tree of generated JAX source, if it has only the compiler's shape.
+
+    One class ``FaustDSP(nn.Module)`` with the methods a plant calls, module-level
+    assignments and functions (``FAUSTFLOAT``, ``remainder``); no imports, lambdas,
+    comprehensions, f-strings, ``with``/``try``/``global``; names only those it binds, the
+    namespace's modules and a few builtins (so not ``eval``, ``exec``, ``open``,
+    ``getattr``, ``__import__``, ...); no name or attribute starting with ``__``, no
+    attribute outside the lists above (so not ``np.load`` or ``jnp.save``), and no
+    assignment to an attribute (so no patching of numpy or the shim). Strings stay
+    constants: nothing allowed evaluates one.
+
+    Raises:
+        FaustError: the first construct outside that shape, with its line.
+    """
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError) as err:
+        message = getattr(err, "msg", str(err))
+        hint = " (a label ending in a backslash does this)" if "unterminated" in message else ""
+        raise FaustError(
+            f"the generated JAX code does not parse{_where(err)}: {message}{hint}"
+        ) from None
+    _check_shape(tree)
+    bound = _bound_names(tree)
+    for node in ast.walk(tree):
+        problem = _node_problem(node, bound)
+        if problem:
+            raise _refused(problem, node)
+    return tree
+
+
+def _where(node: Any) -> str:
+    line = getattr(node, "lineno", None)
+    return f" (line {line})" if line else ""
+
+
+def _refused(problem: str, node: Any = None) -> FaustError:
+    return FaustError(f"the generated JAX code is refused{_where(node)}: {problem}")
+
+
+def _is_docstring(node: ast.stmt) -> bool:
+    return (
+        isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+    )
+
+
+def _check_shape(tree: ast.Module) -> None:
+    """Module: docstrings, assignments, functions and the one class; class: docstrings,
+    (annotated) assignments and methods; only ``@staticmethod``; nothing defined inside
+    a function."""
+    classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
+    if [c.name for c in classes] != [_CLASS]:
+        raise _refused(f"it defines the classes {[c.name for c in classes]}, not one {_CLASS}")
+    cls = classes[0]
+    for node in tree.body:
+        if node is not cls and not (
+            _is_docstring(node) or isinstance(node, ast.Assign | ast.FunctionDef)
+        ):
+            raise _refused(f"{type(node).__name__} statement at module level", node)
+    base = ast.dump(ast.Attribute(ast.Name("nn", ast.Load()), "Module", ast.Load()))
+    if cls.decorator_list or cls.keywords or [ast.dump(b) for b in cls.bases] != [base]:
+        raise _refused(f"class {_CLASS} is not a plain subclass of nn.Module", cls)
+    for node in cls.body:
+        if not (
+            _is_docstring(node) or isinstance(node, ast.Assign | ast.AnnAssign | ast.FunctionDef)
+        ):
+            raise _refused(f"{type(node).__name__} statement in class {_CLASS}", node)
+    missing = _CLASS_METHODS - {n.name for n in cls.body if isinstance(n, ast.FunctionDef)}
+    if missing:
+        raise _refused(f"class {_CLASS} lacks the methods {sorted(missing)}", cls)
+    for function in (n for n in tree.body + cls.body if isinstance(n, ast.FunctionDef)):
+        for node in (n for statement in function.body for n in ast.walk(statement)):
+            if isinstance(node, ast.FunctionDef | ast.ClassDef):
+                raise _refused(f"the nested definition {node.name!r}", node)
+        for decorator in function.decorator_list:
+            if not (isinstance(decorator, ast.Name) and decorator.id == "staticmethod"):
+                raise _refused(f"the decorator {ast.unparse(decorator)!r}", decorator)
+
+
+def _bound_names(tree: ast.Module) -> set[str]:
+    """Every name the module binds: assignment and loop targets, arguments, definitions."""
+    bound = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            bound.add(node.id)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.FunctionDef | ast.ClassDef):
+            bound.add(node.name)
+    return bound
+
+
+def _node_problem(node: ast.AST, bound: set[str]) -> str | None:
+    """Why ``node`` is outside the generated code's vocabulary, or None."""
+    if type(node) not in _NODES:
+        return f"{type(node).__name__} syntax, which the Faust compiler never writes"
+    if isinstance(node, ast.Name):
+        if isinstance(node.ctx, ast.Store):
+            return _binding_problem(node.id)
+        if node.id.startswith("__") or node.id not in bound | _GLOBALS:
+            return f"the name {node.id!r}, which the module neither defines nor may use"
+    if isinstance(node, ast.arg):
+        return _binding_problem(node.arg)
+    if isinstance(node, ast.FunctionDef | ast.ClassDef):
+        return _binding_problem(node.name)
+    if isinstance(node, ast.Attribute):
+        return _attribute_problem(node)
+    if isinstance(node, ast.Constant) and not isinstance(node.value, _CONSTANTS):
+        return f"a {type(node.value).__name__} constant"
+    if isinstance(node, ast.keyword) and node.arg is None:
+        return "a ** argument"
+    return None
+
+
+def _binding_problem(name: str) -> str | None:
+    """A bound name is never a dunder, a namespace module or a builtin: so a name the
+    module loads is its own or one of :data:`_GLOBALS`, whatever scope binds it."""
+    if name.startswith("__"):
+        return f"it binds the dunder name {name!r}"
+    if name in _GLOBALS - {"self"} or hasattr(builtins, name):
+        return f"it rebinds {name!r}"
+    return None
+
+
+def _attribute_problem(node: ast.Attribute) -> str | None:
+    if not isinstance(node.ctx, ast.Load):
+        return f"it assigns the attribute {node.attr!r}"
+    owner = node.value.id if isinstance(node.value, ast.Name) else None
+    if node.attr not in _MODULE_ATTRIBUTES.get(owner, _METHODS):
+        return f"the attribute {ast.unparse(node)!r}"
+    return None
+
+
+def _namespace() -> dict[str, Any]:
+    """The generated module's globals: its modules, the ``nn`` shim, and builtins cut
+    to :data:`_BUILTINS` (``__build_class__`` too, which a ``class`` statement calls)."""
+    allowed = {name: getattr(builtins, name) for name in _BUILTINS}
+    return {
+        "__builtins__": {**allowed, "__build_class__": builtins.__build_class__},
+        "__name__": "ddsp_gym.plants.faust_generated",
+        "jnp": jnp,
+        "np": np,
+        "json": json,
+        "dataclasses": dataclasses,
+        "nn": _Shim,
+    }
+
+
+def _load_class(source: str, filename: str) -> type:
+    """Check, then run, generated JAX source; its class ``FaustDSP``."""
+    tree = check_jax_source(source)
+    namespace = _namespace()
+    try:
+        exec(compile(tree, filename, "exec"), namespace)
+    except Exception as err:
+        raise FaustError(f"the generated JAX code fails to load: {err!r}") from None
+    return namespace[_CLASS]
 
 
 @dataclass(frozen=True)
@@ -216,19 +442,16 @@ def _walk_ui(items: list[dict]) -> list[UIElement]:
 @functools.lru_cache(maxsize=32)
 def load_program(code: str) -> FaustProgram:
     """Compile (or fetch from the cache) and load a Faust program."""
-    namespace: dict[str, Any] = {
-        "jnp": jnp,
-        "np": np,
-        "jax": jax,
-        "json": json,
-        "dataclasses": dataclasses,
-        "nn": _Shim,
-    }
-    exec(compile(jax_source(code), f"<faust {source_key(code)[:12]}>", "exec"), namespace)
-    cls = namespace["FaustDSP"]
+    cls = _load_class(jax_source(code), f"<faust {source_key(code)[:12]}>")
     probe = cls.__new__(cls)
-    ui = _walk_ui(probe.getJSON()["ui"])
-    return FaustProgram(cls, int(probe.getNumInputs()), int(probe.getNumOutputs()), tuple(ui))
+    try:
+        ui = _walk_ui(probe.getJSON()["ui"])
+        n_inputs, n_outputs = int(probe.getNumInputs()), int(probe.getNumOutputs())
+    except FaustError:
+        raise
+    except Exception as err:
+        raise FaustError(f"the generated JAX code's interface is malformed: {err!r}") from None
+    return FaustProgram(cls, n_inputs, n_outputs, tuple(ui))
 
 
 def _knob_spec(element: UIElement) -> KnobSpec:

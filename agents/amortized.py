@@ -55,7 +55,7 @@ def batch_loss(
 ) -> jax.Array:
     """Mean -reward of the network's knobs on ``batch`` fresh targets (+ a REINFORCE term)."""
     k_targets, k_noise = jax.random.split(key)
-    states, _ = jax.vmap(fenv.reset, in_axes=(0, None))(
+    _, states = jax.vmap(fenv.reset_env, in_axes=(0, None))(
         jax.random.split(k_targets, batch), env_params
     )
     knobs = jax.vmap(mlp_knobs, in_axes=(None, 0))(params, states.target_summary)

@@ -14,6 +14,9 @@ from typing import Any, Protocol
 import gymnasium as gym
 import numpy as np
 
+from ddsp_gym.backends.base import Capabilities
+from ddsp_gym.envs.config import EnvConfig
+
 
 @dataclass
 class SolveResult:
@@ -40,6 +43,22 @@ class SolveResult:
     wall_s: float = 0.0
     events: list[dict[str, Any]] = field(default_factory=list)
     twin_queries: int = 0
+
+
+class QueryableEnv(Protocol):
+    """What query-based agents use of ``env.unwrapped``: a :class:`DDSPEnv`, or a view of
+    one that offers the same (e.g. :class:`ddsp_gym.agents.hw_bench.KnobSubset`)."""
+
+    action_space: gym.spaces.Box
+    config: EnvConfig  # control (agents need "absolute"), expose_grad
+    capabilities: Capabilities  # of the backend: a device has no gradient of its own
+    differentiable: bool  # exact reward gradients from reward_of(with_grad=True)
+
+    def reset(self, *, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]: ...
+
+    def reward_of(self, action: np.ndarray, with_grad: bool = False) -> tuple[float, dict]: ...
+
+    def twin_reward_and_grad(self, action: np.ndarray) -> tuple[float, np.ndarray]: ...
 
 
 class Agent(Protocol):
@@ -72,8 +91,8 @@ class PlantOracle:
     def __init__(self, env: gym.Env, seed: int, budget: int) -> None:
         if budget < 1:
             raise ValueError(f"budget must be at least 1 query, not {budget}")
-        self.base = env.unwrapped
-        if self.base.functional.control != "absolute":
+        self.base: QueryableEnv = env.unwrapped
+        if self.base.config.control != "absolute":
             raise ValueError("query-based agents need an env made with control='absolute'")
         obs, _ = env.reset(seed=seed)
         self.dim = int(env.action_space.shape[0])
@@ -92,18 +111,14 @@ class PlantOracle:
 
     @property
     def differentiable(self) -> bool:
-        """Does the env hand out exact reward gradients (sim backend, ``expose_grad``)?"""
-        return self.base.backend == "sim" and bool(self.base.expose_grad)
+        """Does the env hand out exact reward gradients (and was it made with ``expose_grad``)?"""
+        return self.base.differentiable and self.base.config.expose_grad
 
     @property
     def has_twin(self) -> bool:
-        """Does a gradient-free device backend (hardware, plugin) offer its sim twin's
-        gradient instead (the JAX plant scored against the recorded target)?"""
-        return (
-            not self.differentiable
-            and self.base.backend != "sim"
-            and callable(getattr(self.base, "twin_reward_and_grad", None))
-        )
+        """Is the sim twin's gradient the one to use: a device backend (hardware, plugin)
+        without a gradient of its own, scored against its recorded target?"""
+        return not self.base.capabilities.differentiable
 
     def twin_grad(self, action: np.ndarray) -> np.ndarray:
         """d(-twin reward)/d action: the sim twin scored against the recorded target.

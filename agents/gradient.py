@@ -56,7 +56,7 @@ class GradientAgent:
         """
         start_time = time.perf_counter()
         base = env.unwrapped
-        if not getattr(base, "expose_grad", False) or base.functional.control != "absolute":
+        if not base.config.expose_grad or base.config.control != "absolute":
             raise ValueError(
                 "GradientAgent needs an env made with expose_grad=True, control='absolute'"
             )

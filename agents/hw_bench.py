@@ -47,10 +47,8 @@ DEFAULT_HW_ENV = "ddsp_gym/RealSynthPatch-v0"
 class KnobSubset:
     """An env seen through a subset of its knobs; the others sit at the hidden patch's values.
 
-    Offers what :class:`ddsp_gym.agents.base.PlantOracle` uses (``reset``, ``action_space``,
-    ``unwrapped``, ``reward_of``, ``twin_reward_and_grad``, ``functional``,
-    ``backend``, ``expose_grad``) on the reduced action vector, and logs every
-    query's wall time and the backend's take attempts (1 + xrun retries).
+    A :class:`ddsp_gym.agents.base.QueryableEnv` on the reduced action vector; logs
+    every query's wall time and the backend's take attempts (1 + xrun retries).
     """
 
     def __init__(self, env: gym.Env, knobs: Sequence[str] | None = None) -> None:
@@ -64,9 +62,9 @@ class KnobSubset:
         self.knobs = knobs
         self.free = np.array([names.index(k) for k in knobs])
         self.action_space = gym.spaces.Box(-1.0, 1.0, (len(knobs),), np.float32)
-        self.functional = self.base.functional
-        self.backend = self.base.backend
-        self.expose_grad = self.base.expose_grad
+        self.config = self.base.config
+        self.capabilities = self.base.capabilities
+        self.differentiable = self.base.differentiable
         self.fixed = np.zeros(len(names), np.float32)
         self.reset_s = 0.0
         self.query_s: list[float] = []
@@ -76,7 +74,7 @@ class KnobSubset:
     def unwrapped(self) -> KnobSubset:
         return self
 
-    def reset(self, seed: int | None = None):
+    def reset(self, *, seed: int | None = None):
         start = time.perf_counter()
         obs, info = self.env.reset(seed=seed)
         self.reset_s = time.perf_counter() - start  # the target's and the start's takes
@@ -118,7 +116,7 @@ def make_hw_env(env_id: str, budget: int, hardware: dict[str, Any] | None) -> gy
 def physical_limit(env: gym.Env) -> dict[str, float]:
     """Seconds a take cannot beat: the note and its tail; and the take's floor with overheads."""
     base = env.unwrapped
-    hw = base.hardware
+    hw = base.backend
     note = float(base.plant.duration)
     tail = float(hw.config.tail_s)
     latency = float(hw.latency_frames) / float(hw.samplerate)

@@ -102,7 +102,8 @@ def match_file(
             )
         ),
     }
-    success = result.best_distance <= base_env.task.success_threshold
+    threshold = float(base_env.params.success_threshold)
+    success = result.best_distance <= threshold
     report = {
         "plant": plant,
         "task": settings["task"],
@@ -110,7 +111,7 @@ def match_file(
         "knob_units": {s.name: s.unit for s in plant_obj.knob_specs},
         "distance": result.best_distance,
         "distance_unit": base_env.task.distance_unit,
-        "success_threshold": base_env.task.success_threshold,
+        "success_threshold": threshold,
         "success": success,
         "steps": result.steps,
         "seed": seed,

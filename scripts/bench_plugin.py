@@ -41,9 +41,7 @@ def make_env(env_id: str, backend: str, budget: int) -> gym.Env:
 
 def render_time(env: gym.Env, repeats: int = 30) -> float | None:
     """Median seconds of one backend render (plugin: flush + prime + note, offline)."""
-    device = env.unwrapped.device
-    if device is None:
-        return None
+    device = env.unwrapped.backend
     rng = np.random.default_rng(0)
     times = []
     for _ in range(repeats):

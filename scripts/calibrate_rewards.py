@@ -22,10 +22,10 @@ from ddsp_gym.envs import FunctionalDDSPEnv
 def mean_random_distance(fenv: FunctionalDDSPEnv, params, samples: int, seed: int = 0) -> float:
     def one(key):
         k_reset, k_action = jax.random.split(key)
-        state, _ = fenv.reset(k_reset, params)
+        _, state = fenv.reset_env(k_reset, params)
         action = jax.random.uniform(k_action, (fenv.num_knobs,), minval=-1.0, maxval=1.0)
-        _, _, _, _, info = fenv.step(k_action, state, action, params)
-        return info.distance
+        _, _, _, _, info = fenv.step_env(k_action, state, action, params)
+        return info["distance"]
 
     keys = jax.random.split(jax.random.PRNGKey(seed), samples)
     return float(np.mean(jax.jit(jax.vmap(one))(keys)))
@@ -40,7 +40,7 @@ def main() -> None:
         env = gym.make(env_id).unwrapped
         fenv = env.functional
         mean = mean_random_distance(fenv, env.params, args.samples)
-        scale = fenv.task.distance_scale
+        scale = float(env.params.distance_scale)
         print(
             f"{env_id:36s} mean random distance {mean:10.4f} {fenv.task.distance_unit:8s}"
             f" registry scale {scale:10.4f} -> mean random reward {-mean / scale:7.3f}"

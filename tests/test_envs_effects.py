@@ -39,7 +39,7 @@ def test_target_knobs_score_zero_and_succeed(env_id):
     env.reset(seed=5)
     action = np.asarray(2 * env.state.target_knobs - 1, np.float32)
     _, reward, terminated, _, info = env.step(action)
-    assert info["distance"] < 1e-3 * env.task.distance_scale
+    assert info["distance"] < 1e-3 * float(env.params.distance_scale)
     assert terminated and info["success"] and info["param_error"] < 1e-5
 
 

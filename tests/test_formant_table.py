@@ -35,7 +35,7 @@ def test_bandwidth_rule_and_the_knob_ranges_hold_every_target():
 def test_vowel_sampler_is_jittable_and_returns_table_rows_in_unit_space():
     plant, task = FormantVoice(), FormantMatch()
     keys = jax.random.split(jax.random.PRNGKey(0), 200)
-    knobs = jax.jit(jax.vmap(lambda k: task.sample_target_knobs(k, plant, k)))(keys)
+    knobs = jax.jit(jax.vmap(lambda k: task.sample_target_knobs(k, plant, k, 15.0)))(keys)
     assert knobs.shape == (200, 6)
     assert float(knobs.min()) > 0.0 and float(knobs.max()) < 1.0
     controls = jax.vmap(plant.controls)(knobs)
@@ -55,7 +55,7 @@ def test_uniform_targets_fall_back_to_the_default_sampler():
     key = jax.random.PRNGKey(4)
     sine = SineOscillator()
     np.testing.assert_array_equal(
-        task.sample_target_knobs(key, sine, key), jax.random.uniform(key, (1,))
+        task.sample_target_knobs(key, sine, key, 15.0), jax.random.uniform(key, (1,))
     )
     with pytest.raises(ValueError, match="targets"):
         FormantMatch(targets="vowel")

@@ -211,7 +211,7 @@ def test_close_leaves_no_stuck_notes_and_nothing_of_ours_running(synth, latency_
     env.reset(seed=2)
     env.step(env.action_space.sample())
     # A note left on (say the agent crashed between note on and note off) drones forever...
-    env.unwrapped.hardware.midi.send(midi.note_on(1, 60, 100))
+    env.unwrapped.backend.midi.send(midi.note_on(1, 60, 100))
     listener = audio.AudioEngine(audio.StreamConfig(input_device="amsynth"))
     try:
         assert audio.peak_dbfs(listener.capture(4800).audio) > -40  # the drone is audible

@@ -12,6 +12,7 @@ import numpy as np
 
 from ddsp_gym.agents.base import PlantOracle
 from ddsp_gym.agents.hybrid import HybridAgent
+from ddsp_gym.backends.hardware import HardwareBackend
 from tests.conftest import make
 
 
@@ -22,13 +23,13 @@ class TwinOnlyEnv:
     device's (only its direction should matter to the agent).
     """
 
-    backend = "hardware"
-    expose_grad = False
+    capabilities = HardwareBackend.capabilities
+    differentiable = False
 
     def __init__(self, env_id: str, twin_scale: float = 1.0) -> None:
         self.env = make(env_id, expose_grad=False)
         self.inner = self.env.unwrapped
-        self.functional = self.inner.functional
+        self.config = self.inner.config
         self.action_space = self.env.action_space
         self.twin_scale = twin_scale
         self.takes = 0
@@ -38,7 +39,7 @@ class TwinOnlyEnv:
     def unwrapped(self) -> TwinOnlyEnv:
         return self
 
-    def reset(self, seed: int | None = None):
+    def reset(self, *, seed: int | None = None):
         return self.env.reset(seed=seed)
 
     def reward_of(self, action, with_grad: bool = False) -> tuple[float, dict[str, Any]]:

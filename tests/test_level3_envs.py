@@ -88,7 +88,7 @@ def test_sensitivity_penalty_is_log1p_of_the_squared_excess_gradient_norm():
     # d reward / d action = -(d distance / d knob) / scale * du/da, with du/da = 1/2.
     norm = 2.0 * float(np.linalg.norm(grad))
     limit = norm / 3.0
-    config = {"distance_scale": free.task.distance_scale, "grad_penalty": 0.5}
+    config = {"distance_scale": float(free.params.distance_scale), "grad_penalty": 0.5}
     charged = make("ddsp_gym/SineTuner-v0", task_config={**config, "grad_norm_limit": limit})
     charged = charged.unwrapped
     charged.reset(seed=0)

@@ -80,14 +80,14 @@ def test_gradients_finite_at_extremes(name):
 
 
 def test_env_feeds_the_default_program_and_input_overrides_it():
-    env = DDSPEnv("delay", "echo")
+    env = DDSPEnv(plant="delay", task="echo")
     np.testing.assert_array_equal(env.input_audio, env.plant.default_input())
     assert env.params.input_audio is None  # the default program is a constant of the step
     custom = sine(440.0, 0.5, env.plant.n_samples)
-    env = DDSPEnv("delay", "echo", input=custom)
+    env = DDSPEnv(plant="delay", task="echo", input=custom)
     np.testing.assert_array_equal(env.input_audio, custom)
     np.testing.assert_array_equal(env.params.input_audio, custom)
-    assert DDSPEnv("sine", "centroid").input_audio is None
+    assert DDSPEnv(plant="sine", task="centroid").input_audio is None
 
 
 # ---- compressor -----------------------------------------------------------------------

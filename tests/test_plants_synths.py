@@ -328,7 +328,8 @@ def test_playing_the_target_knobs_succeeds_with_zero_distance(env_id):
     env = gym.make(env_id, disable_env_checker=True)
     env.reset(seed=3)
     base = env.unwrapped
-    action = np.asarray(base.functional.action_for(base.state.knobs, base.state.target_knobs))
+    state = base.state
+    action = np.asarray(base.functional.action_for(state.knobs, state.target_knobs, base.params))
     _, reward, terminated, _, info = env.step(action.astype(np.float32))
     assert info["distance"] == pytest.approx(0.0, abs=1e-3)
     assert terminated and info["success"]

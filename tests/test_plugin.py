@@ -234,7 +234,7 @@ def test_same_seed_same_renders_and_rewards():
 def test_plugin_sounds_like_its_sim_twin(amsynth_env):
     """The twin models amsynth's voice: sample-wise correlation and level agree (measured
     0.998-1.0 and 0.98-1.0 at random knobs)."""
-    backend, plant = amsynth_env.unwrapped.plugin, amsynth_env.unwrapped.plant
+    backend, plant = amsynth_env.unwrapped.backend, amsynth_env.unwrapped.plant
     rng = np.random.default_rng(0)
     for _ in range(4):
         knobs = rng.uniform(0, 1, plant.num_knobs).astype(np.float32)
@@ -248,7 +248,7 @@ def test_plugin_sounds_like_its_sim_twin(amsynth_env):
 
 @needs_dawdreamer
 def test_cutoff_sweep_raises_the_centroid_monotonically(amsynth_env):
-    backend = amsynth_env.unwrapped.plugin
+    backend = amsynth_env.unwrapped.backend
     centroids = []
     for u in np.linspace(0.0, 1.0, 6):
         knobs = np.array([u, 0.0, 0.0, 0.0, 0.5, 0.0], np.float32)

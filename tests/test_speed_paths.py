@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 import gymnasium as gym
 import jax
 import jax.numpy as jnp
@@ -14,12 +12,16 @@ from scipy import signal
 from ddsp_gym import dsp
 from ddsp_gym import features as F
 from ddsp_gym.envs import packing
-from ddsp_gym.envs.gym_env import CPU_SCHEDULES
+from ddsp_gym.envs.compile import CPU_SCHEDULES, compiled, cpu_schedule_for
 from ddsp_gym.features.summary import SUMMARY_FFT, _pool, summary_features
 from ddsp_gym.registry import load_registry
 
 SR = 16_000
-MEMORY_SCHEDULED = [e.id for e in load_registry() if e.kwargs.get("cpu_schedule") == "memory"]
+MEMORY_SCHEDULED = [
+    e.id
+    for e in load_registry()
+    if cpu_schedule_for(e.kwargs["plant"], e.kwargs["task"]) == "memory"
+]
 
 
 def test_sine_and_cosine_in_cycles_match_numpy_with_gradients():
@@ -274,7 +276,8 @@ def test_svf_gradient_is_autodiff_of_the_plain_recursion(time_varying):
 
 def _episode(env_id: str, cpu_schedule: str) -> list[np.ndarray]:
     """Observations, rewards, distances and reward gradients of a seeded episode."""
-    env = gym.make(env_id, cpu_schedule=cpu_schedule, expose_grad=True)
+    env = gym.make(env_id, expose_grad=True)
+    env.unwrapped.backend.schedule = cpu_schedule  # before the first call compiles
     played = [env.reset(seed=5)[0]]
     rng = np.random.default_rng(0)
     for _ in range(4):
@@ -288,7 +291,7 @@ def _episode(env_id: str, cpu_schedule: str) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("env_id", MEMORY_SCHEDULED)
 def test_a_cpu_schedule_changes_no_result(env_id):
-    """The registry's cpu_schedule is a speed hint: XLA orders the same arithmetic."""
+    """An env's schedule is a speed choice only: XLA orders the same arithmetic."""
     for ours, default in zip(
         _episode(env_id, "memory"), _episode(env_id, "concurrency"), strict=True
     ):
@@ -296,15 +299,17 @@ def test_a_cpu_schedule_changes_no_result(env_id):
 
 
 def test_a_cpu_schedule_reaches_xla_and_a_bad_one_is_refused():
+    env = gym.make("ddsp_gym/VolumeMatch-v0").unwrapped
+    env.reset(seed=0)
+    assert env.cpu_schedule == "memory"  # VolumeMatch's single env runs depth-first
+    action = jnp.zeros(env.action_space.shape)
     texts = {}
     for schedule in CPU_SCHEDULES:
-        env = gym.make("ddsp_gym/VolumeMatch-v0", cpu_schedule=schedule).unwrapped
-        env.reset(seed=0)
-        action = jnp.zeros(env.action_space.shape)
-        lowered = env._jit.step.lower(env.state, action, env.params)
+        lowered = compiled(env.functional, schedule).step.lower(env.state, action, env.params)
         texts[schedule] = lowered.compile().as_text()
     if jax.default_backend() == "cpu":
         assert texts["memory"] != texts["concurrency"]  # another order of the same kernels
-    for make in (gym.make, partial(gym.make_vec, num_envs=2)):
-        with pytest.raises(ValueError, match="cpu_schedule must be one of"):
-            make("ddsp_gym/VolumeMatch-v0", cpu_schedule="fastest")
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        compiled(env.functional, "fastest")
+    with pytest.raises(TypeError, match="unknown keyword argument"):
+        gym.make("ddsp_gym/VolumeMatch-v0", cpu_schedule="memory")  # not a user setting

@@ -13,7 +13,7 @@ from gymnasium.vector import AutoresetMode
 import ddsp_gym
 from ddsp_gym import batching
 from ddsp_gym.bench.compiles import count_compilations
-from ddsp_gym.envs import gym_env, vector_env
+from ddsp_gym.envs import compile, vector_env
 from ddsp_gym.envs.rollout import init_rollout, rollout
 from ddsp_gym.envs.vector_env import VectorDDSPEnv, reset_where, vec_reset, vec_step
 
@@ -273,7 +273,7 @@ def test_reset_where_resets_exactly_the_masked_envs(resetting):
             np.testing.assert_allclose(g, w, **OBS_TOL)
 
 
-@pytest.mark.parametrize("env_id", [SINE, "ddsp_gym/BrightnessStability-v0"])
+@pytest.mark.parametrize("env_id", ddsp_gym.ENV_IDS)
 def test_chunked_stepping_equals_single_envs(monkeypatch, env_id):
     """Envs stepped and reset in chunks (2, 2 and a remainder of 1) as on a CPU with many
     envs; the goal task's reset searches its candidate settings under each chunk's vmap
@@ -297,4 +297,4 @@ def test_chunked_stepping_equals_single_envs(monkeypatch, env_id):
 
 def _clear_compiled() -> None:
     vector_env._vec_fns.cache_clear()
-    gym_env.compiled.cache_clear()
+    compile.compiled.cache_clear()

@@ -1,4 +1,4 @@
-"""Backends that turn knob settings into sound.
+"""Backends that turn knob settings into sound, all behind one interface (``base.py``).
 
 ``sim`` renders the JAX plant (differentiable, deterministic). ``hardware``
 plays the same knobs on a real synth or effect (MIDI out with python-rtmidi,
@@ -10,6 +10,8 @@ plugin offline through DawDreamer (deterministic, faster than real time;
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ddsp_gym.backends.errors import (
     HARDWARE_EXTRA_HINT,
     PLUGIN_EXTRA_HINT,
@@ -17,8 +19,12 @@ from ddsp_gym.backends.errors import (
     PluginDependencyError,
 )
 
+if TYPE_CHECKING:
+    from ddsp_gym.backends.base import AbstractBackend
+    from ddsp_gym.envs.config import EnvConfig
+    from ddsp_gym.plants.base import AbstractPlant
+
 BACKENDS: tuple[str, ...] = ("sim", "hardware", "plugin")
-AVAILABLE_BACKENDS: tuple[str, ...] = ("sim", "hardware", "plugin")
 
 
 def check_hardware_dependencies() -> None:
@@ -34,11 +40,6 @@ def validate_backend(backend: str) -> str:
     """Return ``backend`` if this installation can run it, else raise a clear error."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
-    if backend not in AVAILABLE_BACKENDS:
-        raise NotImplementedError(
-            f"the {backend!r} backend is not available in this version of ddsp_gym; "
-            f"available backends: {AVAILABLE_BACKENDS}"
-        )
     if backend == "hardware":
         check_hardware_dependencies()
     if backend == "plugin":
@@ -48,13 +49,30 @@ def validate_backend(backend: str) -> str:
     return backend
 
 
+def make_backend(config: EnvConfig, plant: AbstractPlant) -> AbstractBackend:
+    """The backend ``config.backend`` names, playing ``plant`` with ``config``'s options."""
+    name = validate_backend(config.backend)
+    if name == "hardware":
+        from ddsp_gym.backends.hardware import HardwareBackend
+
+        return HardwareBackend(plant, dict(config.hardware))
+    if name == "plugin":
+        from ddsp_gym.backends.plugin import PluginBackend
+
+        return PluginBackend(plant, dict(config.plugin))
+    from ddsp_gym.backends.sim import SimBackend
+    from ddsp_gym.envs.compile import cpu_schedule_for
+
+    return SimBackend(plant, cpu_schedule_for(config.plant, config.task))
+
+
 __all__ = [
-    "AVAILABLE_BACKENDS",
     "BACKENDS",
     "HARDWARE_EXTRA_HINT",
     "PLUGIN_EXTRA_HINT",
     "HardwareDependencyError",
     "PluginDependencyError",
     "check_hardware_dependencies",
+    "make_backend",
     "validate_backend",
 ]

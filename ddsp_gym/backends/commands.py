@@ -56,7 +56,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     env = gym.make(args.env_id, backend="hardware", hardware=options).unwrapped
     try:
         result = calibrate(
-            env.plant, env.hardware, args.steps, env.input_audio,
+            env.plant, env.backend, args.steps, env.input_audio,
             progress=lambda name, u: print(f"  {name} = {u:.2f}", flush=True),
         )  # fmt: skip
     finally:

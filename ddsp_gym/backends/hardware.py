@@ -30,6 +30,7 @@ import numpy as np
 from ddsp_gym.audio_io import fit_length
 from ddsp_gym.backends import audio as audio_lib
 from ddsp_gym.backends import midi as midi_lib
+from ddsp_gym.backends.base import AbstractBackend, Capabilities
 from ddsp_gym.backends.errors import HardwareError, KnobMapError, SilentTakeError, XrunError
 from ddsp_gym.backends.knob_map import KnobMap, SentKnob, load_knob_map
 from ddsp_gym.backends.midi import MIDI_APIS, MidiOutput
@@ -162,8 +163,11 @@ def default_latency_store() -> Path:
     return Path(base) / "ddsp_gym" / "latency.json"
 
 
-class HardwareBackend:
+class HardwareBackend(AbstractBackend):
     """Plays a sim twin's knobs on a real device (see the module docstring)."""
+
+    name = "hardware"
+    capabilities = Capabilities(differentiable=False, deterministic=False, real_time=True)
 
     def __init__(
         self,
@@ -173,7 +177,7 @@ class HardwareBackend:
     ):
         """``devices``: an already open (MIDI output, audio engine) pair to use instead of
         opening the configured ones (sharing a stream, or stand-ins in tests)."""
-        self.plant = plant
+        super().__init__(plant)
         self.config = (
             options if isinstance(options, HardwareConfig) else HardwareConfig.from_options(options)
         )
@@ -419,8 +423,10 @@ class HardwareBackend:
         )
         return audio_lib.limit_peak(up, self.config.max_output_dbfs)
 
-    def render(self, unit_knobs: np.ndarray, input_audio: np.ndarray | None = None) -> Take:
-        """Play ``unit_knobs`` (d,) on the device -> an aligned :class:`Take`.
+    def render(
+        self, unit_knobs: np.ndarray, input_audio: np.ndarray | None = None, key: Any = None
+    ) -> Take:
+        """Play ``unit_knobs`` (d,) on the device -> an aligned :class:`Take` (``key`` unused).
 
         Raises:
             SilentTakeError, XrunError, HardwareTimeoutError, HardwareError; all

@@ -29,6 +29,7 @@ import numpy as np
 
 from ddsp_gym.audio_io import fit_length
 from ddsp_gym.backends import audio as audio_lib
+from ddsp_gym.backends.base import AbstractBackend, Capabilities
 from ddsp_gym.backends.errors import (
     PLUGIN_EXTRA_HINT,
     KnobMapError,
@@ -279,11 +280,15 @@ def _load(engine, path: Path):
     return processor
 
 
-class PluginBackend:
+class PluginBackend(AbstractBackend):
     """Renders a sim twin's knobs on a hosted plugin (see the module docstring)."""
 
+    name = "plugin"
+    # Offline rendering repeats exactly; the plugin's DSP is not differentiable.
+    capabilities = Capabilities(differentiable=False, deterministic=True, real_time=False)
+
     def __init__(self, plant: AbstractPlant, options: dict[str, Any] | PluginConfig | None):
-        self.plant = plant
+        super().__init__(plant)
         self.config = (
             options if isinstance(options, PluginConfig) else PluginConfig.from_options(options)
         )
@@ -402,8 +407,10 @@ class PluginBackend:
         _, sent = self.knob_map.encode(unit_knobs, specs)
         return np.array([sent[s.name].unit for s in specs], np.float32), sent
 
-    def render(self, unit_knobs: np.ndarray, input_audio: np.ndarray | None = None) -> PluginTake:
-        """Render ``unit_knobs`` (d,) offline -> a :class:`PluginTake`."""
+    def render(
+        self, unit_knobs: np.ndarray, input_audio: np.ndarray | None = None, key: Any = None
+    ) -> PluginTake:
+        """Render ``unit_knobs`` (d,) offline -> a :class:`PluginTake` (``key`` unused)."""
         if self.engine is None:
             raise RuntimeError("the plugin backend is closed")
         with kept_fp_environment():

@@ -1,36 +1,98 @@
-"""The functional core of every env: pure ``reset`` and ``step``, jittable and vmappable.
+"""The functional core of every env: pure ``reset`` and ``step`` with gymnax's signatures.
 
-Like gymnax, the env object holds only static configuration (plant, task,
-control mode); everything that changes lives in :class:`EnvState`, and
-everything a caller supplies per batch (a fixed target, an effect's input)
-lives in :class:`EnvParams`.
+    env, params = ddsp_gym.make_functional("ddsp_gym/SineTuner-v0")
+    obs, state = env.reset(key, params)
+    obs, state, reward, done, info = env.step(key, state, action, params)
+
+As in gymnax, the env object holds only static configuration (plant, task, control
+mode); everything that changes lives in :class:`EnvState`, and every number a caller
+may want to vary lives in :class:`EnvParams`, whose leaves are traced: a jitted step
+takes a new ``success_threshold`` or ``distance_scale`` without recompiling, and
+``jax.vmap`` maps over them like over any array. ``step`` resets an episode that ends
+(gymnax's auto-reset); ``reset_env`` and ``step_env`` are the bare transitions.
+
+The Gymnasium env and the native vector env wrap the same pieces
+(:meth:`FunctionalDDSPEnv.transition`, :meth:`FunctionalDDSPEnv.reset_from_chain`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import math
+from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
-from ddsp_gym.features.summary import SUMMARY_SIZE, summary_features
+from ddsp_gym.envs.spaces import Box
+from ddsp_gym.features.summary import SUMMARY_BOUND, SUMMARY_SIZE, summary_features
 from ddsp_gym.plants.base import AbstractPlant
-from ddsp_gym.tasks.base import AbstractTask
+from ddsp_gym.tasks.base import AbstractTask, RewardSettings
 
 Control = Literal["absolute", "delta"]
 CONTROLS: tuple[str, ...] = ("absolute", "delta")
+# Truncation horizon of params made without one (an env made outside the registry).
+UNLIMITED_STEPS = 2**31 - 1
 
 
 class EnvParams(NamedTuple):
-    """Per-episode inputs. ``None`` fields are sampled or unused."""
+    """Numbers and signals of an env, all traced: change or vmap any of them, no recompile.
 
-    target_audio: Array | None = None  # (n,) a fixed target sound; None: sample hidden knobs
-    # (n,) the signal an effect plant processes. None: its default program, which the plant
-    # then holds as a constant of the compiled step (with its spectrum, for the convolving
-    # effects) instead of an argument copied in at every call.
-    input_audio: Array | None = None
+    ``target_audio`` / ``input_audio`` being None or an array is structure (static):
+    None samples hidden target knobs per episode / plays the effect's default program,
+    which the compiled step then holds as a constant.
+    """
+
+    distance_scale: Array  # () reward = -distance / distance_scale - penalties
+    success_threshold: Array  # () success when distance <= this, in the task's unit
+    param_tolerance: Array  # () knob-space success (unit travel) where the target's knobs
+    #                          are known; nan: none
+    max_delta: Array  # () largest knob move per step with control="delta" (unit travel)
+    slew_penalty: Array  # () weight of sum((u_t - u_{t-1})^2)
+    clip_penalty: Array  # () weight of output peaks above full scale
+    grad_penalty: Array  # () weight of the sensitivity penalty (tasks that charge one)
+    grad_norm_limit: Array  # () gradient norm the sensitivity penalty tolerates
+    max_steps_in_episode: Array  # () int32: gymnax's truncation horizon
+    target_audio: Array | None = None  # (n,) a fixed target sound
+    input_audio: Array | None = None  # (n,) the signal an effect plant processes
+
+
+def make_params(
+    settings: RewardSettings,
+    *,
+    max_delta: float = 0.1,
+    slew_penalty: float = 0.0,
+    clip_penalty: float = 1.0,
+    max_steps_in_episode: int | None = None,
+    target_audio: Array | np.ndarray | None = None,
+    input_audio: Array | np.ndarray | None = None,
+) -> EnvParams:
+    """:class:`EnvParams` from a task's reward settings and the env's own numbers."""
+    if not 0.0 < max_delta <= 1.0:
+        raise ValueError(f"max_delta must be in (0, 1], not {max_delta}")
+    if settings.distance_scale <= 0:
+        raise ValueError(f"distance_scale must be > 0, not {settings.distance_scale}")
+    tolerance = math.nan if settings.param_tolerance is None else settings.param_tolerance
+
+    def number(value: float) -> Array:
+        return jnp.asarray(value, jnp.float32)
+
+    return EnvParams(
+        distance_scale=number(settings.distance_scale),
+        success_threshold=number(settings.success_threshold),
+        param_tolerance=number(tolerance),
+        max_delta=number(max_delta),
+        slew_penalty=number(slew_penalty),
+        clip_penalty=number(clip_penalty),
+        grad_penalty=number(settings.grad_penalty),
+        grad_norm_limit=number(settings.grad_norm_limit),
+        max_steps_in_episode=jnp.asarray(max_steps_in_episode or UNLIMITED_STEPS, jnp.int32),
+        target_audio=None if target_audio is None else jnp.asarray(target_audio, jnp.float32),
+        input_audio=None if input_audio is None else jnp.asarray(input_audio, jnp.float32),
+    )
 
 
 class EnvState(NamedTuple):
@@ -53,32 +115,55 @@ class StepInfo(NamedTuple):
 
 @dataclass(frozen=True)
 class FunctionalDDSPEnv:
-    """Static configuration of one env; all methods are pure functions of their arguments.
+    """Static configuration of one env; every method is a pure function of its arguments.
 
     Args:
         plant: the synth/effect being played.
         task: features, distance and success criterion.
         control: "absolute" (action sets the knobs: u = (a + 1) / 2) or "delta"
             (action nudges them: u = clip(u + max_delta * a, 0, 1)).
-        max_delta: largest knob move per step in delta mode (unit travel).
-        slew_penalty: weight of the knob-slew penalty sum((u_t - u_{t-1})^2).
-        clip_penalty: weight of the penalty on output peaks above full scale.
         random_start: start each episode at random knobs (else all at 0.5).
+        sensitivity_penalty: compute the task's sensitivity penalty (its weight is
+            ``params.grad_penalty``); a static switch, as it adds a gradient to the step.
+        defaults: the params :attr:`default_params` returns. Not part of the env's
+            identity: envs that differ only in params are equal and share compilations,
+            so no jitted code may read this field (it reads ``params``).
     """
 
     plant: AbstractPlant
     task: AbstractTask
     control: Control = "absolute"
-    max_delta: float = 0.1
-    slew_penalty: float = 0.0
-    clip_penalty: float = 1.0
     random_start: bool = True
+    sensitivity_penalty: bool = False
+    defaults: EnvParams | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.control not in CONTROLS:
             raise ValueError(f"control must be one of {CONTROLS}, not {self.control!r}")
-        if not 0.0 < self.max_delta <= 1.0:
-            raise ValueError(f"max_delta must be in (0, 1], not {self.max_delta}")
+
+    # ---- gymnax's attributes -----------------------------------------------------
+
+    @property
+    def default_params(self) -> EnvParams:
+        if self.defaults is not None:
+            return self.defaults
+        return make_params(self.task.settings)
+
+    @property
+    def name(self) -> str:
+        return f"{type(self.task).__name__}/{type(self.plant).__name__}"
+
+    @property
+    def num_actions(self) -> int:
+        return self.plant.num_knobs
+
+    def action_space(self, params: EnvParams | None = None) -> Box:
+        """One entry per knob in [-1, 1]."""
+        return Box(-1.0, 1.0, (self.num_knobs,), jnp.float32)
+
+    def observation_space(self, params: EnvParams | None = None) -> Box:
+        """Knob positions, then summary features of the sound and of the target."""
+        return Box(-SUMMARY_BOUND, SUMMARY_BOUND, (self.obs_size,), jnp.float32)
 
     @property
     def num_knobs(self) -> int:
@@ -90,47 +175,46 @@ class FunctionalDDSPEnv:
 
     # ---- pure pieces -------------------------------------------------------------
 
-    def knobs_after(self, knobs: Array, action: Array) -> Array:
+    def knobs_after(self, knobs: Array, action: Array, params: EnvParams) -> Array:
         """Unit knob positions after ``action`` (already in [-1, 1]) from ``knobs``."""
         if self.control == "absolute":
             return (action + 1.0) / 2.0
-        return jnp.clip(knobs + self.max_delta * action, 0.0, 1.0)
+        return jnp.clip(knobs + params.max_delta * action, 0.0, 1.0)
 
-    def action_for(self, knobs: Array, target_knobs: Array) -> Array:
+    def action_for(self, knobs: Array, target_knobs: Array, params: EnvParams) -> Array:
         """The action that moves ``knobs`` towards ``target_knobs`` (inverse of knobs_after)."""
         if self.control == "absolute":
             return 2.0 * target_knobs - 1.0
-        return jnp.clip((target_knobs - knobs) / self.max_delta, -1.0, 1.0)
+        return jnp.clip((target_knobs - knobs) / params.max_delta, -1.0, 1.0)
 
     def evaluate(
         self, state: EnvState, knobs: Array, params: EnvParams
     ) -> tuple[Array, tuple[Array, StepInfo]]:
         """Reward of playing ``knobs`` in ``state`` -> (reward, (observation, info))."""
-        task = self.task
-        if task.grad_penalty > 0.0:  # the task's sensitivity penalty (AbstractTask)
+        if self.sensitivity_penalty:
             (distance, audio), sensitivity = jax.value_and_grad(self._distance, has_aux=True)(
                 knobs, state, params
             )
-            norm = jnp.sqrt(jnp.sum(sensitivity**2) + 1e-12) / task.distance_scale
+            norm = jnp.sqrt(jnp.sum(sensitivity**2) + 1e-12) / params.distance_scale
             # Logarithmic growth: a wild corner is charged, but cannot swamp the reward.
-            excess = jnp.maximum(norm / task.grad_norm_limit - 1.0, 0.0)
-            sensitivity_term = task.grad_penalty * jnp.log1p(jnp.square(excess))
+            excess = jnp.maximum(norm / params.grad_norm_limit - 1.0, 0.0)
+            sensitivity_term = params.grad_penalty * jnp.log1p(jnp.square(excess))
         else:
             distance, audio = self._distance(knobs, state, params)
             sensitivity_term = 0.0
-        return self._outcome(state, knobs, audio, distance, sensitivity_term)
+        return self._outcome(state, knobs, audio, distance, sensitivity_term, params)
 
     def score(
-        self, state: EnvState, knobs: Array, audio: Array
+        self, state: EnvState, knobs: Array, audio: Array, params: EnvParams
     ) -> tuple[Array, tuple[Array, StepInfo]]:
         """Reward of ``audio`` heard at ``knobs`` -> (reward, (observation, info)).
 
-        The reward of audio that was not rendered by the plant (the hardware backend
-        records it from the device); no gradient exists there, so no sensitivity term.
+        The reward of audio the plant did not render (a device's take); no gradient
+        exists there, so no sensitivity term.
         """
         feats = self.task.features(audio, self.plant.sample_rate)
         distance = self.task.distance(feats, state.target_features)
-        return self._outcome(state, knobs, audio, distance, 0.0)
+        return self._outcome(state, knobs, audio, distance, 0.0, params)
 
     def _outcome(
         self,
@@ -139,21 +223,20 @@ class FunctionalDDSPEnv:
         audio: Array,
         distance: Array,
         extra_penalty: Array | float,
+        params: EnvParams,
     ) -> tuple[Array, tuple[Array, StepInfo]]:
         """Reward, observation and info of ``audio`` at ``distance`` from the target."""
         slew = jnp.sum((knobs - state.knobs) ** 2)
         overshoot = jnp.maximum(jnp.max(jnp.abs(audio)) - 1.0, 0.0)
-        penalty = self.slew_penalty * slew + self.clip_penalty * overshoot + extra_penalty
-        reward = -distance / self.task.distance_scale - penalty
+        penalty = params.slew_penalty * slew + params.clip_penalty * overshoot + extra_penalty
+        reward = -distance / params.distance_scale - penalty
         param_error = jnp.where(
             state.target_known, jnp.max(jnp.abs(knobs - state.target_knobs)), jnp.nan
         )
-        success = distance <= self.task.success_threshold
-        if self.task.param_tolerance is not None:
-            # The knob-space criterion decides wherever the target's knobs are known.
-            success = jnp.where(
-                state.target_known, param_error <= self.task.param_tolerance, success
-            )
+        success = distance <= params.success_threshold
+        # The knob-space criterion decides wherever it is set and the target's knobs are known.
+        by_knobs = state.target_known & ~jnp.isnan(params.param_tolerance)
+        success = jnp.where(by_knobs, param_error <= params.param_tolerance, success)
         obs = self.observe(knobs, audio, state.target_summary)
         return reward, (obs, StepInfo(distance, success, param_error, penalty))
 
@@ -168,13 +251,15 @@ class FunctionalDDSPEnv:
         summary = summary_features(audio, self.plant.sample_rate)
         return jnp.concatenate([knobs, summary, target_summary]).astype(jnp.float32)
 
-    # ---- the functional env API -------------------------------------------------
+    # ---- episodes ------------------------------------------------------------------
 
-    def episode_knobs(self, key: Array) -> tuple[Array, Array, Array]:
+    def episode_knobs(self, key: Array, params: EnvParams) -> tuple[Array, Array, Array]:
         """Split an episode key -> (hidden target knobs, starting knobs, render key)."""
         k_target, k_start, k_render = jax.random.split(key, 3)
         d = self.num_knobs
-        target_knobs = self.task.sample_target_knobs(k_target, self.plant, k_render)
+        target_knobs = self.task.sample_target_knobs(
+            k_target, self.plant, k_render, params.success_threshold
+        )
         if self.random_start:
             knobs = jax.random.uniform(k_start, (d,))
         else:
@@ -189,7 +274,7 @@ class FunctionalDDSPEnv:
         target_audio: Array,
         render_key: Array,
     ) -> EnvState:
-        """The state at the start of an episode with this target (sim or recorded)."""
+        """The state at the start of an episode with this target (rendered or recorded)."""
         sr = self.plant.sample_rate
         target_audio = jnp.asarray(target_audio, jnp.float32)
         return EnvState(
@@ -203,9 +288,9 @@ class FunctionalDDSPEnv:
             step_count=jnp.array(0, jnp.int32),
         )
 
-    def reset(self, key: Array, params: EnvParams) -> tuple[EnvState, Array]:
-        """Start an episode: pick the target and the starting knobs -> (state, obs)."""
-        target_knobs, knobs, k_render = self.episode_knobs(key)
+    def reset_env(self, key: Array, params: EnvParams) -> tuple[Array, EnvState]:
+        """Start an episode: pick the target and the starting knobs -> (obs, state)."""
+        target_knobs, knobs, k_render = self.episode_knobs(key, params)
         if params.target_audio is None:
             target_audio = self.plant.render(target_knobs, k_render, params.input_audio)
             target_known = jnp.array(True)
@@ -214,42 +299,93 @@ class FunctionalDDSPEnv:
             target_known = jnp.array(False)
         state = self.start(knobs, target_knobs, target_known, target_audio, k_render)
         audio = self.plant.render(knobs, k_render, params.input_audio)
-        return state, self.observe(knobs, audio, state.target_summary)
+        return self.observe(knobs, audio, state.target_summary), state
+
+    def reset(self, key: Array, params: EnvParams | None = None) -> tuple[Array, EnvState]:
+        """gymnax's reset: ``(obs, state)`` of a new episode drawn with ``key``."""
+        return self.reset_env(key, self.default_params if params is None else params)
 
     def reset_from_chain(self, chain: Array, params: EnvParams) -> tuple[Array, EnvState, Array]:
-        """:meth:`reset` with the next key of a per-env key chain -> (chain, state, obs).
+        """:meth:`reset_env` with the next key of a per-env key chain -> (chain, state, obs).
 
-        Every env (single or in a vector) owns a chain key, set from its seed;
-        each reset splits it into the episode's key and the chain's next link.
+        Every env of the Gymnasium and vector wrappers owns a chain key, set from its
+        seed; each reset splits it into the episode's key and the chain's next link.
         Episode k of an env seeded ``s`` thus gets the same target wherever it runs.
         """
         chain, key = jax.random.split(chain)
-        state, obs = self.reset(key, params)
+        obs, state = self.reset_env(key, params)
         return chain, state, obs
 
-    def step(
-        self, key: Array, state: EnvState, action: Array, params: EnvParams
+    def transition(
+        self, state: EnvState, action: Array, params: EnvParams
     ) -> tuple[EnvState, Array, Array, Array, StepInfo]:
-        """Play ``action`` -> (state, obs, reward, terminated, info).
+        """Play ``action`` -> (state, obs, reward, terminated, info); no truncation, no reset.
 
-        ``key`` is unused by the deterministic sim backend: the plant's noise is
-        drawn from ``state.render_key``, fixed per episode (common random
-        numbers), so the reward is a deterministic function of the knobs and its
-        gradient is exact. It is part of the signature for stochastic plants.
+        Deterministic: the plant's noise is drawn from ``state.render_key``, fixed per
+        episode (common random numbers), so the reward is a function of the knobs and
+        its gradient is exact.
         """
-        del key
         action = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
-        knobs = self.knobs_after(state.knobs, action)
+        knobs = self.knobs_after(state.knobs, action, params)
         reward, (obs, info) = self.evaluate(state, knobs, params)
         new_state = state._replace(knobs=knobs, step_count=state.step_count + 1)
         return new_state, obs, reward, info.success, info
+
+    def transition_with_grad(
+        self, state: EnvState, action: Array, params: EnvParams
+    ) -> tuple[EnvState, Array, Array, Array, StepInfo, Array]:
+        """:meth:`transition` plus d reward / d action, from one forward and backward pass."""
+        reward, grad, (obs, info) = self.reward_and_grad(state, action, params)
+        action = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
+        knobs = self.knobs_after(state.knobs, action, params)
+        new_state = state._replace(knobs=knobs, step_count=state.step_count + 1)
+        return new_state, obs, reward, info.success, info, grad
+
+    def step_env(
+        self, key: Array, state: EnvState, action: Array, params: EnvParams
+    ) -> tuple[Array, EnvState, Array, Array, dict[str, Array]]:
+        """gymnax's single transition -> (obs, state, reward, done, info), no reset.
+
+        ``done`` is success or the step limit ``params.max_steps_in_episode``;
+        ``info`` says which (``terminated``, ``truncated``, and ``discount``: 0 only
+        after success) and carries the step's ``distance``, ``success``,
+        ``param_error`` and ``penalty``. ``key`` is unused: the step is deterministic.
+        """
+        del key
+        state, obs, reward, terminated, step = self.transition(state, action, params)
+        truncated = state.step_count >= params.max_steps_in_episode
+        info = {
+            **step._asdict(),
+            "terminated": terminated,
+            "truncated": truncated,
+            "discount": jnp.where(terminated, 0.0, 1.0),
+        }
+        return obs, state, reward, terminated | truncated, info
+
+    def step(
+        self, key: Array, state: EnvState, action: Array, params: EnvParams | None = None
+    ) -> tuple[Array, EnvState, Array, Array, dict[str, Array]]:
+        """gymnax's step: :meth:`step_env`, then a new episode (drawn with ``key``) if done.
+
+        Where an episode ended, ``obs`` and ``state`` are the new episode's first;
+        ``reward``, ``done`` and ``info`` are the finished step's.
+        """
+        params = self.default_params if params is None else params
+        key_step, key_reset = jax.random.split(key)
+        obs, state, reward, done, info = self.step_env(key_step, state, action, params)
+        obs, state = jax.lax.cond(
+            done, lambda: self.reset_env(key_reset, params), lambda: (obs, state)
+        )
+        return obs, state, reward, done, info
+
+    # ---- queries (no step taken) ----------------------------------------------------
 
     def reward_of_action(
         self, state: EnvState, action: Array, params: EnvParams
     ) -> tuple[Array, tuple[Array, StepInfo]]:
         """Reward (and aux) of ``action`` from ``state``; differentiable in ``action``."""
         action = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
-        return self.evaluate(state, self.knobs_after(state.knobs, action), params)
+        return self.evaluate(state, self.knobs_after(state.knobs, action, params), params)
 
     def reward_and_grad(
         self, state: EnvState, action: Array, params: EnvParams
@@ -260,13 +396,23 @@ class FunctionalDDSPEnv:
         )
         return reward, grad, aux
 
-    def step_with_grad(
-        self, key: Array, state: EnvState, action: Array, params: EnvParams
-    ) -> tuple[EnvState, Array, Array, Array, StepInfo, Array]:
-        """:meth:`step` plus d reward / d action, from one forward and backward pass."""
-        del key
-        reward, grad, (obs, info) = self.reward_and_grad(state, action, params)
-        action = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
-        knobs = self.knobs_after(state.knobs, action)
-        new_state = state._replace(knobs=knobs, step_count=state.step_count + 1)
-        return new_state, obs, reward, info.success, info, grad
+
+def make_functional(env_id: str, **kwargs: Any) -> tuple[FunctionalDDSPEnv, EnvParams]:
+    """``(env, default_params)`` of a registered id, gymnax-style, for JAX-native loops.
+
+    Takes the keyword arguments ``gym.make`` takes (sim backend only); the params'
+    ``max_steps_in_episode`` is the registry's ``max_episode_steps`` unless
+    ``max_episode_steps=`` is given.
+    """
+    import gymnasium as gym
+
+    import ddsp_gym  # noqa: F401  (registers the envs)
+
+    spec = gym.spec(env_id)
+    max_steps = kwargs.pop("max_episode_steps", spec.max_episode_steps)
+    if kwargs.get("backend", "sim") != "sim":
+        raise ValueError("make_functional gives the sim env; a device is not a pure function")
+    env = gym.make(env_id, disable_env_checker=True, **kwargs).unwrapped
+    fenv, params = env.functional, env.params
+    params = params._replace(max_steps_in_episode=jnp.asarray(max_steps, jnp.int32))
+    return dataclasses.replace(fenv, defaults=params), params

@@ -10,7 +10,7 @@ mode: every registered id has this ``vector_entry_point``) builds a
 is what :func:`ddsp_gym.envs.rollout.rollout` scans over.
 
 Seeding. Each env owns a JAX key chain (see
-:func:`ddsp_gym.envs.gym_env.seed_chain`); every reset, manual or automatic,
+:func:`ddsp_gym.envs.compile.seed_chain`); every reset, manual or automatic,
 splits it into the episode's key and the chain's next link, exactly as a
 single ``DDSPEnv`` does. ``reset(seed=s)`` gives env ``i`` the chain of seed
 ``s + i`` (Gymnasium's ``SyncVectorEnv`` convention), ``reset(seed=[s0, s1,
@@ -31,11 +31,11 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 from jax import Array
 
-from ddsp_gym.backends import validate_backend
 from ddsp_gym.batching import chunked_vmap
 from ddsp_gym.envs import packing
+from ddsp_gym.envs.compile import seed_chain
+from ddsp_gym.envs.config import EnvConfig, build_functional
 from ddsp_gym.envs.functional import EnvParams, EnvState, FunctionalDDSPEnv, StepInfo
-from ddsp_gym.envs.gym_env import build_functional, seed_chain, validate_cpu_schedule
 from ddsp_gym.features.summary import SUMMARY_BOUND
 
 AUTORESET_MODES: tuple[AutoresetMode, ...] = (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)
@@ -148,9 +148,9 @@ def vec_step(
     * ``SAME_STEP``: an env that ends is reset in the same call; ``obs`` is the
       new episode's first obs and ``final_obs`` the last obs of the old one.
     """
-    batch_step = fenv.step_with_grad if expose_grad else fenv.step
-    stepped = chunked_vmap(batch_step, in_axes=(0, 0, 0, None), whole_if_light=True)(
-        carry.state.render_key, carry.state, actions, params
+    batch_step = fenv.transition_with_grad if expose_grad else fenv.transition
+    stepped = chunked_vmap(batch_step, in_axes=(0, 0, None), whole_if_light=True)(
+        carry.state, actions, params
     )
     state, obs, reward, terminated, info = stepped[:5]
     grad = stepped[5] if expose_grad else None
@@ -280,9 +280,10 @@ def seed_chains(seeds: list[int]) -> np.ndarray:
 class VectorDDSPEnv(gym.vector.VectorEnv):
     """``num_envs`` copies of a ``DDSPEnv`` stepped together in one jitted, vmapped call.
 
-    Takes the same keyword arguments as :class:`ddsp_gym.envs.gym_env.DDSPEnv`
-    (all envs share the plant, task, control mode and any fixed ``target`` /
-    ``input``; each draws its own targets), plus:
+    Takes the keyword arguments of :class:`ddsp_gym.envs.config.EnvConfig`, as the
+    single env does (all envs share the plant, task, control mode and any fixed
+    ``target`` / ``input``; each draws its own targets; sim backend and task reward
+    only; ``render_mode`` "rgb_array" or None), plus:
 
     Args:
         num_envs: how many envs.
@@ -308,24 +309,16 @@ class VectorDDSPEnv(gym.vector.VectorEnv):
     def __init__(
         self,
         num_envs: int,
-        expose_grad: bool = False,
-        backend: str = "sim",
-        hardware: dict[str, Any] | None = None,
-        hardware_defaults: dict[str, Any] | None = None,
-        plugin: dict[str, Any] | None = None,
-        plugin_defaults: dict[str, Any] | None = None,
-        render_mode: str | None = None,
         max_episode_steps: int | None = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
-        cpu_schedule: str = "concurrency",
         **env_kwargs: Any,
     ) -> None:
-        # The registry's hardware/plugin defaults only matter to those backends; its
-        # cpu_schedule only to the single env (batches run best in XLA's default order).
-        del hardware_defaults, plugin_defaults
-        validate_cpu_schedule(cpu_schedule)
-        if validate_backend(backend) != "sim" or hardware or plugin:
+        config = EnvConfig.from_kwargs(**env_kwargs)
+        if config.backend != "sim":
             raise ValueError("the native vector env runs the sim backend only")
+        if not config.reward_source.fused:
+            raise ValueError("the native vector env scores with the task reward only")
+        render_mode = config.render_mode
         if int(num_envs) < 1:
             raise ValueError(f"num_envs must be >= 1, not {num_envs}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -335,10 +328,10 @@ class VectorDDSPEnv(gym.vector.VectorEnv):
         mode = AutoresetMode(autoreset_mode)
         if mode not in AUTORESET_MODES:
             raise ValueError(f"autoreset_mode must be one of {AUTORESET_MODES}, not {mode}")
-        # plant, task, their configs, control, target, input, ...: as DDSPEnv takes them.
-        self.functional, self._params = build_functional(**env_kwargs)
+        self.config = config
+        self.functional, self._params = build_functional(config)
         self.num_envs = int(num_envs)
-        self.expose_grad = bool(expose_grad)
+        self.expose_grad = config.expose_grad
         self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
         self.render_mode = render_mode
         self.metadata = {**type(self).metadata, "autoreset_mode": mode}

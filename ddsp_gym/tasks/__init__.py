@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ddsp_gym.tasks.base import AbstractTask
+from ddsp_gym.tasks.base import AbstractTask, RewardSettings
 from ddsp_gym.tasks.brightness import BrightnessGoal
 from ddsp_gym.tasks.effects import DecayMatch, DynamicsMatch, EchoMatch, HarmonicsMatch, ToneMatch
 from ddsp_gym.tasks.matching import CentroidMatch, EnvelopeMatch, LoudnessMatch, SpectrumMatch
@@ -32,13 +32,31 @@ TASKS: dict[str, type[AbstractTask]] = {
 }
 
 
-def make_task(name: str, **config) -> AbstractTask:
-    """Build a task by its registry name, e.g. ``make_task("centroid")``."""
+def _task_class(name: str) -> type[AbstractTask]:
     try:
-        cls = TASKS[name]
+        return TASKS[name]
     except KeyError:
         raise ValueError(f"unknown task {name!r}; known tasks: {sorted(TASKS)}") from None
-    return cls(**config)
+
+
+def make_task(name: str, **config) -> AbstractTask:
+    """Build a task by its registry name from its static config, e.g. ``make_task("centroid")``.
+
+    Numeric reward settings (:class:`RewardSettings`) are not task config: see
+    :func:`make_task_with_settings`.
+    """
+    return _task_class(name)(**config)
+
+
+def make_task_with_settings(name: str, **config) -> tuple[AbstractTask, RewardSettings]:
+    """(task, reward settings) from a registry ``task_config`` that mixes both kinds.
+
+    Settings not in ``config`` keep the task class's defaults.
+    """
+    cls = _task_class(name)
+    numeric = {k: config.pop(k) for k in RewardSettings._fields if k in config}
+    settings = cls.settings._replace(**numeric)
+    return cls(**config), settings
 
 
 __all__ = [
@@ -57,8 +75,10 @@ __all__ = [
     "PitchWaveformMatch",
     "ResonanceBand",
     "PatchMatch",
+    "RewardSettings",
     "SpectrumMatch",
     "SubtractiveMatch",
     "ToneMatch",
     "make_task",
+    "make_task_with_settings",
 ]

@@ -11,7 +11,7 @@ from jax import Array
 
 from ddsp_gym import features as F
 from ddsp_gym.plants.base import AbstractPlant
-from ddsp_gym.tasks.base import AbstractTask
+from ddsp_gym.tasks.base import AbstractTask, RewardSettings
 from ddsp_gym.tasks.goal import reference_setting, smooth_relu
 
 WELCH_FFT = 512
@@ -59,15 +59,16 @@ class BrightnessGoal(AbstractTask):
     violently under small knob moves.
     """
 
-    distance_scale: float = 1.0
-    success_threshold: float = 0.02
+    settings: ClassVar[RewardSettings] = RewardSettings(1.0, 0.02)
     distance_unit: str = "oct+dB/10"
     goal_hz: float = 4500.0
     max_peak_db: float = 12.0
     is_goal: ClassVar[bool] = True
 
-    def sample_target_knobs(self, key: Array, plant: AbstractPlant, render_key: Array) -> Array:
-        return reference_setting(self, plant, key, render_key, REFERENCE_BOX)
+    def sample_target_knobs(
+        self, key: Array, plant: AbstractPlant, render_key: Array, success_threshold: Array
+    ) -> Array:
+        return reference_setting(self, plant, key, render_key, success_threshold, REFERENCE_BOX)
 
     def features(self, audio: Array, sample_rate: int) -> tuple[Array, Array]:
         power = F.power_spectrogram(audio, WELCH_FFT).mean(0)

@@ -8,6 +8,7 @@ program; the features are chosen to expose what the effect's knobs change.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +27,7 @@ from ddsp_gym.features.harmonics import harmonic_levels_db
 from ddsp_gym.features.loudness import gaussian_rms_envelope
 from ddsp_gym.features.rolloff import soft_spectral_rolloff
 from ddsp_gym.program import PROBE_HZ
-from ddsp_gym.tasks.base import AbstractTask
+from ddsp_gym.tasks.base import AbstractTask, RewardSettings
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,7 @@ class DynamicsMatch(AbstractTask):
     as the errors shrink.
     """
 
-    distance_scale: float = 1.92
-    success_threshold: float = 0.18
+    settings: ClassVar[RewardSettings] = RewardSettings(1.92, 0.18)
     distance_unit: str = "ln(1 + dB)"
     frame_length: int = 128
     hop: int = 32
@@ -112,8 +112,7 @@ class EchoMatch(AbstractTask):
     gradient erratic.
     """
 
-    distance_scale: float = 4.62
-    success_threshold: float = 0.15
+    settings: ClassVar[RewardSettings] = RewardSettings(4.62, 0.15)
     distance_unit: str = "octaves + acf + MR-STFT"
     min_lag_s: float = 0.008
     max_lag_s: float = 0.95
@@ -177,8 +176,7 @@ class EchoMatch(AbstractTask):
 class DecayMatch(AbstractTask):
     """Mean absolute difference of band-wise Schroeder energy-decay curves, in dB."""
 
-    distance_scale: float = 1.53
-    success_threshold: float = 0.02
+    settings: ClassVar[RewardSettings] = RewardSettings(1.53, 0.02)
     distance_unit: str = "dB"
 
     def features(self, audio: Array, sample_rate: int) -> Array:
@@ -200,8 +198,7 @@ class HarmonicsMatch(AbstractTask):
     read as floor - H_1, a copy of the level term that ties tone to level.
     """
 
-    distance_scale: float = 21.9
-    success_threshold: float = 0.35
+    settings: ClassVar[RewardSettings] = RewardSettings(21.9, 0.35)
     distance_unit: str = "dB"
     f0_hz: float = PROBE_HZ
     n_harmonics: int = 15
@@ -241,8 +238,7 @@ class ToneMatch(AbstractTask):
              + |flatness dB difference| / 10 + MR-STFT distance
     """
 
-    distance_scale: float = 6.74
-    success_threshold: float = 0.15
+    settings: ClassVar[RewardSettings] = RewardSettings(6.74, 0.15)
     distance_unit: str = "octaves + MR-STFT"
     n_fft: int = 1024
 

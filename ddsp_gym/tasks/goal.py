@@ -30,6 +30,7 @@ def reference_setting(
     plant: AbstractPlant,
     key: Array,
     render_key: Array,
+    success_threshold: Array,
     box: Mapping[str, tuple[float, float]],
     candidates: int = 256,
 ) -> Array:
@@ -57,7 +58,7 @@ def reference_setting(
     high = jnp.array([box.get(name, (0.0, 1.0))[1] for name in names])
     proposals = low + (high - low) * jax.random.uniform(key, (candidates, len(names)))
     groups = proposals.reshape(candidates // SEARCH_GROUP, SEARCH_GROUP, len(names))
-    good_enough = GOOD_ENOUGH * task.success_threshold
+    good_enough = GOOD_ENOUGH * success_threshold
 
     def distance(knobs: Array) -> Array:
         features = task.features(plant.render(knobs, render_key), plant.sample_rate)

@@ -4,6 +4,7 @@ Envelope Shaper, Volume/Balance Matching)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +12,7 @@ from jax import Array
 
 from ddsp_gym import features as F
 from ddsp_gym.dsp.units import cents
-from ddsp_gym.tasks.base import AbstractTask
+from ddsp_gym.tasks.base import AbstractTask, RewardSettings
 
 
 @dataclass(frozen=True)
@@ -22,8 +23,7 @@ class CentroidMatch(AbstractTask):
     tunes the oscillator.
     """
 
-    distance_scale: float = 1600.0
-    success_threshold: float = 5.0
+    settings: ClassVar[RewardSettings] = RewardSettings(1600.0, 5.0)
     distance_unit: str = "cents"
 
     def features(self, audio: Array, sample_rate: int) -> Array:
@@ -38,8 +38,7 @@ class CentroidMatch(AbstractTask):
 class SpectrumMatch(AbstractTask):
     """Multi-resolution STFT distance (spectral convergence + log-magnitude L1)."""
 
-    distance_scale: float = 1.0
-    success_threshold: float = 0.1
+    settings: ClassVar[RewardSettings] = RewardSettings(1.0, 0.1)
     distance_unit: str = "MR-STFT"
 
     def features(self, audio: Array, sample_rate: int) -> tuple:
@@ -59,8 +58,7 @@ class EnvelopeMatch(AbstractTask):
     target's level, which makes the reward ragged in the release knob.
     """
 
-    distance_scale: float = 10.0
-    success_threshold: float = 1.0
+    settings: ClassVar[RewardSettings] = RewardSettings(10.0, 1.0)
     distance_unit: str = "dB"
     floor_db: float = -60.0
     smoothing_db: float = 1.0
@@ -78,8 +76,7 @@ class EnvelopeMatch(AbstractTask):
 class LoudnessMatch(AbstractTask):
     """Absolute difference of RMS levels in dB."""
 
-    distance_scale: float = 18.0
-    success_threshold: float = 0.5
+    settings: ClassVar[RewardSettings] = RewardSettings(18.0, 0.5)
     distance_unit: str = "dB"
 
     def features(self, audio: Array, sample_rate: int) -> Array:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import jax.numpy as jnp
 from jax import Array
 
 from ddsp_gym import features as F
-from ddsp_gym.tasks.base import AbstractTask
+from ddsp_gym.tasks.base import AbstractTask, RewardSettings
 
 
 @dataclass(frozen=True)
@@ -22,8 +23,7 @@ class PatchMatch(AbstractTask):
     thousands of bins puts a kink wherever any bin crosses the target's level).
     """
 
-    distance_scale: float = 1.0
-    success_threshold: float = 0.3
+    settings: ClassVar[RewardSettings] = RewardSettings(1.0, 0.3)
     distance_unit: str = "MR-STFT"
     floor: float = 1e-2
     smoothing: float = 0.3

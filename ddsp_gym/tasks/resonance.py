@@ -11,7 +11,7 @@ from jax import Array
 
 from ddsp_gym import features as F
 from ddsp_gym.plants.base import AbstractPlant
-from ddsp_gym.tasks.base import AbstractTask
+from ddsp_gym.tasks.base import AbstractTask, RewardSettings
 from ddsp_gym.tasks.goal import reference_setting, smooth_relu
 
 
@@ -59,8 +59,7 @@ class ResonanceBand(AbstractTask):
     random candidates with a low cutoff and a high Q).
     """
 
-    distance_scale: float = 1.0
-    success_threshold: float = 0.01
+    settings: ClassVar[RewardSettings] = RewardSettings(1.0, 0.01)
     distance_unit: str = "violation"
     q_low: float = 2.3
     q_high: float = 3.0
@@ -69,10 +68,11 @@ class ResonanceBand(AbstractTask):
     onset_s: float = 0.01
     is_goal: ClassVar[bool] = True
 
-    def sample_target_knobs(self, key: Array, plant: AbstractPlant, render_key: Array) -> Array:
-        return reference_setting(
-            self, plant, key, render_key, {"cutoff": (0.1, 0.6), "resonance": (0.8, 1.0)}
-        )
+    def sample_target_knobs(
+        self, key: Array, plant: AbstractPlant, render_key: Array, success_threshold: Array
+    ) -> Array:
+        box = {"cutoff": (0.1, 0.6), "resonance": (0.8, 1.0)}
+        return reference_setting(self, plant, key, render_key, success_threshold, box)
 
     def features(self, audio: Array, sample_rate: int) -> tuple[Array, Array]:
         one_minus_r = ringing_decay(audio, int(round(self.onset_s * sample_rate)))

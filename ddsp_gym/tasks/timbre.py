@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +16,7 @@ from ddsp_gym import dsp
 from ddsp_gym import features as F
 from ddsp_gym.features.spectral import EPS
 from ddsp_gym.plants.base import AbstractPlant
-from ddsp_gym.tasks.base import AbstractTask
+from ddsp_gym.tasks.base import AbstractTask, RewardSettings
 from ddsp_gym.tasks.vowels import vowel_table
 
 
@@ -46,8 +46,7 @@ class FMBellMatch(AbstractTask):
     out by the plant's ratio range (see :class:`ddsp_gym.plants.FM2`).
     """
 
-    distance_scale: float = 6.11
-    success_threshold: float = 0.7
+    settings: ClassVar[RewardSettings] = RewardSettings(6.11, 0.7)
     distance_unit: str = "dB"
     n_fft: int = 512
     n_mels: int = 32
@@ -95,8 +94,7 @@ class SubtractiveMatch(AbstractTask):
     gradient would not match its finite differences.
     """
 
-    distance_scale: float = 2.65
-    success_threshold: float = 0.1
+    settings: ClassVar[RewardSettings] = RewardSettings(2.65, 0.1)
     distance_unit: str = "oct + MR-STFT"
     fft_sizes: tuple[int, ...] = (1024, 512, 256, 128)
     centroid_fft: int = 512
@@ -201,8 +199,7 @@ class FormantMatch(AbstractTask):
     "uniform", uniform knobs of any plant.
     """
 
-    distance_scale: float = 580.0
-    success_threshold: float = 15.0
+    settings: ClassVar[RewardSettings] = RewardSettings(580.0, 15.0)
     distance_unit: str = "cents"
     grid_min_hz: float = 180.0
     grid_max_hz: float = 4000.0
@@ -225,9 +222,11 @@ class FormantMatch(AbstractTask):
         if self.targets not in ("vowels", "uniform"):
             raise ValueError(f"targets must be 'vowels' or 'uniform', not {self.targets!r}")
 
-    def sample_target_knobs(self, key: Array, plant: AbstractPlant, render_key: Array) -> Array:
+    def sample_target_knobs(
+        self, key: Array, plant: AbstractPlant, render_key: Array, success_threshold: Array
+    ) -> Array:
         if self.targets == "uniform":
-            return super().sample_target_knobs(key, plant, render_key)
+            return super().sample_target_knobs(key, plant, render_key, success_threshold)
         table = jnp.asarray(vowel_table())
         row = table[jax.random.randint(key, (), 0, table.shape[0])]
         names = ("f1", "f2", "f3", "b1", "b2", "b3")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import jax.numpy as jnp
 from jax import Array
 
 from ddsp_gym import features as F
-from ddsp_gym.tasks.base import AbstractTask
+from ddsp_gym.tasks.base import AbstractTask, RewardSettings
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,7 @@ class PitchWaveformMatch(AbstractTask):
     one minimum at the target.
     """
 
-    distance_scale: float = 1.0
-    success_threshold: float = 0.1
+    settings: ClassVar[RewardSettings] = RewardSettings(1.0, 0.1)
     distance_unit: str = "oct+nmse"
     spread_weight: float = 2.0
 

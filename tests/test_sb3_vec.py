@@ -6,7 +6,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-pytest.importorskip("stable_baselines3")
+from tests.conftest import require
+
+require("stable_baselines3", "the SB3 adapter's tests need pip install 'ddsp_gym[sb3]'")
 
 from stable_baselines3 import PPO  # noqa: E402
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor  # noqa: E402

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -75,11 +77,57 @@ def test_summarize_reports_medians_and_hides_param_error_for_goal_tasks():
     assert cell["median_curve"] == pytest.approx([1.0, 0.25, 0.25])
 
 
-@pytest.mark.slow
-def test_a_real_cell_counts_queries_on_held_out_seeds(tmp_path):
-    cell = benchmark.run_cell("ddsp_gym/VolumeMatch-v0", "random", 15, 2, progress=False)
-    assert cell["seeds"] == 2 and len(cell["median_curve"]) == 15
-    assert cell["median_queries_to_success"] is None or cell["median_queries_to_success"] <= 15
+def _recording_eval_env(episodes: list[dict]) -> Callable[[str, int], gym.Env]:
+    """benchmark.make_eval_env, with every reset seed and plant query recorded in
+    ``episodes`` (one dict per reset: seed, distances, success flags), at the env itself."""
+    make_eval_env = benchmark.make_eval_env
+
+    def make(env_id: str, budget: int) -> gym.Env:
+        env = make_eval_env(env_id, budget)  # its compile-time queries are not recorded
+        base = env.unwrapped
+        reset, reward_of = env.reset, base.reward_of
+
+        def recording_reset(*, seed: int | None = None, options: dict | None = None):
+            episodes.append({"seed": seed, "distances": [], "success": []})
+            return reset(seed=seed, options=options)
+
+        def recording_reward_of(action: np.ndarray, with_grad: bool = False):
+            reward, info = reward_of(action, with_grad=with_grad)
+            episodes[-1]["distances"].append(float(info["distance"]))
+            episodes[-1]["success"].append(bool(info["success"]))
+            return reward, info
+
+        env.reset, base.reward_of = recording_reset, recording_reward_of
+        return env
+
+    return make
+
+
+def test_a_real_cell_counts_queries_on_held_out_seeds(monkeypatch):
+    """The cell's numbers, recomputed from what the env itself saw: resets on the held-out
+    seeds 10000.. only, at most ``budget`` queries each, successes and the first successful
+    query's index, best distances and the best-so-far curve."""
+    episodes: list[dict] = []
+    monkeypatch.setattr(benchmark, "make_eval_env", _recording_eval_env(episodes))
+    # Random search first solves these three targets at queries 5, 7 and 1: with 6 queries,
+    # two succeed and one does not.
+    budget, seeds = 6, 3
+    cell = benchmark.run_cell("ddsp_gym/VolumeMatch-v0", "random", budget, seeds, progress=False)
+    assert [e["seed"] for e in episodes] == [10_000, 10_001, 10_002]
+    assert all(1 <= len(e["distances"]) <= budget for e in episodes)
+    # The oracle stops at the first success: a solved episode's last query is its first success.
+    to_success = [e["success"].index(True) + 1 if any(e["success"]) else None for e in episodes]
+    for e, k in zip(episodes, to_success, strict=True):
+        assert len(e["distances"]) == (budget if k is None else k)
+    solved = [k for k in to_success if k is not None]
+    assert 0 < len(solved) < seeds, "both solved and unsolved episodes are wanted here"
+    assert cell["seeds"] == seeds and cell["successes"] == len(solved)
+    assert cell["median_queries_to_success"] == pytest.approx(np.median(solved))
+    best = [min(e["distances"]) for e in episodes]
+    assert cell["median_best_distance"] == pytest.approx(np.median(best), rel=1e-6)
+    curves = [np.minimum.accumulate(e["distances"]) for e in episodes]
+    padded = [np.concatenate([c, np.full(budget - len(c), c[-1])]) for c in curves]
+    np.testing.assert_allclose(cell["median_curve"], np.median(padded, axis=0), rtol=1e-6)
 
 
 def test_cli_bench_prints_the_table(tmp_path, monkeypatch, capsys):

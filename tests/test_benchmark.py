@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from ddsp_gym.agents import benchmark
+from ddsp_gym.agents import benchmark, provenance
 from ddsp_gym.agents.base import SolveResult
 from ddsp_gym.cli import main
 
@@ -138,3 +138,51 @@ def test_cli_bench_prints_the_table(tmp_path, monkeypatch, capsys):
     cell = json.loads((tmp_path / "bench.json").read_text())["cells"][0]
     assert cell["command"].startswith("ddsp-gym bench --envs ddsp_gym/SineTuner-v0 --agents hybrid")
     assert main(argv + ["--agents", "nonsense"]) == 2
+
+
+def test_only_cells_of_the_running_code_version_are_resumed(tmp_path, monkeypatch, capsys):
+    """A stored cell from another commit, or from before versions were recorded, is run
+    again and replaced in place; a cell of the running version is kept as it is."""
+    now, before = "c" * 40, "0" * 40
+    monkeypatch.setattr(provenance, "code_version", lambda: now)
+    envs = ["ddsp_gym/SineTuner-v0", "ddsp_gym/VolumeMatch-v0"]
+    stored = [
+        {**_fake_cell(envs[0], "random", 10, 2), "wall_s": 7.0, "code_version": now},
+        {**_fake_cell(envs[1], "random", 10, 2), "wall_s": 8.0, "code_version": before},
+        {**_fake_cell(envs[1], "cma", 10, 2), "wall_s": 9.0},  # no version: stale
+        {**_fake_cell(envs[1], "random", 20, 2), "wall_s": 6.0, "code_version": before},
+    ]
+    out = tmp_path / "bench.json"
+    benchmark.write_json(out, stored)
+    calls = []
+
+    def fake(*args, **kwargs):
+        calls.append(args[:3])
+        return _fake_cell(*args, **kwargs)
+
+    monkeypatch.setattr(benchmark, "run_cell", fake)
+    cells = benchmark.run_benchmark(envs, ["random", "cma"], 10, 2, out, progress=False)
+    assert sorted(calls) == [(envs[0], "cma", 10), (envs[1], "cma", 10), (envs[1], "random", 10)]
+    assert capsys.readouterr().err.count("2 cells from another code version will be rerun") == 1
+    assert all(c["code_version"] == now for c in cells) and len(cells) == 4
+    saved = json.loads(out.read_text())["cells"]
+    assert saved[0] == stored[0]  # kept, not rerun
+    assert [(c["env"], c["agent"], c["wall_s"]) for c in saved[1:3]] == [
+        (envs[1], "random", 0.1),  # rerun, in the stale cell's place
+        (envs[1], "cma", 0.1),
+    ]
+    assert saved[3] == stored[3]  # another budget: not this run's, left as it was
+    # Two versions in the file: the Markdown names each cell's.
+    table = out.with_suffix(".md").read_text()
+    assert "| code version |" in table and "| 000000000000 |" in table
+    assert "| VolumeMatch-v0 | random | 1/2 | 7 | 0.5 dB | - | - | 0.1 s | cccccccccccc |" in table
+
+    calls.clear()
+    benchmark.run_benchmark(envs, ["random", "cma"], 10, 2, out, progress=False)
+    assert calls == [] and "code version" not in capsys.readouterr().err
+
+
+def test_a_report_from_one_commit_says_so_in_one_line():
+    cells = [{**_fake_cell("ddsp_gym/SineTuner-v0", "random", 5, 2), "code_version": "d" * 40}]
+    report = benchmark.format_report(cells)
+    assert "All cells from commit dddddddddddd." in report and "code version |" not in report

@@ -16,7 +16,9 @@ Per cell: success rate, median queries to success (over successful seeds),
 median best distance (task units), median parameter error (unit knob travel;
 not for goal tasks, whose hidden knobs are only one of many solutions) and
 wall time. Results are written after every cell (JSON, Markdown) and a rerun
-skips cells already there, so an interrupted run resumes.
+skips cells already there, so an interrupted run resumes. Each cell records the
+code version that made it (:mod:`ddsp_gym.agents.provenance`): only cells of the
+running code's version are skipped; others are run again and replaced.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 import ddsp_gym
+from ddsp_gym.agents import provenance
 from ddsp_gym.agents.base import SolveResult
 
 EVAL_SEED_OFFSET = 10_000
@@ -191,6 +194,11 @@ def fmt(value: float | None, spec: str) -> str:
 
 def format_table(cells: Sequence[dict[str, Any]]) -> str:
     """The Markdown table of the cells, one row per (env, agent)."""
+    return "\n".join(table_lines(cells))
+
+
+def table_lines(cells: Sequence[dict[str, Any]]) -> list[str]:
+    """:func:`format_table`'s lines: header, rule, one row per cell."""
     lines = [
         "| env | agent | success | median queries to success | median best distance "
         "| median param error | train queries | wall time |",
@@ -204,7 +212,7 @@ def format_table(cells: Sequence[dict[str, Any]]) -> str:
             f"| {fmt(c['median_param_error'], '.3f')} "
             f"| {c['train_queries'] or '-'} | {c['wall_s']:.1f} s |"
         )
-    return "\n".join(lines)
+    return lines
 
 
 BUDGET_NOTE = (
@@ -218,13 +226,15 @@ BUDGET_NOTE = (
 
 
 def format_report(cells: Sequence[dict[str, Any]]) -> str:
-    """The table, the commands that made its cells, and how budgets compare."""
+    """The table (dated by the cells' code versions), the commands that made its cells,
+    and how budgets compare."""
     envs = list(dict.fromkeys(c["env"] for c in cells))
     agents = SEARCH_AGENTS + TRAINED_AGENTS
     cells = sorted(cells, key=lambda c: (envs.index(c["env"]), agents.index(c["agent"])))
     commands = list(dict.fromkeys(c.get("command") for c in cells if c.get("command")))
     made = "\n".join(f"    {command}" for command in commands)
-    return f"{format_table(cells)}\n\nMade with:\n\n{made}\n\n{BUDGET_NOTE}\n"
+    table = provenance.dated_table(table_lines(cells), cells)
+    return f"{table}\n\nMade with:\n\n{made}\n\n{BUDGET_NOTE}\n"
 
 
 def plot_curves(cells: Sequence[dict[str, Any]], path: Path) -> Path:
@@ -267,18 +277,27 @@ def run_benchmark(
     progress: bool = True,
     command: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every (env, agent) cell not already in ``out``; returns the cells of this config."""
+    """Run every (env, agent) cell not already in ``out`` from this code version (see
+    :func:`ddsp_gym.agents.provenance.code_version`); returns the cells of this config.
+
+    A stored cell of the same (env, agent, budget, seeds) from another code version, or
+    from before versions were recorded, is run again and replaced.
+    """
     envs = list(envs or ddsp_gym.ENV_IDS)
     unknown = [a for a in agents if a not in SEARCH_AGENTS + TRAINED_AGENTS]
     if unknown:
         raise ValueError(f"unknown agents {unknown}; known: {SEARCH_AGENTS + TRAINED_AGENTS}")
     out = Path(out)
+    version = provenance.code_version()
     cells = load_cells(out)
-    done = {cell_key(c) for c in cells}
+    done = {cell_key(c) for c in cells if provenance.is_current(c, version)}
+    stale = {cell_key(c) for c in cells} - done
     todo = [(e, a) for e in envs for a in agents if (e, a, budget, seeds) not in done]
+    provenance.announce_stale(sum((e, a, budget, seeds) in stale for e, a in todo))
     for env_id, agent in tqdm(todo, desc="bench cells", disable=not progress):
         cell = run_cell(env_id, agent, budget, seeds, train_queries, progress)
-        cells.append({**cell, "command": command})
+        cell = {**cell, "command": command, provenance.VERSION_KEY: version}
+        cells = provenance.put(cells, cell, cell_key)
         write_json(out, cells)
         out.with_suffix(".md").write_text(format_report(cells))
     wanted = [c for c in cells if c["env"] in envs and c["agent"] in agents]

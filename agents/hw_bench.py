@@ -15,6 +15,8 @@ latency; the cell records the measured wall time per query next to it, and
 the xrun retries the backend made.
 
 Runs are stored per seed, so an interrupted benchmark resumes at the next seed.
+Each run records the code version that made it (:mod:`ddsp_gym.agents.provenance`);
+a cell's runs from another version are dropped and its seeds played again.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 import ddsp_gym  # noqa: F401  (registers the envs)
+from ddsp_gym.agents import provenance
 from ddsp_gym.agents.base import SolveResult
 from ddsp_gym.agents.benchmark import (
     SEARCH_AGENTS,
@@ -39,6 +42,7 @@ from ddsp_gym.agents.benchmark import (
     summarize,
     write_json_atomic,
 )
+from ddsp_gym.plants import make_plant
 
 HW_AGENTS: tuple[str, ...] = ("random", "cma", "hybrid")  # gradient needs reward_grad
 DEFAULT_HW_ENV = "ddsp_gym/RealSynthPatch-v0"
@@ -197,6 +201,26 @@ def cell_id(env_id: str, agent: str, knobs: Sequence[str], budget: int, seeds: i
     return f"{env_id}|{agent}|{','.join(knobs)}|{budget}|{seeds}"
 
 
+def searched_knobs(env_id: str, knobs: Sequence[str] | None) -> list[str]:
+    """The knobs a run searches (all of the env's plant when ``knobs`` is None), read off
+    the registry without opening a device: :class:`KnobSubset`'s ``knobs``."""
+    if knobs:
+        return list(knobs)
+    kwargs = gym.spec(env_id).kwargs
+    return list(make_plant(kwargs["plant"], **(kwargs.get("plant_config") or {})).knob_names)
+
+
+def drop_stale_runs(document: dict[str, Any], key: str, version: str) -> list[dict[str, Any]]:
+    """The cell's stored runs of ``version``; runs of other versions are dropped, and the
+    cell made of them with them."""
+    runs = document["runs"].setdefault(key, [])
+    current = [r for r in runs if provenance.is_current(r, version)]
+    if len(current) != len(runs):
+        document["runs"][key] = current
+        document["cells"].pop(key, None)
+    return document["runs"][key]
+
+
 def load(path: Path) -> dict[str, Any]:
     if path.is_file():
         return json.loads(path.read_text())
@@ -205,6 +229,11 @@ def load(path: Path) -> dict[str, Any]:
 
 def format_table(cells: Sequence[dict[str, Any]]) -> str:
     """Markdown: one row per (env, knobs, agent), timing next to the physical limit."""
+    return "\n".join(table_lines(cells))
+
+
+def table_lines(cells: Sequence[dict[str, Any]]) -> list[str]:
+    """:func:`format_table`'s lines: header, rule, one row per cell."""
     lines = [
         "| env | knobs | agent | success | median queries to success | median best distance "
         "| median param error | median s/query (take) | s/query (all) | note + tail "
@@ -220,7 +249,7 @@ def format_table(cells: Sequence[dict[str, Any]]) -> str:
             f"| {c['wall_s_per_query']:.3f} s | {c['physical_limit_s']:.3f} s "
             f"| {c['retries']} | {c['wall_s'] / 60:.1f} min |"
         )
-    return "\n".join(lines)
+    return lines
 
 
 def format_report(cells: Sequence[dict[str, Any]]) -> str:
@@ -241,7 +270,8 @@ def format_report(cells: Sequence[dict[str, Any]]) -> str:
         "gradients are no takes and do not count. Knobs not listed are held at the hidden "
         "patch's values. Hidden patches: reset seeds 10000..10000+seeds-1."
     )
-    return f"{format_table(cells)}\n\nMade with:\n\n{made}\n\n{timing}\n\n{note}\n"
+    table = provenance.dated_table(table_lines(cells), cells)
+    return f"{table}\n\nMade with:\n\n{made}\n\n{timing}\n\n{note}\n"
 
 
 def run_hw_benchmark(
@@ -255,21 +285,33 @@ def run_hw_benchmark(
     progress: bool = True,
     command: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every (env, agent) seed not already in ``out``; returns this config's cells."""
+    """Run every (env, agent) seed not already in ``out`` from this code version (see
+    :func:`ddsp_gym.agents.provenance.code_version`); returns this config's cells.
+
+    A cell's stored runs from another code version, or from before versions were
+    recorded, are dropped and their seeds played again.
+    """
     bad = [a for a in agents if a not in SEARCH_AGENTS or a == "gradient"]
     if bad:
         raise ValueError(f"agents {bad} cannot run on hardware; choose from {list(HW_AGENTS)}")
     out = Path(out)
     document = load(out)
+    version = provenance.code_version()
+    envs = list(envs or [DEFAULT_HW_ENV])
+    keys = [cell_id(e, a, searched_knobs(e, knobs), budget, seeds) for e in envs for a in agents]
+    runs_of = document["runs"]
+    provenance.announce_stale(
+        sum(any(not provenance.is_current(r, version) for r in runs_of.get(k, [])) for k in keys)
+    )
     wanted: list[dict[str, Any]] = []
-    for env_id in envs or [DEFAULT_HW_ENV]:
+    for env_id in envs:
         env = make_hw_env(env_id, budget, hardware)
         proxy = KnobSubset(env, knobs)
         limit = physical_limit(env)
         try:
             for agent in agents:
                 key = cell_id(env_id, agent, proxy.knobs, budget, seeds)
-                runs = document["runs"].setdefault(key, [])
+                runs = drop_stale_runs(document, key, version)
                 done = {r["seed"] for r in runs}
                 solver = make_search_agent(agent)
                 bar = tqdm(eval_seeds(seeds), desc=f"{env_id.split('/')[-1]} {agent}",
@@ -279,13 +321,15 @@ def run_hw_benchmark(
                         continue
                     proxy.query_s, proxy.attempts = [], []
                     result = solver.solve(proxy, seed, budget)  # resets the proxy once
-                    runs.append(run_record(seed, result, proxy, proxy.reset_s))
+                    record = run_record(seed, result, proxy, proxy.reset_s)
+                    runs.append({**record, provenance.VERSION_KEY: version})
                     bar.set_postfix(solved=sum(r["success"] for r in runs), q=result.queries)
                     document["cells"][key] = {
                         **hw_cell(
                             env_id, agent, proxy.knobs, budget, runs, limit, env.unwrapped.task
                         ),
                         "command": command,
+                        provenance.VERSION_KEY: version,
                     }
                     write_json_atomic(out, document)
                     out.with_suffix(".md").write_text(

@@ -2,7 +2,9 @@
 
 For each env, seeds 0..K-1 each hide a knob setting (the env's own target
 sampler); the gradient agent gets the env's episode budget with and without
-restarts. Results are written after every env, so an interrupted run resumes.
+restarts. Results are written after every env, so an interrupted run resumes;
+each row records the code version that made it, and rows from another version
+are run again (:mod:`ddsp_gym.agents.provenance`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
+from ddsp_gym.agents import provenance
 from ddsp_gym.agents.gradient import GradientAgent
 
 VARIANTS: dict[str, GradientAgent] = {
@@ -44,6 +47,17 @@ def recover_env(env_id: str, seeds: int, variant: str) -> dict:
 
 
 def format_table(rows: list[dict]) -> str:
+    """The Markdown table of the rows, one per (env, variant)."""
+    return "\n".join(table_lines(rows))
+
+
+def format_report(rows: list[dict]) -> str:
+    """recovery.md: the table, dated by the rows' code versions."""
+    return provenance.dated_table(table_lines(rows), rows) + "\n"
+
+
+def table_lines(rows: list[dict]) -> list[str]:
+    """:func:`format_table`'s lines: header, rule, one row per results row."""
     lines = [
         "| env | agent | recovered | median steps | median param error | budget | wall time |",
         "|---|---|---|---|---|---|---|",
@@ -54,19 +68,32 @@ def format_table(rows: list[dict]) -> str:
             f"| {r['env_id']} | gradient, {r['variant']} | {r['recovered']}/{r['seeds']} | "
             f"{r['median_steps']:.0f} | {error} | {r['budget']} | {r['wall_s']:.0f} s |"
         )
-    return "\n".join(lines)
+    return lines
+
+
+def _key(row: dict) -> tuple:
+    return (row["env_id"], row["variant"], row["seeds"])
 
 
 def run_recovery(env_ids: list[str], seeds: int, out_dir: str | Path) -> list[dict]:
-    """Run (or resume) the recovery benchmark; writes recovery.json and recovery.md."""
+    """Run (or resume) the recovery benchmark; writes recovery.json and recovery.md.
+
+    Rows already stored for this code version (:func:`provenance.code_version`) are
+    kept; a row of another version, or from before versions were recorded, is run
+    again and replaced.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "recovery.json"
+    version = provenance.code_version()
     rows: list[dict] = json.loads(json_path.read_text())["rows"] if json_path.is_file() else []
-    done = {(r["env_id"], r["variant"], r["seeds"]) for r in rows}
+    done = {_key(r) for r in rows if provenance.is_current(r, version)}
+    stale = {_key(r) for r in rows} - done
     cells = [(e, v) for e in env_ids for v in VARIANTS if (e, v, seeds) not in done]
+    provenance.announce_stale(sum((e, v, seeds) in stale for e, v in cells))
     for env_id, variant in tqdm(cells, desc="recovery", unit="cell"):
-        rows.append(recover_env(env_id, seeds, variant))
+        row = {**recover_env(env_id, seeds, variant), provenance.VERSION_KEY: version}
+        rows = provenance.put(rows, row, _key)
         json_path.write_text(json.dumps({"rows": rows}, indent=2))
-        (out_dir / "recovery.md").write_text(format_table(rows) + "\n")
+        (out_dir / "recovery.md").write_text(format_report(rows))
     return [r for r in rows if r["env_id"] in env_ids and r["seeds"] == seeds]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
@@ -33,16 +34,32 @@ def make(env_id: str, **kwargs) -> gym.Env:
     return gym.make(env_id, disable_env_checker=True, **kwargs)
 
 
+def require(need: str | object, reason: str) -> None:
+    """Skip the calling test, saying ``reason``, unless ``need`` is met; under CI, fail.
+
+    ``need`` is a module name that must import, or any condition (truthy = met); at a
+    module's top level it skips (or fails) the whole module. A
+    test of an optional dependency or device that skips silently would pass CI without
+    testing anything: CI (the environment variable CI set) installs every extra and
+    starts the rig (``make test``), so there a missing one is a failure.
+    """
+    if isinstance(need, str):
+        try:
+            importlib.import_module(need)
+            return
+        except ImportError as err:
+            reason = f"{reason} ({need} does not import: {err})"
+    elif need:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI runs this test for real, but {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
 @pytest.fixture
 def dawdreamer():
-    """DawDreamer (the ``plugin`` extra; it embeds the Faust compiler). Where it does not
-    import, the test skips, saying so; under CI (``CI`` set), which installs every extra,
-    it fails instead."""
-    try:
-        import dawdreamer
-    except ImportError as err:
-        message = f"DawDreamer does not import ({err}); pip install 'ddsp_gym[plugin]'"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    """DawDreamer (the ``plugin`` extra; it embeds the Faust compiler), or a skip (CI: a fail)."""
+    require("dawdreamer", "DawDreamer is needed: pip install 'ddsp_gym[plugin]'")
+    import dawdreamer
+
     return dawdreamer

@@ -75,3 +75,59 @@ def test_env_refuses_a_silent_target(tmp_path):
 def test_env_refuses_a_non_finite_target_array():
     with pytest.raises(ValueError, match="finite"):
         make("ddsp_gym/SineTuner-v0", target=np.full(4000, np.nan, np.float32))
+
+
+def _click_file(path, n: int, at: int, sr: int = 16_000) -> np.ndarray:
+    """A float WAV of ``n`` samples, silent but for a unit click at sample ``at``."""
+    audio = np.zeros(n, np.float32)
+    audio[at] = 1.0
+    sf.write(path, audio, sr, subtype="FLOAT")
+    return audio
+
+
+def _delay_action(env, time_s: float, feedback: float, mix: float) -> np.ndarray:
+    """The absolute action that sets the delay's knobs to these physical values."""
+    physical = {"time": time_s, "feedback": feedback, "mix": mix}
+    units = [float(s.to_unit(physical[s.name])) for s in env.unwrapped.plant.knob_specs]
+    return (2.0 * np.array(units) - 1.0).astype(np.float32)
+
+
+@pytest.mark.parametrize("length", [1.5, 0.5], ids=["longer-trimmed", "shorter-padded"])
+def test_an_effect_env_processes_an_input_wav(tmp_path, length):
+    """``input=`` a WAV path: the effect hears that file, fitted to the plant's length,
+    and so does its target. A click through the delay (0.1 s, feedback 0.5, mix 0.5)
+    comes out as the click at half height and echoes every 1,600 samples, each half the
+    one before; the default program (impulses elsewhere) sounds different."""
+    env_id, sr, click = "ddsp_gym/DelayTime-v0", 16_000, 200
+    n = make(env_id).unwrapped.plant.n_samples
+    written = _click_file(tmp_path / "click.wav", int(length * n), click, sr)
+    expected = np.zeros(n, np.float32)
+    expected[: min(n, written.size)] = written[:n]
+    env = make(env_id, input=str(tmp_path / "click.wav"))
+    np.testing.assert_array_equal(env.unwrapped.input_audio, expected)
+
+    env.reset(seed=0)
+    action = _delay_action(env, 0.1, 0.5, 0.5)
+    env.step(action)
+    out = env.unwrapped.current_audio()
+    assert out.shape == (n,)
+    assert out[click] == pytest.approx(0.5, abs=1e-3)  # the dry click, (1 - mix) x
+    echoes = []
+    for k in (1, 2, 3):
+        at = click + 1600 * k
+        window = np.abs(out[at - 40 : at + 41])
+        assert abs(int(np.argmax(window)) - 40) <= 1, k  # the k-th echo, on time
+        echoes.append(window.sum())  # the tap's area: its gain, however low-passed
+    np.testing.assert_allclose(np.array(echoes[1:]) / echoes[:-1], 0.5, rtol=0.05)
+    before_fourth = out[: click + 4 * 1600 - 40].copy()
+    for k in range(4):
+        before_fourth[max(0, click + 1600 * k - 40) : click + 1600 * k + 41] = 0.0
+    assert np.max(np.abs(before_fourth)) < 1e-3  # silence between the click and its echoes
+    # The target processed the same file: its dry click sits at the same sample.
+    target = env.unwrapped.target_audio()
+    assert int(np.argmax(np.abs(target[: click + 100]))) == click
+
+    default = make(env_id)
+    default.reset(seed=0)
+    default.step(action)
+    assert np.max(np.abs(default.unwrapped.current_audio() - out)) > 0.1

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
-from ddsp_gym.agents.base import PlantOracle
+from ddsp_gym.agents import hw_bench, provenance
+from ddsp_gym.agents.base import PlantOracle, SolveResult
 from ddsp_gym.agents.hw_bench import KnobSubset, format_report, hw_cell
 from tests.conftest import make
 
@@ -75,3 +78,64 @@ def test_cell_reports_rates_timing_against_the_limit_and_retries():
     report = format_report([{**cell, "command": "ddsp-gym bench --backend hardware"}])
     assert "| RealSynthPatch-v0 | cutoff | hybrid | 2/3 | 20 |" in report
     assert "0.40 s + 0.05 s = 0.45 s" in report and "ddsp-gym bench --backend hardware" in report
+
+
+class _OneQueryAgent:
+    """Plays one query per hidden patch (at the knobs' middle) and records the seeds."""
+
+    def __init__(self, seeds: list[int]) -> None:
+        self.seeds = seeds
+
+    def solve(self, env, seed: int, budget: int) -> SolveResult:
+        env.reset(seed=seed)
+        _, info = env.reward_of(np.zeros(env.action_space.shape, np.float32))
+        self.seeds.append(seed)
+        return SolveResult(
+            success=bool(info["success"]),
+            steps=0,
+            final_distance=info["distance"],
+            best_distance=info["distance"],
+            best_action=np.zeros(1, np.float32),
+            distances=[info["distance"]],
+            queries=1,
+            queries_to_success=1 if info["success"] else None,
+        )
+
+
+def test_runs_from_another_code_version_are_played_again_and_matching_ones_kept(
+    tmp_path, monkeypatch, capsys
+):
+    """The sim env stands in for the device: seed 10000's stored run is from this code
+    and is kept; seed 10001's is from another commit and is played again."""
+    now, before = "a" * 40, "b" * 40
+    env_id = "ddsp_gym/VolumeMatch-v0"
+    monkeypatch.setattr(provenance, "code_version", lambda: now)
+    monkeypatch.setattr(hw_bench, "make_hw_env", lambda e, budget, hardware: make(e))
+    monkeypatch.setattr(hw_bench, "physical_limit", lambda env: LIMIT)
+    played: list[int] = []
+    monkeypatch.setattr(hw_bench, "make_search_agent", lambda name: _OneQueryAgent(played))
+    key = hw_bench.cell_id(env_id, "random", ["gain"], 5, 2)
+    kept = {**_record(10_000, True, 3), "code_version": now}
+    stale = {**_record(10_001, False, 5), "code_version": before}
+    out = tmp_path / "hw_bench.json"
+    out.write_text(json.dumps({"runs": {key: [kept, stale]}, "cells": {key: {"stale": True}}}))
+
+    cells = hw_bench.run_hw_benchmark([env_id], ["random"], 5, 2, out, progress=False)
+    assert played == [10_001]
+    assert "1 cell from another code version will be rerun" in capsys.readouterr().err
+    document = json.loads(out.read_text())
+    runs = document["runs"][key]
+    assert runs[0] == kept and [r["seed"] for r in runs] == [10_000, 10_001]
+    assert runs[1]["queries"] == 1 and runs[1]["code_version"] == now
+    assert cells == [document["cells"][key]] and cells[0]["code_version"] == now
+    assert cells[0]["knobs"] == ["gain"] and cells[0]["seeds"] == 2
+    assert "All cells from commit aaaaaaaaaaaa." in out.with_suffix(".md").read_text()
+
+    played.clear()
+    hw_bench.run_hw_benchmark([env_id], ["random"], 5, 2, out, progress=False)
+    assert played == [] and "code version" not in capsys.readouterr().err
+
+
+def test_the_stale_count_knows_the_knobs_before_a_device_opens():
+    assert hw_bench.searched_knobs(ENV, None) == list(make(ENV).unwrapped.plant.knob_names)
+    assert hw_bench.searched_knobs(ENV, ["cutoff"]) == ["cutoff"]

@@ -6,6 +6,7 @@ import pytest
 
 from ddsp_gym.backends import midi
 from ddsp_gym.backends.errors import MidiPortNotFoundError
+from tests.conftest import require
 
 
 def test_channel_voice_messages():
@@ -79,6 +80,6 @@ def test_port_matching_exact_then_unique_substring():
 
 
 def test_unknown_api_is_a_clear_error():
-    pytest.importorskip("rtmidi")
+    require("rtmidi", "MIDI output needs python-rtmidi: pip install 'ddsp_gym[hardware]'")
     with pytest.raises(ValueError, match="unknown MIDI API 'usb'"):
         midi.MidiOutput("x", api="usb")

@@ -2,14 +2,14 @@
 DawDreamer: amsynth's VST (Debian package amsynth) and DISTRHO's 3BandEQ (dpf-plugins-vst).
 
 Knob-map tests always run. Tests that host a plugin need DawDreamer (the ``plugin``
-extra) and skip, saying so, only where it does not import; a missing plugin file is a
-failure under CI (``make rig-start`` installs both packages) and a skip elsewhere.
+extra) and the plugin files (``make rig-start`` installs both packages): without them
+they skip, saying why, except under CI (environment variable CI), where that is a
+failure (``tests.conftest.require``).
 """
 
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import jax
@@ -29,35 +29,30 @@ from ddsp_gym.backends.errors import (
 from ddsp_gym.backends.knob_map import load_knob_map, parse_knob_map
 from ddsp_gym.features import long_term_power_spectrum, spectral_centroid
 from ddsp_gym.plants import make_plant
-from tests.conftest import make
+from tests.conftest import make, require
 
-try:
-    import dawdreamer  # noqa: F401
-
-    DAWDREAMER_ERROR = None
-except ImportError as err:  # pragma: no cover - only where the extra is not installed
-    DAWDREAMER_ERROR = str(err)
-
-needs_dawdreamer = pytest.mark.skipif(
-    DAWDREAMER_ERROR is not None,
-    reason=f"DawDreamer does not import ({DAWDREAMER_ERROR}); pip install 'ddsp_gym[plugin]'",
-)
 AMSYNTH_VST = "/usr/lib/vst/amsynth_vst.so"
 EQ_VST = "/usr/lib/vst/3BandEQ-vst.so"
 ID = "ddsp_gym/RealSynthPatch-v0"
 
 
+@pytest.fixture(scope="module")
+def dawdreamer() -> None:
+    """DawDreamer imports: skip without it, fail under CI."""
+    require("dawdreamer", "hosting a plugin needs DawDreamer: pip install 'ddsp_gym[plugin]'")
+
+
+needs_dawdreamer = pytest.mark.usefixtures("dawdreamer")
+
+
 def require_file(path: str, package: str) -> None:
-    if Path(path).exists():
-        return
+    """The plugin file exists: skip without it, fail under CI."""
     message = f"{path} is missing: apt-get install {package} (make rig-start installs it)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    require(Path(path).exists(), message)
 
 
 @pytest.fixture(scope="module")
-def amsynth_env():
+def amsynth_env(dawdreamer):
     require_file(AMSYNTH_VST, "amsynth")
     env = make(ID, backend="plugin")
     yield env

@@ -1,4 +1,4 @@
-"""The SB3 adapter: SB3's VecEnv contract, equality with DummyVecEnv, a short PPO run."""
+"""The SB3 adapter: SB3's VecEnv contract, equality with DummyVecEnv, PPO learning on it."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-pytest.importorskip("stable_baselines3")
+from tests.conftest import require
 
+require("stable_baselines3", "the SB3 adapter's tests need pip install 'ddsp_gym[sb3]'")
+
+import torch  # noqa: E402
 from stable_baselines3 import PPO  # noqa: E402
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor  # noqa: E402
 
@@ -60,13 +63,47 @@ def test_adapter_refuses_next_step_autoreset():
         SB3VecEnv(gym.make_vec(SINE, num_envs=2))
 
 
+def _mean_distance(venv: SB3VecEnv, policy, steps: int = 8) -> float:
+    """Mean task distance (cents) over ``steps`` steps of the native vector env from the
+    held-out seeds 10000.. (each env restarts on success: same-step autoreset)."""
+    obs, _ = venv.venv.reset(seed=10_000)
+    distances = []
+    for _ in range(steps):
+        obs, _, _, _, info = venv.venv.step(policy(obs))
+        distances.append(info["distance"])
+    return float(np.mean(distances))
+
+
 def test_ppo_learns_on_the_batched_env():
-    venv = VecMonitor(make_sb3_vec_env(SINE, num_envs=8, max_episode_steps=16))
-    model = PPO("MlpPolicy", venv, n_steps=16, batch_size=64, n_epochs=1, seed=0, device="cpu")
-    model.learn(total_timesteps=256)
-    assert model.num_timesteps == 256
-    # VecMonitor saw whole episodes (16 steps each) through terminal_observation/dones.
+    """PPO through the adapter learns SineTuner's mapping from the target's features to the
+    knob: on held-out seeds its mean distance is well below a random policy's and below the
+    knob left in the middle (what a policy that ignores the target can do). 1,024 steps,
+    torch seed 0: 0.40x random (0.28-0.40x over training seeds 0-3), 0.47x the middle."""
+    torch.set_num_threads(1)
+    inner = make_sb3_vec_env(SINE, num_envs=8, max_episode_steps=16)
+    venv = VecMonitor(inner)
+    model = PPO(
+        "MlpPolicy",
+        venv,
+        n_steps=16,
+        batch_size=64,
+        n_epochs=4,
+        learning_rate=1e-3,
+        gamma=0.9,
+        seed=0,
+        device="cpu",
+    )
+    model.learn(total_timesteps=1024)
+    assert model.num_timesteps == 1024
+    # VecMonitor saw whole episodes (16 steps at most) through terminal_observation/dones.
     assert len(model.ep_info_buffer) >= 8
     assert all(ep["l"] <= 16 for ep in model.ep_info_buffer)
     actions, _ = model.predict(venv.reset(), deterministic=True)
     assert actions.shape == (8, 1) and np.all(np.abs(actions) <= 1.0)
+
+    rng = np.random.default_rng(0)
+    trained = _mean_distance(inner, lambda obs: model.predict(obs, deterministic=True)[0])
+    random = _mean_distance(inner, lambda obs: rng.uniform(-1, 1, (8, 1)).astype(np.float32))
+    middle = _mean_distance(inner, lambda obs: np.zeros((8, 1), np.float32))
+    assert trained < 0.6 * random, (trained, random)
+    assert trained < 0.6 * middle, (trained, middle)

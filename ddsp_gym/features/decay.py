@@ -42,7 +42,10 @@ def band_decay_curves_db(
     backwards over frames. Unlike :func:`schroeder_edc_db` the curves are not
     normalised, so they carry the level as well as the decay of every band.
     """
-    power = power_spectrogram(x, n_fft, hop) / (0.375 * n_fft * n_fft)  # Hann: full-scale sine ~ 1
+    # Over the one-sided bins, a Hann frame's power sums to 0.375 n_fft^2 x half its mean
+    # square: a full-scale sine reads 0.25 (-6 dB), and frame 0 of the curves, summed over
+    # the bands, is sum(x^2) / (2 sample_rate) (tests/test_features_references.py).
+    power = power_spectrogram(x, n_fft, hop) / (0.375 * n_fft * n_fft)
     masks = crossover_masks(fft_frequencies(sample_rate, n_fft), edges_hz)  # (bands, bins)
     band_power = masks @ power.T  # (bands, frames)
     return power_to_db(schroeder_edc(band_power) * hop / sample_rate, floor_db=floor_db)

@@ -160,7 +160,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         return _hw_bench(args)
     if not args.perf:
         return _agent_bench(args)
-    from ddsp_gym.bench.perf import format_markdown, run_perf, settings_for
+    from ddsp_gym.bench.perf import run_perf
+    from ddsp_gym.bench.report import format_markdown
+    from ddsp_gym.bench.settings import settings_for
 
     settings = settings_for(
         args.quick,

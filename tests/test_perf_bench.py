@@ -99,15 +99,30 @@ def test_a_tiny_run_writes_json_and_markdown(tmp_path):
     assert results["plants"] == saved["plants"] and format_markdown(saved) == markdown
 
 
-def test_bench_without_perf_runs_the_agent_benchmark(monkeypatch, tmp_path):
-    import ddsp_gym.agents.benchmark
+def test_bench_perf_runs_the_speed_benchmark_with_its_flags(monkeypatch, tmp_path, capsys):
+    import ddsp_gym.bench.perf
 
     calls = []
-    monkeypatch.setattr(
-        ddsp_gym.agents.benchmark, "run_benchmark", lambda *a, **k: calls.append(a) or []
-    )
-    assert main(["bench", "-o", str(tmp_path)]) == 0
-    assert calls and calls[0][4] == tmp_path / "bench.json"
+
+    def fake_run_perf(out_dir, settings):
+        calls.append((out_dir, settings))
+        return {"meta": {}}
+
+    monkeypatch.setattr(ddsp_gym.bench.perf, "run_perf", fake_run_perf)
+    monkeypatch.setattr(ddsp_gym.bench.report, "format_markdown", lambda results: "TABLES")
+    argv = ["bench", "perf", "--quick", "--plants", "gain", "--envs", "ddsp_gym/SineTuner-v0"]
+    assert main([*argv, "-o", str(tmp_path)]) == 0
+    ((out_dir, settings),) = calls
+    assert out_dir == tmp_path and settings.quick and settings.plants == ("gain",)
+    assert settings.env_ids == ("ddsp_gym/SineTuner-v0",)
+    assert "TABLES" in capsys.readouterr().out
+    # Flags of the other benchmarks are not perf's.
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "perf", "--budget", "5"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --budget" in capsys.readouterr().err
+    assert main(["bench", "perf", "--plants", "theremin"]) == 2
+    assert "unknown plant 'theremin'" in capsys.readouterr().err and len(calls) == 1
 
 
 def test_pinned_single_env_runs_in_a_process_on_one_core():

@@ -7,13 +7,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import soundfile as sf
 
+from ddsp_gym.audio_io import save_audio
 from ddsp_gym.catalog import PLANT_NAMES
 from ddsp_gym.cli import knob_range_errors, main
 from ddsp_gym.knobs import KnobSpec
+from ddsp_gym.plants import make_plant
 
 
 def test_list_names_every_env_and_its_seed_demo(capsys, env_ids):
@@ -219,3 +223,51 @@ def test_match_says_once_how_it_fit_the_file(tmp_path, capsys):
         f"ddsp-gym: note: {path}: resampled from 22050 Hz to 16000 Hz",
         f"ddsp-gym: note: {path}: cut from 1.000 s to 0.250 s (4000 samples at 16000 Hz)",
     ]
+
+
+# ---- the commands, for real ------------------------------------------------------------------
+
+
+def test_recovery_writes_its_table_for_the_envs_asked(tmp_path, capsys):
+    env_id = "ddsp_gym/VolumeMatch-v0"
+    assert main(["recovery", "--envs", env_id, "--seeds", "1", "-o", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "recovery.json").read_text())["rows"]
+    assert [(r["env_id"], r["variant"], r["seeds"]) for r in rows] == [
+        (env_id, "no restarts", 1),
+        (env_id, "restarts", 1),
+    ]
+    assert all(r["recovered"] == 1 and r["budget"] == 50 for r in rows)  # VolumeMatch: easy
+    markdown = (tmp_path / "recovery.md").read_text()
+    assert f"| {env_id} | gradient, no restarts | 1/1 |" in markdown
+    assert f"| {env_id} | gradient, restarts | 1/1 |" in markdown
+    out = capsys.readouterr().out
+    assert f"| {env_id} | gradient, restarts | 1/1 |" in out
+    assert f"wrote {tmp_path / 'recovery.json'} and {tmp_path / 'recovery.md'}" in out
+
+
+def test_match_fits_an_effect_to_its_output_on_a_given_dry_signal(tmp_path, capsys):
+    # A 250 Hz sine at five levels (the harmonics task's probe) through the distortion
+    # plant at known knobs is the target; `match --input` must find the drive and tone.
+    sr = 16_000
+    t = np.arange(8000) / sr
+    dry = (np.repeat([0.05, 0.1, 0.2, 0.4, 0.8], 1600) * np.sin(2 * np.pi * 250 * t)).astype(
+        np.float32
+    )
+    plant = make_plant("distortion")
+    assert plant.needs_input and plant.n_samples == dry.size
+    knobs = plant.knobs_from_physical({"drive": 18.0, "tone": 3.0, "level": -18.0})
+    wet = np.asarray(plant.render(knobs, jax.random.PRNGKey(0), jnp.asarray(dry)))
+    dry_path = save_audio(tmp_path / "dry.wav", dry, sr)
+    target = save_audio(tmp_path / "target.wav", wet, sr)
+    out = tmp_path / "out"
+    argv = ["match", str(target), "--plant", "distortion", "--input", str(dry_path)]
+    assert main([*argv, "--steps", "60", "-o", str(out)]) == 0
+    report = json.loads((out / "knobs.json").read_text())
+    assert report["success"] and report["distance"] <= report["success_threshold"]
+    assert report["knobs"]["drive"] == pytest.approx(18.0, abs=1.0)
+    assert report["knobs"]["tone"] == pytest.approx(3.0, abs=1.0)
+    assert report["knob_units"] == {"drive": "dB", "tone": "dB", "level": "dB"}
+    result, written_sr = sf.read(out / "result.wav")
+    assert written_sr == sr and result.shape == (8000,)
+    np.testing.assert_allclose(sf.read(out / "target.wav")[0], wet, atol=1e-4)  # 16-bit WAV
+    assert capsys.readouterr().out.startswith("matched: distance ")

@@ -1,4 +1,4 @@
-"""``ddsp-gym bench``: every agent on every env, same held-out targets, same query budget.
+"""``ddsp-gym bench agents``: every agent on every env, same held-out targets, same query budget.
 
 Search agents (random, cma, gradient, hybrid) work on each held-out target
 (reset seeds ``EVAL_SEED_OFFSET + i``) with at most ``budget`` plant queries:
@@ -37,11 +37,9 @@ from tqdm import tqdm
 import ddsp_gym
 from ddsp_gym.agents import provenance
 from ddsp_gym.agents.base import SolveResult
+from ddsp_gym.catalog import DEFAULT_AGENTS, SEARCH_AGENTS, TRAINED_AGENTS
 
 EVAL_SEED_OFFSET = 10_000
-SEARCH_AGENTS: tuple[str, ...] = ("random", "cma", "gradient", "hybrid")
-TRAINED_AGENTS: tuple[str, ...] = ("ppo", "sac", "td3", "amortized")
-DEFAULT_AGENTS: tuple[str, ...] = SEARCH_AGENTS
 
 
 def eval_seeds(count: int) -> list[int]:

@@ -77,9 +77,10 @@ class GradientAgent:
             distances.append(info["distance"])
             if info["distance"] < best[0]:
                 best = (info["distance"], action.copy(), info.get("param_error"))
-            if terminated or truncated:
-                break
+            # The last step too: a progress display then ends on the step that finished.
             if callback is not None and not callback(steps, info):
+                break
+            if terminated or truncated:
                 break
             if info["distance"] < 0.99 * start_best:
                 start_best, stalled = info["distance"], 0

@@ -1,4 +1,4 @@
-"""``ddsp-gym bench --backend hardware``: the search agents on a real synth (or the rig's).
+"""``ddsp-gym bench hw``: the search agents on a real synth (or the rig's).
 
 Each agent works on hidden patches played on the device: reset seed
 ``EVAL_SEED_OFFSET + i`` picks the sim's hidden knobs for that seed, the device
@@ -42,10 +42,8 @@ from ddsp_gym.agents.benchmark import (
     summarize,
     write_json_atomic,
 )
+from ddsp_gym.catalog import DEFAULT_HW_ENV, HW_AGENTS
 from ddsp_gym.plants import make_plant
-
-HW_AGENTS: tuple[str, ...] = ("random", "cma", "hybrid")  # gradient needs reward_grad
-DEFAULT_HW_ENV = "ddsp_gym/RealSynthPatch-v0"
 
 
 class KnobSubset:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,16 @@ AGENTS = ("gradient",)
 
 @dataclass
 class MatchResult:
+    """The best setting found: its knobs (physical units), its distance from the target,
+    whether that distance reached the task's success threshold, and the files written."""
+
     knobs: dict[str, float]
-    distance: float
+    distance: float  # the best distance of the run (the reported knobs')
     distance_unit: str
-    success: bool
+    success: bool  # distance <= success_threshold
     steps: int
     outputs: dict[str, str]
+    success_threshold: float
 
 
 def env_settings_for_plant(plant: str) -> dict[str, Any]:
@@ -78,9 +83,15 @@ def match_file(
         disable=not show_progress,
     )
 
+    best = math.inf
+
     def progress(step: int, info: dict[str, Any]) -> bool:
+        # The bar shows the best distance so far: the one the result reports, whatever
+        # the last step (a restart, an overshoot) scored.
+        nonlocal best
+        best = min(best, float(info["distance"]))
         bar.update(1)
-        bar.set_postfix(distance=f"{info['distance']:.4g}")
+        bar.set_postfix(best=f"{best:.4g}")
         return True
 
     # No restarts on a budget this small would waste it; the agent restarts on stalls.
@@ -119,5 +130,11 @@ def match_file(
     outputs["knobs"] = str(out_dir / "knobs.json")
     (out_dir / "knobs.json").write_text(json.dumps(report, indent=2))
     return MatchResult(
-        physical, result.best_distance, base_env.task.distance_unit, success, result.steps, outputs
+        physical,
+        result.best_distance,
+        base_env.task.distance_unit,
+        success,
+        result.steps,
+        outputs,
+        base_env.task.success_threshold,
     )

@@ -1,7 +1,14 @@
-"""Reading and writing audio files (soundfile), with one clear error per bad file."""
+"""Reading and writing audio files (soundfile), with one clear error per bad file.
+
+Loading a file fits it to what a plant hears (mono, its sample rate, its length). Each
+such change is reported as an :class:`AudioConversionWarning`, so that a result is never
+silently about a different sound than the file: library users see Python warnings, the
+``ddsp-gym`` command prints each as one line on stderr.
+"""
 
 from __future__ import annotations
 
+import warnings
 from math import gcd
 from pathlib import Path
 
@@ -16,6 +23,37 @@ class AudioFileError(ValueError):
     """An audio file that cannot be used: unreadable, empty or silent."""
 
 
+class AudioConversionWarning(UserWarning):
+    """A loaded file was changed to fit: mixed down to mono, resampled, cut or padded."""
+
+
+def conversion_notes(
+    path: str | Path,
+    channels: int,
+    file_rate: int,
+    sample_rate: int,
+    n_resampled: int,
+    n_samples: int | None,
+) -> list[str]:
+    """What :func:`load_audio` does to a file, one sentence per change (from what to what).
+
+    ``n_resampled`` is the file's length in samples at ``sample_rate``; ``n_samples`` the
+    length asked for (None: kept).
+    """
+    notes = []
+    if channels > 1:
+        notes.append(f"{path}: mixed {channels} channels down to mono (their mean)")
+    if file_rate != sample_rate:
+        notes.append(f"{path}: resampled from {file_rate} Hz to {sample_rate} Hz")
+    if n_samples is not None and n_resampled != n_samples:
+        how = "cut" if n_resampled > n_samples else "padded with silence"
+        notes.append(
+            f"{path}: {how} from {n_resampled / sample_rate:.3f} s to "
+            f"{n_samples / sample_rate:.3f} s ({n_samples} samples at {sample_rate} Hz)"
+        )
+    return notes
+
+
 def load_audio(
     path: str | Path,
     sample_rate: int,
@@ -26,7 +64,8 @@ def load_audio(
 
     Multichannel audio is mixed down (channel mean) and other rates are
     resampled (polyphase). With ``n_samples`` the result is trimmed or
-    zero-padded to that length.
+    zero-padded to that length. Each of these changes issues an
+    :class:`AudioConversionWarning` saying what was done, from what to what.
 
     Raises:
         AudioFileError: the file is missing or unreadable, has no samples, or
@@ -47,10 +86,15 @@ def load_audio(
     if file_rate != sample_rate:
         common = gcd(int(file_rate), int(sample_rate))
         mono = resample_poly(mono, sample_rate // common, file_rate // common).astype(np.float32)
+    notes = conversion_notes(
+        path, data.shape[1], int(file_rate), sample_rate, mono.shape[0], n_samples
+    )
     if n_samples is not None:
         mono = fit_length(mono, n_samples)
     if not allow_silent and np.max(np.abs(mono)) < SILENCE_PEAK:
         raise AudioFileError(f"{path}: the audio is silent (peak below -100 dBFS)")
+    for note in notes:  # only for a file that is used
+        warnings.warn(note, AudioConversionWarning, stacklevel=2)
     return mono.astype(np.float32)
 
 

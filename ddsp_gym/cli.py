@@ -1,15 +1,34 @@
-"""The ``ddsp-gym`` command. Thin: parse arguments, call the library, print results."""
+"""The ``ddsp-gym`` command. Thin: parse arguments, call the library, print results.
+
+Building the parser imports no JAX, no agents and no plants (``ddsp-gym --help`` answers
+at once); each command imports what it runs. Exit status: 0 done, 1 the command ran but
+its goal was not met (``match``: no match; ``demo``: a bar missed), 2 an error (one
+``ddsp-gym: error: ...`` line on stderr, no traceback), 130 interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from ddsp_gym.audio_io import AudioFileError
 from ddsp_gym.backends.commands import add_hw_parser, add_plugin_parser
-from ddsp_gym.backends.errors import HardwareError
+from ddsp_gym.bench.commands import add_bench_parser
+from ddsp_gym.catalog import PLANT_NAMES, check_env_ids, check_plant
+
+EXIT_OK = 0
+EXIT_NOT_MET = 1  # ran fine, but the goal was not met (no match, a demo bar missed)
+EXIT_ERROR = 2  # bad arguments, unknown names, unreadable files, device errors
+EXIT_INTERRUPTED = 130
+
+EXIT_STATUS_HELP = (
+    "exit status: 0 done; 1 ran, but the goal was not met (match: no setting reached "
+    "the success threshold; demo: a bar missed); 2 error (one 'ddsp-gym: error:' line); "
+    "130 interrupted"
+)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -19,10 +38,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
     width = max(len(e.id) for e in entries)
     for entry in entries:
         print(f"{entry.id:<{width}}  [{entry.seed_demo}] {entry.description}")
-    return 0
+    return EXIT_OK
 
 
-def _parse_knob_values(pairs: Sequence[str]) -> dict[str, float]:
+def parse_knob_values(pairs: Sequence[str]) -> dict[str, float]:
+    """``["cutoff=800", ...]`` -> ``{"cutoff": 800.0}``; ValueError names a malformed pair."""
     values = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -35,20 +55,44 @@ def _parse_knob_values(pairs: Sequence[str]) -> dict[str, float]:
     return values
 
 
+def knob_range_errors(specs: Sequence[Any], values: Mapping[str, float]) -> list[str]:
+    """One message per value outside its knob's range, naming the range and unit.
+
+    A plant clamps knobs to their travel, so an out-of-range value would render a
+    different sound than asked for; the command refuses it instead. ``specs`` are
+    ``KnobSpec``-like (``name``, ``low``, ``high``, ``unit``).
+    """
+    errors = []
+    for spec in specs:
+        if spec.name not in values:
+            continue
+        value = values[spec.name]
+        if not spec.low <= value <= spec.high:  # NaN fails too
+            unit = f" {spec.unit}" if spec.unit else ""
+            errors.append(
+                f"knob {spec.name!r}: {value:g}{unit} is outside its range "
+                f"{spec.low:g} to {spec.high:g}{unit}"
+            )
+    return errors
+
+
 def _cmd_render(args: argparse.Namespace) -> int:
+    check_env_ids([args.env_id])
+    values = parse_knob_values(args.knobs)
     import gymnasium as gym
     import jax
     import numpy as np
 
-    import ddsp_gym  # noqa: F401  (registers the envs)
     from ddsp_gym.audio_io import save_audio
 
     env = gym.make(args.env_id).unwrapped
     plant = env.plant
-    values = _parse_knob_values(args.knobs)
     unknown = sorted(set(values) - set(plant.knob_names))
     if unknown:
         raise ValueError(f"{args.env_id} has no knob {unknown}; its knobs are {plant.knob_names}")
+    errors = knob_range_errors(plant.knob_specs, values)
+    if errors:
+        raise ValueError("; ".join(errors))
     # Knobs not given sit at mid travel.
     full = {spec.name: float(spec.to_physical(0.5)) for spec in plant.knob_specs}
     full.update(values)
@@ -58,7 +102,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     settings = ", ".join(f"{k}={v:g}" for k, v in full.items())
     seconds = len(audio) / plant.sample_rate
     print(f"wrote {path} ({seconds:.2f} s at {plant.sample_rate} Hz): {settings}")
-    return 0
+    return EXIT_OK
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -68,114 +112,47 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(format_table(rows))
     bar = "at least 90% of seeds solved on every env"
     print(f"\n{'PASS' if passed else 'FAIL'}: {bar}. Audio and pictures in {args.output}/")
-    return 0 if passed else 1
-
-
-def _agent_bench(args: argparse.Namespace) -> int:
-    from ddsp_gym.agents.benchmark import format_table, run_benchmark
-
-    command = "ddsp-gym bench" + (f" --envs {' '.join(args.envs)}" if args.envs else "")
-    command += f" --agents {' '.join(args.agents)} --budget {args.budget} --seeds {args.seeds}"
-    if args.train_queries:
-        command += f" --train-queries {args.train_queries}"
-    out = args.output / "bench.json"
-    cells = run_benchmark(
-        args.envs or None,
-        args.agents,
-        args.budget,
-        args.seeds,
-        out,
-        args.train_queries,
-        command=command,
-    )
-    print(format_table(cells))
-    print(f"\nresults: {out} (+ .md, _curves.png); rerun the same command to resume")
-    return 0
+    return EXIT_OK if passed else EXIT_NOT_MET
 
 
 def _cmd_match(args: argparse.Namespace) -> int:
+    check_plant(args.plant)
     from ddsp_gym.agents.match import match_file
-    from ddsp_gym.plants import PLANTS
 
-    if args.plant not in PLANTS:
-        raise ValueError(f"unknown plant {args.plant!r}; known plants: {sorted(PLANTS)}")
     result = match_file(
         args.target, args.plant, args.output, args.input, args.agent, args.steps, args.seed
     )
-    knobs = ", ".join(f"{k}={v:.4g}" for k, v in result.knobs.items())
-    verdict = "matched" if result.success else "no setting reached the success threshold"
-    print(
-        f"{verdict}: distance {result.distance:.4g} {result.distance_unit} "
-        f"after {result.steps} steps"
-    )
-    print(f"knobs: {knobs}")
+    unit = result.distance_unit
+    if result.success:
+        print(f"matched: distance {result.distance:.4g} {unit} after {result.steps} steps")
+    else:
+        print(
+            f"no match: no setting reached the success threshold "
+            f"({result.success_threshold:.4g} {unit}); best distance {result.distance:.4g} "
+            f"{unit} after {result.steps} steps"
+        )
+    print("knobs: " + ", ".join(f"{k}={v:.4g}" for k, v in result.knobs.items()))
     print("wrote " + ", ".join(result.outputs.values()))
-    return 0
+    return EXIT_OK if result.success else EXIT_NOT_MET
 
 
 def _cmd_recovery(args: argparse.Namespace) -> int:
+    check_env_ids(args.envs or [])
     import ddsp_gym
     from ddsp_gym.agents.recovery import format_table, run_recovery
 
-    unknown = sorted(set(args.envs or []) - set(ddsp_gym.ENV_IDS))
-    if unknown:
-        raise ValueError(f"unknown env ids {unknown}; see `ddsp-gym list`")
     rows = run_recovery(args.envs or list(ddsp_gym.ENV_IDS), args.seeds, args.output)
     print(format_table(rows))
     print(f"\nwrote {args.output / 'recovery.json'} and {args.output / 'recovery.md'}")
-    return 0
-
-
-def _hw_bench(args: argparse.Namespace) -> int:
-    import json
-
-    from ddsp_gym.agents.benchmark import DEFAULT_AGENTS
-    from ddsp_gym.agents.hw_bench import HW_AGENTS, format_table, run_hw_benchmark
-
-    try:
-        hardware = json.loads(args.hardware_json) if args.hardware_json else {}
-    except json.JSONDecodeError as err:
-        raise ValueError(f"--hardware-json is not JSON: {err}") from None
-    # The sim bench's default agent list means "the default" here too: those that run on hardware.
-    agents = args.agents if args.agents != list(DEFAULT_AGENTS) else list(HW_AGENTS)
-    command = "ddsp-gym bench --backend hardware" + (
-        f" --envs {' '.join(args.envs)}" if args.envs else ""
-    )
-    if args.hardware_json:
-        command += f" --hardware-json '{args.hardware_json}'"
-    if args.knobs:
-        command += f" --knobs {' '.join(args.knobs)}"
-    command += f" --agents {' '.join(agents)} --budget {args.budget} --seeds {args.seeds}"
-    out = args.output / "hw_bench.json"
-    cells = run_hw_benchmark(
-        args.envs or None, agents, args.budget, args.seeds, out, hardware, args.knobs, True, command
-    )
-    print(format_table(cells))
-    print(f"\nresults: {out} (+ .md); rerun the same command to resume at the next seed")
-    return 0
-
-
-def _cmd_bench(args: argparse.Namespace) -> int:
-    if args.backend == "hardware":
-        return _hw_bench(args)
-    if not args.perf:
-        return _agent_bench(args)
-    from ddsp_gym.bench.perf import format_markdown, run_perf, settings_for
-
-    settings = settings_for(
-        args.quick,
-        env_ids=tuple(args.envs) if args.envs else None,
-        plants=tuple(args.plants) if args.plants else None,
-    )
-    results = run_perf(args.output, settings)
-    print(format_markdown(results))
-    print(f"wrote {args.output / 'perf.json'} and {args.output / 'perf.md'}")
-    return 0
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The whole command line. Imports nothing heavy: see the module docstring."""
     parser = argparse.ArgumentParser(
-        prog="ddsp-gym", description="Gymnasium envs in which agents play differentiable synths."
+        prog="ddsp-gym",
+        description="Gymnasium envs in which agents play differentiable synths.",
+        epilog=EXIT_STATUS_HELP,
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -183,21 +160,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("render", help="render an env's plant at given knob values to a WAV")
-    p.add_argument("env_id", help="e.g. ddsp_gym/SineTuner-v0")
+    p.add_argument("env_id", help="e.g. ddsp_gym/SineTuner-v0 (`ddsp-gym list` shows all)")
     p.add_argument(
         "--knobs",
         nargs="*",
         default=[],
         metavar="NAME=VALUE",
-        help="physical knob values (unset knobs sit at mid travel)",
+        help="physical knob values within each knob's range (unset knobs sit at mid travel)",
     )
     p.add_argument("-o", "--output", type=Path, required=True, help="output WAV path")
     p.add_argument("--seed", type=int, default=0, help="seed for noise sources")
     p.set_defaults(func=_cmd_render)
 
-    p = sub.add_parser("match", help="fit a plant's knobs to a WAV file")
+    p = sub.add_parser(
+        "match",
+        help="fit a plant's knobs to a WAV file",
+        description="Fit a plant's knobs to a sound file with the gradient agent. The file "
+        "is mixed down to mono, resampled and cut or padded to the plant's length as "
+        "needed (each said once on stderr).",
+        epilog="exit status: 0 matched (the best setting reached the success threshold); "
+        "1 ran fine but no match (the outputs are written all the same); 2 error",
+    )
     p.add_argument("target", type=Path, help="the sound to match (WAV, FLAC, ...)")
-    p.add_argument("--plant", required=True, help="plant name (see ddsp_gym/plants)")
+    p.add_argument("--plant", required=True, metavar="NAME", help=", ".join(PLANT_NAMES))
     p.add_argument("--input", type=Path, default=None, help="dry signal for effect plants")
     p.add_argument("--agent", default="gradient", help="search agent (default gradient)")
     p.add_argument("--steps", type=int, default=300, help="plant queries (default 300)")
@@ -208,57 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "recovery", help="how often the gradient agent recovers hidden knob settings"
     )
-    p.add_argument("--envs", nargs="*", help="env ids (default: all)")
+    p.add_argument("--envs", nargs="*", metavar="ID", help="env ids (default: all)")
     p.add_argument("--seeds", type=int, default=20, help="hidden settings per env (default 20)")
     p.add_argument("-o", "--output", type=Path, default=Path("results"), help="results folder")
     p.set_defaults(func=_cmd_recovery)
 
-    from ddsp_gym.agents.benchmark import DEFAULT_AGENTS
-
-    p = sub.add_parser(
-        "bench",
-        help="compare agents on envs with equal query budgets (--perf: speed of plants and envs)",
-    )
-    p.add_argument(
-        "--perf", action="store_true", help="measure render, gradient and env-step speed"
-    )
-    p.add_argument("--quick", action="store_true", help="--perf: a smoke-test run (under 2 min)")
-    p.add_argument("--envs", nargs="*", help="env ids (default: all)")
-    p.add_argument("--plants", nargs="*", help="--perf: plant names (default: all)")
-    p.add_argument(
-        "--agents",
-        nargs="+",
-        default=list(DEFAULT_AGENTS),
-        metavar="NAME",
-        help="random cma gradient hybrid ppo sac td3 amortized (default: the first 4)",
-    )
-    p.add_argument("--budget", type=int, default=200, help="plant queries per target (200)")
-    p.add_argument("--seeds", type=int, default=20, help="held-out targets per env (20)")
-    p.add_argument(
-        "--train-queries",
-        type=int,
-        default=None,
-        help="training queries of ppo/sac/td3/amortized (default budget * seeds)",
-    )
-    p.add_argument(
-        "--backend",
-        choices=("sim", "hardware"),
-        default="sim",
-        help="hardware: random, cma and hybrid on a real synth (default env RealSynthPatch-v0, "
-        "budget: use e.g. 60), results in hw_bench.json/.md",
-    )
-    p.add_argument(
-        "--hardware-json", default=None, help="hardware options as JSON (see backends/README.md)"
-    )
-    p.add_argument(
-        "--knobs",
-        nargs="+",
-        default=None,
-        metavar="NAME",
-        help="--backend hardware: search only these knobs; the others sit at the hidden patch's",
-    )
-    p.add_argument("-o", "--output", type=Path, default=Path("results"), help="results folder")
-    p.set_defaults(func=_cmd_bench)
+    add_bench_parser(sub)
 
     p = sub.add_parser("demo", help="solve the Level-1 envs with the gradient agent")
     p.add_argument("--seeds", type=int, default=10, help="seeds per env (default 10)")
@@ -270,19 +210,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def print_notes_once(category: type[Warning]) -> Callable[..., None]:
+    """A ``warnings.showwarning`` that prints each distinct ``category`` warning once, as
+    one ``ddsp-gym: note: ...`` line on stderr, and shows other warnings as before.
+
+    Use inside ``warnings.catch_warnings()``, which restores the original on exit.
+    """
+    original = warnings.showwarning
+    seen: set[str] = set()
+
+    def show(message, warning_category, filename, lineno, file=None, line=None) -> None:
+        if not issubclass(warning_category, category):
+            original(message, warning_category, filename, lineno, file, line)
+            return
+        text = str(message)
+        if text not in seen:
+            seen.add(text)
+            print(f"ddsp-gym: note: {text}", file=sys.stderr)
+
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.func is None:  # a command group given no command (`ddsp-gym bench`)
+        group = args.help_parser
+        group.print_help(sys.stderr)
+        print(f"\n{group.prog}: error: choose one of the commands above", file=sys.stderr)
+        return EXIT_ERROR
+    from ddsp_gym.audio_io import AudioConversionWarning
+    from ddsp_gym.backends.errors import HardwareError
     from ddsp_gym.runtime import tune_for_cpu
 
     tune_for_cpu()  # before the command's first JAX computation
-    try:
-        return args.func(args)
-    except (AudioFileError, ValueError, NotImplementedError, OSError, HardwareError) as err:
-        print(f"ddsp-gym: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("ddsp-gym: interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", AudioConversionWarning)  # show() prints each once
+        warnings.showwarning = print_notes_once(AudioConversionWarning)
+        try:
+            return args.func(args)
+        except (ValueError, NotImplementedError, OSError, HardwareError) as err:
+            print(f"ddsp-gym: error: {err}", file=sys.stderr)
+            return EXIT_ERROR
+        except KeyboardInterrupt:
+            print("ddsp-gym: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

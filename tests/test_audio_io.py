@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import soundfile as sf
 
-from ddsp_gym.audio_io import AudioFileError, load_audio, save_audio
+from ddsp_gym.audio_io import AudioConversionWarning, AudioFileError, load_audio, save_audio
 from tests.conftest import make
 
 
@@ -19,19 +21,42 @@ def test_stereo_is_mixed_down_and_other_rates_resampled(tmp_path):
     left, right = _tone(440, 44_100, 0.5), _tone(440, 44_100, 0.5, amp=0.1)
     path = tmp_path / "stereo.wav"
     sf.write(path, np.stack([left, right], axis=1), 44_100, subtype="FLOAT")
-    audio = load_audio(path, 16_000, 4000)
+    with pytest.warns(AudioConversionWarning):
+        audio = load_audio(path, 16_000, 4000)
     assert audio.shape == (4000,) and audio.dtype == np.float32
     assert np.max(np.abs(audio)) == pytest.approx(0.3, abs=0.01)  # the channel mean
     spectrum = np.abs(np.fft.rfft(audio * np.hanning(4000)))
     assert np.fft.rfftfreq(4000, 1 / 16_000)[np.argmax(spectrum)] == pytest.approx(440, abs=4)
 
 
+def test_each_conversion_is_a_warning_saying_from_what_to_what(tmp_path):
+    path = tmp_path / "stereo.wav"
+    sf.write(path, np.stack([_tone(440, 44_100, 0.5)] * 2, axis=1), 44_100)
+    with pytest.warns(AudioConversionWarning) as record:
+        load_audio(path, 16_000, 4000)
+    assert [str(w.message) for w in record] == [
+        f"{path}: mixed 2 channels down to mono (their mean)",
+        f"{path}: resampled from 44100 Hz to 16000 Hz",
+        f"{path}: cut from 0.500 s to 0.250 s (4000 samples at 16000 Hz)",
+    ]
+    short = save_audio(tmp_path / "short.wav", _tone(300, 16_000, 0.1), 16_000)
+    with pytest.warns(AudioConversionWarning, match=r"padded with silence from 0.100 s to 0.250 s"):
+        load_audio(short, 16_000, 4000)
+    fitting = save_audio(tmp_path / "fits.wav", _tone(300, 16_000, 0.25), 16_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a file that needs no change: no warning at all
+        load_audio(fitting, 16_000, 4000)
+        load_audio(short, 16_000)  # no length asked for: kept as it is
+
+
 def test_short_files_are_zero_padded_and_long_ones_trimmed(tmp_path):
     path = save_audio(tmp_path / "short.wav", _tone(300, 16_000, 0.1), 16_000)
-    audio = load_audio(path, 16_000, 4000)
+    with pytest.warns(AudioConversionWarning, match="padded"):
+        audio = load_audio(path, 16_000, 4000)
     assert audio.shape == (4000,) and np.all(audio[1700:] == 0)
     long = save_audio(tmp_path / "long.wav", _tone(300, 16_000, 3.0), 16_000)
-    assert load_audio(long, 16_000, 4000).shape == (4000,)
+    with pytest.warns(AudioConversionWarning, match="cut"):
+        assert load_audio(long, 16_000, 4000).shape == (4000,)
 
 
 @pytest.mark.parametrize(
@@ -56,7 +81,8 @@ def test_bad_files_give_one_clear_error(tmp_path, writer, message):
 def test_env_matches_a_target_loaded_from_a_wav(tmp_path):
     # The target is a sine at 660 Hz written to disk; the env must tune to it.
     path = save_audio(tmp_path / "target.wav", _tone(660, 22_050, 0.25), 22_050)
-    env = make("ddsp_gym/SineTuner-v0", target=str(path), expose_grad=True)
+    with pytest.warns(AudioConversionWarning, match="resampled from 22050 Hz to 16000 Hz"):
+        env = make("ddsp_gym/SineTuner-v0", target=str(path), expose_grad=True)
     env.reset(seed=0)
     spec = env.unwrapped.plant.knob_specs[0]
     action = np.array([2 * float(spec.to_unit(660.0)) - 1], np.float32)

@@ -132,11 +132,14 @@ def test_a_real_cell_counts_queries_on_held_out_seeds(monkeypatch):
 
 def test_cli_bench_prints_the_table(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(benchmark, "run_cell", _fake_cell)
-    argv = ["bench", "--envs", "ddsp_gym/SineTuner-v0", "--agents", "hybrid", "-o", str(tmp_path)]
+    argv = ["bench", "agents", "--envs", "ddsp_gym/SineTuner-v0", "--agents", "hybrid"]
+    argv += ["-o", str(tmp_path)]
     assert main(argv + ["--budget", "5", "--seeds", "2"]) == 0
     assert "| SineTuner-v0 | hybrid | 1/2 |" in capsys.readouterr().out
     cell = json.loads((tmp_path / "bench.json").read_text())["cells"][0]
-    assert cell["command"].startswith("ddsp-gym bench --envs ddsp_gym/SineTuner-v0 --agents hybrid")
+    assert cell["command"] == (
+        "ddsp-gym bench agents --envs ddsp_gym/SineTuner-v0 --agents hybrid --budget 5 --seeds 2"
+    )
     assert main(argv + ["--agents", "nonsense"]) == 2
 
 

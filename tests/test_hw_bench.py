@@ -10,6 +10,7 @@ import pytest
 from ddsp_gym.agents import hw_bench, provenance
 from ddsp_gym.agents.base import PlantOracle, SolveResult
 from ddsp_gym.agents.hw_bench import KnobSubset, format_report, hw_cell
+from ddsp_gym.bench.commands import hw_command
 from tests.conftest import make
 
 ENV = "ddsp_gym/RealSynthPatch-v0"
@@ -75,9 +76,11 @@ def test_cell_reports_rates_timing_against_the_limit_and_retries():
     assert cell["wall_s"] == pytest.approx(60 * 0.6 + 3.0)
     assert cell["wall_s_per_query"] == pytest.approx((36.0 + 3.0) / 60)
     assert cell["retries"] == 3 and cell["physical_limit_s"] == 0.45
-    report = format_report([{**cell, "command": "ddsp-gym bench --backend hardware"}])
+    command = hw_command(None, None, ["cutoff"], ["hybrid"], 30, 3)
+    assert command == "ddsp-gym bench hw --knobs cutoff --agents hybrid --budget 30 --seeds 3"
+    report = format_report([{**cell, "command": command}])
     assert "| RealSynthPatch-v0 | cutoff | hybrid | 2/3 | 20 |" in report
-    assert "0.40 s + 0.05 s = 0.45 s" in report and "ddsp-gym bench --backend hardware" in report
+    assert "0.40 s + 0.05 s = 0.45 s" in report and f"    {command}\n" in report
 
 
 class _OneQueryAgent:

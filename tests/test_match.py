@@ -41,24 +41,37 @@ def test_match_fits_a_sound_made_by_a_different_plant(tmp_path, capsys):
     for steps in ("1", "30"):
         out = tmp_path / f"mismatch{steps}"
         argv = ["match", str(target), "--plant", "adsr_tone", "--steps", steps, "-o", str(out)]
-        assert main(argv) == 0
+        assert main(argv) == 1  # no match: the plant cannot make this sound
         reports[steps] = json.loads((out / "knobs.json").read_text())
     report, start = reports["30"], reports["1"]
     assert set(report["knobs"]) == {"attack", "decay", "sustain", "release"}
     assert start["steps"] == 1 and report["steps"] == 30
     assert report["distance"] < 0.25 * start["distance"], (report["distance"], start["distance"])
     assert not report["success"] and report["distance"] > report["success_threshold"]
-    assert "no setting reached the success threshold" in capsys.readouterr().out
+    assert "no match: no setting reached the success threshold" in capsys.readouterr().out
 
 
-def test_match_on_noise_runs_and_says_it_did_not_match(tmp_path, capsys):
+def test_match_on_noise_runs_says_no_match_and_exits_1(tmp_path, capsys):
     path = tmp_path / "noise.wav"
     sf.write(path, np.random.default_rng(0).uniform(-0.5, 0.5, 8000), 16_000)
-    assert (
-        main(["match", str(path), "--plant", "sine", "--steps", "10", "-o", str(tmp_path / "o")])
-        == 0
+    out = tmp_path / "o"
+    assert main(["match", str(path), "--plant", "sine", "--steps", "10", "-o", str(out)]) == 1
+    report = json.loads((out / "knobs.json").read_text())
+    assert not report["success"] and report["distance"] > report["success_threshold"]
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0] == (
+        "no match: no setting reached the success threshold "
+        f"({report['success_threshold']:.4g} cents); best distance {report['distance']:.4g} "
+        f"cents after {report['steps']} steps"
     )
-    assert "no setting reached the success threshold" in capsys.readouterr().out
+    # The file was 0.5 s and the plant plays 0.25 s: said once, on stderr.
+    # The progress bar ends on the distance reported: the best, not the last step's.
+    bar = [part for part in captured.err.replace("\n", "\r").split("\r") if "matching" in part]
+    assert bar[-1].endswith(f"best={report['distance']:.4g}]")
+    notes = [line for line in captured.err.splitlines() if line.startswith("ddsp-gym:")]
+    assert notes == [
+        f"ddsp-gym: note: {path}: cut from 0.500 s to 0.250 s (4000 samples at 16000 Hz)"
+    ]
 
 
 def test_match_on_silence_and_bad_arguments_give_one_error_line(tmp_path, capsys):

@@ -36,6 +36,9 @@ def _cmd_rig(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from ddsp_gym.catalog import check_env_ids
+
+    check_env_ids([args.env_id])  # before any device is opened
     import gymnasium as gym
 
     import ddsp_gym  # noqa: F401  (registers the envs)

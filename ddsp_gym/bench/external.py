@@ -10,16 +10,26 @@ torchsynth (PyTorch, Turian et al. 2021). Each offers
   library's own modules: the structure of our ``adsr_tone`` plant.
 
 A library that is not installed, or fails to run here, is reported with the
-reason, never with a number.
+reason, never with a number. :func:`bench_external` times each beside our comparable
+plant in alternating rounds, so their ratio is measured in one run, under one load.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ddsp_gym.bench.settings import PerfSettings
 
 VOICES: tuple[str, ...] = ("voice", "adsr_sine")
+# Our plant set beside each external voice, the first one the run measured wins.
+COMPARABLE_PLANTS: dict[str, tuple[str, ...]] = {
+    "voice": ("subtractive", "fm2", "filtered_saw"),
+    "adsr_sine": ("adsr_tone",),
+}
 
 
 @dataclass
@@ -135,3 +145,74 @@ LIBRARIES: dict[str, Callable[[str, int, int, float], ExternalRender]] = {
     "SynthAX": synthax_render,
     "torchsynth": torchsynth_render,
 }
+
+
+def torch_threads() -> int | None:
+    """PyTorch's intra-op threads (torchsynth's parallelism), None without PyTorch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch.get_num_threads()
+
+
+def bench_external(settings: PerfSettings, plant_rows: Sequence[dict]) -> list[dict[str, Any]]:
+    """SynthAX and torchsynth voices, timed here, beside our comparable plants.
+
+    Ours is rendered here too, for their duration (the plant table uses each plant's
+    own), so both sides of the ratio time the same work, in alternating rounds.
+    """
+    from ddsp_gym.bench.plants import render_call
+    from ddsp_gym.bench.report import one_line
+    from ddsp_gym.bench.timing import audio_rates, time_interleaved
+    from ddsp_gym.plants import PLANTS
+
+    measured = {row["plant"] for row in plant_rows}  # the plants this run was asked for
+    sr = settings.sample_rates[0]
+    rows = []
+    for library, make in LIBRARIES.items():
+        for voice in settings.external_voices:
+            for batch in settings.external_batches:
+                row: dict[str, Any] = {
+                    "library": library,
+                    "voice": voice,
+                    "batch": batch,
+                    "sample_rate": sr,
+                    "seconds": settings.external_seconds,
+                }
+                try:
+                    ext = make(voice, batch, sr, settings.external_seconds)
+                except ImportError as err:
+                    row["unavailable"] = f"not installed ({one_line(err)}); pip install '.[bench]'"
+                    rows.append(row)
+                    continue
+                except Exception as err:
+                    row["unavailable"] = f"fails to run here: {one_line(err)}"
+                    rows.append(row)
+                    continue
+                mine = next((p for p in COMPARABLE_PLANTS[voice] if p in measured), None)
+                calls = [ext.render]
+                if mine is not None:
+                    plant = PLANTS[mine](sample_rate=sr, duration=settings.external_seconds)
+                    calls.append(render_call(plant, batch)[0])
+                for call in calls:
+                    call()  # warm: first-call work on both sides, outside the timing
+                timings = time_interleaved(calls, settings.min_time, settings.external_rounds)
+                seconds = batch * settings.external_seconds
+                row.update(
+                    version=ext.version,
+                    setup_s=ext.setup_s,
+                    torch_threads=torch_threads(),
+                    **audio_rates(timings[0], seconds),
+                )
+                if mine is not None:
+                    ours = audio_rates(timings[1], seconds)
+                    row.update(
+                        ours_plant=mine,
+                        ours_audio_s_per_s=ours["audio_s_per_s"],
+                        ours_audio_s_per_cpu_s=ours["audio_s_per_cpu_s"],
+                        ratio=ours["audio_s_per_s"] / row["audio_s_per_s"],
+                        cpu_ratio=ours["audio_s_per_cpu_s"] / row["audio_s_per_cpu_s"],
+                    )
+                rows.append(row)
+    return rows

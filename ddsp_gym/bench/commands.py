@@ -1,0 +1,229 @@
+"""``ddsp-gym bench agents | perf | hw``: each benchmark a subcommand with its own flags.
+
+Thin: parse, check names, call the benchmark, print its table. Building the parser
+imports nothing heavy (no JAX, no agents): those load inside the command that runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+
+from ddsp_gym.catalog import (
+    DEFAULT_AGENTS,
+    DEFAULT_HW_ENV,
+    HW_AGENTS,
+    PLANT_NAMES,
+    SEARCH_AGENTS,
+    TRAINED_AGENTS,
+    check_env_ids,
+    check_plant,
+)
+
+
+def agents_command(
+    envs: Sequence[str] | None,
+    agents: Sequence[str],
+    budget: int,
+    seeds: int,
+    train_queries: int | None,
+) -> str:
+    """The ``bench agents`` command line that makes these cells, stored with each cell so
+    its results file says how to remake (or resume) it."""
+    words = ["ddsp-gym", "bench", "agents"]
+    if envs:
+        words += ["--envs", *envs]
+    words += ["--agents", *agents, "--budget", str(budget), "--seeds", str(seeds)]
+    if train_queries:
+        words += ["--train-queries", str(train_queries)]
+    return shlex.join(words)
+
+
+def hw_command(
+    envs: Sequence[str] | None,
+    hardware_json: str | None,
+    knobs: Sequence[str] | None,
+    agents: Sequence[str],
+    budget: int,
+    seeds: int,
+) -> str:
+    """The ``bench hw`` command line that makes these cells (see :func:`agents_command`)."""
+    words = ["ddsp-gym", "bench", "hw"]
+    if envs:
+        words += ["--envs", *envs]
+    if hardware_json:
+        words += ["--hardware-json", hardware_json]
+    if knobs:
+        words += ["--knobs", *knobs]
+    words += ["--agents", *agents, "--budget", str(budget), "--seeds", str(seeds)]
+    return shlex.join(words)
+
+
+def _cmd_agents(args: argparse.Namespace) -> int:
+    check_env_ids(args.envs or [])
+    from ddsp_gym.agents.benchmark import format_table, run_benchmark
+
+    agents = args.agents or list(DEFAULT_AGENTS)
+    command = agents_command(args.envs, agents, args.budget, args.seeds, args.train_queries)
+    out = args.output / "bench.json"
+    cells = run_benchmark(
+        args.envs or None,
+        agents,
+        args.budget,
+        args.seeds,
+        out,
+        args.train_queries,
+        command=command,
+    )
+    print(format_table(cells))
+    print(f"\nresults: {out} (+ .md, _curves.png); rerun the same command to resume")
+    return 0
+
+
+def _cmd_perf(args: argparse.Namespace) -> int:
+    check_env_ids(args.envs or [])
+    for plant in args.plants or []:
+        check_plant(plant)
+    from ddsp_gym.bench.perf import run_perf
+    from ddsp_gym.bench.report import format_markdown
+    from ddsp_gym.bench.settings import settings_for
+
+    settings = settings_for(
+        args.quick,
+        env_ids=tuple(args.envs) if args.envs else None,
+        plants=tuple(args.plants) if args.plants else None,
+    )
+    results = run_perf(args.output, settings)
+    print(format_markdown(results))
+    print(f"wrote {args.output / 'perf.json'} and {args.output / 'perf.md'}")
+    return 0
+
+
+def _cmd_hw(args: argparse.Namespace) -> int:
+    import json
+
+    check_env_ids(args.envs or [])
+    try:
+        hardware = json.loads(args.hardware_json) if args.hardware_json else {}
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--hardware-json is not JSON: {err}") from None
+    if not isinstance(hardware, dict):
+        raise ValueError("--hardware-json must be a JSON object of hardware options")
+    from ddsp_gym.agents.hw_bench import format_table, run_hw_benchmark
+
+    command = hw_command(
+        args.envs, args.hardware_json, args.knobs, args.agents, args.budget, args.seeds
+    )
+    out = args.output / "hw_bench.json"
+    cells = run_hw_benchmark(
+        args.envs or None,
+        args.agents,
+        args.budget,
+        args.seeds,
+        out,
+        hardware,
+        args.knobs,
+        True,
+        command,
+    )
+    print(format_table(cells))
+    print(f"\nresults: {out} (+ .md); rerun the same command to resume at the next seed")
+    return 0
+
+
+def _output_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-o", "--output", type=Path, default=Path("results"), help="results folder (results)"
+    )
+
+
+def add_bench_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``bench agents | perf | hw`` on the top-level subparsers.
+
+    ``bench`` alone has no ``func``: ``ddsp_gym.cli.main`` prints its help and exits 2.
+    """
+    bench = sub.add_parser(
+        "bench",
+        help="benchmarks: agents on envs, speed of plants and envs, agents on a real synth",
+        description="Benchmarks. Choose one: agents, perf or hw.",
+    )
+    bench.set_defaults(func=None, help_parser=bench)
+    bench_sub = bench.add_subparsers(dest="bench_command", title="benchmarks", metavar="WHAT")
+
+    p = bench_sub.add_parser(
+        "agents",
+        help="compare agents on envs: same held-out targets, same query budget",
+        description="Every agent on every env over the same held-out targets with the same "
+        "query budget; writes bench.json, bench.md and bench_curves.png, cell by cell "
+        "(a rerun of the same command resumes).",
+    )
+    p.add_argument("--envs", nargs="*", metavar="ID", help="env ids (default: all)")
+    p.add_argument(
+        "--agents",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help=" ".join(SEARCH_AGENTS + TRAINED_AGENTS) + f" (default: {' '.join(DEFAULT_AGENTS)})",
+    )
+    p.add_argument("--budget", type=int, default=200, help="plant queries per target (200)")
+    p.add_argument("--seeds", type=int, default=20, help="held-out targets per env (20)")
+    p.add_argument(
+        "--train-queries",
+        type=int,
+        default=None,
+        help="training queries of ppo/sac/td3/amortized (default budget * seeds)",
+    )
+    _output_arg(p)
+    p.set_defaults(func=_cmd_agents)
+
+    p = bench_sub.add_parser(
+        "perf",
+        help="speed: render, gradient and env-step rates of every plant and env",
+        description="Render and gradient throughput per plant, compile times, memory, and "
+        "env steps/s in every way an env can be stepped; writes perf.json and perf.md.",
+    )
+    p.add_argument("--quick", action="store_true", help="a smoke-test run (one env by default)")
+    p.add_argument("--envs", nargs="*", metavar="ID", help="env ids (default: all)")
+    p.add_argument(
+        "--plants",
+        nargs="*",
+        metavar="NAME",
+        help=f"plants (default: all): {' '.join(PLANT_NAMES)}",
+    )
+    _output_arg(p)
+    p.set_defaults(func=_cmd_perf)
+
+    p = bench_sub.add_parser(
+        "hw",
+        help="search agents on a real synth (backend='hardware'), every query a take",
+        description="Search agents on hidden patches played on a real synth (or the software "
+        "rig's amsynth); writes hw_bench.json and hw_bench.md, seed by seed (a rerun of the "
+        "same command resumes at the next seed).",
+    )
+    p.add_argument("--envs", nargs="*", metavar="ID", help=f"env ids (default: {DEFAULT_HW_ENV})")
+    p.add_argument(
+        "--agents",
+        nargs="+",
+        default=list(HW_AGENTS),
+        metavar="NAME",
+        help=f"{' '.join(HW_AGENTS)} (default: all three; gradient needs a sim env)",
+    )
+    p.add_argument("--budget", type=int, default=60, help="takes per hidden patch (60)")
+    p.add_argument("--seeds", type=int, default=10, help="hidden patches per env (10)")
+    p.add_argument(
+        "--hardware-json",
+        default=None,
+        metavar="JSON",
+        help="hardware options as a JSON object (see ddsp_gym/backends/README.md)",
+    )
+    p.add_argument(
+        "--knobs",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="search only these knobs; the others sit at the hidden patch's values",
+    )
+    _output_arg(p)
+    p.set_defaults(func=_cmd_hw)

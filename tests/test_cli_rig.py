@@ -1,0 +1,92 @@
+"""``ddsp-gym hw calibrate`` and ``ddsp-gym bench hw`` for real, on the software rig.
+
+Marked ``hardware``: they run where ``tests/test_hardware_rig.py`` runs (``make test``
+starts the rig; run alone, the fixture starts it and stops what it started; without
+the rig's tools they skip, saying why, except under CI, where that is a failure).
+Takes are real time, so the budgets are a handful of takes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from ddsp_gym.backends import rig
+from ddsp_gym.cli import main
+from tests.test_hardware_rig import _rig_problem
+
+pytestmark = pytest.mark.hardware
+
+
+@pytest.fixture(scope="module")
+def synth():
+    """The rig with amsynth up; stopped afterwards only if this module started it."""
+    problem = _rig_problem()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI runs the hardware tests for real, but {problem}")
+        pytest.skip(problem)
+    config = rig.RigConfig.default()
+    started_here = not rig.status(config)["synth_ready"]
+    rig.start(config, log=lambda *_: None, install_missing=False)
+    yield config
+    if started_here:
+        rig.stop(config, log=lambda *_: None)
+
+
+def test_hw_calibrate_measures_latency_level_and_the_knob_response(
+    synth, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the latency store
+    out = tmp_path / "calibration"
+    argv = ["hw", "calibrate", "ddsp_gym/VolumeMatch-v0", "--map", "amsynth_volume"]
+    argv += ["--midi-out", "amsynth:midi_in", "--audio-in", "amsynth", "--steps", "3"]
+    assert main([*argv, "-o", str(out)]) == 0
+    result = json.loads((out / "calibration.json").read_text())
+    assert 0.0 < result["latency_ms"] < 100.0
+    (sweep,) = result["sweeps"]
+    assert sweep["name"] == "gain" and len(sweep["unit"]) == 3
+    assert sweep["unit"] == sorted(sweep["unit"]) and sweep["sent"] == sorted(sweep["sent"])
+    # Turning the gain up makes the synth and its twin louder, and the map's law keeps the
+    # synth within a few dB of its twin over the whole travel (a wrong law is tens off).
+    device, twin = np.array(sweep["device_rms_dbfs"]), np.array(sweep["twin_rms_dbfs"])
+    assert np.all(np.diff(device) > 3.0) and np.all(np.diff(twin) > 3.0), (device, twin)
+    assert np.all(np.abs(device - twin) < 8.0), (device, twin)
+    assert (out / "response_map.png").stat().st_size > 1000
+    (stored,) = json.loads((tmp_path / "cache" / "ddsp_gym" / "latency.json").read_text()).values()
+    assert stored["ms"] == pytest.approx(result["latency_ms"])
+    printed = capsys.readouterr().out
+    assert f"latency {result['latency_ms']:.2f} ms; level" in printed
+    assert f"wrote {out / 'response_map.png'}, {out / 'calibration.json'}" in printed
+
+
+def test_bench_hw_runs_a_seed_on_the_synth_and_resumes(synth, tmp_path, capsys):
+    hardware = json.dumps({"latency_store": str(tmp_path / "latency.json"), "max_retries": 5})
+    argv = ["bench", "hw", "--hardware-json", hardware, "--knobs", "cutoff", "--agents", "random"]
+    argv += ["--budget", "3", "--seeds", "1", "-o", str(tmp_path)]
+    assert main(argv) == 0
+    document = json.loads((tmp_path / "hw_bench.json").read_text())
+    (key,) = document["cells"]
+    cell, (run,) = document["cells"][key], document["runs"][key]
+    assert (cell["agent"], cell["knobs"], cell["budget"], cell["seeds"]) == (
+        "random",
+        ["cutoff"],
+        3,
+        1,
+    )
+    assert cell["command"] == (
+        f"ddsp-gym bench hw --hardware-json '{hardware}' --knobs cutoff --agents random "
+        "--budget 3 --seeds 1"
+    )
+    assert 1 <= run["queries"] <= 3 and len(run["query_s"]) == run["queries"]
+    # A take cannot beat the note and its tail.
+    assert cell["median_query_s"] >= cell["physical_limit_s"]
+    assert "| RealSynthPatch-v0 | cutoff | random | " in (tmp_path / "hw_bench.md").read_text()
+    assert "| RealSynthPatch-v0 | cutoff | random | " in capsys.readouterr().out
+    # The same command again finds its seed done: no new run, the same cell.
+    assert main(argv) == 0
+    again = json.loads((tmp_path / "hw_bench.json").read_text())
+    assert again["runs"][key] == [run] and again["cells"][key] == cell

@@ -136,5 +136,5 @@ def match_file(
         success,
         result.steps,
         outputs,
-        base_env.task.success_threshold,
+        threshold,
     )

@@ -29,11 +29,10 @@ The update law (DESIGN.md section 6), on absolute knob settings theta in [-1, 1]
 - alpha_t never exceeds the gradient agent's own learning-rate schedule
   (:class:`ddsp_gym.agents.gradient.GradientAgent`: 0.1 * 0.98^t from each start, floor
   alpha_min): the scheduler may grow alpha on progress only up to that
-  ceiling. A fixed ceiling of 3x that rate let progress double alpha back up
-  after every Lyapunov halving, so near a minimum the steps overshot, the
-  monitor rolled back, and the agent did worse than its gradient component
-  alone (SubtractivePatch: 14/20 vs 20/20). A decreasing step bound is the
-  Robbins & Monro (1951) condition for settling into a minimum.
+  ceiling. Under a fixed ceiling progress would grow alpha back after every
+  Lyapunov halving, so near a minimum the steps would overshoot and the monitor
+  roll back again. A decreasing step bound is the Robbins & Monro (1951)
+  condition for settling into a minimum.
 - :class:`ddsp_gym.agents.scheduler.DitherScheduler` raises sigma on plateaus, lowers it
   on progress (a new best loss) and keeps alpha and sigma within bounds;
   :class:`ddsp_gym.agents.lyapunov.LyapunovMonitor` keeps the running mean of

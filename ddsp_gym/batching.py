@@ -9,21 +9,16 @@ import jax
 
 # On CPU a batch of heavy items runs as a loop over vmapped chunks of this many items
 # (``lax.map`` with ``batch_size``): a chunk's audio, STFT frames and spectra stay in
-# cache. As one vmap, 256 envs stepped 1.5-2.1x slower per env than in chunks of 32
-# (CutoffSweeper, FMBell, CompressorCalibration on the 2-core CPU machine; chunks of 8
-# or 16 were slower than 32). Accelerators want the whole batch at once.
+# cache, where one vmap over a large batch spills out of it; smaller chunks only add
+# loop iterations. Accelerators want the whole batch at once.
 CPU_CHUNK = 32
 
 # Light env steps vectorize best in one piece, chunks only add their loop: a step whose
 # computation XLA's cost model says moves at most this many bytes is vmapped whole
-# (``chunked_vmap(..., whole_if_light=True)``). Measured on the 2-core CPU machine,
-# native vector env steps of 64 envs, whole vs chunks of 32: SineTuner (3.0 MB a
-# step), PlateauEscape (4.9), DistortionDrive (5.4) and FormantVowel (6.0) 1.1-1.3x
-# faster whole (FormantVowel at 256 envs 1.3x); ResonanceSweetSpot (6.9),
-# CutoffSweeper (11.5), FMBell (13.7), GuitarTone (32.4) 5-27 % slower whole. Not a
-# rule for every batch: BrightnessStability's reference candidates, then 256 scored at
-# once (3.5 MB each, mostly a filter's scan), ran 22 -> 30 ms whole (goal tasks now
-# hear their candidates 8 at a time, until one meets the goal: tasks/goal.py).
+# (``chunked_vmap(..., whole_if_light=True)``). The bound lies between the env steps
+# that run faster whole and those that run faster in chunks. It is fitted to env steps,
+# not a rule for every batch: a batch dominated by a filter's scan can run slower whole
+# though it moves fewer bytes.
 WHOLE_BATCH_MAX_BYTES = 6.5e6
 
 
@@ -48,7 +43,7 @@ def item_bytes(fn: Callable, args: Sequence[Any], in_axes: Sequence[int | None])
 
     try:
         cost = jax.jit(fn).lower(*map(one, args, in_axes)).cost_analysis()
-    except Exception:  # a backend or function the cost model cannot handle: chunk as before
+    except Exception:  # a backend or function the cost model cannot handle: chunk the batch
         return None
     if isinstance(cost, list | tuple):  # older JAX: one dict per computation
         cost = cost[0] if cost else None

@@ -9,8 +9,8 @@ Why pinned from the start: a single env's step is many small XLA kernels, and a 
 started on one core gets a one-thread XLA pool that runs them without hand-offs between
 threads. Neither half of that alone helps (a one-thread pool with the threads unpinned,
 the stepping thread pinned after JAX started, every thread pinned with a two-thread
-pool: none stepped faster when profiled), so the column measures the setup people use
-to run single envs in parallel, one process per core (``taskset -c 0 python ...``).
+pool: none steps faster), so the column measures the setup people use to run single
+envs in parallel, one process per core (``taskset -c 0 python ...``).
 
 Nothing here imports JAX: the report reads :data:`FRESH_PROCESS_COLUMNS` without it.
 """

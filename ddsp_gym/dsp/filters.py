@@ -254,7 +254,7 @@ def svf_lowpass_coeffs(freq_hz: Array | float, q: Array | float, sample_rate: in
     """:class:`SVFLowpass` for a cutoff (scalar or (n,)) and Q, clamped like the RBJ designs."""
     freq, q = _clamped(freq_hz, q, sample_rate)
     half_cycles = freq / (2.0 * sample_rate)
-    g = sine(half_cycles) / cosine(half_cycles)  # tan(pi f / fs), ~10x cheaper than jnp.tan
+    g = sine(half_cycles) / cosine(half_cycles)  # tan(pi f / fs), cheaper than jnp.tan
     a1 = 1.0 / (1.0 + g * (g + 1.0 / q))
     a2 = g * a1
     return SVFLowpass(a1, a2, g * a2)
@@ -306,9 +306,10 @@ def _svf_trajectory(x: Array, a1: Array, a2: Array, a3: Array) -> Array:
     """The SVF's output and state before each sample, (n, 3) rows (y, ic1, ic2), for the adjoint.
 
     The loop writes one stacked row per sample: on XLA:CPU each array a batched loop
-    writes costs a kernel launch per sample, and three separate outputs made the loop
-    ~3x slower at batch 32 (profiled). y comes from the loop, with the plain render's
-    arithmetic (jitted, a render with gradients equals one without bit for bit).
+    writes costs a kernel launch per sample, so one stacked output costs one launch
+    where three separate outputs would cost three. y comes from the loop, with the
+    plain render's arithmetic (jitted, a render with gradients equals one without bit
+    for bit).
     """
 
     def tick(state, inputs):

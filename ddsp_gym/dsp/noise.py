@@ -28,7 +28,7 @@ def white_noise(key: Array, n: int) -> Array:
     The key gives two 32-bit seeds; word i is mix(mix(i + seed0) ^ seed1), and each
     word gives two samples (its high and low 16 bits). Hashing a counter costs a
     few integer operations a sample, where ``jax.random.uniform``'s Threefry
-    rounds were most of a noisy voice's render time on CPU. Noise for audio needs
+    rounds would dominate a noisy voice's render time on CPU. Noise for audio needs
     no cryptographic strength: tests/test_dsp.py checks it is flat, uncorrelated
     and different for different keys. The 65,536 levels, centred in their bins
     (mean 0), are finer than 16-bit audio's.

@@ -13,7 +13,7 @@ DB_FLOOR = -120.0
 
 def db_to_amp(db: Array | float) -> Array:
     """Decibels -> linear amplitude: 10 ** (db / 20)."""
-    # exp(x ln 10 / 20): XLA's CPU pow is ~10x slower than exp, and this runs per sample.
+    # exp(x ln 10 / 20): XLA's CPU pow is much slower than exp, and this runs per sample.
     return jnp.exp(jnp.asarray(db) * (math.log(10.0) / 20.0))
 
 

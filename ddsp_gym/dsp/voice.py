@@ -28,7 +28,7 @@ def rosenberg_pulse(
     "Effect of glottal pulse shape on the quality of natural vowels", JASA
     49(2B), 1971 (pulse "B", Tp about 40 %, Tn about 16 %).
     """
-    # cos(pi x) = cos(2 pi (x / 2)): the cycle-based cosine, ~10x cheaper than jnp.cos on CPU.
+    # cos(pi x) = cos(2 pi (x / 2)): the cycle-based cosine, cheaper than jnp.cos on CPU.
     opening = 0.5 * (1.0 - cosine(phase / (2.0 * open_fraction)))
     closing = cosine((phase - open_fraction) / (4.0 * close_fraction))
     return jnp.where(

@@ -3,11 +3,10 @@
 Smoothing kernels and filterbanks (a Gaussian per grid point over a power
 spectrum) are mostly zeros. As dense matrices they are read whole at every call:
 at batch 1 a product like FormantMatch's (2049 bins x 383 grid points, 3.1 MB) is
-bound by that memory traffic, 130 us of its env's 445 us step (profiled). Here
-the columns are cut into blocks of neighbouring columns, each block kept with the
-rows (a static slice of ``x``) where any of its columns has weight; the product
-is one small batched matmul, and its gradient plain slices and pads (no
-scatter, which is slow on CPU).
+bound by that memory traffic. Here the columns are cut into blocks of
+neighbouring columns, each block kept with the rows (a static slice of ``x``)
+where any of its columns has weight; the product is one small batched matmul,
+and its gradient plain slices and pads (no scatter, which is slow on CPU).
 """
 
 from __future__ import annotations

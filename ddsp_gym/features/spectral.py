@@ -35,12 +35,11 @@ def frame_signal(x: Array, frame_length: int, hop: int) -> Array:
         index = np.arange(frame_length)[None, :] + hop * np.arange(n_frames)[:, None]
         return padded[index]
     # hop divides the frame (the STFTs here use hop = n_fft / 4): frames are runs of
-    # whole hop-sized chunks, so slices stacked side by side build them. A gather did
-    # the same, but its gradient is a scatter-add, slow on CPU (~25 % of an MR-STFT
-    # loss's gradient). Stacking on a new axis and merging it is the same copy as a
-    # concatenation along the last axis, which XLA:CPU emits element by element once
-    # it fuses the window's product into it: 12 -> 7 us per 0.25 s sound and
-    # resolution at 64 envs, a four-resolution STFT of one sound 246 -> 192 us (profiled).
+    # whole hop-sized chunks, so slices stacked side by side build them. A gather would
+    # do the same, but its gradient is a scatter-add, slow on CPU. The runs are stacked
+    # on a new axis and merged, not concatenated along the last axis: the same copy, but
+    # XLA:CPU emits a concatenation element by element once it fuses the window's
+    # product into it.
     chunks_per_frame = frame_length // hop
     n_chunks = n_frames + chunks_per_frame - 1
     padded = jnp.pad(padded, (0, max(0, n_chunks * hop - padded.shape[0])))

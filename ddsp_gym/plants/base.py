@@ -28,7 +28,7 @@ def knob_independent(method: Callable[[PlantT], Any]) -> Callable[[PlantT], Any]
     computing it again for every voice of every call. Lowering and compiling it
     explicitly runs it even while a render is being traced (a plain ``jax.jit`` call
     would be inlined into that trace); ``jax.ensure_compile_time_eval`` would run it
-    op by op instead, compiling each op on its own (~1 s on a render's first compile).
+    op by op instead, compiling each op on its own and slowing a render's first compile.
     """
 
     @functools.lru_cache(maxsize=128)  # plants are frozen dataclasses, hence hashable

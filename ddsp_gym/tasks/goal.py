@@ -44,12 +44,11 @@ def reference_setting(
     :data:`GOOD_ENOUGH` of the success threshold (or all ``candidates`` are heard),
     and the best heard is returned: in their boxes about 1 in 6 candidates of
     BrightnessStability and 1 in 5 of ResonanceSweetSpot do, so a reset usually hears
-    8 where it heard 64 (BrightnessStability's jitted reset ~4.4 -> ~1 ms; in 1,000
-    episodes of each the reference met the goal every time, profiled), while the search
-    may go on to 256 for a rare noise draw where few meet it. Candidates are heard
-    with the episode's own ``render_key`` (its noise), so the reference meets the goal
-    in the episode itself, not only in another noise draw. Pure and jittable; under
-    ``vmap`` the search runs until every episode of the batch has its reference.
+    one group, while the search may go on to 256 for a rare noise draw where few meet
+    it. Candidates are heard with the episode's own ``render_key`` (its noise), so the
+    reference meets the goal in the episode itself, not only in another noise draw.
+    Pure and jittable; under ``vmap`` the search runs until every episode of the batch
+    has its reference.
     """
     if candidates % SEARCH_GROUP:
         raise ValueError(f"candidates must be a multiple of {SEARCH_GROUP}, not {candidates}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 from pathlib import Path
 
@@ -54,6 +55,46 @@ def require(need: str | object, reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"CI runs this test for real, but {reason}", pytrace=False)
     pytest.skip(reason, allow_module_level=True)
+
+
+def rig_problem() -> str | None:
+    """Why the software rig cannot run here (None: it can)."""
+    from ddsp_gym.backends import rig
+
+    missing = rig.missing_tools()
+    # Only look for the modules: importing sounddevice would start PortAudio for good.
+    missing += [m for m in ("rtmidi", "sounddevice") if importlib.util.find_spec(m) is None]
+    if missing:
+        return (
+            f"the software rig needs {missing}: `make rig-start` installs and starts it "
+            "(Debian, as root), or `pip install 'ddsp_gym[hardware]'` for the Python parts"
+        )
+    return None
+
+
+@pytest.fixture(scope="session")
+def rig_config():
+    """The software rig (JACK + amsynth), started if it is not running and then stopped
+    again; skips saying why where it cannot run (under CI: fails)."""
+    from ddsp_gym.backends import rig
+
+    problem = rig_problem()
+    require(problem is None, problem or "")
+    config = rig.RigConfig.default()
+    started_here = not rig.status(config)["synth_ready"]
+    rig.start(config, log=lambda *_: None, install_missing=False)
+    yield config
+    if started_here:
+        rig.stop(config, log=lambda *_: None)
+
+
+@pytest.fixture
+def rig_synth(rig_config):
+    """The rig with amsynth up (a previous test may have killed it)."""
+    from ddsp_gym.backends import rig
+
+    rig.start_synth(rig_config, log=lambda *_: None)
+    return rig_config
 
 
 @pytest.fixture

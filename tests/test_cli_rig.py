@@ -9,32 +9,19 @@ Takes are real time, so the budgets are a handful of takes.
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
 
-from ddsp_gym.backends import rig
 from ddsp_gym.cli import main
-from tests.test_hardware_rig import _rig_problem
 
 pytestmark = pytest.mark.hardware
 
 
-@pytest.fixture(scope="module")
-def synth():
-    """The rig with amsynth up; stopped afterwards only if this module started it."""
-    problem = _rig_problem()
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI runs the hardware tests for real, but {problem}")
-        pytest.skip(problem)
-    config = rig.RigConfig.default()
-    started_here = not rig.status(config)["synth_ready"]
-    rig.start(config, log=lambda *_: None, install_missing=False)
-    yield config
-    if started_here:
-        rig.stop(config, log=lambda *_: None)
+@pytest.fixture
+def synth(rig_synth):
+    """The rig with amsynth up (conftest's ``rig_synth``)."""
+    return rig_synth
 
 
 def test_hw_calibrate_measures_latency_level_and_the_knob_response(

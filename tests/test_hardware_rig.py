@@ -11,7 +11,6 @@ short and the module keeps to about a minute.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -42,40 +41,10 @@ pytestmark = pytest.mark.hardware
 SYNTH = {"midi_out": "amsynth:midi_in", "audio_in": "amsynth"}
 
 
-def _rig_problem() -> str | None:
-    missing = rig.missing_tools()
-    # Only look for the modules: importing sounddevice would start PortAudio for good.
-    missing += [m for m in ("rtmidi", "sounddevice") if importlib.util.find_spec(m) is None]
-    if missing:
-        return (
-            f"the software rig needs {missing}: `make rig-start` installs and starts it "
-            "(Debian, as root), or `pip install 'ddsp_gym[hardware]'` for the Python parts"
-        )
-    return None
-
-
-@pytest.fixture(scope="module")
-def rig_config():
-    problem = _rig_problem()
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI runs the hardware tests for real, but {problem}")
-        pytest.skip(problem)
-    config = rig.RigConfig.default()
-    started_here = not rig.status(config)["synth_ready"]
-    rig.start(config, log=lambda *_: None, install_missing=False)
-    yield config
-    if started_here:
-        rig.stop(config, log=lambda *_: None)
-        info = rig.status(config)
-        assert info["jackd_pid"] is None and info["amsynth_pid"] is None
-
-
 @pytest.fixture
-def synth(rig_config):
-    """The rig with amsynth up (a previous test may have killed it)."""
-    rig.start_synth(rig_config, log=lambda *_: None)
-    return rig_config
+def synth(rig_synth):
+    """The rig with amsynth up (conftest's ``rig_synth``)."""
+    return rig_synth
 
 
 @pytest.fixture(scope="module")

@@ -168,7 +168,8 @@ class AbstractBackend(abc.ABC):
         fenv, params = core.fenv, core.params
         knobs = fenv.knobs_after(state.knobs, jnp.clip(jnp.asarray(action), -1.0, 1.0), params)
         take = self.render(np.asarray(knobs), core.input_audio, state.render_key)
-        self.last_take = take
+        if step:  # a query leaves the current sound as it was
+            self.last_take = take
         scored = core.reward.score(fenv, params, state, take.knobs, take.audio)
         info = self._take_info(take)
         if scored.extra:

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ddsp_gym.envs import packing
-from ddsp_gym.envs.compile import Compiled, StepChange, compiled
+from ddsp_gym.envs.compile import Compiled, PackedParams, StepChange, compiled, pack_params
 from ddsp_gym.plants.base import AbstractPlant
 
 if TYPE_CHECKING:
@@ -66,6 +66,11 @@ class EnvCore:
     fenv: FunctionalDDSPEnv
     params: EnvParams
     reward: RewardSource
+
+    @functools.cached_property
+    def packed_params(self) -> PackedParams:
+        """The params as the compiled functions take them."""
+        return pack_params(self.params)
 
     @functools.cached_property
     def input_audio(self) -> np.ndarray | None:
@@ -197,7 +202,7 @@ class AbstractBackend(abc.ABC):
         the device's knobs towards the real target as far as the twin models the device.
         """
         jit = self.compiled(core)
-        row = np.asarray(jit.reward_and_grad(state, action, core.params))
+        row = np.asarray(jit.reward_and_grad(state, action, core.packed_params))
         cols = jit.reward_grad_cols
         return float(packing.column(row, cols, "reward")), packing.column(row, cols, "reward_grad")
 

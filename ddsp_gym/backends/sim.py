@@ -20,7 +20,6 @@ from ddsp_gym.backends.base import (
     RenderedTake,
     Start,
 )
-from ddsp_gym.envs import packing
 from ddsp_gym.envs.functional import EnvState
 from ddsp_gym.plants.base import AbstractPlant
 
@@ -49,10 +48,10 @@ class SimBackend(AbstractBackend):
         if not core.reward.fused:
             return super().start_episode(core, key)
         jit = self.compiled(core)
-        state, packed = jit.reset(key, core.params)
+        state, packed = jit.reset(key, core.packed_params)
         row, cols = np.asarray(packed), jit.reset_cols
         values = row.tolist()
-        known = bool(packing.scalar(values, cols, "target_known"))
+        known = values[cols.starts["target_known"]] > 0.5
         return Start(state, row[cols["obs"]].copy(), values[cols["knobs"]], known, {})
 
     def evaluate(
@@ -66,28 +65,29 @@ class SimBackend(AbstractBackend):
             run, cols = (jit.step_with_grad, jit.grad_step_cols) if with_grad else (
                 jit.step, jit.step_cols
             )  # fmt: skip
-            change, packed = run(state, action, core.params)
+            change, packed = run(state, action, core.packed_params)
         else:
             run, cols = (jit.query_with_grad if with_grad else jit.query), jit.query_cols
-            packed = run(state, action, core.params)
+            packed = run(state, action, core.packed_params)
         row = np.asarray(packed)  # the call's one transfer to the host
         values = row.tolist()  # every number at once: cheaper than a numpy scalar per field
-        scalar = functools.partial(packing.scalar, values, cols)
+        at, span = cols.starts, cols.slices
         return Outcome(
             change=change,
-            obs=packing.column(row, cols, "obs") if "obs" in cols else None,
-            reward=scalar("reward"),
-            distance=scalar("distance"),
-            success=scalar("success") > 0.5,
-            param_error=scalar("param_error"),
-            penalty=scalar("penalty"),
-            physical=values[cols["knobs"]],
-            reward_grad=packing.column(row, cols, "reward_grad") if with_grad else None,
+            obs=row[span["obs"]].copy() if step else None,
+            reward=values[at["reward"]],
+            distance=values[at["distance"]],
+            success=values[at["success"]] > 0.5,
+            param_error=values[at["param_error"]],
+            penalty=values[at["penalty"]],
+            physical=values[span["knobs"]],
+            reward_grad=row[span["reward_grad"]].copy() if with_grad else None,
             info={},
         )
 
     def audio_of(self, core: EnvCore, state: EnvState) -> np.ndarray:
-        return np.asarray(self.compiled(core).render(state.knobs, state.render_key, core.params))
+        render = self.compiled(core).render
+        return np.asarray(render(state.knobs, state.render_key, core.packed_params))
 
 
 @functools.partial(jax.jit, static_argnums=0)

@@ -18,7 +18,7 @@ from gymnasium.utils import seeding
 from jax import Array
 
 from ddsp_gym.envs import packing
-from ddsp_gym.envs.functional import EnvState, FunctionalDDSPEnv
+from ddsp_gym.envs.functional import EnvParams, EnvState, FunctionalDDSPEnv
 
 # How XLA:CPU orders a single env's kernels. "concurrency", XLA's default, schedules
 # breadth-first so that independent kernels can run at once in its thread pool;
@@ -63,6 +63,37 @@ def _jit_with_schedule(schedule: str) -> Callable[[Callable], Callable]:
     return functools.partial(jax.jit, compiler_options={"xla_cpu_scheduler_type": scheduler_type})
 
 
+_SIGNALS = ("target_audio", "input_audio")
+NUMBER_FIELDS: tuple[str, ...] = tuple(f for f in EnvParams._fields if f not in _SIGNALS)
+# Float32 holds integers exactly up to here; the wrappers do not truncate by params anyway.
+_MAX_EXACT_STEPS = 2**24
+
+
+class PackedParams(NamedTuple):
+    """:class:`EnvParams` as the compiled functions take them: the numbers in one array.
+
+    A jitted call's host cost grows with the number of arrays passed; nine scalars
+    cost more than one vector, at every step.
+    """
+
+    numbers: Array  # (len(NUMBER_FIELDS),) float32
+    target_audio: Array | None
+    input_audio: Array | None
+
+
+def pack_params(params: EnvParams) -> PackedParams:
+    steps = jnp.minimum(params.max_steps_in_episode, _MAX_EXACT_STEPS)
+    values = {**params._asdict(), "max_steps_in_episode": steps}
+    numbers = jnp.stack([jnp.asarray(values[name], jnp.float32) for name in NUMBER_FIELDS])
+    return PackedParams(numbers, params.target_audio, params.input_audio)
+
+
+def unpack_params(packed: PackedParams) -> EnvParams:
+    values = {name: packed.numbers[i] for i, name in enumerate(NUMBER_FIELDS)}
+    values["max_steps_in_episode"] = values["max_steps_in_episode"].astype(jnp.int32)
+    return EnvParams(**values, target_audio=packed.target_audio, input_audio=packed.input_audio)
+
+
 class StepChange(NamedTuple):
     """The state fields a step changes (every other field stays as it was).
 
@@ -80,6 +111,7 @@ class StepChange(NamedTuple):
 class Compiled(NamedTuple):
     """The jitted pure functions of one env configuration (see :func:`compiled`)."""
 
+    # Each takes the params packed (PackedParams) as its last argument.
     reset: Callable  # (key, params) -> (state, packed reset: obs, knobs, target_known)
     step: Callable  # (state, action, params) -> (StepChange, packed step)
     step_with_grad: Callable  # same, with the reward gradient packed in
@@ -118,8 +150,8 @@ def compiled(fenv: FunctionalDDSPEnv, schedule: str = "concurrency") -> Compiled
     def knobs_of(knobs):
         return packing.knob_vector(plant.controls(knobs), plant.knob_names)
 
-    def reset(key, params):
-        obs, state = fenv.reset_env(key, params)
+    def reset(key, packed):
+        obs, state = fenv.reset_env(key, unpack_params(packed))
         values = {"obs": obs, "knobs": knobs_of(state.knobs), "target_known": state.target_known}
         return state, packing.pack(reset_cols, values)
 
@@ -132,17 +164,18 @@ def compiled(fenv: FunctionalDDSPEnv, schedule: str = "concurrency") -> Compiled
             "knobs": knobs_of(state.knobs),
         }
 
-    def step(state, action, params):
-        state, *out = fenv.transition(state, action, params)
+    def step(state, action, packed):
+        state, *out = fenv.transition(state, action, unpack_params(packed))
         values = step_values(state, *out)
         return StepChange(state.knobs, state.step_count), packing.pack(step_cols, values)
 
-    def step_with_grad(state, action, params):
-        state, *out, grad = fenv.transition_with_grad(state, action, params)
+    def step_with_grad(state, action, packed):
+        state, *out, grad = fenv.transition_with_grad(state, action, unpack_params(packed))
         values = {**step_values(state, *out), "reward_grad": grad}
         return StepChange(state.knobs, state.step_count), packing.pack(grad_step_cols, values)
 
-    def query(state, action, params, with_grad):
+    def query(state, action, packed, with_grad):
+        params = unpack_params(packed)
         if with_grad:
             reward, grad, (_, info) = fenv.reward_and_grad(state, action, params)
         else:
@@ -151,12 +184,12 @@ def compiled(fenv: FunctionalDDSPEnv, schedule: str = "concurrency") -> Compiled
         values = {"reward": reward, **info._asdict(), "knobs": knobs_of(knobs), "reward_grad": grad}
         return packing.pack(query_cols, values)
 
-    def reward_and_grad(state, action, params):
-        reward, grad, _ = fenv.reward_and_grad(state, action, params)
+    def reward_and_grad(state, action, packed):
+        reward, grad, _ = fenv.reward_and_grad(state, action, unpack_params(packed))
         return packing.pack(reward_grad_cols, {"reward": reward, "reward_grad": grad})
 
-    def render(knobs, key, params):
-        return plant.render(knobs, key, params.input_audio)
+    def render(knobs, key, packed):
+        return plant.render(knobs, key, packed.input_audio)
 
     return Compiled(
         reset=jit(reset),

@@ -38,6 +38,11 @@ class Layout:
         return out
 
     @functools.cached_property
+    def starts(self) -> dict[str, int]:
+        """The first column of each field (a scalar field's only one)."""
+        return {name: span.start for name, span in self.slices.items()}
+
+    @functools.cached_property
     def scalars(self) -> frozenset[str]:
         return frozenset(name for name, width in self.fields if width is None)
 
@@ -61,11 +66,6 @@ def column(packed: np.ndarray, cols: Layout, name: str) -> np.ndarray:
     """Field ``name`` of a packed host array (a copy): (...) for scalars, else (..., w)."""
     value = packed[..., cols[name]]
     return (value[..., 0] if name in cols.scalars else value).copy()
-
-
-def scalar(values: list[float], cols: Layout, name: str) -> float:
-    """Scalar field ``name`` of one packed row read as a list (``row.tolist()``)."""
-    return values[cols[name].start]
 
 
 def unpack(packed: np.ndarray, cols: Layout) -> dict[str, np.ndarray]:

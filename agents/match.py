@@ -17,6 +17,7 @@ from ddsp_gym.audio_io import save_audio
 from ddsp_gym.envs.gym_env import DDSPEnv
 from ddsp_gym.plotting import save_comparison_png
 from ddsp_gym.registry import load_registry
+from ddsp_gym.tasks import TASKS
 
 AGENTS = ("gradient",)
 
@@ -36,13 +37,14 @@ class MatchResult:
 
 
 def env_settings_for_plant(plant: str) -> dict[str, Any]:
-    """The task and its settings of the first registered env that plays ``plant``.
+    """The task and its settings of the first registered env that matches with ``plant``.
 
     A plant is matched with the distance its own demo uses (e.g. fm2 with the FM
-    bell's log-mel + flatness distance); plants no env uses get MR-STFT.
+    bell's log-mel + flatness distance); plants only goal tasks use (they ignore the
+    target) and plants no env uses get MR-STFT.
     """
     for entry in load_registry():
-        if entry.kwargs.get("plant") == plant:
+        if entry.kwargs.get("plant") == plant and not TASKS[entry.kwargs["task"]].is_goal:
             keep = ("task", "task_config", "plant_config", "success_threshold")
             return {k: v for k, v in entry.kwargs.items() if k in keep}
     return {"task": "spectrum"}
@@ -72,6 +74,11 @@ def match_file(
         raise ValueError(f"--steps must be at least 1, got {steps}")
     settings = env_settings_for_plant(plant)
     if task is not None:
+        if task in TASKS and TASKS[task].is_goal:
+            raise ValueError(
+                f"task {task!r} is a goal (it scores a property of the sound and ignores the "
+                "target), so it cannot match a recording; use a matching task such as 'spectrum'"
+            )
         settings = {"task": task}
     env = DDSPEnv(plant=plant, target=target, input=input_path, expose_grad=True, **settings)
     base_env = env

@@ -42,9 +42,10 @@ def _git(folder: Path, *args: str) -> str:
 
 
 def code_version() -> str:
-    """The running code's version: its git commit, or the package version outside git.
+    """The running code's version: the commit that last changed it, or the package version.
 
-    In a git checkout that tracks the package: HEAD's commit (40 hex digits), plus
+    In a git checkout that tracks the package: the last commit that changed a file under
+    :func:`code_folders` (40 hex digits; a commit of docs or results leaves it), plus
     ``+dirty.<8 hex>`` when tracked files under :func:`code_folders` differ from it
     (``git status --porcelain``); the hex digits hash their ``git diff HEAD``, so the
     same uncommitted changes give the same version and other changes another. An
@@ -56,8 +57,8 @@ def code_version() -> str:
         root = Path(_git(folders[0], "rev-parse", "--show-toplevel").strip())
         if not _git(root, "ls-files", "--", str(folders[0])).strip():
             raise FileNotFoundError("the package is not tracked by this checkout")
-        commit = _git(root, "rev-parse", "HEAD").strip()
         paths = ["--", *map(str, folders)]
+        commit = _git(root, "log", "-1", "--format=%H", *paths).strip()
         if _git(root, "status", "--porcelain", "--untracked-files=no", *paths).strip():
             diff = _git(root, "diff", "HEAD", "--binary", *paths)
             commit += DIRTY + hashlib.sha1(diff.encode()).hexdigest()[:8]

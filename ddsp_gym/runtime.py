@@ -19,7 +19,8 @@ each with an environment variable that keeps the default instead:
   temporaries in page by page. The setting keeps freed memory in the heap for reuse.
   The price: the process's resident size stays at its peak.
 
-``ddsp-gym bench perf`` measures a run with and without them (docs/performance.md).
+``ddsp-gym bench perf`` steps single envs with JAX's async dispatch beside the inline
+one, in fresh processes (docs/performance.md).
 """
 
 from __future__ import annotations

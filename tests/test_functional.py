@@ -35,6 +35,8 @@ def test_make_functional_has_gymnax_signatures_spaces_and_default_params():
     assert int(params_50.max_steps_in_episode) == 7 and overridden.control == "delta"
     with pytest.raises(ValueError, match="sim env"):
         ddsp_gym.make_functional(VOLUME, backend="hardware")
+    with pytest.raises(ValueError, match="task's distance"):
+        ddsp_gym.make_functional(VOLUME, reward=object())
 
 
 def test_a_gymnax_step_scores_as_the_gymnasium_env_does():

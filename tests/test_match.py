@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from ddsp_gym.cli import main
@@ -87,3 +88,16 @@ def test_match_on_silence_and_bad_arguments_give_one_error_line(tmp_path, capsys
         assert main([*argv, "-o", str(tmp_path / "x")]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_a_goal_task_is_never_used_to_match_a_recording(tmp_path):
+    """resonant_filter's envs are goal tasks (they ignore the target): match it by
+    MR-STFT instead, and refuse a goal task asked for by name."""
+    from ddsp_gym.agents.match import env_settings_for_plant, match_file
+
+    assert env_settings_for_plant("resonant_filter") == {"task": "spectrum"}
+    assert env_settings_for_plant("fm2")["task"] == "fm_bell"  # its own demo's distance
+    target = tmp_path / "t.wav"
+    sf.write(target, np.random.default_rng(0).uniform(-0.5, 0.5, 4000), 16_000)
+    with pytest.raises(ValueError, match="task 'brightness' is a goal"):
+        match_file(target, "resonant_filter", tmp_path / "o", task="brightness")

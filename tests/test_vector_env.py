@@ -206,9 +206,8 @@ def _random_policy(obs, key):
 
 
 def test_rollout_is_jittable_and_equals_stepping():
-    env = gym.make(SINE).unwrapped
-    fenv, params = env.functional, env.params
     n, steps, horizon = 3, 7, 3
+    fenv, params = ddsp_gym.make_functional(SINE, max_episode_steps=horizon)
     key = jax.random.PRNGKey(4)
     run = jax.jit(
         partial(
@@ -218,7 +217,6 @@ def test_rollout_is_jittable_and_equals_stepping():
             _random_policy,
             num_envs=n,
             num_steps=steps,
-            max_episode_steps=horizon,
         )
     )
     final, traj = run(key)
@@ -231,7 +229,6 @@ def test_rollout_is_jittable_and_equals_stepping():
             vec_step,
             fenv,
             params=params,
-            max_episode_steps=horizon,
             autoreset_mode=AutoresetMode.SAME_STEP,
         )
     )

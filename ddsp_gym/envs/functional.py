@@ -412,6 +412,11 @@ def make_functional(env_id: str, **kwargs: Any) -> tuple[FunctionalDDSPEnv, EnvP
     max_steps = kwargs.pop("max_episode_steps", spec.max_episode_steps)
     if kwargs.get("backend", "sim") != "sim":
         raise ValueError("make_functional gives the sim env; a device is not a pure function")
+    if kwargs.get("reward") is not None:
+        raise ValueError(
+            "make_functional scores with the task's distance (pure JAX); another reward "
+            "source scores on the host: use gym.make(id, reward=...)"
+        )
     env = gym.make(env_id, disable_env_checker=True, **kwargs).unwrapped
     fenv, params = env.functional, env.params
     params = params._replace(max_steps_in_episode=jnp.asarray(max_steps, jnp.int32))

@@ -61,9 +61,9 @@ def rollout_from(
     policy_fn: PolicyFn,
     start: RolloutState,
     num_steps: int,
-    max_episode_steps: int | None = None,
 ) -> tuple[RolloutState, Transition]:
-    """Run ``num_steps`` steps from ``start`` with same-step autoreset.
+    """Run ``num_steps`` steps from ``start`` with same-step autoreset; episodes are
+    truncated at ``params.max_steps_in_episode`` steps.
 
     Step t draws the policy key ``split(key)[1]``; episodes that end are reset
     in the same step from their env's key chain, as in
@@ -78,7 +78,6 @@ def rollout_from(
             state.carry,
             action,
             params,
-            max_episode_steps=max_episode_steps,
             autoreset_mode=AutoresetMode.SAME_STEP,
         )
         transition = Transition(
@@ -103,7 +102,6 @@ def rollout(
     key: Array,
     num_envs: int,
     num_steps: int,
-    max_episode_steps: int | None = None,
 ) -> tuple[RolloutState, Transition]:
     """Reset ``num_envs`` envs from ``key`` and run ``num_steps`` steps; pure and jittable.
 
@@ -113,9 +111,8 @@ def rollout(
         policy_fn: ``(obs (N, obs_size), key) -> actions (N, d)``; static under jit.
         key: PRNG key for the env chains and the policy.
         num_envs, num_steps: static sizes.
-        max_episode_steps: truncation horizon (None: none).
     Returns:
         (final :class:`RolloutState`, :class:`Transition` with leaves (num_steps, num_envs, ...)).
     """
     start = init_rollout(fenv, params, key, num_envs)
-    return rollout_from(fenv, params, policy_fn, start, num_steps, max_episode_steps)
+    return rollout_from(fenv, params, policy_fn, start, num_steps)

@@ -133,14 +133,14 @@ def vec_step(
     carry: VecCarry,
     actions: Array,
     params: EnvParams,
-    max_episode_steps: int | None = None,
     autoreset_mode: AutoresetMode = AutoresetMode.NEXT_STEP,
     expose_grad: bool = False,
 ) -> tuple[VecCarry, VecStepOut]:
     """Step every env with ``actions`` (N, d), then autoreset; pure and jittable.
 
     Truncation follows Gymnasium's ``TimeLimit``: ``truncated`` is True once an
-    episode has taken ``max_episode_steps`` steps (also when it terminates then).
+    episode has taken ``params.max_steps_in_episode`` steps (also when it terminates
+    then), the horizon the functional core's own ``step`` keeps.
 
     * ``NEXT_STEP`` (Gymnasium's default): an env that ended at step t is reset
       at step t + 1, whose action it ignores; that step returns the new
@@ -154,10 +154,7 @@ def vec_step(
     )
     state, obs, reward, terminated, info = stepped[:5]
     grad = stepped[5] if expose_grad else None
-    if max_episode_steps is None:
-        truncated = jnp.zeros_like(terminated)
-    else:
-        truncated = state.step_count >= max_episode_steps
+    truncated = state.step_count >= params.max_steps_in_episode
     controls_of = jax.vmap(fenv.plant.controls)
     final_obs = final_controls = None
     if autoreset_mode == AutoresetMode.NEXT_STEP:
@@ -202,7 +199,6 @@ class _VecFns(NamedTuple):
 @functools.lru_cache(maxsize=128)
 def _vec_fns(
     fenv: FunctionalDDSPEnv,
-    max_episode_steps: int | None,
     autoreset_mode: AutoresetMode,
     expose_grad: bool,
 ) -> _VecFns:
@@ -241,7 +237,6 @@ def _vec_fns(
             carry,
             actions,
             params,
-            max_episode_steps=max_episode_steps,
             autoreset_mode=autoreset_mode,
             expose_grad=expose_grad,
         )
@@ -329,13 +324,16 @@ class VectorDDSPEnv(gym.vector.VectorEnv):
         if mode not in AUTORESET_MODES:
             raise ValueError(f"autoreset_mode must be one of {AUTORESET_MODES}, not {mode}")
         self.config = config
-        self.functional, self._params = build_functional(config)
+        self.functional, params = build_functional(config)
+        if max_episode_steps is not None:
+            params = params._replace(max_steps_in_episode=jnp.int32(max_episode_steps))
+        self._params = params
         self.num_envs = int(num_envs)
         self.expose_grad = config.expose_grad
         self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
         self.render_mode = render_mode
         self.metadata = {**type(self).metadata, "autoreset_mode": mode}
-        self._fns = _vec_fns(self.functional, self.max_episode_steps, mode, self.expose_grad)
+        self._fns = _vec_fns(self.functional, mode, self.expose_grad)
         d = self.functional.num_knobs
         self.single_action_space = gym.spaces.Box(-1.0, 1.0, (d,), np.float32)
         self.single_observation_space = gym.spaces.Box(

@@ -36,12 +36,6 @@ EQ_VST = "/usr/lib/vst/3BandEQ-vst.so"
 ID = "ddsp_gym/RealSynthPatch-v0"
 
 
-@pytest.fixture(scope="module")
-def dawdreamer() -> None:
-    """DawDreamer imports: skip without it, fail under CI."""
-    require("dawdreamer", "hosting a plugin needs DawDreamer: pip install 'ddsp_gym[plugin]'")
-
-
 needs_dawdreamer = pytest.mark.usefixtures("dawdreamer")
 
 

@@ -11,6 +11,7 @@ short and the module keeps to about a minute.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -192,6 +193,68 @@ def test_close_leaves_no_stuck_notes_and_nothing_of_ours_running(synth, latency_
     assert not our_jack_ports()
     rig_pids = {rig.status(synth)["jackd_pid"], rig.status(synth)["amsynth_pid"]}
     assert child_processes() <= rig_pids  # jack_connect & co. were waited for
+
+
+DROP_SCRIPT = """
+import gc, json, sys
+import gymnasium as gym
+import numpy as np
+import ddsp_gym
+from ddsp_gym.backends import midi, ownership
+
+hardware = json.loads(sys.argv[1])
+target = np.sin(2 * np.pi * 110 * np.arange(4000) / 16000).astype(np.float32)  # one take a reset
+
+
+def make():
+    return gym.make("ddsp_gym/CutoffSweeper-v0", backend="hardware", hardware=hardware,
+                    target=target, disable_env_checker=True)
+
+
+for i in range(50):
+    env = make()
+    env.reset(seed=i)
+    env.step(env.action_space.sample())
+    if i % 3 == 0:
+        env.unwrapped.myself = env  # a reference cycle: only the cyclic collector frees it
+    del env  # dropped without close()
+    if i % 5 == 4:
+        gc.collect()
+env = make()  # another env plays after all the drops
+env.reset(seed=99)
+_, reward, *_ = env.step(np.zeros(1, np.float32))
+assert np.isfinite(reward)
+print("HELD", len(ownership._open) + ownership.orphans())
+env.unwrapped.backend.midi.send(midi.note_on(1, 57, 100))  # left on: the exit handler stops it
+print("EXIT")
+"""
+
+
+def test_envs_dropped_without_close_do_not_crash_python_or_leave_notes_on(synth, latency_store):
+    # PortAudio used to call a collected stream's callback: abort (exit 134) or SIGSEGV/SIGILL.
+    hardware = {**SYNTH, "knob_map": "amsynth_cutoff", "latency_store": latency_store,
+                "max_retries": 5}  # fmt: skip
+    child = subprocess.run(
+        [sys.executable, "-c", DROP_SCRIPT, json.dumps(hardware)],
+        capture_output=True, text=True, timeout=400, cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    assert child.returncode == 0, child.stderr[-3000:]
+    assert "EXIT" in child.stdout
+    # Every dropped env's stream and port were closed on the way, not kept until exit.
+    assert child.stdout.split("HELD ")[1].split()[0] == "2"  # the last env's two
+    with audio.AudioEngine(audio.StreamConfig(input_device="amsynth")) as listener:
+        assert audio.peak_dbfs(listener.capture(4800).audio) == -np.inf  # no stuck note
+
+
+def test_the_env_is_a_context_manager_through_gymnasiums_wrappers(synth, latency_store):
+    with make_hw("ddsp_gym/RealSynthPatch-v0", latency_store) as env:
+        assert isinstance(env, gym.Wrapper)  # gym.make's wrappers pass the with-block on
+        env.reset(seed=4)
+        backend = env.unwrapped.backend
+        assert backend.engine.is_open and backend.midi.is_open
+    assert backend.engine is None and backend.midi is None
+    assert not our_jack_ports()
+    env.close()  # closing again is harmless
 
 
 def test_level1_envs_run_on_the_synth_with_their_maps(synth, latency_store, closing):

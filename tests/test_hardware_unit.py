@@ -7,13 +7,15 @@ real rig in test_hardware_rig.py.
 
 from __future__ import annotations
 
+import gc
 import sys
+import threading
 
 import numpy as np
 import pytest
 from scipy import signal
 
-from ddsp_gym.backends import audio
+from ddsp_gym.backends import audio, ownership
 from ddsp_gym.backends.errors import (
     HardwareError,
     HardwareTimeoutError,
@@ -139,11 +141,80 @@ def test_playback_goes_out_in_the_same_blocks_and_xruns_are_counted():
 def test_a_stalled_stream_times_out_with_a_clear_error():
     engine = object.__new__(audio.AudioEngine)  # no device: the callback never runs
     engine.config = audio.StreamConfig(input_device="nothing")
-    engine._stream, engine._job, engine._blocks = object(), None, 0
+    engine._open_stream, engine._callbacks = object(), audio._Callbacks()
     engine.samplerate, engine.channels = SR, 1
     with pytest.raises(HardwareTimeoutError, match="delivered no blocks at all"):
         engine.capture(480, timeout=0.2)
-    assert engine._job is None
+    assert engine._callbacks.job is None
+
+
+# ---- ownership: devices are closed by their owner, never by the garbage collector ------
+
+
+class FakeResource:
+    def __init__(self, log: list, name: str, is_midi: bool = False):
+        self.log, self.name, self.is_midi = log, name, is_midi
+
+    def panic(self):
+        self.log.append(f"panic {self.name}")
+
+    def close(self):
+        self.log.append(f"close {self.name}")
+
+
+class Owner:
+    pass
+
+
+def test_a_dropped_owner_queues_its_resource_and_reap_closes_it_in_order():
+    log = []
+    owners = [Owner(), Owner(), Owner()]
+    ownership.adopt(owners[0], FakeResource(log, "port", is_midi=True))
+    ownership.adopt(owners[1], FakeResource(log, "stream"))
+    kept = FakeResource(log, "kept")
+    ownership.adopt(owners[2], kept)
+    owners[0].cycle = owners[0]  # only the cyclic collector frees this one
+    del owners[:2]
+    gc.collect()
+    assert log == []  # the collector closes nothing itself...
+    assert ownership.reap() == 2  # ...the next device operation does: silence, stream, port
+    assert log == ["panic port", "close stream", "close port"]
+    assert ownership.reap() == 0
+    ownership.release(kept)  # its owner closed it
+
+
+def test_reap_waits_for_a_python_thread_when_called_from_an_audio_thread():
+    log = []
+    owner = Owner()
+    ownership.adopt(owner, FakeResource(log, "stream"))
+    del owner
+    gc.collect()
+    counts = []
+
+    def audio_callback():
+        ownership.mark_audio_thread()
+        counts.append(ownership.reap())
+        ownership.close_all()
+
+    thread = threading.Thread(target=audio_callback)
+    thread.start()
+    thread.join()
+    assert counts == [0] and log == []
+    assert ownership.reap() == 1 and log == ["close stream"]
+
+
+def test_exit_closes_what_is_still_open_and_runs_before_portaudio_shuts_down(monkeypatch):
+    log = []
+    owner = Owner()
+    ownership.adopt(owner, FakeResource(log, "port", is_midi=True))
+    ownership.adopt(owner, FakeResource(log, "stream"))
+    ownership.close_all()
+    assert log == ["panic port", "close stream", "close port"]
+    registered = []
+    monkeypatch.setattr(ownership.atexit, "register", registered.append)
+    monkeypatch.setattr(ownership.atexit, "unregister", lambda f: None)
+    ownership.register_exit_handler()  # again after sounddevice's import: runs first (LIFO)
+    assert registered == [ownership.close_all]
 
 
 # ---- the backend with stand-in devices ------------------------------------------------------

@@ -278,18 +278,32 @@ class HardwareBackend(AbstractBackend):
             self.midi.panic()
 
     def _close_devices(self) -> None:
+        """Silence, then close the stream, then the port (see ``ownership.close_in_order``)."""
         midi, self.midi = self.midi, None
         engine, self.engine = self.engine, None
         try:
             if midi is not None:
-                midi.close()
-        finally:
+                midi.panic()
             if engine is not None:
                 engine.close()
+        finally:
+            if midi is not None:
+                midi.close()
 
     def close(self) -> None:
-        """All notes off, all sound off, close the port and the stream. Safe to call twice."""
+        """All notes off, all sound off, close the port and the stream. Safe to call twice.
+
+        A backend dropped without ``close()`` is closed anyway: its port and stream
+        are silenced and closed on the next device operation, or at exit
+        (:mod:`ddsp_gym.backends.ownership`).
+        """
         self._close_devices()
+
+    def __enter__(self) -> HardwareBackend:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # ---- takes -----------------------------------------------------------------------
 

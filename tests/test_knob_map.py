@@ -149,9 +149,29 @@ def test_nrpn_pitch_bend_and_program_change_transports():
     specs = [KnobSpec("a", 0, 1), KnobSpec("b", 0, 1), KnobSpec("c", 0, 1)]
     messages, sent = knob_map.encode([1.0, 0.5, 1.0], specs)
     assert sent["a"].value == 16383 and sent["b"].value == 8192 and sent["c"].value == 7
-    assert messages[:4] == [[0xB0, 99, 2], [0xB0, 98, 44], [0xB0, 6, 127], [0xB0, 38, 127]]
+    assert messages[:4] == [[0xB0, 99, 2], [0xB0, 98, 44], [0xB0, 38, 127], [0xB0, 6, 127]]
     assert [0xE2, 0x00, 0x40] in messages
     assert messages[-1] == [0xC0, 7]
+
+
+def test_coarse_nrpn_spans_7_bits_without_a_range():
+    # fine: false alone used to fail naming `range`, which the user never set.
+    knob_map = parse_knob_map({"knobs": {"level": {"type": "nrpn", "number": 300, "fine": False}}})
+    messages, sent = knob_map.encode([0.5], [LINEAR])
+    assert sent["level"].value == 64 and sent["level"].unit == pytest.approx(64 / 127)
+    assert [0xB0, 6, 64] in messages and [0xB0, 38, 0] in messages  # MSB 64, LSB 0
+    # A law scales to 0..127, not to 16383 (every position used to be sent as 127).
+    law = {"kind": "linear", "min": 0.0, "max": 1.0}
+    document = {"knobs": {"level": {"type": "nrpn", "number": 300, "fine": False, "law": law}}}
+    knob_map = parse_knob_map(document)
+    values = [knob_map.encode([u], [LINEAR])[1]["level"].value for u in (0.0, 0.25, 0.5, 1.0)]
+    assert values == [0, 32, 64, 127]
+    with pytest.raises(KnobMapError, match=r"knobs.level.range\[1\]: 200 is out of range"):
+        parse_knob_map(with_knob(type="nrpn", fine=False, range=[0, 200]))
+    with pytest.raises(KnobMapError, match="knobs.level.fine: only an NRPN or RPN"):
+        parse_knob_map(with_knob(fine=False))
+    with pytest.raises(KnobMapError, match="knobs.level.fine: expected true or false"):
+        parse_knob_map(with_knob(type="nrpn", fine="no"))
 
 
 @pytest.mark.parametrize(

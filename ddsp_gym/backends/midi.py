@@ -93,34 +93,51 @@ def control_change_14bit(channel: int, number: int, value: int) -> list[Message]
 def _parameter_number(
     channel: int, msb_cc: int, lsb_cc: int, parameter: int, value: int, fine: bool
 ) -> list[Message]:
+    """Select ``parameter``, set it so that every receiver gets the exact value, deselect.
+
+    Receivers differ in when a data entry takes effect: many (FluidSynth among them)
+    apply the value at the MSB (CC 6), combined with the LSB (CC 38) they last
+    received; others apply at the LSB, with the MSB they last received. The MIDI
+    1.0 order, MSB then LSB, gives the first kind the *previous* value's LSB, so the
+    same knob value sounded different after different histories. Here the data goes
+    out as LSB, MSB, then the parameter number again and the LSB again: the MSB
+    arrives with this value's LSB already stored, and the last LSB arrives with
+    this value's MSB stored, so both kinds end at the exact value (the first LSB
+    may briefly apply a mixed value to an LSB receiver, before the note plays).
+    The number is re-sent because some receivers forget the selection once a value
+    is applied (FluidSynth resets it to 0), so the last LSB would otherwise land on
+    another parameter. A coarse (``fine=False``) 7-bit value is the MSB with LSB 0,
+    sent the same way. Finally the null parameter (127/127) is selected, so a stray
+    data entry changes nothing.
+    """
     parameter = _check(parameter, 0, MAX_14BIT, "parameter number")
     value = _check(value, 0, MAX_14BIT if fine else MAX_7BIT, "parameter value")
-    messages = [
+    data = value if fine else value << 7
+    select = [
         control_change(channel, msb_cc, parameter >> 7),
         control_change(channel, lsb_cc, parameter & 0x7F),
     ]
-    if fine:
-        messages += [
-            control_change(channel, CC_DATA_ENTRY_MSB, value >> 7),
-            control_change(channel, CC_DATA_ENTRY_LSB, value & 0x7F),
-        ]
-    else:
-        messages.append(control_change(channel, CC_DATA_ENTRY_MSB, value))
-    # Deselect (the "null" parameter 127/127) so a stray data-entry CC changes nothing.
-    messages += [
+    lsb = control_change(channel, CC_DATA_ENTRY_LSB, data & 0x7F)
+    msb = control_change(channel, CC_DATA_ENTRY_MSB, data >> 7)
+    deselect = [
         control_change(channel, CC_RPN_MSB, 127),
         control_change(channel, CC_RPN_LSB, 127),
     ]
-    return messages
+    return [*select, lsb, msb, *select, lsb, *deselect]
 
 
 def nrpn(channel: int, parameter: int, value: int, fine: bool = True) -> list[Message]:
-    """NRPN ``parameter`` (0-16383) := ``value`` (14-bit; 7-bit when not ``fine``)."""
+    """NRPN ``parameter`` := ``value`` (14-bit; 7-bit when not ``fine``).
+
+    ``parameter`` is the 14-bit number (MSB << 7) | LSB, sent as CC 99 (MSB) and CC 98
+    (LSB): a manual's "NRPN MSB 120, LSB 8" is parameter 120 * 128 + 8 = 15368. The
+    data is sent as described in :func:`_parameter_number`.
+    """
     return _parameter_number(channel, CC_NRPN_MSB, CC_NRPN_LSB, parameter, value, fine)
 
 
 def rpn(channel: int, parameter: int, value: int, fine: bool = True) -> list[Message]:
-    """Registered parameter (e.g. 0 = pitch-bend range in semitones, coarse)."""
+    """Registered parameter (e.g. 0 = pitch-bend range: coarse value in semitones)."""
     return _parameter_number(channel, CC_RPN_MSB, CC_RPN_LSB, parameter, value, fine)
 
 

@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -23,17 +24,19 @@ import gymnasium as gym
 import jax
 import numpy as np
 import pytest
+import yaml
 
 import ddsp_gym  # noqa: F401  (registers the envs)
 from ddsp_gym.backends import audio, midi, rig
 from ddsp_gym.backends.calibrate import centroid_hz
 from ddsp_gym.backends.errors import (
     AudioDeviceNotFoundError,
-    HardwareError,
+    DeviceLostError,
     MidiPortNotFoundError,
     SilentTakeError,
 )
 from ddsp_gym.backends.hardware import HardwareBackend
+from ddsp_gym.backends.knob_map import map_path
 from ddsp_gym.cli import main
 from ddsp_gym.plants import make_plant
 
@@ -141,20 +144,40 @@ def test_loopback_latency_is_measured_and_compensated_within_1ms(rig_config, lat
     assert np.corrcoef(take.audio[:3900], expected[:3900])[0, 1] > 0.99
 
 
-def test_killing_the_synth_mid_episode_is_a_clear_error_and_reset_recovers(synth, latency_store,
-                                                                           closing):  # fmt: skip
+def test_a_synth_killed_mid_take_fails_that_take_and_reset_recovers(synth, latency_store,
+                                                                     closing):  # fmt: skip
     env = make_hw("ddsp_gym/RealSynthPatch-v0", latency_store)
     closing(env)
     env.reset(seed=0)
     env.step(env.action_space.sample())
-    rig.kill_synth(synth)
-    with pytest.raises(HardwareError, match="amsynth:midi_in' has gone away"):
+    # The take: 40 ms settle, then about 0.47 s of recording; the synth dies 0.25 s in.
+    killer = threading.Timer(0.25, rig.kill_synth, args=(synth,))
+    start = time.monotonic()
+    killer.start()
+    with pytest.raises(DeviceLostError, match="amsynth:midi_in' has gone away during the take"):
         env.step(env.action_space.sample())
+    killer.join()
+    assert time.monotonic() - start < 1.5  # that take, not a later one
     rig.start_synth(synth, log=lambda *_: None)
     obs, info = env.reset(seed=1)
     assert np.all(np.isfinite(obs)) and info["hardware"]["peak_dbfs"] > -40
     _, reward, _, _, info = env.step(np.zeros(6, np.float32))
     assert np.isfinite(reward) and info["hardware"]["peak_dbfs"] > -40
+
+
+def test_a_synth_turned_down_to_a_leak_gives_the_silence_error(synth, latency_store, closing):
+    # master_vol 4 of 127 (45 in the map): the take peaks near -54 dBFS, above the absolute
+    # -60 dBFS threshold, but some 45 dB below what the twin plays at these knobs.
+    document = yaml.safe_load(map_path("amsynth_cutoff").read_text())
+    for message in document["init"]:
+        if message.get("parameter") == "master_vol":
+            message["value"] = 4
+    options = {**SYNTH, "knob_map": document, "latency_store": latency_store, "max_retries": 5,
+               "settle_ms": 300}  # amsynth glides to a new volume  # fmt: skip
+    hw = HardwareBackend(make_plant("filtered_saw"), options)
+    closing(hw)
+    with pytest.raises(SilentTakeError, match=r"dB below what the twin plays"):
+        hw.render(np.array([0.5], np.float32))
 
 
 def test_wrong_port_or_device_names_list_the_real_ones(synth, latency_store):

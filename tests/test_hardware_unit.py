@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from ddsp_gym.backends import audio, ownership
+from ddsp_gym.backends import audio, hardware, ownership
 from ddsp_gym.backends.errors import (
+    DeviceLostError,
     HardwareError,
     HardwareTimeoutError,
     SilentTakeError,
@@ -390,11 +391,95 @@ def test_a_silent_take_is_an_error_that_says_what_to_check(tmp_path):
     with pytest.raises(SilentTakeError, match="take was silent.*cable plugged in"):
         hw.render(np.array([0.5], np.float32))
     midi.alive = False
-    with pytest.raises(SilentTakeError, match="fake:midi_in' has gone away.*reset"):
+    with pytest.raises(DeviceLostError, match="fake:midi_in' has gone away before.*reset"):
         hw.render(np.array([0.5], np.float32))
     assert hw.faulted and midi.panics > 0
     with pytest.raises(SilentTakeError, match="latency measurement failed"):
         backend([(silence, 0)], tmp_path, latency="measure")
+
+
+# ---- a take is checked whole before it is scored --------------------------------------------
+
+
+def test_dropouts_are_gaps_of_exact_zeros_inside_a_sound():
+    x = np.ones(1000)
+    assert hardware.dropout_runs(x, 64) == []
+    x[100:300] = 0.0
+    x[500:530] = 0.0  # shorter than the limit: a zero crossing or two, not a dropout
+    assert hardware.dropout_runs(x, 64) == [(100, 200)]
+    x[900:] = 0.0  # silence after the sound (and before it) is no gap
+    assert hardware.dropout_runs(np.concatenate([np.zeros(500), x]), 64) == [(600, 200)]
+    assert hardware.dropout_runs(x, 0) == []
+
+
+def test_quiet_takes_are_judged_against_the_noise_and_the_twin():
+    assert hardware.quiet_problem(-20.0, -18.0, -90.0, 40.0) is None
+    assert "within 6 dB of the input's own noise" in hardware.quiet_problem(-72, -70, -75, 40)
+    leak = hardware.quiet_problem(-62.0, -15.0, None, 40.0)
+    assert "47 dB below what the twin plays" in leak
+    # A gain knob at -48 dB is quiet and expected to be: no error.
+    assert hardware.quiet_problem(-66.0, -64.0, None, 40.0) is None
+    assert hardware.quiet_problem(-62.0, -15.0, None, None) is None  # margin off
+
+
+def gap(delay: int, start: int, length: int):
+    """A note with ``length`` frames of exact zeros from ``start``: a lost audio period."""
+
+    def sound(n, playback):
+        x = note(delay)(n, playback)
+        x[start : start + length] = 0.0
+        return x
+
+    return sound
+
+
+def test_a_dropout_in_the_note_is_retried_then_raised(tmp_path):
+    hw = backend([(gap(0, 2000, 1024), 0), (note(0), 0)], tmp_path, latency=0.0)
+    assert hw.render(np.array([0.5], np.float32)).attempts == 2
+    hw.engine.script = [(gap(0, 2000, 1024), 0)]
+    with pytest.raises(XrunError, match=r"\(dropout, dropout, dropout, dropout\).*exact zeros"):
+        hw.render(np.array([0.5], np.float32))
+
+
+class VanishingMidi(FakeMidi):
+    """A synth that crashes when its note starts: the port is gone by the end of the take."""
+
+    def send(self, message):
+        super().send(message)
+        if message[0] & 0xF0 == 0x90:
+            self.alive = False
+
+
+def test_a_synth_that_crashes_mid_take_fails_that_take(tmp_path):
+    midi = VanishingMidi()
+    hw = backend([(gap(0, 3000, 100_000), 0)], tmp_path, midi=midi, latency=0.0)
+    with pytest.raises(DeviceLostError, match="has gone away during the take.*reset"):
+        hw.render(np.array([0.5], np.float32))
+    assert hw.faulted and midi.panics > 0
+
+
+def test_a_percussive_note_that_ends_before_its_note_off_is_a_take(tmp_path):
+    # Digital silence from mid-gate on, the port still there after a re-check: no crash.
+    hw = backend([(gap(0, 3000, 100_000), 0)], tmp_path, latency=0.0)
+    take = hw.render(np.array([0.5], np.float32))
+    assert take.attempts == 1 and take.peak_dbfs > -20
+
+
+def test_a_leaking_synth_at_volume_zero_is_silent(tmp_path):
+    def leak(n, playback):
+        return 10 ** (-57 / 20) * note(0)(n, playback) / 0.3  # peak -57 dBFS
+
+    hw = backend([(leak, 0)], tmp_path, latency=0.0)  # twin: a saw at -12 dBFS or so
+    with pytest.raises(SilentTakeError, match=r"dB below what the twin plays.*volume up"):
+        hw.render(np.array([0.5], np.float32))
+    # Measured by hw calibrate: the device is 50 dB quieter than its twin on purpose.
+    hw.remember(level_offset_db=-50.0)
+    assert hw.render(np.array([0.5], np.float32)).peak_dbfs < -55
+    hw.remember(input_noise_dbfs=-60.0)  # ...but an input this noisy hides such a take
+    with pytest.raises(SilentTakeError, match="input's own noise"):
+        hw.render(np.array([0.5], np.float32))
+    stored = hardware.store.read_entry(hw._store_path(), hw.store_key())
+    assert stored["level_offset_db"] == -50.0 and stored["input_noise_dbfs"] == -60.0
 
 
 def test_a_timeout_silences_the_synth_and_marks_the_backend_faulted(tmp_path):

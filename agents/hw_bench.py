@@ -71,6 +71,8 @@ class KnobSubset:
         self.reset_s = 0.0
         self.query_s: list[float] = []
         self.attempts: list[int] = []
+        self.true_sent: dict[str, dict[str, float]] | None = None
+        self.rule: dict[str, Any] | None = None  # the last query's success rule
 
     @property
     def unwrapped(self) -> KnobSubset:
@@ -81,9 +83,21 @@ class KnobSubset:
         obs, info = self.env.reset(seed=seed)
         self.reset_s = time.perf_counter() - start  # the target's and the start's takes
         # The hidden patch as an action (control="absolute": a = 2u - 1), quantized knobs.
-        self.fixed = (2.0 * np.asarray(self.base.state.target_knobs, np.float32) - 1.0).clip(-1, 1)
+        target = np.asarray(self.base.state.target_knobs, np.float32)
+        self.fixed = (2.0 * target - 1.0).clip(-1, 1)
+        self.true_sent = self.device_values(target) if bool(self.base.state.target_known) else None
         d = len(self.fixed)
         return np.asarray(obs)[:d][self.free], info
+
+    def device_values(self, unit_knobs: np.ndarray) -> dict[str, dict[str, float]]:
+        """{knob: {"sent": device value, "physical": twin's unit}} the device plays for
+        ``unit_knobs`` (every knob of the env, quantized by its knob map)."""
+        _, sent = self.base.backend.quantize(np.asarray(unit_knobs, np.float32))
+        return {name: {"sent": s.value, "physical": s.physical} for name, s in sent.items()}
+
+    def recovered_values(self, action: np.ndarray) -> dict[str, dict[str, float]]:
+        """:meth:`device_values` of an action of this subset (control="absolute")."""
+        return self.device_values((self.full_action(action) + 1.0) / 2.0)
 
     def full_action(self, action: np.ndarray) -> np.ndarray:
         """The env's action: the free knobs from ``action``, the rest at the hidden patch."""
@@ -97,7 +111,9 @@ class KnobSubset:
         start = time.perf_counter()
         reward, info = self.base.reward_of(self.full_action(action), with_grad=with_grad)
         self.query_s.append(time.perf_counter() - start)
-        self.attempts.append(int(info.get("hardware", {}).get("attempts", 1)))
+        report = info.get("hardware", {})
+        self.attempts.append(int(report.get("attempts", 1)))
+        self.rule = report.get("success_rule", self.rule)
         return reward, info
 
     def twin_reward_and_grad(self, action) -> tuple[float, np.ndarray]:
@@ -148,6 +164,14 @@ def run_record(seed: int, result: SolveResult, proxy: KnobSubset, reset_s: float
         "reset_s": float(reset_s),
         "query_s": [round(s, 4) for s in proxy.query_s],
         "retries": int(sum(a - 1 for a in proxy.attempts)),
+        # What the device was sent: the hidden patch's values and the best query's.
+        "true_sent": proxy.true_sent,
+        "best_sent": proxy.recovered_values(result.best_action),
+        "success_rule": None
+        if proxy.rule is None
+        else {
+            k: proxy.rule[k] for k in ("threshold", "sim_threshold", "noise_floor", "decided_by")
+        },
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -31,9 +32,16 @@ def test_hw_calibrate_measures_latency_level_and_the_knob_response(
     out = tmp_path / "calibration"
     argv = ["hw", "calibrate", "ddsp_gym/VolumeMatch-v0", "--map", "amsynth_volume"]
     argv += ["--midi-out", "amsynth:midi_in", "--audio-in", "amsynth", "--steps", "3"]
-    assert main([*argv, "-o", str(out)]) == 0
+    assert main([*argv, "--repeats", "3", "-o", str(out)]) == 0
     result = json.loads((out / "calibration.json").read_text())
     assert 0.0 < result["latency_ms"] < 100.0
+    # Take noise: 3 takes of the mid setting, 3 pairs, in the task's unit (dB of loudness).
+    noise = result["take_noise"]
+    assert len(noise["distances"]) == 3 and noise["unit"] == "dB" and noise["takes"] == 3
+    assert 0.0 <= noise["median"] < 0.5  # the rig's amsynth repeats itself closely
+    assert noise["history"] >= 0.0  # the first take after the knobs moved, vs the settled
+    assert result["success_rule"]["sim_threshold"] == pytest.approx(0.5)
+    assert result["input_noise_dbfs"] is None  # the rig's input is digital silence
     (sweep,) = result["sweeps"]
     assert sweep["name"] == "gain" and len(sweep["unit"]) == 3
     assert sweep["unit"] == sorted(sweep["unit"]) and sweep["sent"] == sorted(sweep["sent"])
@@ -45,9 +53,27 @@ def test_hw_calibrate_measures_latency_level_and_the_knob_response(
     assert (out / "response_map.png").stat().st_size > 1000
     (stored,) = json.loads((tmp_path / "cache" / "ddsp_gym" / "latency.json").read_text()).values()
     assert stored["ms"] == pytest.approx(result["latency_ms"])
+    assert stored["level_offset_db"] == pytest.approx(result["level_offset_db"])
     printed = capsys.readouterr().out
     assert f"latency {result['latency_ms']:.2f} ms; level" in printed
     assert f"wrote {out / 'response_map.png'}, {out / 'calibration.json'}" in printed
+    assert (
+        "take noise: median" in printed and "success on this device: distance <= max(0.5" in printed
+    )
+    # amsynth glides master_vol inside a voice: the take after a move can be off by a dB.
+    warned = "warning: the first take after the knobs moved" in printed
+    assert warned == (noise["history"] > result["success_rule"]["threshold"])
+    # The env on this set-up finds the stored take noise and says which rule decided.
+    hardware = {"knob_map": "amsynth_volume", "midi_out": "amsynth:midi_in", "audio_in": "amsynth"}
+    with gym.make("ddsp_gym/VolumeMatch-v0", backend="hardware", hardware=hardware) as env:
+        env.reset(seed=0)
+        _, _, _, _, info = env.step(np.zeros(1, np.float32))
+    rule = info["hardware"]["success_rule"]
+    assert rule["noise_floor"] == pytest.approx(noise["median"])
+    assert rule["threshold"] == pytest.approx(max(0.5, 2 * noise["median"]))
+    assert rule["decided_by"] in ("sim", "noise") and info["success"] == (
+        info["distance"] <= rule["threshold"]
+    )
 
 
 def test_bench_hw_runs_a_seed_on_the_synth_and_resumes(synth, tmp_path, capsys):
@@ -69,6 +95,14 @@ def test_bench_hw_runs_a_seed_on_the_synth_and_resumes(synth, tmp_path, capsys):
         "--budget 3 --seeds 1"
     )
     assert 1 <= run["queries"] <= 3 and len(run["query_s"]) == run["queries"]
+    # The device values: the hidden patch's and the best query's, knob by knob.
+    assert set(run["true_sent"]) == set(run["best_sent"]) == {
+        "cutoff", "resonance", "filter_env_amount", "amp_attack", "amp_release", "osc_mix"
+    }  # fmt: skip
+    assert all(isinstance(v["sent"], int) for v in run["true_sent"].values())
+    # Knobs outside --knobs sit at the hidden patch's values.
+    assert run["best_sent"]["osc_mix"] == run["true_sent"]["osc_mix"]
+    assert run["success_rule"]["decided_by"] in ("sim", "noise")
     # A take cannot beat the note and its tail.
     assert cell["median_query_s"] >= cell["physical_limit_s"]
     assert "| RealSynthPatch-v0 | cutoff | random | " in (tmp_path / "hw_bench.md").read_text()

@@ -545,3 +545,95 @@ def test_missing_optional_dependencies_name_the_extra(monkeypatch):
     with pytest.raises(HardwareDependencyError, match="sounddevice and the PortAudio library"):
         audio.list_audio_devices()
     assert validate_backend("sim") == "sim"  # the sim never needs them
+
+
+# ---- take noise in the success rule -------------------------------------------------------
+
+
+def test_the_success_threshold_is_the_larger_of_the_sims_and_k_times_the_take_noise():
+    assert hardware.success_rule(0.3, None, 2.0).decided_by == "sim"
+    rule = hardware.success_rule(0.3, 0.2, 2.0)
+    assert (rule.threshold, rule.decided_by) == (pytest.approx(0.4), "noise")
+    rule = hardware.success_rule(0.3, 0.1, 2.0)
+    assert (rule.threshold, rule.decided_by, rule.noise_floor) == (0.3, "sim", 0.1)
+    report = rule.report(0.25, False)
+    assert report["threshold"] == 0.3 and report["sim_success"] is False
+
+
+def test_takes_per_query_averages_aligned_takes_in_the_audio_domain(tmp_path):
+    rng = np.random.default_rng(4)
+
+    def noisy(n, playback):
+        return note(0)(n, playback) + 0.01 * rng.standard_normal(n)
+
+    one = backend([(noisy, 0)], tmp_path, latency=0.0)
+    four = backend([(noisy, 0)], tmp_path, latency=0.0, takes_per_query=4)
+    clean = note(0)(4000 * 3, None)[::3][:4000]  # 220 Hz at 16 kHz, as aligned
+    take1, take4 = (hw.render(np.array([0.5], np.float32)) for hw in (one, four))
+    err1, err4 = (np.std(t.audio[100:3900] - clean[100:3900]) for t in (take1, take4))
+    assert take4.takes == 4 and take4.attempts == 4 and take4.info()["takes"] == 4
+    assert err4 < 0.65 * err1  # about 1/sqrt(4) of the noise is left
+
+
+def core_of(env_id: str, **kwargs):
+    """The functional core an env hands its backend (no devices opened)."""
+    import gymnasium as gym
+
+    from ddsp_gym.backends.base import EnvCore
+    from ddsp_gym.envs.config import EnvConfig, build_functional
+    from ddsp_gym.rewards import TaskReward
+
+    spec_kwargs = {k: v for k, v in gym.spec(env_id).kwargs.items() if not k.endswith("_defaults")}
+    fenv, params = build_functional(EnvConfig(**{**spec_kwargs, **kwargs}))
+    return EnvCore(fenv, params, TaskReward())
+
+
+def tone(hz: float):
+    def sound(n, playback):
+        return 0.3 * np.sin(2 * np.pi * hz * np.arange(n) / SR)
+
+    return sound
+
+
+@pytest.mark.parametrize("noise_floor, success", [(None, False), (5.0, True)])
+def test_a_device_step_succeeds_by_the_noise_aware_threshold(tmp_path, noise_floor, success):
+    import jax
+
+    import ddsp_gym  # noqa: F401  (registers the envs)
+
+    core = core_of("ddsp_gym/CutoffSweeper-v0", random_start=False)
+    # Target and start: a 220 Hz tone; every step: 330 Hz, far off by the sim's 0.2.
+    script = [(tone(220), 0), (tone(220), 0), (tone(330), 0)]
+    hw = backend(script, tmp_path, latency=0.0, noise_floor=noise_floor)
+    start = hw.start_episode(core, jax.random.PRNGKey(0))
+    on_target = 2.0 * np.asarray(start.state.target_knobs) - 1.0  # the hidden knob itself
+    out = hw.evaluate(core, start.state, on_target, False, True)
+    rule = out.info["hardware"]["success_rule"]
+    assert out.distance > 0.2 and rule["sim_threshold"] == pytest.approx(0.2)
+    assert out.success is success and rule["decided_by"] == ("noise" if success else "sim")
+    assert rule["threshold"] == pytest.approx(0.2 if noise_floor is None else 10.0)
+    # The sim's own verdict, in knob space (param_tolerance), is reported, not used: the
+    # knobs match, the sound does not.
+    assert rule["sim_success"] is True
+
+
+def test_calibration_stores_the_take_noise_where_the_success_rule_finds_it(tmp_path):
+    from ddsp_gym.backends.calibrate import repeat_distances
+
+    core = core_of("ddsp_gym/CutoffSweeper-v0")
+    task = core.fenv.task
+    takes = [note(0)(4000, None), note(0)(4000, None), 1.1 * note(0)(4000, None)]
+    distances = repeat_distances(task, takes, 16_000)
+    assert len(distances) == 3 and distances[0] == pytest.approx(0.0, abs=1e-6)
+    assert distances[1] > 0.0
+    hw = backend([(note(0), 0)], tmp_path, latency=0.0)
+    assert hw.noise_floor(task) is None
+    key = hardware.take_noise_key(task, 1)
+    hw.remember(take_noise={key: {"median": 0.15}})
+    assert key.startswith("SpectrumMatch(") and hw.noise_floor(task) == 0.15
+    again = backend([(note(0), 0)], tmp_path, latency=0.0)  # a later session reads it
+    assert again.noise_floor(task) == 0.15
+    assert again.success_rule(core).threshold == pytest.approx(0.3)
+    assert (
+        backend([(note(0), 0)], tmp_path, latency=0.0, takes_per_query=2).noise_floor(task) is None
+    )  # measured for one take per query, not two

@@ -26,7 +26,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,7 +34,7 @@ from ddsp_gym.audio_io import fit_length
 from ddsp_gym.backends import audio as audio_lib
 from ddsp_gym.backends import midi as midi_lib
 from ddsp_gym.backends import store
-from ddsp_gym.backends.base import AbstractBackend, Capabilities
+from ddsp_gym.backends.base import AbstractBackend, Capabilities, EnvCore, Outcome
 from ddsp_gym.backends.errors import (
     DeviceLostError,
     HardwareError,
@@ -45,6 +45,9 @@ from ddsp_gym.backends.errors import (
 from ddsp_gym.backends.knob_map import KnobMap, SentKnob, load_knob_map
 from ddsp_gym.backends.midi import MIDI_APIS, MidiOutput
 from ddsp_gym.plants.base import AbstractPlant
+
+if TYPE_CHECKING:
+    from ddsp_gym.envs.functional import EnvState
 
 MODES = ("instrument", "effect")
 # A note this many frames later than the measured latency missed its MIDI period
@@ -85,6 +88,12 @@ class HardwareConfig:
     ceiling), ``max_retries`` (extra attempts after an xrun or dropout),
     ``timeout_s`` (None: 2x the take + 2 s), ``latency_store`` (JSON file of what
     was measured per set-up, :mod:`ddsp_gym.backends.store`; None: the user cache).
+
+    Success (:func:`success_rule`): ``noise_floor`` ("auto": the repeat-take distance
+    ``hw calibrate`` stored for this set-up, task and ``takes_per_query``; a number in
+    the task's unit; None: none), ``noise_k`` (the threshold is max(the sim's, k x
+    noise floor)), ``takes_per_query`` (N takes per query, averaged in the audio
+    domain: see :meth:`HardwareBackend.render`).
     """
 
     midi_out: str | None = None
@@ -109,6 +118,9 @@ class HardwareConfig:
     max_retries: int = 3
     timeout_s: float | None = None
     latency_store: str | None = None
+    takes_per_query: int = 1
+    noise_floor: str | float | None = "auto"
+    noise_k: float = 2.0
     client_name: str = "ddsp_gym"
 
     @classmethod
@@ -154,6 +166,14 @@ class HardwareConfig:
             raise ValueError("silence_margin_db must be > 0 dB (or None: off)")
         if self.dropout_frames < 0:
             raise ValueError("dropout_frames must be >= 0 (0: no dropout check)")
+        if not 1 <= self.takes_per_query <= 16:
+            raise ValueError("takes_per_query must be in [1, 16]")
+        floor = self.noise_floor
+        number = isinstance(floor, int | float) and not isinstance(floor, bool)
+        if not (floor is None or floor == "auto" or (number and floor >= 0)):
+            raise ValueError(f"noise_floor must be 'auto', None or >= 0, not {floor!r}")
+        if self.noise_k < 1:
+            raise ValueError("noise_k must be >= 1 (the threshold never drops below the sim's)")
 
 
 @dataclass
@@ -170,6 +190,7 @@ class Take:
     samplerate: int  # the device's rate
     clipped: bool = False
     limiter_gain_db: float = 0.0
+    takes: int = 1  # takes averaged into this one (takes_per_query)
     raw: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), repr=False)
 
     def info(self) -> dict[str, Any]:
@@ -183,7 +204,80 @@ class Take:
             "latency_ms": 1000.0 * self.latency_frames / self.samplerate,
             "clipped": self.clipped,
             "limiter_gain_db": self.limiter_gain_db,
+            "takes": self.takes,
         }
+
+
+@dataclass(frozen=True)
+class SuccessRule:
+    """What decides success on a device: distance <= ``threshold`` (the task's unit)."""
+
+    threshold: float
+    sim_threshold: float
+    noise_floor: float | None  # median repeat-take distance (None: not measured)
+    k: float
+    decided_by: str  # "sim": the sim's threshold; "noise": k x noise floor is larger
+
+    def report(self, distance: float, sim_success: bool) -> dict[str, Any]:
+        """``info["hardware"]["success_rule"]``: the rule, and what the sim's rule said."""
+        return {
+            "threshold": self.threshold,
+            "sim_threshold": self.sim_threshold,
+            "noise_floor": self.noise_floor,
+            "k": self.k,
+            "decided_by": self.decided_by,
+            "distance": distance,
+            "sim_success": sim_success,
+        }
+
+
+def success_rule(sim_threshold: float, noise_floor: float | None, k: float) -> SuccessRule:
+    """max(sim threshold, k x noise floor), saying which one decided.
+
+    Two takes of the same knobs differ (a synth's own randomness, dither, level
+    drift), so a threshold tuned on the noiseless sim can sit below what a replay of
+    the exact setting scores: then not even the target's own knobs would succeed.
+    The noise floor is the median distance between repeated takes of one setting
+    (``ddsp-gym hw calibrate``); with k = 2 a replay of the exact setting passes
+    unless its take is an outlier, and a setting must sound measurably different
+    from the target, beyond the device's own repeat noise, to fail.
+    """
+    if noise_floor is None or not np.isfinite(noise_floor):
+        return SuccessRule(sim_threshold, sim_threshold, None, k, "sim")
+    noisy = k * float(noise_floor)
+    if noisy > sim_threshold:
+        return SuccessRule(noisy, sim_threshold, float(noise_floor), k, "noise")
+    return SuccessRule(sim_threshold, sim_threshold, float(noise_floor), k, "sim")
+
+
+def average_takes(takes: list[Take]) -> Take:
+    """One take from several of the same knobs: audio averaged, attempts summed."""
+    if len(takes) == 1:
+        return takes[0]
+    first = takes[0]
+    audio = np.mean([t.audio for t in takes], axis=0).astype(np.float32)
+    raw = np.mean([t.raw for t in takes], axis=0).astype(np.float32)
+    peak = audio_lib.peak_dbfs(raw)
+    return Take(
+        audio=audio,
+        knobs=first.knobs,
+        sent=first.sent,
+        peak_dbfs=peak,
+        rms_dbfs=audio_lib.rms_dbfs(raw),
+        attempts=sum(t.attempts for t in takes),
+        latency_frames=first.latency_frames,
+        samplerate=first.samplerate,
+        clipped=any(t.clipped for t in takes),
+        limiter_gain_db=first.limiter_gain_db,
+        takes=len(takes),
+        raw=raw,
+    )
+
+
+def take_noise_key(task: Any, takes_per_query: int) -> str:
+    """Where the store keeps a task's repeat-take distance: the task's repr (its class and
+    configuration, so its distance unit) and the takes averaged per query."""
+    return f"{task!r}|takes_per_query={takes_per_query}"
 
 
 def dropout_runs(x: np.ndarray, min_run: int) -> list[tuple[int, int]]:
@@ -420,6 +514,19 @@ class HardwareBackend(AbstractBackend):
         time.sleep(self.settle_s)
         return sent
 
+    def measure_input_noise(self, seconds: float = 0.3) -> float:
+        """RMS (dBFS) of the input with nothing playing: all sound off, settle, record.
+
+        -inf for digital silence (a software synth); a real input shows its noise
+        floor, which the take checks compare quiet takes with.
+        """
+        self._silence()
+        time.sleep(self.settle_s)
+        n_frames = int(seconds * self.samplerate)
+        job = self._engine().capture(n_frames, None, (), self.config.timeout_s)
+        mono = job.audio.mean(axis=1)
+        return audio_lib.rms_dbfs(mono - np.mean(mono))
+
     def _gate_frames(self, samplerate: int) -> int:
         return int(round(self.plant.gate_s * samplerate))
 
@@ -556,17 +663,69 @@ class HardwareBackend(AbstractBackend):
     ) -> Take:
         """Play ``unit_knobs`` (d,) on the device -> an aligned :class:`Take` (``key`` unused).
 
+        With ``takes_per_query`` N > 1 the knobs are played N times and the takes are
+        averaged sample by sample (audio domain): the takes are aligned to the sample
+        (latency compensated, the note scheduled at a block boundary, late notes
+        retried), so what the device plays the same each time adds up and what differs
+        (noise, dither) shrinks by about sqrt(N). That assumes a synth whose notes
+        start phase-locked (both rig synths; most digital synths); one with
+        free-running oscillators would have partials cancel, so leave N at 1 there
+        and rely on the noise-aware success threshold instead.
+
         Raises:
             SilentTakeError, XrunError, HardwareTimeoutError, HardwareError; all
             notes are switched off first and the backend is marked faulted (the
             env's ``reset()`` reopens it).
         """
         try:
-            return self._render(unit_knobs, input_audio)
+            n = self.config.takes_per_query
+            takes = [self._render(unit_knobs, input_audio) for _ in range(n)]
         except BaseException:
             self.faulted = True
             self.panic()
             raise
+        return average_takes(takes)
+
+    def evaluate(
+        self, core: EnvCore, state: EnvState, action: np.ndarray, with_grad: bool, step: bool
+    ) -> Outcome:
+        """The base evaluation, with success judged by the take's sound against
+        :meth:`success_rule` (reported in ``info["hardware"]["success_rule"]``).
+
+        The sim's knob-space criterion (``param_tolerance``) does not decide here: a
+        device plays its own law, so knobs near the hidden ones can still sound far off
+        (and the task's distance is what a recorded or WAV target can be judged by);
+        its verdict is reported as ``sim_success``. An external reward source keeps its
+        own success.
+        """
+        out = super().evaluate(core, state, action, with_grad, step)
+        if not core.reward.fused:
+            return out
+        rule = self.success_rule(core)
+        info = dict(out.info)
+        report = dict(info.get(self.name, {}))
+        report["success_rule"] = rule.report(out.distance, out.success)
+        info[self.name] = report
+        return out._replace(success=bool(out.distance <= rule.threshold), info=info)
+
+    def success_rule(self, core: EnvCore) -> SuccessRule:
+        """This env's rule on this device: see :func:`success_rule`."""
+        return success_rule(
+            float(core.params.success_threshold),
+            self.noise_floor(core.fenv.task),
+            self.config.noise_k,
+        )
+
+    def noise_floor(self, task: Any) -> float | None:
+        """The repeat-take distance for ``task`` (option ``noise_floor``; "auto": what
+        ``hw calibrate`` stored for this set-up and ``takes_per_query``)."""
+        floor = self.config.noise_floor
+        if floor is None or isinstance(floor, int | float):
+            return floor
+        key = take_noise_key(task, self.config.takes_per_query)
+        entry = (self.calibration.get("take_noise") or {}).get(key) or {}
+        median = entry.get("median")
+        return float(median) if isinstance(median, int | float) else None
 
     def _quiet_problem(
         self, audio: np.ndarray, peak: float, knobs: np.ndarray, input_audio: np.ndarray | None

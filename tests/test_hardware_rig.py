@@ -214,7 +214,8 @@ def test_close_leaves_no_stuck_notes_and_nothing_of_ours_running(synth, latency_
         listener.close()
     env.close()  # closing twice is harmless
     assert not our_jack_ports()
-    rig_pids = {rig.status(synth)["jackd_pid"], rig.status(synth)["amsynth_pid"]}
+    info = rig.status(synth)
+    rig_pids = {info["jackd_pid"], info["amsynth_pid"], info["fluidsynth_pid"]}
     assert child_processes() <= rig_pids  # jack_connect & co. were waited for
 
 
@@ -305,12 +306,13 @@ def test_expose_grad_on_hardware_is_refused(rig_config):
         gym.make("ddsp_gym/RealSynthPatch-v0", backend="hardware", expose_grad=True)
 
 
-def test_hw_list_and_rig_status_commands(synth, capsys):
+def test_hw_list_and_rig_status_commands(synth, rig_fluidsynth, capsys):
     assert main(["hw", "list"]) == 0
     out = capsys.readouterr().out
     assert "'amsynth:midi_in'" in out and "'amsynth'" in out
     assert main(["hw", "rig", "status"]) == 0
-    assert "amsynth   : ports up" in capsys.readouterr().out
+    status = capsys.readouterr().out
+    assert "amsynth   : ports up" in status and "fluidsynth: ports up" in status
     assert main(["hw", "list", "--api", "usb"]) == 2
     assert "unknown MIDI API 'usb'" in capsys.readouterr().err
 

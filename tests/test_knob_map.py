@@ -181,6 +181,8 @@ def test_coarse_nrpn_spans_7_bits_without_a_range():
         ("amsynth_sine", "sine"),
         ("amsynth_cutoff", "filtered_saw"),
         ("amsynth_volume", "gain"),
+        ("fluidsynth_cutoff", "filtered_saw"),
+        ("fluidsynth_sine", "sine"),
     ],
 )
 def test_packaged_maps_fit_their_twins(map_name, plant):
@@ -212,6 +214,24 @@ def test_amsynth_map_agrees_with_the_twin_it_drives():
     assert sent["cutoff"].value < 127 and sent["cutoff"].physical == pytest.approx(
         cutoff.high, rel=0.03
     )
+
+
+def test_fluidsynth_maps_address_soundfont_generators_by_nrpn():
+    # SF2 2.01 NRPNs: MSB 120, LSB = generator; FluidSynth offsets the preset's value by
+    # (v - 8192) * step (2 cents for the cutoff): the map's law puts 100-7000 Hz inside.
+    knob_map = load_knob_map("fluidsynth_cutoff")
+    cutoff = knob_map.knobs["cutoff"]
+    assert (cutoff.type, cutoff.number >> 7, cutoff.number & 0x7F) == ("nrpn", 120, 8)
+    spec = make_plant("filtered_saw").knob_specs[0]
+    for u in (0.0, 0.5, 1.0):
+        v = cutoff.device_value(u, spec)
+        cents = 4823.25 + 2 * (v - 8192)
+        assert 8.1758 * 2 ** (cents / 1200) == pytest.approx(float(spec.to_physical(u)), rel=1e-3)
+    programs = [m.value for m in knob_map.init if m.type == "program_change"]
+    assert programs == [38]  # 0-based on the wire: GM's "Synth Bass 1" is program 39
+    sine = load_knob_map("fluidsynth_sine")
+    bend_range = [m for m in sine.init if m.type == "rpn" and m.number == 0]
+    assert [(m.value, m.fine) for m in bend_range] == [(25, False)]
 
 
 def test_rig_writes_one_controller_line_per_cc_from_all_amsynth_maps():

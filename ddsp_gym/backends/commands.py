@@ -107,7 +107,7 @@ def add_hw_parser(sub) -> None:
     p.add_argument("--api", default="auto", help="MIDI API: auto, alsa, jack, coremidi, winmm")
     p.set_defaults(func=_cmd_list)
 
-    p = hw_sub.add_parser("rig", help="the software rig (JACK dummy driver + amsynth)")
+    p = hw_sub.add_parser("rig", help="the software rig (JACK dummy driver + amsynth + FluidSynth)")
     p.add_argument("action", choices=("start", "stop", "status", "install"))
     p.set_defaults(func=_cmd_rig)
 

@@ -13,6 +13,7 @@ import json
 import gymnasium as gym
 import numpy as np
 import pytest
+import soundfile as sf
 
 from ddsp_gym.cli import main
 
@@ -111,3 +112,30 @@ def test_bench_hw_runs_a_seed_on_the_synth_and_resumes(synth, tmp_path, capsys):
     assert main(argv) == 0
     again = json.loads((tmp_path / "hw_bench.json").read_text())
     assert again["runs"][key] == [run] and again["cells"][key] == cell
+
+
+def test_bench_hw_on_blind_wav_targets_records_the_device_values(rig_fluidsynth, tmp_path):
+    hardware = json.dumps({
+        "knob_map": "fluidsynth_cutoff", "midi_out": "fluidsynth:midi_00",
+        "audio_in": "fluidsynth", "latency_store": str(tmp_path / "latency.json"),
+    })  # fmt: skip
+    argv = ["bench", "hw", "--envs", "ddsp_gym/CutoffSweeper-v0", "--hardware-json", hardware]
+    argv += ["--blind-targets", "--agents", "random", "--budget", "3", "--seeds", "1"]
+    assert main([*argv, "--name", "blind", "-o", str(tmp_path)]) == 0
+    document = json.loads((tmp_path / "blind.json").read_text())
+    (key,) = document["runs"]
+    (run,) = document["runs"][key]
+    assert key.endswith("|blind") and document["cells"][key]["blind"]
+    # The target: the hidden patch played once, a float WAV, its device values kept.
+    wav = tmp_path / "blind_targets" / "CutoffSweeper-v0_10000.wav"
+    assert run["target"] == str(wav) and sf.info(str(wav)).subtype == "FLOAT"
+    target = json.loads(wav.with_suffix(".json").read_text())
+    assert run["true_sent"] == target["true_sent"]
+    assert 0 <= run["true_sent"]["cutoff"]["sent"] <= 16383
+    assert set(run["best_sent"]) == {"cutoff"}
+    assert run["success_rule"]["decided_by"] in ("sim", "noise")
+    report = (tmp_path / "blind.md").read_text()
+    assert (
+        "Per run (device values sent)" in report
+        and "| CutoffSweeper-v0 | random | 10000 |" in report
+    )

@@ -189,6 +189,21 @@ def test_wrong_port_or_device_names_list_the_real_ones(synth, latency_store):
     assert not our_jack_ports()  # a failed open leaves nothing behind
 
 
+def test_a_wrong_but_existing_midi_port_is_blamed_too(synth, rig_fluidsynth, closing):
+    # The notes go to FluidSynth while amsynth is recorded: the port exists, the take is
+    # silent, and the error names the MIDI side as well as the audio input.
+    plant = make_plant("amsynth_twin")
+    hw = HardwareBackend(plant, {**SYNTH, "midi_out": "fluidsynth:midi_00",
+                                 "knob_map": "amsynth", "latency": 21.3})  # fmt: skip
+    closing(hw)
+    with pytest.raises(SilentTakeError) as error:
+        hw.render(np.full(6, 0.5, np.float32))
+    message = str(error.value)
+    assert "audio_in='amsynth'" in message
+    assert "midi_out='fluidsynth:midi_00' the port of the synth that audio_in records" in message
+    assert "MIDI channel 1" in message and "note 48" in message
+
+
 def test_a_silent_take_is_detected(synth, latency_store, closing):
     # The dummy driver's capture ports carry silence: an unplugged cable.
     plant = make_plant("amsynth_twin")

@@ -787,7 +787,20 @@ class HardwareBackend(AbstractBackend):
                 f"MIDI port {self.midi.port_name!r} has gone away: the synth was closed or "
                 "crashed. Restart it, then call reset()."
             )
+        elif self.midi is not None and self.knob_map is not None:
+            lines.append(self._midi_hint())
         return " ".join(lines)
+
+    def _midi_hint(self) -> str:
+        """The MIDI side of a silent take: the port exists, yet it may reach another device."""
+        channels = ", ".join(map(str, self._channels()))
+        return (
+            f"Or the MIDI side: is midi_out={self.midi.port_name!r} the port of the synth "
+            f"that audio_in records, and does that synth listen on MIDI channel {channels} "
+            f"(the knob map's) and play note {self.knob_map.note}? A port that exists but "
+            "reaches another device (a MIDI interface's other output, a second synth) gives "
+            "exactly this silent take; `ddsp-gym hw list` shows the ports."
+        )
 
     # ---- latency -----------------------------------------------------------------------
 

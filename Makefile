@@ -13,7 +13,7 @@ help:
 	@echo "make demo       create .venv, install ddsp_gym, solve the Level-1 envs (writes demo_out/)"
 	@echo "make test       install the dev extras, start the hardware rig, run the whole suite"
 	@echo "make test-fast  the test suite without tests marked slow or hardware"
-	@echo "make rig-start  install (Debian, as root) and start the software rig: JACK + amsynth"
+	@echo "make rig-start  install (Debian, as root) and start the software rig: JACK + amsynth + FluidSynth"
 	@echo "make rig-stop   stop the software rig"
 	@echo "make lint       ruff check and format check"
 

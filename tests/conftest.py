@@ -74,8 +74,8 @@ def rig_problem() -> str | None:
 
 @pytest.fixture(scope="session")
 def rig_config():
-    """The software rig (JACK + amsynth), started if it is not running and then stopped
-    again; skips saying why where it cannot run (under CI: fails)."""
+    """The software rig (JACK + amsynth + FluidSynth), started if it is not running and
+    then stopped again; skips saying why where it cannot run (under CI: fails)."""
     from ddsp_gym.backends import rig
 
     problem = rig_problem()
@@ -97,7 +97,16 @@ def rig_synth(rig_config):
     return rig_config
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
+def rig_fluidsynth(rig_config):
+    """The rig with FluidSynth up, its second synth (a previous test may have killed it)."""
+    from ddsp_gym.backends import rig
+
+    rig.start_synth(rig_config, log=lambda *_: None, name="fluidsynth")
+    return rig_config
+
+
+@pytest.fixture
 def dawdreamer():
     """DawDreamer (the ``plugin`` extra; it embeds the Faust compiler), or a skip (CI: a fail)."""
     require("dawdreamer", "DawDreamer is needed: pip install 'ddsp_gym[plugin]'")

@@ -1,8 +1,9 @@
 """Every backend keeps the same contract through the one interface (backends/base.py).
 
 The same checks run on the sim (the JAX plant), the plugin backend (amsynth's VST,
-rendered offline) and the hardware backend (amsynth on the software rig, in real
-time): what ``render`` returns, what the env reports, what a capability promises.
+rendered offline) and the hardware backend on both of the software rig's synths, in
+real time (amsynth over CC; FluidSynth over NRPN, on CutoffSweeper's twin): what
+``render`` returns, what the env reports, what a capability promises.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from tests.conftest import make, require
 
 ID = "ddsp_gym/RealSynthPatch-v0"  # its registry entry knows the rig's synth and the VST
 AMSYNTH_VST = "/usr/lib/vst/amsynth_vst.so"
-BACKENDS = ["sim", "plugin", pytest.param("hardware", marks=pytest.mark.hardware)]
+FLUIDSYNTH = {"knob_map": "fluidsynth_cutoff", "midi_out": "fluidsynth:midi_00",
+              "audio_in": "fluidsynth"}  # fmt: skip
+BACKENDS = [
+    "sim",
+    "plugin",
+    pytest.param("hardware", marks=pytest.mark.hardware),
+    pytest.param("hardware-fluidsynth", marks=pytest.mark.hardware),
+]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -26,7 +34,11 @@ def env(request):
         require(__import__("os").path.exists(AMSYNTH_VST), f"{AMSYNTH_VST} is missing")
     if name == "hardware":
         request.getfixturevalue("rig_synth")
-    env = make(ID, backend=name)
+    if name == "hardware-fluidsynth":
+        request.getfixturevalue("rig_fluidsynth")
+        env = make("ddsp_gym/CutoffSweeper-v0", backend="hardware", hardware=FLUIDSYNTH)
+    else:
+        env = make(ID, backend=name)
     yield env
     env.close()
 

@@ -189,18 +189,29 @@ def test_bench_hw_defaults_and_the_command_it_records(monkeypatch, tmp_path, cap
 
     calls = []
     monkeypatch.setattr(
-        ddsp_gym.agents.hw_bench, "run_hw_benchmark", lambda *a: calls.append(a) or []
+        ddsp_gym.agents.hw_bench,
+        "run_hw_benchmark",
+        lambda *a, **kw: calls.append((a, kw)) or [],
     )
     options = '{"latency": 21.0}'
     argv = ["bench", "hw", "--hardware-json", options, "--knobs", "cutoff", "-o", str(tmp_path)]
     assert main(argv) == 0
-    ((envs, agents, budget, seeds, out, hardware, knobs, _, command),) = calls
+    (((envs, agents, budget, seeds, out, hardware, knobs, _, command), kw),) = calls
     assert (envs, agents, budget, seeds) == (None, ["random", "cma", "hybrid"], 60, 10)
     assert out == tmp_path / "hw_bench.json" and hardware == {"latency": 21.0}
-    assert knobs == ["cutoff"]
+    assert knobs == ["cutoff"] and kw == {"blind": False}
     assert command == (
         "ddsp-gym bench hw --hardware-json '{\"latency\": 21.0}' --knobs cutoff "
         "--agents random cma hybrid --budget 60 --seeds 10"
+    )
+    calls.clear()
+    argv = ["bench", "hw", "--blind-targets", "--name", "blind", "-o", str(tmp_path)]
+    assert main(argv) == 0
+    (((_, _, _, _, out, _, _, _, command), kw),) = calls
+    assert out == tmp_path / "blind.json" and kw == {"blind": True}
+    assert command == (
+        "ddsp-gym bench hw --blind-targets --agents random cma hybrid --budget 60 --seeds 10 "
+        "--name blind"
     )
     assert main(["bench", "hw", "--hardware-json", "[1]"]) == 2
     assert "must be a JSON object" in capsys.readouterr().err

@@ -6,15 +6,18 @@ these tests skip with the reason, except under CI (environment variable CI),
 where a missing rig is a failure.
 
 The dummy driver runs in real time (a 0.4 s note costs 0.4 s), so takes are
-short and the module keeps to about a minute.
+short; the module takes about two and a half minutes, most of them the 50 envs
+dropped without close() (each one made, reset and stepped: two takes).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,17 +25,19 @@ import gymnasium as gym
 import jax
 import numpy as np
 import pytest
+import yaml
 
 import ddsp_gym  # noqa: F401  (registers the envs)
 from ddsp_gym.backends import audio, midi, rig
 from ddsp_gym.backends.calibrate import centroid_hz
 from ddsp_gym.backends.errors import (
     AudioDeviceNotFoundError,
-    HardwareError,
+    DeviceLostError,
     MidiPortNotFoundError,
     SilentTakeError,
 )
 from ddsp_gym.backends.hardware import HardwareBackend
+from ddsp_gym.backends.knob_map import map_path
 from ddsp_gym.cli import main
 from ddsp_gym.plants import make_plant
 
@@ -140,20 +145,40 @@ def test_loopback_latency_is_measured_and_compensated_within_1ms(rig_config, lat
     assert np.corrcoef(take.audio[:3900], expected[:3900])[0, 1] > 0.99
 
 
-def test_killing_the_synth_mid_episode_is_a_clear_error_and_reset_recovers(synth, latency_store,
-                                                                           closing):  # fmt: skip
+def test_a_synth_killed_mid_take_fails_that_take_and_reset_recovers(synth, latency_store,
+                                                                     closing):  # fmt: skip
     env = make_hw("ddsp_gym/RealSynthPatch-v0", latency_store)
     closing(env)
     env.reset(seed=0)
     env.step(env.action_space.sample())
-    rig.kill_synth(synth)
-    with pytest.raises(HardwareError, match="amsynth:midi_in' has gone away"):
+    # The take: 40 ms settle, then about 0.47 s of recording; the synth dies 0.25 s in.
+    killer = threading.Timer(0.25, rig.kill_synth, args=(synth,))
+    start = time.monotonic()
+    killer.start()
+    with pytest.raises(DeviceLostError, match="amsynth:midi_in' has gone away during the take"):
         env.step(env.action_space.sample())
+    killer.join()
+    assert time.monotonic() - start < 1.5  # that take, not a later one
     rig.start_synth(synth, log=lambda *_: None)
     obs, info = env.reset(seed=1)
     assert np.all(np.isfinite(obs)) and info["hardware"]["peak_dbfs"] > -40
     _, reward, _, _, info = env.step(np.zeros(6, np.float32))
     assert np.isfinite(reward) and info["hardware"]["peak_dbfs"] > -40
+
+
+def test_a_synth_turned_down_to_a_leak_gives_the_silence_error(synth, latency_store, closing):
+    # master_vol 4 of 127 (45 in the map): the take peaks near -54 dBFS, above the absolute
+    # -60 dBFS threshold, but some 45 dB below what the twin plays at these knobs.
+    document = yaml.safe_load(map_path("amsynth_cutoff").read_text())
+    for message in document["init"]:
+        if message.get("parameter") == "master_vol":
+            message["value"] = 4
+    options = {**SYNTH, "knob_map": document, "latency_store": latency_store, "max_retries": 5,
+               "settle_ms": 300}  # amsynth glides to a new volume  # fmt: skip
+    hw = HardwareBackend(make_plant("filtered_saw"), options)
+    closing(hw)
+    with pytest.raises(SilentTakeError, match=r"dB below what the twin plays"):
+        hw.render(np.array([0.5], np.float32))
 
 
 def test_wrong_port_or_device_names_list_the_real_ones(synth, latency_store):
@@ -163,6 +188,21 @@ def test_wrong_port_or_device_names_list_the_real_ones(synth, latency_store):
     with pytest.raises(AudioDeviceNotFoundError, match=r"'Scarlett'(.|\n)*'amsynth'(.|\n)*"):
         HardwareBackend(plant, {**SYNTH, "knob_map": "amsynth", "audio_in": "Scarlett"})
     assert not our_jack_ports()  # a failed open leaves nothing behind
+
+
+def test_a_wrong_but_existing_midi_port_is_blamed_too(synth, rig_fluidsynth, closing):
+    # The notes go to FluidSynth while amsynth is recorded: the port exists, the take is
+    # silent, and the error names the MIDI side as well as the audio input.
+    plant = make_plant("amsynth_twin")
+    hw = HardwareBackend(plant, {**SYNTH, "midi_out": "fluidsynth:midi_00",
+                                 "knob_map": "amsynth", "latency": 21.3})  # fmt: skip
+    closing(hw)
+    with pytest.raises(SilentTakeError) as error:
+        hw.render(np.full(6, 0.5, np.float32))
+    message = str(error.value)
+    assert "audio_in='amsynth'" in message
+    assert "midi_out='fluidsynth:midi_00' the port of the synth that audio_in records" in message
+    assert "MIDI channel 1" in message and "note 48" in message
 
 
 def test_a_silent_take_is_detected(synth, latency_store, closing):
@@ -190,8 +230,71 @@ def test_close_leaves_no_stuck_notes_and_nothing_of_ours_running(synth, latency_
         listener.close()
     env.close()  # closing twice is harmless
     assert not our_jack_ports()
-    rig_pids = {rig.status(synth)["jackd_pid"], rig.status(synth)["amsynth_pid"]}
+    info = rig.status(synth)
+    rig_pids = {info["jackd_pid"], info["amsynth_pid"], info["fluidsynth_pid"]}
     assert child_processes() <= rig_pids  # jack_connect & co. were waited for
+
+
+DROP_SCRIPT = """
+import gc, json, sys
+import gymnasium as gym
+import numpy as np
+import ddsp_gym
+from ddsp_gym.backends import midi, ownership
+
+hardware = json.loads(sys.argv[1])
+target = np.sin(2 * np.pi * 110 * np.arange(4000) / 16000).astype(np.float32)  # one take a reset
+
+
+def make():
+    return gym.make("ddsp_gym/CutoffSweeper-v0", backend="hardware", hardware=hardware,
+                    target=target, disable_env_checker=True)
+
+
+for i in range(50):
+    env = make()
+    env.reset(seed=i)
+    env.step(env.action_space.sample())
+    if i % 3 == 0:
+        env.unwrapped.myself = env  # a reference cycle: only the cyclic collector frees it
+    del env  # dropped without close()
+    if i % 5 == 4:
+        gc.collect()
+env = make()  # another env plays after all the drops
+env.reset(seed=99)
+_, reward, *_ = env.step(np.zeros(1, np.float32))
+assert np.isfinite(reward)
+print("HELD", len(ownership._open) + ownership.orphans())
+env.unwrapped.backend.midi.send(midi.note_on(1, 57, 100))  # left on: the exit handler stops it
+print("EXIT")
+"""
+
+
+def test_envs_dropped_without_close_do_not_crash_python_or_leave_notes_on(synth, latency_store):
+    # PortAudio used to call a collected stream's callback: abort (exit 134) or SIGSEGV/SIGILL.
+    hardware = {**SYNTH, "knob_map": "amsynth_cutoff", "latency_store": latency_store,
+                "max_retries": 5}  # fmt: skip
+    child = subprocess.run(
+        [sys.executable, "-c", DROP_SCRIPT, json.dumps(hardware)],
+        capture_output=True, text=True, timeout=400, cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    assert child.returncode == 0, child.stderr[-3000:]
+    assert "EXIT" in child.stdout
+    # Every dropped env's stream and port were closed on the way, not kept until exit.
+    assert child.stdout.split("HELD ")[1].split()[0] == "2"  # the last env's two
+    with audio.AudioEngine(audio.StreamConfig(input_device="amsynth")) as listener:
+        assert audio.peak_dbfs(listener.capture(4800).audio) == -np.inf  # no stuck note
+
+
+def test_the_env_is_a_context_manager_through_gymnasiums_wrappers(synth, latency_store):
+    with make_hw("ddsp_gym/RealSynthPatch-v0", latency_store) as env:
+        assert isinstance(env, gym.Wrapper)  # gym.make's wrappers pass the with-block on
+        env.reset(seed=4)
+        backend = env.unwrapped.backend
+        assert backend.engine.is_open and backend.midi.is_open
+    assert backend.engine is None and backend.midi is None
+    assert not our_jack_ports()
+    env.close()  # closing again is harmless
 
 
 def test_level1_envs_run_on_the_synth_with_their_maps(synth, latency_store, closing):
@@ -219,12 +322,13 @@ def test_expose_grad_on_hardware_is_refused(rig_config):
         gym.make("ddsp_gym/RealSynthPatch-v0", backend="hardware", expose_grad=True)
 
 
-def test_hw_list_and_rig_status_commands(synth, capsys):
+def test_hw_list_and_rig_status_commands(synth, rig_fluidsynth, capsys):
     assert main(["hw", "list"]) == 0
     out = capsys.readouterr().out
     assert "'amsynth:midi_in'" in out and "'amsynth'" in out
     assert main(["hw", "rig", "status"]) == 0
-    assert "amsynth   : ports up" in capsys.readouterr().out
+    status = capsys.readouterr().out
+    assert "amsynth   : ports up" in status and "fluidsynth: ports up" in status
     assert main(["hw", "list", "--api", "usb"]) == 2
     assert "unknown MIDI API 'usb'" in capsys.readouterr().err
 

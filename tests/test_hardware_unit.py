@@ -7,14 +7,17 @@ real rig in test_hardware_rig.py.
 
 from __future__ import annotations
 
+import gc
 import sys
+import threading
 
 import numpy as np
 import pytest
 from scipy import signal
 
-from ddsp_gym.backends import audio
+from ddsp_gym.backends import audio, hardware, ownership
 from ddsp_gym.backends.errors import (
+    DeviceLostError,
     HardwareError,
     HardwareTimeoutError,
     SilentTakeError,
@@ -139,11 +142,80 @@ def test_playback_goes_out_in_the_same_blocks_and_xruns_are_counted():
 def test_a_stalled_stream_times_out_with_a_clear_error():
     engine = object.__new__(audio.AudioEngine)  # no device: the callback never runs
     engine.config = audio.StreamConfig(input_device="nothing")
-    engine._stream, engine._job, engine._blocks = object(), None, 0
+    engine._open_stream, engine._callbacks = object(), audio._Callbacks()
     engine.samplerate, engine.channels = SR, 1
     with pytest.raises(HardwareTimeoutError, match="delivered no blocks at all"):
         engine.capture(480, timeout=0.2)
-    assert engine._job is None
+    assert engine._callbacks.job is None
+
+
+# ---- ownership: devices are closed by their owner, never by the garbage collector ------
+
+
+class FakeResource:
+    def __init__(self, log: list, name: str, is_midi: bool = False):
+        self.log, self.name, self.is_midi = log, name, is_midi
+
+    def panic(self):
+        self.log.append(f"panic {self.name}")
+
+    def close(self):
+        self.log.append(f"close {self.name}")
+
+
+class Owner:
+    pass
+
+
+def test_a_dropped_owner_queues_its_resource_and_reap_closes_it_in_order():
+    log = []
+    owners = [Owner(), Owner(), Owner()]
+    ownership.adopt(owners[0], FakeResource(log, "port", is_midi=True))
+    ownership.adopt(owners[1], FakeResource(log, "stream"))
+    kept = FakeResource(log, "kept")
+    ownership.adopt(owners[2], kept)
+    owners[0].cycle = owners[0]  # only the cyclic collector frees this one
+    del owners[:2]
+    gc.collect()
+    assert log == []  # the collector closes nothing itself...
+    assert ownership.reap() == 2  # ...the next device operation does: silence, stream, port
+    assert log == ["panic port", "close stream", "close port"]
+    assert ownership.reap() == 0
+    ownership.release(kept)  # its owner closed it
+
+
+def test_reap_waits_for_a_python_thread_when_called_from_an_audio_thread():
+    log = []
+    owner = Owner()
+    ownership.adopt(owner, FakeResource(log, "stream"))
+    del owner
+    gc.collect()
+    counts = []
+
+    def audio_callback():
+        ownership.mark_audio_thread()
+        counts.append(ownership.reap())
+        ownership.close_all()
+
+    thread = threading.Thread(target=audio_callback)
+    thread.start()
+    thread.join()
+    assert counts == [0] and log == []
+    assert ownership.reap() == 1 and log == ["close stream"]
+
+
+def test_exit_closes_what_is_still_open_and_runs_before_portaudio_shuts_down(monkeypatch):
+    log = []
+    owner = Owner()
+    ownership.adopt(owner, FakeResource(log, "port", is_midi=True))
+    ownership.adopt(owner, FakeResource(log, "stream"))
+    ownership.close_all()
+    assert log == ["panic port", "close stream", "close port"]
+    registered = []
+    monkeypatch.setattr(ownership.atexit, "register", registered.append)
+    monkeypatch.setattr(ownership.atexit, "unregister", lambda f: None)
+    ownership.register_exit_handler()  # again after sounddevice's import: runs first (LIFO)
+    assert registered == [ownership.close_all]
 
 
 # ---- the backend with stand-in devices ------------------------------------------------------
@@ -319,11 +391,95 @@ def test_a_silent_take_is_an_error_that_says_what_to_check(tmp_path):
     with pytest.raises(SilentTakeError, match="take was silent.*cable plugged in"):
         hw.render(np.array([0.5], np.float32))
     midi.alive = False
-    with pytest.raises(SilentTakeError, match="fake:midi_in' has gone away.*reset"):
+    with pytest.raises(DeviceLostError, match="fake:midi_in' has gone away before.*reset"):
         hw.render(np.array([0.5], np.float32))
     assert hw.faulted and midi.panics > 0
     with pytest.raises(SilentTakeError, match="latency measurement failed"):
         backend([(silence, 0)], tmp_path, latency="measure")
+
+
+# ---- a take is checked whole before it is scored --------------------------------------------
+
+
+def test_dropouts_are_gaps_of_exact_zeros_inside_a_sound():
+    x = np.ones(1000)
+    assert hardware.dropout_runs(x, 64) == []
+    x[100:300] = 0.0
+    x[500:530] = 0.0  # shorter than the limit: a zero crossing or two, not a dropout
+    assert hardware.dropout_runs(x, 64) == [(100, 200)]
+    x[900:] = 0.0  # silence after the sound (and before it) is no gap
+    assert hardware.dropout_runs(np.concatenate([np.zeros(500), x]), 64) == [(600, 200)]
+    assert hardware.dropout_runs(x, 0) == []
+
+
+def test_quiet_takes_are_judged_against_the_noise_and_the_twin():
+    assert hardware.quiet_problem(-20.0, -18.0, -90.0, 40.0) is None
+    assert "within 6 dB of the input's own noise" in hardware.quiet_problem(-72, -70, -75, 40)
+    leak = hardware.quiet_problem(-62.0, -15.0, None, 40.0)
+    assert "47 dB below what the twin plays" in leak
+    # A gain knob at -48 dB is quiet and expected to be: no error.
+    assert hardware.quiet_problem(-66.0, -64.0, None, 40.0) is None
+    assert hardware.quiet_problem(-62.0, -15.0, None, None) is None  # margin off
+
+
+def gap(delay: int, start: int, length: int):
+    """A note with ``length`` frames of exact zeros from ``start``: a lost audio period."""
+
+    def sound(n, playback):
+        x = note(delay)(n, playback)
+        x[start : start + length] = 0.0
+        return x
+
+    return sound
+
+
+def test_a_dropout_in_the_note_is_retried_then_raised(tmp_path):
+    hw = backend([(gap(0, 2000, 1024), 0), (note(0), 0)], tmp_path, latency=0.0)
+    assert hw.render(np.array([0.5], np.float32)).attempts == 2
+    hw.engine.script = [(gap(0, 2000, 1024), 0)]
+    with pytest.raises(XrunError, match=r"\(dropout, dropout, dropout, dropout\).*exact zeros"):
+        hw.render(np.array([0.5], np.float32))
+
+
+class VanishingMidi(FakeMidi):
+    """A synth that crashes when its note starts: the port is gone by the end of the take."""
+
+    def send(self, message):
+        super().send(message)
+        if message[0] & 0xF0 == 0x90:
+            self.alive = False
+
+
+def test_a_synth_that_crashes_mid_take_fails_that_take(tmp_path):
+    midi = VanishingMidi()
+    hw = backend([(gap(0, 3000, 100_000), 0)], tmp_path, midi=midi, latency=0.0)
+    with pytest.raises(DeviceLostError, match="has gone away during the take.*reset"):
+        hw.render(np.array([0.5], np.float32))
+    assert hw.faulted and midi.panics > 0
+
+
+def test_a_percussive_note_that_ends_before_its_note_off_is_a_take(tmp_path):
+    # Digital silence from mid-gate on, the port still there after a re-check: no crash.
+    hw = backend([(gap(0, 3000, 100_000), 0)], tmp_path, latency=0.0)
+    take = hw.render(np.array([0.5], np.float32))
+    assert take.attempts == 1 and take.peak_dbfs > -20
+
+
+def test_a_leaking_synth_at_volume_zero_is_silent(tmp_path):
+    def leak(n, playback):
+        return 10 ** (-57 / 20) * note(0)(n, playback) / 0.3  # peak -57 dBFS
+
+    hw = backend([(leak, 0)], tmp_path, latency=0.0)  # twin: a saw at -12 dBFS or so
+    with pytest.raises(SilentTakeError, match=r"dB below what the twin plays.*volume up"):
+        hw.render(np.array([0.5], np.float32))
+    # Measured by hw calibrate: the device is 50 dB quieter than its twin on purpose.
+    hw.remember(level_offset_db=-50.0)
+    assert hw.render(np.array([0.5], np.float32)).peak_dbfs < -55
+    hw.remember(input_noise_dbfs=-60.0)  # ...but an input this noisy hides such a take
+    with pytest.raises(SilentTakeError, match="input's own noise"):
+        hw.render(np.array([0.5], np.float32))
+    stored = hardware.store.read_entry(hw._store_path(), hw.store_key())
+    assert stored["level_offset_db"] == -50.0 and stored["input_noise_dbfs"] == -60.0
 
 
 def test_a_timeout_silences_the_synth_and_marks_the_backend_faulted(tmp_path):
@@ -389,3 +545,95 @@ def test_missing_optional_dependencies_name_the_extra(monkeypatch):
     with pytest.raises(HardwareDependencyError, match="sounddevice and the PortAudio library"):
         audio.list_audio_devices()
     assert validate_backend("sim") == "sim"  # the sim never needs them
+
+
+# ---- take noise in the success rule -------------------------------------------------------
+
+
+def test_the_success_threshold_is_the_larger_of_the_sims_and_k_times_the_take_noise():
+    assert hardware.success_rule(0.3, None, 2.0).decided_by == "sim"
+    rule = hardware.success_rule(0.3, 0.2, 2.0)
+    assert (rule.threshold, rule.decided_by) == (pytest.approx(0.4), "noise")
+    rule = hardware.success_rule(0.3, 0.1, 2.0)
+    assert (rule.threshold, rule.decided_by, rule.noise_floor) == (0.3, "sim", 0.1)
+    report = rule.report(0.25, False)
+    assert report["threshold"] == 0.3 and report["sim_success"] is False
+
+
+def test_takes_per_query_averages_aligned_takes_in_the_audio_domain(tmp_path):
+    rng = np.random.default_rng(4)
+
+    def noisy(n, playback):
+        return note(0)(n, playback) + 0.01 * rng.standard_normal(n)
+
+    one = backend([(noisy, 0)], tmp_path, latency=0.0)
+    four = backend([(noisy, 0)], tmp_path, latency=0.0, takes_per_query=4)
+    clean = note(0)(4000 * 3, None)[::3][:4000]  # 220 Hz at 16 kHz, as aligned
+    take1, take4 = (hw.render(np.array([0.5], np.float32)) for hw in (one, four))
+    err1, err4 = (np.std(t.audio[100:3900] - clean[100:3900]) for t in (take1, take4))
+    assert take4.takes == 4 and take4.attempts == 4 and take4.info()["takes"] == 4
+    assert err4 < 0.65 * err1  # about 1/sqrt(4) of the noise is left
+
+
+def core_of(env_id: str, **kwargs):
+    """The functional core an env hands its backend (no devices opened)."""
+    import gymnasium as gym
+
+    from ddsp_gym.backends.base import EnvCore
+    from ddsp_gym.envs.config import EnvConfig, build_functional
+    from ddsp_gym.rewards import TaskReward
+
+    spec_kwargs = {k: v for k, v in gym.spec(env_id).kwargs.items() if not k.endswith("_defaults")}
+    fenv, params = build_functional(EnvConfig(**{**spec_kwargs, **kwargs}))
+    return EnvCore(fenv, params, TaskReward())
+
+
+def tone(hz: float):
+    def sound(n, playback):
+        return 0.3 * np.sin(2 * np.pi * hz * np.arange(n) / SR)
+
+    return sound
+
+
+@pytest.mark.parametrize("noise_floor, success", [(None, False), (5.0, True)])
+def test_a_device_step_succeeds_by_the_noise_aware_threshold(tmp_path, noise_floor, success):
+    import jax
+
+    import ddsp_gym  # noqa: F401  (registers the envs)
+
+    core = core_of("ddsp_gym/CutoffSweeper-v0", random_start=False)
+    # Target and start: a 220 Hz tone; every step: 330 Hz, far off by the sim's 0.2.
+    script = [(tone(220), 0), (tone(220), 0), (tone(330), 0)]
+    hw = backend(script, tmp_path, latency=0.0, noise_floor=noise_floor)
+    start = hw.start_episode(core, jax.random.PRNGKey(0))
+    on_target = 2.0 * np.asarray(start.state.target_knobs) - 1.0  # the hidden knob itself
+    out = hw.evaluate(core, start.state, on_target, False, True)
+    rule = out.info["hardware"]["success_rule"]
+    assert out.distance > 0.2 and rule["sim_threshold"] == pytest.approx(0.2)
+    assert out.success is success and rule["decided_by"] == ("noise" if success else "sim")
+    assert rule["threshold"] == pytest.approx(0.2 if noise_floor is None else 10.0)
+    # The sim's own verdict, in knob space (param_tolerance), is reported, not used: the
+    # knobs match, the sound does not.
+    assert rule["sim_success"] is True
+
+
+def test_calibration_stores_the_take_noise_where_the_success_rule_finds_it(tmp_path):
+    from ddsp_gym.backends.calibrate import repeat_distances
+
+    core = core_of("ddsp_gym/CutoffSweeper-v0")
+    task = core.fenv.task
+    takes = [note(0)(4000, None), note(0)(4000, None), 1.1 * note(0)(4000, None)]
+    distances = repeat_distances(task, takes, 16_000)
+    assert len(distances) == 3 and distances[0] == pytest.approx(0.0, abs=1e-6)
+    assert distances[1] > 0.0
+    hw = backend([(note(0), 0)], tmp_path, latency=0.0)
+    assert hw.noise_floor(task) is None
+    key = hardware.take_noise_key(task, 1)
+    hw.remember(take_noise={key: {"median": 0.15}})
+    assert key.startswith("SpectrumMatch(") and hw.noise_floor(task) == 0.15
+    again = backend([(note(0), 0)], tmp_path, latency=0.0)  # a later session reads it
+    assert again.noise_floor(task) == 0.15
+    assert again.success_rule(core).threshold == pytest.approx(0.3)
+    assert (
+        backend([(note(0), 0)], tmp_path, latency=0.0, takes_per_query=2).noise_floor(task) is None
+    )  # measured for one take per query, not two

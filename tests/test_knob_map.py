@@ -149,9 +149,29 @@ def test_nrpn_pitch_bend_and_program_change_transports():
     specs = [KnobSpec("a", 0, 1), KnobSpec("b", 0, 1), KnobSpec("c", 0, 1)]
     messages, sent = knob_map.encode([1.0, 0.5, 1.0], specs)
     assert sent["a"].value == 16383 and sent["b"].value == 8192 and sent["c"].value == 7
-    assert messages[:4] == [[0xB0, 99, 2], [0xB0, 98, 44], [0xB0, 6, 127], [0xB0, 38, 127]]
+    assert messages[:4] == [[0xB0, 99, 2], [0xB0, 98, 44], [0xB0, 38, 127], [0xB0, 6, 127]]
     assert [0xE2, 0x00, 0x40] in messages
     assert messages[-1] == [0xC0, 7]
+
+
+def test_coarse_nrpn_spans_7_bits_without_a_range():
+    # fine: false alone used to fail naming `range`, which the user never set.
+    knob_map = parse_knob_map({"knobs": {"level": {"type": "nrpn", "number": 300, "fine": False}}})
+    messages, sent = knob_map.encode([0.5], [LINEAR])
+    assert sent["level"].value == 64 and sent["level"].unit == pytest.approx(64 / 127)
+    assert [0xB0, 6, 64] in messages and [0xB0, 38, 0] in messages  # MSB 64, LSB 0
+    # A law scales to 0..127, not to 16383 (every position used to be sent as 127).
+    law = {"kind": "linear", "min": 0.0, "max": 1.0}
+    document = {"knobs": {"level": {"type": "nrpn", "number": 300, "fine": False, "law": law}}}
+    knob_map = parse_knob_map(document)
+    values = [knob_map.encode([u], [LINEAR])[1]["level"].value for u in (0.0, 0.25, 0.5, 1.0)]
+    assert values == [0, 32, 64, 127]
+    with pytest.raises(KnobMapError, match=r"knobs.level.range\[1\]: 200 is out of range"):
+        parse_knob_map(with_knob(type="nrpn", fine=False, range=[0, 200]))
+    with pytest.raises(KnobMapError, match="knobs.level.fine: only an NRPN or RPN"):
+        parse_knob_map(with_knob(fine=False))
+    with pytest.raises(KnobMapError, match="knobs.level.fine: expected true or false"):
+        parse_knob_map(with_knob(type="nrpn", fine="no"))
 
 
 @pytest.mark.parametrize(
@@ -161,6 +181,8 @@ def test_nrpn_pitch_bend_and_program_change_transports():
         ("amsynth_sine", "sine"),
         ("amsynth_cutoff", "filtered_saw"),
         ("amsynth_volume", "gain"),
+        ("fluidsynth_cutoff", "filtered_saw"),
+        ("fluidsynth_sine", "sine"),
     ],
 )
 def test_packaged_maps_fit_their_twins(map_name, plant):
@@ -192,6 +214,24 @@ def test_amsynth_map_agrees_with_the_twin_it_drives():
     assert sent["cutoff"].value < 127 and sent["cutoff"].physical == pytest.approx(
         cutoff.high, rel=0.03
     )
+
+
+def test_fluidsynth_maps_address_soundfont_generators_by_nrpn():
+    # SF2 2.01 NRPNs: MSB 120, LSB = generator; FluidSynth offsets the preset's value by
+    # (v - 8192) * step (2 cents for the cutoff): the map's law puts 100-7000 Hz inside.
+    knob_map = load_knob_map("fluidsynth_cutoff")
+    cutoff = knob_map.knobs["cutoff"]
+    assert (cutoff.type, cutoff.number >> 7, cutoff.number & 0x7F) == ("nrpn", 120, 8)
+    spec = make_plant("filtered_saw").knob_specs[0]
+    for u in (0.0, 0.5, 1.0):
+        v = cutoff.device_value(u, spec)
+        cents = 4823.25 + 2 * (v - 8192)
+        assert 8.1758 * 2 ** (cents / 1200) == pytest.approx(float(spec.to_physical(u)), rel=1e-3)
+    programs = [m.value for m in knob_map.init if m.type == "program_change"]
+    assert programs == [38]  # 0-based on the wire: GM's "Synth Bass 1" is program 39
+    sine = load_knob_map("fluidsynth_sine")
+    bend_range = [m for m in sine.init if m.type == "rpn" and m.number == 0]
+    assert [(m.value, m.fine) for m in bend_range] == [(25, False)]
 
 
 def test_rig_writes_one_controller_line_per_cc_from_all_amsynth_maps():

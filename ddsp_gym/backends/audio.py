@@ -29,6 +29,7 @@ from math import gcd
 import numpy as np
 from scipy import signal
 
+from ddsp_gym.backends import ownership
 from ddsp_gym.backends.errors import (
     HARDWARE_EXTRA_HINT,
     AudioDeviceNotFoundError,
@@ -73,6 +74,7 @@ def _sounddevice():
     """The sounddevice module (PortAudio initialized or not), or a clear error."""
     os.environ.setdefault("JACK_NO_START_SERVER", "1")
     _name_jack_client()
+    first_import = "sounddevice" not in sys.modules
     try:
         import sounddevice as sd
     except (ImportError, OSError) as err:
@@ -80,6 +82,8 @@ def _sounddevice():
             f"the hardware backend needs sounddevice and the PortAudio library ({err}); "
             f"{HARDWARE_EXTRA_HINT} (on Debian/Ubuntu also: apt-get install libportaudio2)"
         ) from None
+    if first_import:
+        ownership.register_exit_handler()  # our streams close before PortAudio shuts down
     return sd
 
 
@@ -356,34 +360,140 @@ class StreamConfig:
     jack_exclusive: bool = True  # drop PortAudio's automatic connections of our ports first
 
 
+class _Callbacks:
+    """What the audio thread touches, kept apart from the engine.
+
+    The stream holds its callback, and :mod:`ownership` holds an open stream until
+    it is closed; were the callback a method of the engine, the engine could never
+    be collected, and a dropped engine's stream never closed.
+    """
+
+    def __init__(self) -> None:
+        self.xruns_total = 0  # over/underruns flagged since the stream opened
+        self.blocks = 0  # callbacks run since the stream opened
+        self.job: CaptureJob | None = None
+        self._marked = False
+
+    def _enter(self) -> None:
+        if not self._marked:
+            ownership.mark_audio_thread()
+            self._marked = True
+        self.blocks += 1
+
+    def input(self, indata, frames, time, status) -> None:
+        self._enter()
+        xrun = bool(status.input_overflow)
+        self.xruns_total += xrun
+        job = self.job
+        if job is not None:
+            job.process(indata, None, frames, xrun)
+
+    def duplex(self, indata, outdata, frames, time, status) -> None:
+        self._enter()
+        outdata.fill(0.0)
+        xrun = bool(status.input_overflow or status.output_underflow)
+        self.xruns_total += xrun
+        job = self.job
+        if job is not None:
+            job.process(indata, outdata, frames, xrun)
+
+
+class _OpenStream:
+    """A started PortAudio stream and the PortAudio use it holds; :meth:`close` once.
+
+    Never hangs: if the audio server died under the stream, PortAudio's JACK host
+    waits for a callback that never comes (minutes). The stream is then abandoned
+    after ``CLOSE_TIMEOUT_S`` and PortAudio marked unusable for this process (see
+    :func:`_abandon_portaudio`).
+    """
+
+    is_midi = False
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self._lock = threading.Lock()
+        self.closed = False
+        with _pa_lock:
+            _pa["streams"] += 1
+
+    def __repr__(self) -> str:
+        return f"<audio stream {self.stream!r}>"
+
+    def close(self) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+        ownership.release(self)
+        stream, finished = self.stream, threading.Event()
+
+        def shut() -> None:
+            try:
+                stream.abort()
+                stream.close()
+            except Exception:  # noqa: BLE001 - a vanished device must not stop the close
+                pass
+            finally:
+                finished.set()
+
+        threading.Thread(target=shut, name="ddsp_gym-audio-close", daemon=True).start()
+        if finished.wait(CLOSE_TIMEOUT_S):
+            with _pa_lock:
+                _pa["streams"] -= 1
+            release_portaudio()
+        else:
+            _abandon_portaudio()
+
+
 class AudioEngine:
-    """A callback stream that stays open and records (and plays) takes on request."""
+    """A callback stream that stays open and records (and plays) takes on request.
+
+    ``close()`` it (or use it as a context manager); one dropped without closing is
+    closed on the next device operation of a Python thread (:mod:`ownership`).
+    """
 
     def __init__(self, config: StreamConfig) -> None:
         self.config = config
-        self._stream = None
-        self._holds_portaudio = False
-        self.xruns_total = 0  # over/underruns flagged since the stream opened
-        self._job: CaptureJob | None = None
-        self._blocks = 0
+        self._open_stream: _OpenStream | None = None
+        self._finalizer = None
+        self._callbacks = _Callbacks()
         self.samplerate: int = 0
         self.input_info: dict | None = None
         self.output_info: dict | None = None
         self.open()
 
+    def __enter__(self) -> AudioEngine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def xruns_total(self) -> int:
+        """Over/underruns flagged since the stream opened."""
+        return self._callbacks.xruns_total
+
+    @property
+    def blocks_seen(self) -> int:
+        """Callbacks run since the stream opened (a stalled stream stops counting)."""
+        return self._callbacks.blocks
+
     # -- lifecycle --------------------------------------------------------------------
 
     def open(self) -> None:
+        ownership.reap()
         self.close()
-        sd = acquire_portaudio()  # held until close()
-        self._holds_portaudio = True
+        self._callbacks = _Callbacks()
+        sd = acquire_portaudio()  # handed to the _OpenStream, else released below
         try:
-            self._open_stream(sd)
+            self._start_stream(sd)
         except BaseException:
+            if self._open_stream is None:
+                release_portaudio()
             self.close()
             raise
 
-    def _open_stream(self, sd) -> None:
+    def _start_stream(self, sd) -> None:
         cfg = self.config
         self.input_info = find_device(cfg.input_device, "input", cfg.hostapi)
         self.output_info = (
@@ -402,22 +512,22 @@ class AudioEngine:
         common = dict(samplerate=self.samplerate, blocksize=cfg.blocksize, dtype="float32")
         try:
             if self.output_info is None:
-                self._stream = sd.InputStream(
+                stream = sd.InputStream(
                     device=self.input_info["index"],
                     channels=channels,
-                    callback=self._input_callback,
+                    callback=self._callbacks.input,
                     **common,
                 )
             else:
-                self._stream = sd.Stream(
+                stream = sd.Stream(
                     device=(self.input_info["index"], self.output_info["index"]),
                     channels=(channels, cfg.output_channels),
-                    callback=self._duplex_callback,
+                    callback=self._callbacks.duplex,
                     **common,
                 )
-            with _pa_lock:
-                _pa["streams"] += 1
-            self._stream.start()
+            self._open_stream = _OpenStream(stream)
+            self._finalizer = ownership.adopt(self, self._open_stream)
+            stream.start()
         except sd.PortAudioError as err:
             raise HardwareError(f"cannot open the audio stream: {err}") from None
         if cfg.jack_connections:
@@ -437,65 +547,21 @@ class AudioEngine:
 
     @property
     def is_open(self) -> bool:
-        return self._stream is not None
-
-    @property
-    def blocks_seen(self) -> int:
-        """Callbacks run since the stream opened (a stalled stream stops counting)."""
-        return self._blocks
+        return self._open_stream is not None
 
     def close(self) -> None:
-        """Stop and close the stream; PortAudio itself stops once no engine is open.
+        """Stop and close the stream; PortAudio itself stops once no stream is open.
 
-        Never hangs: if the audio server died under the stream, PortAudio's JACK
-        host waits for a callback that never comes (minutes). The stream is then
-        abandoned after ``CLOSE_TIMEOUT_S`` and PortAudio marked unusable for
-        this process (see :func:`_abandon_portaudio`).
+        Safe to call twice; never hangs (see :class:`_OpenStream`).
         """
-        stream, self._stream, self._job = self._stream, None, None
-        holds, self._holds_portaudio = self._holds_portaudio, False
-        if stream is None:
-            if holds:
-                release_portaudio()
-            return
-        finished = threading.Event()
-
-        def shut() -> None:
-            try:
-                stream.abort()
-                stream.close()
-            except Exception:  # noqa: BLE001 - a vanished device must not stop the close
-                pass
-            finally:
-                finished.set()
-
-        threading.Thread(target=shut, name="ddsp_gym-audio-close", daemon=True).start()
-        if finished.wait(CLOSE_TIMEOUT_S):
-            with _pa_lock:
-                _pa["streams"] -= 1
-            if holds:
-                release_portaudio()
-        else:
-            _abandon_portaudio()
-
-    # -- callbacks (audio thread) -------------------------------------------------------
-
-    def _input_callback(self, indata, frames, time, status) -> None:
-        self._blocks += 1
-        xrun = bool(status.input_overflow)
-        self.xruns_total += xrun
-        job = self._job
-        if job is not None:
-            job.process(indata, None, frames, xrun)
-
-    def _duplex_callback(self, indata, outdata, frames, time, status) -> None:
-        self._blocks += 1
-        outdata.fill(0.0)
-        xrun = bool(status.input_overflow or status.output_underflow)
-        self.xruns_total += xrun
-        job = self._job
-        if job is not None:
-            job.process(indata, outdata, frames, xrun)
+        handle, self._open_stream = self._open_stream, None
+        self._callbacks.job = None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        if handle is not None:
+            handle.close()
+        ownership.reap()
 
     # -- takes --------------------------------------------------------------------------
 
@@ -511,7 +577,8 @@ class AudioEngine:
         Raises:
             HardwareTimeoutError: the stream stopped delivering blocks.
         """
-        if self._stream is None:
+        ownership.reap()
+        if self._open_stream is None:
             raise HardwareError("the audio stream is closed")
         if playback is not None:
             playback = np.asarray(playback, np.float32)
@@ -520,12 +587,13 @@ class AudioEngine:
         job = CaptureJob(n_frames, self.channels, playback, list(events))
         seconds = n_frames / self.samplerate
         timeout = timeout if timeout is not None else 2.0 * seconds + 2.0
-        blocks_before = self._blocks
-        self._job = job
+        callbacks = self._callbacks
+        blocks_before = callbacks.blocks
+        callbacks.job = job
         finished = job.done.wait(timeout)
-        self._job = None
+        callbacks.job = None
         if not finished:
-            stalled = self._blocks == blocks_before
+            stalled = callbacks.blocks == blocks_before
             raise HardwareTimeoutError(
                 f"a {seconds:.2f} s take did not finish within {timeout:.1f} s "
                 + (

@@ -52,6 +52,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
             ("midi_api", args.midi_api),
             ("audio_in", args.audio_in),
             ("audio_out", args.audio_out),
+            ("takes_per_query", args.takes_per_query),
         )
         if value is not None
     }
@@ -61,6 +62,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         result = calibrate(
             env.plant, env.backend, args.steps, env.input_audio,
             progress=lambda name, u: print(f"  {name} = {u:.2f}", flush=True),
+            task=env.task, repeats=args.repeats,
+            sim_threshold=float(env.params.success_threshold),
         )  # fmt: skip
     finally:
         env.close()
@@ -70,7 +73,29 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         f"{result.level_rms_dbfs:.1f} dBFS RMS (twin {result.twin_rms_dbfs:.1f}); "
         f"wrote {', '.join(map(str, paths))}"
     )
+    print(format_take_noise(result))
     return 0
+
+
+def format_take_noise(result) -> str:
+    """One line: the repeat-take distance and the success threshold it gives."""
+    noise, rule = result.take_noise, result.threshold
+    if noise is None or rule is None:
+        return "take noise: not measured (--repeats 2 or more)"
+    line = (
+        f"take noise: median {noise.median:.4g} {noise.unit} over {len(noise.distances)} pairs "
+        f"of {noise.takes} takes (max {max(noise.distances):.4g}); success on this device: "
+        f"distance <= max({rule['sim_threshold']:g}, {rule['k']:g} x {noise.median:.4g}) = "
+        f"{rule['threshold']:.4g} (decided by the {rule['decided_by']} threshold)"
+    )
+    if noise.history > rule["threshold"]:
+        line += (
+            f"\nwarning: the first take after the knobs moved is {noise.history:.4g} "
+            f"{noise.unit} from the settled ones, more than that threshold: the device's sound "
+            "depends on the previous setting (parameter smoothing or a value applied late); "
+            "raise settle_ms in the knob map"
+        )
+    return line
 
 
 def add_hw_parser(sub) -> None:
@@ -82,12 +107,13 @@ def add_hw_parser(sub) -> None:
     p.add_argument("--api", default="auto", help="MIDI API: auto, alsa, jack, coremidi, winmm")
     p.set_defaults(func=_cmd_list)
 
-    p = hw_sub.add_parser("rig", help="the software rig (JACK dummy driver + amsynth)")
+    p = hw_sub.add_parser("rig", help="the software rig (JACK dummy driver + amsynth + FluidSynth)")
     p.add_argument("action", choices=("start", "stop", "status", "install"))
     p.set_defaults(func=_cmd_rig)
 
     p = hw_sub.add_parser(
-        "calibrate", help="measure latency and level, sweep each knob (writes a PNG response map)"
+        "calibrate",
+        help="measure latency, level and take noise, sweep each knob (writes a PNG response map)",
     )
     p.add_argument("env_id", help="e.g. ddsp_gym/RealSynthPatch-v0")
     p.add_argument("--map", help="knob map: packaged name or YAML path (default: the env's)")
@@ -96,6 +122,12 @@ def add_hw_parser(sub) -> None:
     p.add_argument("--audio-in", help="audio input device (default: the env's)")
     p.add_argument("--audio-out", help="audio output device (effect mode)")
     p.add_argument("--steps", type=int, default=9, help="positions per knob (default 9)")
+    p.add_argument(
+        "--repeats", type=int, default=5, help="takes of one setting for the take noise (5)"
+    )
+    p.add_argument(
+        "--takes-per-query", type=int, help="takes averaged per query (the env's option)"
+    )
     p.add_argument("-o", "--output", type=Path, default=Path("calibration"), help="folder")
     p.set_defaults(func=_cmd_calibrate)
 

@@ -25,6 +25,11 @@ class SilentTakeError(HardwareError):
     """A take came back silent: cable unplugged, synth off, wrong input, volume at zero."""
 
 
+class DeviceLostError(HardwareError):
+    """The device went away (its MIDI port vanished) before or during a take: it crashed,
+    was closed or unplugged. The take is not scored; after the device is back, reset()."""
+
+
 class XrunError(HardwareError):
     """Every attempt at a take was hit by an audio over/underrun (dropped samples)."""
 

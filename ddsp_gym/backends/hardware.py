@@ -11,35 +11,56 @@ note off, record note + tail. Effect mode: play the env's program signal out
 through the device (peak-limited) and record what comes back in the same
 stream.
 
-Every take is checked: xruns are retried (a bounded number of times), silence
-is an error that says what to check, a stalled stream times out; on any error
-all notes and sounds are switched off.
+Every take is checked whole before it is scored: its length, that the MIDI port
+is still there (a synth that crashed mid-take fails that take, not the next),
+xruns and dropouts (runs of exact zeros inside a held note), which are retried a
+bounded number of times, the timing of the note, and silence: below an absolute
+peak, near the input's own noise, or far quieter than the twin plays the same
+knobs (a synth at volume 0 that still leaks). A stalled stream times out. On any
+error all notes and sounds are switched off.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ddsp_gym.audio_io import fit_length
 from ddsp_gym.backends import audio as audio_lib
 from ddsp_gym.backends import midi as midi_lib
-from ddsp_gym.backends.base import AbstractBackend, Capabilities
-from ddsp_gym.backends.errors import HardwareError, KnobMapError, SilentTakeError, XrunError
+from ddsp_gym.backends import store
+from ddsp_gym.backends.base import AbstractBackend, Capabilities, EnvCore, Outcome
+from ddsp_gym.backends.errors import (
+    DeviceLostError,
+    HardwareError,
+    KnobMapError,
+    SilentTakeError,
+    XrunError,
+)
 from ddsp_gym.backends.knob_map import KnobMap, SentKnob, load_knob_map
 from ddsp_gym.backends.midi import MIDI_APIS, MidiOutput
 from ddsp_gym.plants.base import AbstractPlant
+
+if TYPE_CHECKING:
+    from ddsp_gym.envs.functional import EnvState
 
 MODES = ("instrument", "effect")
 # A note this many frames later than the measured latency missed its MIDI period
 # (5 ms at 48 kHz: above USB-MIDI jitter, far below one audio period of JACK's 1024).
 LATE_FRAMES = 256
+# A take this loud (peak) is never "far too quiet": the twin is rendered to compare
+# only below it, so ordinary takes cost no twin render.
+QUIET_DBFS = -30.0
+# A take within this many dB of the input's own noise (hw calibrate) holds no note.
+NOISE_MARGIN_DB = 6.0
+# After a take that went digitally silent while the note was held, wait this long
+# for a crashed synth's ports to vanish before believing it (a percussive patch).
+PORT_RECHECK_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -60,9 +81,19 @@ class HardwareConfig:
     else measure and store; "measure": always measure; a number: milliseconds),
     ``settle_ms`` (None: the map's), ``tail_s`` (extra recording after the
     twin's length), ``silence_dbfs`` (a take whose peak is below this is an
-    error), ``max_output_dbfs`` (effect-mode limiter ceiling), ``max_retries``
-    (extra attempts after an xrun), ``timeout_s`` (None: 2x the take + 2 s),
-    ``latency_store`` (JSON file of measured latencies; None: the user cache).
+    error), ``silence_margin_db`` (a take whose RMS is this far below the twin's at
+    the same knobs, corrected by the calibrated level offset, is an error too; None:
+    off), ``dropout_frames`` (a run of this many exact zeros inside a held note is a
+    dropout, retried like an xrun; 0: off), ``max_output_dbfs`` (effect-mode limiter
+    ceiling), ``max_retries`` (extra attempts after an xrun or dropout),
+    ``timeout_s`` (None: 2x the take + 2 s), ``latency_store`` (JSON file of what
+    was measured per set-up, :mod:`ddsp_gym.backends.store`; None: the user cache).
+
+    Success (:func:`success_rule`): ``noise_floor`` ("auto": the repeat-take distance
+    ``hw calibrate`` stored for this set-up, task and ``takes_per_query``; a number in
+    the task's unit; None: none), ``noise_k`` (the threshold is max(the sim's, k x
+    noise floor)), ``takes_per_query`` (N takes per query, averaged in the audio
+    domain: see :meth:`HardwareBackend.render`).
     """
 
     midi_out: str | None = None
@@ -81,10 +112,15 @@ class HardwareConfig:
     settle_ms: float | None = None
     tail_s: float = 0.05
     silence_dbfs: float = -60.0
+    silence_margin_db: float | None = 40.0
+    dropout_frames: int = 128
     max_output_dbfs: float = -6.0
     max_retries: int = 3
     timeout_s: float | None = None
     latency_store: str | None = None
+    takes_per_query: int = 1
+    noise_floor: str | float | None = "auto"
+    noise_k: float = 2.0
     client_name: str = "ddsp_gym"
 
     @classmethod
@@ -126,6 +162,18 @@ class HardwareConfig:
             raise ValueError("max_retries must be in [0, 20]")
         if self.max_output_dbfs > 0:
             raise ValueError("max_output_dbfs must be <= 0 dBFS")
+        if self.silence_margin_db is not None and self.silence_margin_db <= 0:
+            raise ValueError("silence_margin_db must be > 0 dB (or None: off)")
+        if self.dropout_frames < 0:
+            raise ValueError("dropout_frames must be >= 0 (0: no dropout check)")
+        if not 1 <= self.takes_per_query <= 16:
+            raise ValueError("takes_per_query must be in [1, 16]")
+        floor = self.noise_floor
+        number = isinstance(floor, int | float) and not isinstance(floor, bool)
+        if not (floor is None or floor == "auto" or (number and floor >= 0)):
+            raise ValueError(f"noise_floor must be 'auto', None or >= 0, not {floor!r}")
+        if self.noise_k < 1:
+            raise ValueError("noise_k must be >= 1 (the threshold never drops below the sim's)")
 
 
 @dataclass
@@ -142,6 +190,7 @@ class Take:
     samplerate: int  # the device's rate
     clipped: bool = False
     limiter_gain_db: float = 0.0
+    takes: int = 1  # takes averaged into this one (takes_per_query)
     raw: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), repr=False)
 
     def info(self) -> dict[str, Any]:
@@ -155,12 +204,122 @@ class Take:
             "latency_ms": 1000.0 * self.latency_frames / self.samplerate,
             "clipped": self.clipped,
             "limiter_gain_db": self.limiter_gain_db,
+            "takes": self.takes,
         }
 
 
-def default_latency_store() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "ddsp_gym" / "latency.json"
+@dataclass(frozen=True)
+class SuccessRule:
+    """What decides success on a device: distance <= ``threshold`` (the task's unit)."""
+
+    threshold: float
+    sim_threshold: float
+    noise_floor: float | None  # median repeat-take distance (None: not measured)
+    k: float
+    decided_by: str  # "sim": the sim's threshold; "noise": k x noise floor is larger
+
+    def report(self, distance: float, sim_success: bool) -> dict[str, Any]:
+        """``info["hardware"]["success_rule"]``: the rule, and what the sim's rule said."""
+        return {
+            "threshold": self.threshold,
+            "sim_threshold": self.sim_threshold,
+            "noise_floor": self.noise_floor,
+            "k": self.k,
+            "decided_by": self.decided_by,
+            "distance": distance,
+            "sim_success": sim_success,
+        }
+
+
+def success_rule(sim_threshold: float, noise_floor: float | None, k: float) -> SuccessRule:
+    """max(sim threshold, k x noise floor), saying which one decided.
+
+    Two takes of the same knobs differ (a synth's own randomness, dither, level
+    drift), so a threshold tuned on the noiseless sim can sit below what a replay of
+    the exact setting scores: then not even the target's own knobs would succeed.
+    The noise floor is the median distance between repeated takes of one setting
+    (``ddsp-gym hw calibrate``); with k = 2 a replay of the exact setting passes
+    unless its take is an outlier, and a setting must sound measurably different
+    from the target, beyond the device's own repeat noise, to fail.
+    """
+    if noise_floor is None or not np.isfinite(noise_floor):
+        return SuccessRule(sim_threshold, sim_threshold, None, k, "sim")
+    noisy = k * float(noise_floor)
+    if noisy > sim_threshold:
+        return SuccessRule(noisy, sim_threshold, float(noise_floor), k, "noise")
+    return SuccessRule(sim_threshold, sim_threshold, float(noise_floor), k, "sim")
+
+
+def average_takes(takes: list[Take]) -> Take:
+    """One take from several of the same knobs: audio averaged, attempts summed."""
+    if len(takes) == 1:
+        return takes[0]
+    first = takes[0]
+    audio = np.mean([t.audio for t in takes], axis=0).astype(np.float32)
+    raw = np.mean([t.raw for t in takes], axis=0).astype(np.float32)
+    peak = audio_lib.peak_dbfs(raw)
+    return Take(
+        audio=audio,
+        knobs=first.knobs,
+        sent=first.sent,
+        peak_dbfs=peak,
+        rms_dbfs=audio_lib.rms_dbfs(raw),
+        attempts=sum(t.attempts for t in takes),
+        latency_frames=first.latency_frames,
+        samplerate=first.samplerate,
+        clipped=any(t.clipped for t in takes),
+        limiter_gain_db=first.limiter_gain_db,
+        takes=len(takes),
+        raw=raw,
+    )
+
+
+def take_noise_key(task: Any, takes_per_query: int) -> str:
+    """Where the store keeps a task's repeat-take distance: the task's repr (its class and
+    configuration, so its distance unit) and the takes averaged per query."""
+    return f"{task!r}|takes_per_query={takes_per_query}"
+
+
+def dropout_runs(x: np.ndarray, min_run: int) -> list[tuple[int, int]]:
+    """(start, length) of every run of at least ``min_run`` exact zeros in ``x`` that has
+    sound on both sides: a gap inside a sound, which no instrument plays but a lost
+    audio period leaves (digital silence before the sound and after it is no gap)."""
+    if min_run <= 0:
+        return []
+    nonzero = np.flatnonzero(np.asarray(x) != 0.0)
+    if nonzero.size < 2:
+        return []
+    gaps = np.diff(nonzero) - 1
+    where = np.flatnonzero(gaps >= min_run)
+    return [(int(nonzero[i] + 1), int(gaps[i])) for i in where]
+
+
+def quiet_problem(
+    rms_dbfs: float, expected_dbfs: float | None, noise_dbfs: float | None, margin_db: float | None
+) -> str | None:
+    """Why a take that passed the absolute silence threshold is still no note, or None.
+
+    ``noise_dbfs``: the input's RMS with no note (hw calibrate); a take within
+    :data:`NOISE_MARGIN_DB` of it holds nothing. ``expected_dbfs``: what the twin
+    plays at these knobs, corrected by the calibrated device-twin level offset; a take
+    ``margin_db`` below it is a device at volume 0 that leaks, a wrong patch or a
+    wrong input. Relative rules, because a leak can sit above any absolute threshold
+    that quiet settings (a gain knob at -48 dB) must pass.
+    """
+    if noise_dbfs is not None and rms_dbfs < noise_dbfs + NOISE_MARGIN_DB:
+        return (
+            f"its RMS ({rms_dbfs:.1f} dBFS) is within {NOISE_MARGIN_DB:g} dB of the input's "
+            f"own noise ({noise_dbfs:.1f} dBFS, measured by `ddsp-gym hw calibrate`)"
+        )
+    if expected_dbfs is None or margin_db is None or not np.isfinite(expected_dbfs):
+        return None
+    if rms_dbfs < expected_dbfs - margin_db:
+        return (
+            f"its RMS ({rms_dbfs:.1f} dBFS) is {expected_dbfs - rms_dbfs:.0f} dB below what "
+            f"the twin plays at these knobs ({expected_dbfs:.1f} dBFS; silence_margin_db="
+            f"{margin_db:g})"
+        )
+    return None
 
 
 class HardwareBackend(AbstractBackend):
@@ -194,6 +353,7 @@ class HardwareBackend(AbstractBackend):
         self.midi: MidiOutput | None = None
         self.engine: audio_lib.AudioEngine | None = None
         self.latency_frames = 0
+        self.calibration: dict[str, Any] = {}  # what hw calibrate stored for this set-up
         self.faulted = False
         try:
             if devices is None:
@@ -202,6 +362,7 @@ class HardwareBackend(AbstractBackend):
                 self.midi, self.engine = devices
                 self._send_init()
             self.latency_frames = self._resolve_latency()
+            self.calibration = store.read_entry(self._store_path(), self.store_key())
         except BaseException:
             self.close()
             raise
@@ -278,18 +439,32 @@ class HardwareBackend(AbstractBackend):
             self.midi.panic()
 
     def _close_devices(self) -> None:
+        """Silence, then close the stream, then the port (see ``ownership.close_in_order``)."""
         midi, self.midi = self.midi, None
         engine, self.engine = self.engine, None
         try:
             if midi is not None:
-                midi.close()
-        finally:
+                midi.panic()
             if engine is not None:
                 engine.close()
+        finally:
+            if midi is not None:
+                midi.close()
 
     def close(self) -> None:
-        """All notes off, all sound off, close the port and the stream. Safe to call twice."""
+        """All notes off, all sound off, close the port and the stream. Safe to call twice.
+
+        A backend dropped without ``close()`` is closed anyway: its port and stream
+        are silenced and closed on the next device operation, or at exit
+        (:mod:`ddsp_gym.backends.ownership`).
+        """
         self._close_devices()
+
+    def __enter__(self) -> HardwareBackend:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # ---- takes -----------------------------------------------------------------------
 
@@ -339,6 +514,19 @@ class HardwareBackend(AbstractBackend):
         time.sleep(self.settle_s)
         return sent
 
+    def measure_input_noise(self, seconds: float = 0.3) -> float:
+        """RMS (dBFS) of the input with nothing playing: all sound off, settle, record.
+
+        -inf for digital silence (a software synth); a real input shows its noise
+        floor, which the take checks compare quiet takes with.
+        """
+        self._silence()
+        time.sleep(self.settle_s)
+        n_frames = int(seconds * self.samplerate)
+        job = self._engine().capture(n_frames, None, (), self.config.timeout_s)
+        mono = job.audio.mean(axis=1)
+        return audio_lib.rms_dbfs(mono - np.mean(mono))
+
     def _gate_frames(self, samplerate: int) -> int:
         return int(round(self.plant.gate_s * samplerate))
 
@@ -368,32 +556,79 @@ class HardwareBackend(AbstractBackend):
         for attempt in range(1, attempts + 1):
             if attempt > 1:
                 self.panic()
+            self._check_port("before the take")
             xruns_before = engine.xruns_total
             if knobs is not None:
                 self._prepare_take(knobs)
             job = self._capture(n_frames, playback)
             mono = job.audio.mean(axis=1)
+            self._check_whole(mono, n_frames)
             if job.xruns or engine.xruns_total != xruns_before:
                 problems.append("xrun")
                 continue
-            problem = self._timing_problem(mono)
+            problem = self._timing_problem(mono) or self._dropout_problem(mono)
             if problem is None:
                 return mono, attempt
             problems.append(problem)
         seconds = n_frames / self.samplerate
-        if "xrun" not in problems:
+        listed = ", ".join(problems)
+        if not {"xrun", "dropout"} & set(problems):
             raise HardwareError(
                 f"all {attempts} attempts at a {seconds:.2f} s take were out of time "
-                f"({', '.join(problems)}): sound before the note means a previous note still "
+                f"({listed}): sound before the note means a previous note still "
                 "rang (does the device ignore All Sound Off, CC 120? raise settle_ms) or the "
                 "stored latency is too long; a late note means it is too short: measure it "
                 "again with latency='measure'"
             )
         raise XrunError(
-            f"all {attempts} attempts at a {seconds:.2f} s take failed ({', '.join(problems)}): "
-            "audio xruns (over/underruns) mean the machine is overloaded or the audio period "
-            "is too small (e.g. raise JACK's -p)"
+            f"all {attempts} attempts at a {seconds:.2f} s take failed ({listed}): audio "
+            "xruns (over/underruns) and dropouts (runs of exact zeros inside the note: lost "
+            "audio periods) mean the machine is overloaded or the audio period is too small "
+            "(e.g. raise JACK's -p)"
         )
+
+    def _check_port(self, when: str) -> None:
+        """Raise :class:`DeviceLostError` if our MIDI port has gone away."""
+        if self.midi is not None and not self.midi.port_exists():
+            raise DeviceLostError(
+                f"MIDI port {self.midi.port_name!r} has gone away {when}: the synth was "
+                "closed or crashed (or its cable pulled). Restart it, then call reset()."
+            )
+
+    def _check_whole(self, mono: np.ndarray, n_frames: int) -> None:
+        """The take is all there, finite, and its device did not vanish while it played.
+
+        A synth that crashes mid-take leaves digital silence from then on (its ports
+        vanish); if the take went silent while the note was still held, the port is
+        asked again after :data:`PORT_RECHECK_S` (the server may not have noticed yet).
+        """
+        if mono.shape[0] != n_frames or not np.all(np.isfinite(mono)):
+            raise HardwareError(
+                f"the take came back incomplete ({mono.shape[0]} of {n_frames} frames) or "
+                "with non-finite samples: the audio stream is broken; reset() reopens it"
+            )
+        self._check_port("during the take")
+        if self._went_silent_while_held(mono):
+            time.sleep(PORT_RECHECK_S)
+            self._check_port("during the take")
+
+    def _went_silent_while_held(self, mono: np.ndarray) -> bool:
+        """Instrument mode: sound, then exact zeros from before the note-off to the end."""
+        if self.config.mode != "instrument" or self.midi is None:
+            return False
+        nonzero = np.flatnonzero(mono != 0.0)
+        if nonzero.size == 0:
+            return False
+        note_off = self.latency_frames + self._gate_frames(self.samplerate)
+        return int(nonzero[-1]) < min(note_off, mono.shape[0]) - 1
+
+    def _dropout_problem(self, mono: np.ndarray) -> str | None:
+        """Instrument mode: "dropout" if the held note has a gap of exact zeros."""
+        if self.config.mode != "instrument":
+            return None
+        start = self.latency_frames
+        held = mono[start : start + self._gate_frames(self.samplerate)]
+        return "dropout" if dropout_runs(held, self.config.dropout_frames) else None
 
     def _timing_problem(self, mono: np.ndarray) -> str | None:
         """Instrument mode: "ringing" if the lead-in before the note is not silent, "late"
@@ -428,17 +663,84 @@ class HardwareBackend(AbstractBackend):
     ) -> Take:
         """Play ``unit_knobs`` (d,) on the device -> an aligned :class:`Take` (``key`` unused).
 
+        With ``takes_per_query`` N > 1 the knobs are played N times and the takes are
+        averaged sample by sample (audio domain): the takes are aligned to the sample
+        (latency compensated, the note scheduled at a block boundary, late notes
+        retried), so what the device plays the same each time adds up and what differs
+        (noise, dither) shrinks by about sqrt(N). That assumes a synth whose notes
+        start phase-locked (both rig synths; most digital synths); one with
+        free-running oscillators would have partials cancel, so leave N at 1 there
+        and rely on the noise-aware success threshold instead.
+
         Raises:
             SilentTakeError, XrunError, HardwareTimeoutError, HardwareError; all
             notes are switched off first and the backend is marked faulted (the
             env's ``reset()`` reopens it).
         """
         try:
-            return self._render(unit_knobs, input_audio)
+            n = self.config.takes_per_query
+            takes = [self._render(unit_knobs, input_audio) for _ in range(n)]
         except BaseException:
             self.faulted = True
             self.panic()
             raise
+        return average_takes(takes)
+
+    def evaluate(
+        self, core: EnvCore, state: EnvState, action: np.ndarray, with_grad: bool, step: bool
+    ) -> Outcome:
+        """The base evaluation, with success judged by the take's sound against
+        :meth:`success_rule` (reported in ``info["hardware"]["success_rule"]``).
+
+        The sim's knob-space criterion (``param_tolerance``) does not decide here: a
+        device plays its own law, so knobs near the hidden ones can still sound far off
+        (and the task's distance is what a recorded or WAV target can be judged by);
+        its verdict is reported as ``sim_success``. An external reward source keeps its
+        own success.
+        """
+        out = super().evaluate(core, state, action, with_grad, step)
+        if not core.reward.fused:
+            return out
+        rule = self.success_rule(core)
+        info = dict(out.info)
+        report = dict(info.get(self.name, {}))
+        report["success_rule"] = rule.report(out.distance, out.success)
+        info[self.name] = report
+        return out._replace(success=bool(out.distance <= rule.threshold), info=info)
+
+    def success_rule(self, core: EnvCore) -> SuccessRule:
+        """This env's rule on this device: see :func:`success_rule`."""
+        return success_rule(
+            float(core.params.success_threshold),
+            self.noise_floor(core.fenv.task),
+            self.config.noise_k,
+        )
+
+    def noise_floor(self, task: Any) -> float | None:
+        """The repeat-take distance for ``task`` (option ``noise_floor``; "auto": what
+        ``hw calibrate`` stored for this set-up and ``takes_per_query``)."""
+        floor = self.config.noise_floor
+        if floor is None or isinstance(floor, int | float):
+            return floor
+        key = take_noise_key(task, self.config.takes_per_query)
+        entry = (self.calibration.get("take_noise") or {}).get(key) or {}
+        median = entry.get("median")
+        return float(median) if isinstance(median, int | float) else None
+
+    def _quiet_problem(
+        self, audio: np.ndarray, peak: float, knobs: np.ndarray, input_audio: np.ndarray | None
+    ) -> str | None:
+        """See :func:`quiet_problem`; the twin is rendered only for quiet takes."""
+        expected = None
+        margin = self.config.silence_margin_db
+        if margin is not None and peak < QUIET_DBFS:
+            import jax
+
+            twin = self.plant.render(knobs, jax.random.PRNGKey(0), input_audio)
+            offset = float(self.calibration.get("level_offset_db", 0.0))
+            expected = audio_lib.rms_dbfs(np.asarray(twin)) + offset
+        noise = self.calibration.get("input_noise_dbfs")
+        return quiet_problem(audio_lib.rms_dbfs(audio), expected, noise, margin)
 
     def _render(self, unit_knobs: np.ndarray, input_audio: np.ndarray | None) -> Take:
         engine = self._engine()
@@ -456,6 +758,9 @@ class HardwareBackend(AbstractBackend):
         audio = fit_length(
             audio_lib.resample(aligned, sr, self.plant.sample_rate), self.plant.n_samples
         )
+        problem = self._quiet_problem(audio, peak, knobs, input_audio)
+        if problem is not None:
+            raise SilentTakeError(self._silence_message(peak, problem))
         return Take(
             audio=audio.astype(np.float32),
             knobs=knobs,
@@ -470,24 +775,37 @@ class HardwareBackend(AbstractBackend):
             raw=aligned,
         )
 
-    def _silence_message(self, peak: float) -> str:
+    def _silence_message(self, peak: float, why: str | None = None) -> str:
         cfg = self.config
+        why = why or f"peak {peak:.1f} dBFS, below silence_dbfs={cfg.silence_dbfs:g}"
         lines = [
-            f"the take was silent (peak {peak:.1f} dBFS, below silence_dbfs="
-            f"{cfg.silence_dbfs:g}): is the device on, its volume up, the cable plugged in, "
-            f"and audio_in={cfg.audio_in!r} the input it feeds?"
+            f"the take was silent ({why}): is the device on, its volume up, the cable plugged "
+            f"in, and audio_in={cfg.audio_in!r} the input it feeds?"
         ]
         if self.midi is not None and not self.midi.port_exists():
             lines.append(
                 f"MIDI port {self.midi.port_name!r} has gone away: the synth was closed or "
                 "crashed. Restart it, then call reset()."
             )
+        elif self.midi is not None and self.knob_map is not None:
+            lines.append(self._midi_hint())
         return " ".join(lines)
+
+    def _midi_hint(self) -> str:
+        """The MIDI side of a silent take: the port exists, yet it may reach another device."""
+        channels = ", ".join(map(str, self._channels()))
+        return (
+            f"Or the MIDI side: is midi_out={self.midi.port_name!r} the port of the synth "
+            f"that audio_in records, and does that synth listen on MIDI channel {channels} "
+            f"(the knob map's) and play note {self.knob_map.note}? A port that exists but "
+            "reaches another device (a MIDI interface's other output, a second synth) gives "
+            "exactly this silent take; `ddsp-gym hw list` shows the ports."
+        )
 
     # ---- latency -----------------------------------------------------------------------
 
-    def _store_key(self) -> str:
-        """The device set-up a latency belongs to. The map counts too: its probe sound
+    def store_key(self) -> str:
+        """The device set-up a measurement belongs to. The map counts too: its probe sound
         decides where the onset is seen (a slow first cycle shows a sample or two late)."""
         cfg = self.config
         parts = [
@@ -502,49 +820,36 @@ class HardwareBackend(AbstractBackend):
         return "|".join(parts)
 
     def _store_path(self) -> Path:
-        return (
-            Path(self.config.latency_store)
-            if self.config.latency_store
-            else (default_latency_store())
-        )
+        configured = self.config.latency_store
+        return Path(configured) if configured else store.default_path()
 
     def _resolve_latency(self) -> int:
         cfg = self.config
         if isinstance(cfg.latency, int | float):
             return int(round(cfg.latency / 1000.0 * self.samplerate))
-        path, key = self._store_path(), self._store_key()
         if cfg.latency == "auto":
-            try:
-                stored = json.loads(path.read_text()).get(key)
-                if stored is not None:
-                    return int(stored["frames"])
-            except (OSError, ValueError, KeyError, TypeError):
-                pass
+            stored = store.read_entry(self._store_path(), self.store_key()).get("frames")
+            if isinstance(stored, int | float) and stored >= 0:
+                return int(stored)
         frames = self.measure_latency()
-        self._store_latency(path, key, frames)
+        self.remember_latency(frames)
         return frames
 
     def remember_latency(self, frames: int) -> None:
         """Use ``frames`` of latency from now on and store it for this device set-up."""
         self.latency_frames = int(frames)
-        self._store_latency(self._store_path(), self._store_key(), int(frames))
+        self.remember(
+            frames=int(frames),
+            ms=1000.0 * frames / self.samplerate,
+            samplerate=self.samplerate,
+            measured=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        )
 
-    def _store_latency(self, path: Path, key: str, frames: int) -> None:
-        try:
-            table = json.loads(path.read_text()) if path.is_file() else {}
-        except (OSError, ValueError):
-            table = {}
-        table[key] = {
-            "frames": frames,
-            "ms": 1000.0 * frames / self.samplerate,
-            "samplerate": self.samplerate,
-            "measured": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(table, indent=1, sort_keys=True))
-        except OSError:
-            pass  # a read-only home only costs a re-measurement next time
+    def remember(self, **fields: Any) -> None:
+        """Store calibration results for this device set-up (see :mod:`store`) and use them."""
+        path, key = self._store_path(), self.store_key()
+        store.update_entry(path, key, **fields)
+        self.calibration = store.merge(self.calibration, fields)
 
     def measure_latency(self, repeats: int = 3) -> int:
         """Round-trip latency in device frames, measured now (the least of ``repeats``).

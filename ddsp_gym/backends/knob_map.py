@@ -92,6 +92,14 @@ def _unknown_keys(raw: Mapping, allowed: set[str], where: str) -> None:
         raise _fail(where, f"unknown field(s) {extra}; allowed: {sorted(allowed)}")
 
 
+def value_limit(transport: str, fine: bool = True) -> int:
+    """The largest device value of a transport: a coarse (``fine: false``) NRPN or RPN
+    carries a 7-bit value (the data entry MSB), so its laws and ranges span 0..127."""
+    if transport in ("nrpn", "rpn") and not fine:
+        return midi.MAX_7BIT
+    return TRANSPORTS[transport]
+
+
 def _number_limit(transport: str) -> tuple[int, int] | None:
     """Valid controller/parameter numbers per transport (None: the transport has none)."""
     return {
@@ -163,7 +171,7 @@ class KnobMapping:
 
     @property
     def v_max(self) -> int:
-        return TRANSPORTS[self.type]
+        return value_limit(self.type, self.fine)
 
     @property
     def quantized(self) -> bool:
@@ -415,7 +423,8 @@ def _parse_knob(name: str, raw: Any, where: str, channel: int) -> KnobMapping:
         raise _fail(where, "expected a mapping (type, number, range, curve, ...)")
     _unknown_keys(raw, _KNOB_KEYS, where)
     transport, number = _parse_transport(raw, where, KNOB_TRANSPORTS)
-    v_max = TRANSPORTS[transport]
+    fine = _parse_fine(raw, where, transport)
+    v_max = value_limit(transport, fine)
     is_param = transport == PLUGIN_TRANSPORT
     if is_param:
         _check_param_fields(raw, where)
@@ -430,7 +439,7 @@ def _parse_knob(name: str, raw: Any, where: str, channel: int) -> KnobMapping:
         range=_parse_range(raw.get("range"), f"{where}.range", v_max, continuous=is_param),
         curve=curve,
         parameter=None if raw.get("parameter") is None else str(raw["parameter"]),
-        fine=bool(raw.get("fine", True)),
+        fine=fine,
     )
     if curve == "power":
         exponent = _float(raw.get("exponent", 1.0), f"{where}.exponent")
@@ -449,9 +458,18 @@ def _parse_knob(name: str, raw: Any, where: str, channel: int) -> KnobMapping:
         mapping["law"] = _parse_law(raw["law"], f"{where}.law")
     elif "law" in raw:
         raise _fail(f"{where}.law", "a law needs curve: law")
-    if transport == "nrpn" and not mapping["fine"] and max(mapping["range"]) > midi.MAX_7BIT:
-        raise _fail(f"{where}.range", "a coarse (fine: false) NRPN carries 7-bit values only")
     return KnobMapping(**mapping)
+
+
+def _parse_fine(raw: Mapping, where: str, transport: str) -> bool:
+    """``fine`` (default true): 14-bit NRPN/RPN data, else 7-bit (the data entry MSB)."""
+    if "fine" not in raw:
+        return True
+    if transport not in ("nrpn", "rpn"):
+        raise _fail(f"{where}.fine", f"only an NRPN or RPN is fine or coarse, not a {transport}")
+    if not isinstance(raw["fine"], bool):
+        raise _fail(f"{where}.fine", f"expected true or false, got {raw['fine']!r}")
+    return raw["fine"]
 
 
 def _check_param_fields(raw: Mapping, where: str) -> None:
@@ -484,8 +502,8 @@ def _parse_init(raw: Any, where: str, channel: int) -> InitMessage:
             value=_unit_float(raw["value"], f"{where}.value"),
             parameter=str(raw["parameter"]),
         )
-    fine = bool(raw.get("fine", True))
-    v_max = midi.MAX_7BIT if transport in ("nrpn", "rpn") and not fine else TRANSPORTS[transport]
+    fine = _parse_fine(raw, where, transport)
+    v_max = value_limit(transport, fine)
     if "value" not in raw:
         raise _fail(where, "lacks 'value'")
     return InitMessage(

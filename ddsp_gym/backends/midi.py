@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 
+from ddsp_gym.backends import ownership
 from ddsp_gym.backends.errors import (
     HARDWARE_EXTRA_HINT,
     HardwareDependencyError,
@@ -92,34 +93,51 @@ def control_change_14bit(channel: int, number: int, value: int) -> list[Message]
 def _parameter_number(
     channel: int, msb_cc: int, lsb_cc: int, parameter: int, value: int, fine: bool
 ) -> list[Message]:
+    """Select ``parameter``, set it so that every receiver gets the exact value, deselect.
+
+    Receivers differ in when a data entry takes effect: many (FluidSynth among them)
+    apply the value at the MSB (CC 6), combined with the LSB (CC 38) they last
+    received; others apply at the LSB, with the MSB they last received. The MIDI
+    1.0 order, MSB then LSB, gives the first kind the *previous* value's LSB, so the
+    same knob value sounded different after different histories. Here the data goes
+    out as LSB, MSB, then the parameter number again and the LSB again: the MSB
+    arrives with this value's LSB already stored, and the last LSB arrives with
+    this value's MSB stored, so both kinds end at the exact value (the first LSB
+    may briefly apply a mixed value to an LSB receiver, before the note plays).
+    The number is re-sent because some receivers forget the selection once a value
+    is applied (FluidSynth resets it to 0), so the last LSB would otherwise land on
+    another parameter. A coarse (``fine=False``) 7-bit value is the MSB with LSB 0,
+    sent the same way. Finally the null parameter (127/127) is selected, so a stray
+    data entry changes nothing.
+    """
     parameter = _check(parameter, 0, MAX_14BIT, "parameter number")
     value = _check(value, 0, MAX_14BIT if fine else MAX_7BIT, "parameter value")
-    messages = [
+    data = value if fine else value << 7
+    select = [
         control_change(channel, msb_cc, parameter >> 7),
         control_change(channel, lsb_cc, parameter & 0x7F),
     ]
-    if fine:
-        messages += [
-            control_change(channel, CC_DATA_ENTRY_MSB, value >> 7),
-            control_change(channel, CC_DATA_ENTRY_LSB, value & 0x7F),
-        ]
-    else:
-        messages.append(control_change(channel, CC_DATA_ENTRY_MSB, value))
-    # Deselect (the "null" parameter 127/127) so a stray data-entry CC changes nothing.
-    messages += [
+    lsb = control_change(channel, CC_DATA_ENTRY_LSB, data & 0x7F)
+    msb = control_change(channel, CC_DATA_ENTRY_MSB, data >> 7)
+    deselect = [
         control_change(channel, CC_RPN_MSB, 127),
         control_change(channel, CC_RPN_LSB, 127),
     ]
-    return messages
+    return [*select, lsb, msb, *select, lsb, *deselect]
 
 
 def nrpn(channel: int, parameter: int, value: int, fine: bool = True) -> list[Message]:
-    """NRPN ``parameter`` (0-16383) := ``value`` (14-bit; 7-bit when not ``fine``)."""
+    """NRPN ``parameter`` := ``value`` (14-bit; 7-bit when not ``fine``).
+
+    ``parameter`` is the 14-bit number (MSB << 7) | LSB, sent as CC 99 (MSB) and CC 98
+    (LSB): a manual's "NRPN MSB 120, LSB 8" is parameter 120 * 128 + 8 = 15368. The
+    data is sent as described in :func:`_parameter_number`.
+    """
     return _parameter_number(channel, CC_NRPN_MSB, CC_NRPN_LSB, parameter, value, fine)
 
 
 def rpn(channel: int, parameter: int, value: int, fine: bool = True) -> list[Message]:
-    """Registered parameter (e.g. 0 = pitch-bend range in semitones, coarse)."""
+    """Registered parameter (e.g. 0 = pitch-bend range: coarse value in semitones)."""
     return _parameter_number(channel, CC_RPN_MSB, CC_RPN_LSB, parameter, value, fine)
 
 
@@ -234,8 +252,92 @@ def _format_listing(listing: dict[str, list[str] | str]) -> str:
     return "\n".join(lines)
 
 
+class _Port:
+    """An open rtmidi output and the notes it holds; what :mod:`ownership` keeps alive.
+
+    Separate from :class:`MidiOutput` so that a dropped ``MidiOutput`` can be
+    collected while its port waits, still open, to be silenced and closed on a
+    Python thread.
+    """
+
+    is_midi = True
+
+    def __init__(self, out, name: str) -> None:
+        self.out = out
+        self.name = name
+        self.held: set[tuple[int, int]] = set()
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"<MIDI port {self.name!r}>"
+
+    def send(self, message: Message) -> None:
+        status = message[0] & 0xF0
+        key = ((message[0] & 0x0F) + 1, message[1]) if status in (0x80, 0x90) else None
+        with self.lock:
+            if self.closed:
+                raise HardwareError(f"MIDI port {self.name!r} is closed")
+            self.out.send_message(message)
+            if key is not None:
+                if status == 0x90 and message[2] > 0:
+                    self.held.add(key)
+                else:
+                    self.held.discard(key)
+
+    def panic(self) -> None:
+        """Note-off for every held note, then all notes off and all sound off everywhere.
+
+        Best effort: a port that has gone away is not an error here (panic runs on
+        the way out of other errors).
+        """
+        with self.lock:
+            if self.closed:
+                return
+            messages = [note_off(ch, note) for ch, note in sorted(self.held)]
+            try:
+                for message in messages + panic_messages():
+                    self.out.send_message(message)
+            except Exception:  # noqa: BLE001 - the port may be gone; silencing must not raise
+                pass
+            self.held.clear()
+
+    def ports(self) -> list[str] | None:
+        """Every output port the API lists now (None if the API does not answer)."""
+        with self.lock:
+            if self.closed:
+                return None
+            try:
+                return list(self.out.get_ports())
+            except Exception:  # noqa: BLE001 - an API whose server died answers nothing
+                return None
+
+    def close(self, flush_s: float = 0.1) -> None:
+        """Silence, let the silence go out, close. Idempotent.
+
+        Some APIs (rtmidi over JACK) queue messages until the next audio period and
+        drop what is still queued when the port closes, so the panic gets
+        ``flush_s`` seconds (a few periods) to go out first.
+        """
+        if self.closed:
+            return
+        self.panic()
+        time.sleep(flush_s)
+        with self.lock:
+            self.closed = True
+            try:
+                self.out.close_port()
+            finally:
+                self.out.delete()
+        ownership.release(self)
+
+
 class MidiOutput:
     """An open MIDI output port that remembers held notes and can always be silenced.
+
+    ``close()`` it (or use it as a context manager); one dropped without closing is
+    silenced and closed on the next device operation of a Python thread, or at exit
+    (:mod:`ddsp_gym.backends.ownership`).
 
     Args:
         port: the port to open, as listed by :func:`list_midi_outputs` (exact
@@ -251,14 +353,20 @@ class MidiOutput:
         self.client_name = client_name
         self.port_name: str | None = None
         self.rtapi: int | None = None
-        self._out = None
-        self._held: set[tuple[int, int]] = set()
-        self._lock = threading.Lock()
+        self._port: _Port | None = None
+        self._finalizer = None
         self.open()
+
+    def __enter__(self) -> MidiOutput:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def open(self) -> None:
         """(Re)open the port; raises :class:`MidiPortNotFoundError` listing the real ports."""
-        self._close_port()
+        ownership.reap()
+        self._close_port(flush_s=0.0)
         listing: dict[str, list[str] | str] = {}
         for rtapi in _candidate_apis(self.api):
             out, ports, error = _probe(rtapi, self.client_name)
@@ -266,7 +374,9 @@ class MidiOutput:
             index = match_port(self.wanted, ports) if error is None else None
             if index is not None:
                 out.open_port(index, "out")
-                self._out, self.port_name, self.rtapi = out, ports[index], rtapi
+                self.port_name, self.rtapi = ports[index], rtapi
+                self._port = _Port(out, ports[index])
+                self._finalizer = ownership.adopt(self, self._port)
                 return
             if out is not None:
                 out.delete()
@@ -277,29 +387,30 @@ class MidiOutput:
 
     @property
     def is_open(self) -> bool:
-        return self._out is not None
+        return self._port is not None
 
     def port_exists(self) -> bool:
-        """Is the port we opened still listed (the device may have gone away)?"""
+        """Is the port we opened still listed (the device may have gone away)?
+
+        Asks the open client (cheap enough for every take); a closed one asks a
+        fresh probe client.
+        """
         if self.rtapi is None or self.port_name is None:
             return False
-        out, ports, error = _probe(self.rtapi, f"{self.client_name}-probe")
-        if out is not None:
-            out.delete()
-        return error is None and self.port_name in ports
+        ports = self._port.ports() if self._port is not None else None
+        if ports is None:
+            out, ports, error = _probe(self.rtapi, f"{self.client_name}-probe")
+            if out is not None:
+                out.delete()
+            if error is not None:
+                return False
+        return self.port_name in ports
 
     def send(self, message: Message) -> None:
-        if self._out is None:
+        port = self._port
+        if port is None:
             raise HardwareError(f"MIDI port {self.wanted!r} is closed")
-        status = message[0] & 0xF0
-        key = ((message[0] & 0x0F) + 1, message[1]) if status in (0x80, 0x90) else None
-        with self._lock:
-            self._out.send_message(message)
-        if key is not None:
-            if status == 0x90 and message[2] > 0:
-                self._held.add(key)
-            else:
-                self._held.discard(key)
+        port.send(message)
 
     def send_all(self, messages: Iterable[Message]) -> None:
         for message in messages:
@@ -308,41 +419,25 @@ class MidiOutput:
     @property
     def held_notes(self) -> frozenset[tuple[int, int]]:
         """(channel, note) pairs switched on and not yet off."""
-        return frozenset(self._held)
+        return frozenset(self._port.held) if self._port is not None else frozenset()
 
     def panic(self) -> None:
         """Note-off for every held note, then all notes off and all sound off on every channel.
 
-        Best effort: a port that has gone away is not an error here (panic runs on
-        the way out of other errors).
+        Best effort: never raises.
         """
-        if self._out is None:
-            return
-        messages = [note_off(ch, note) for ch, note in sorted(self._held)] + panic_messages()
-        try:
-            with self._lock:
-                for message in messages:
-                    self._out.send_message(message)
-        except Exception:  # noqa: BLE001 - the port may be gone; silencing must not raise
-            pass
-        self._held.clear()
+        if self._port is not None:
+            self._port.panic()
 
-    def _close_port(self) -> None:
-        if self._out is not None:
-            try:
-                self._out.close_port()
-            finally:
-                self._out.delete()
-                self._out = None
+    def _close_port(self, flush_s: float) -> None:
+        port, self._port = self._port, None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        if port is not None:
+            port.close(flush_s)
 
     def close(self, flush_s: float = 0.1) -> None:
-        """Silence everything we may have started, then close the port.
-
-        Some APIs (rtmidi over JACK) queue messages until the next audio period
-        and drop what is still queued when the port closes, so the panic gets
-        ``flush_s`` seconds (a few periods) to go out first.
-        """
-        if self._out is not None:
-            self.panic()
-            time.sleep(flush_s)
-        self._close_port()
+        """Silence everything we may have started, then close the port (see ``_Port.close``)."""
+        self._close_port(flush_s)
+        ownership.reap()

@@ -1,10 +1,13 @@
 """The software rig: a machine without a sound card plays "real gear" for the hardware backend.
 
-JACK with its dummy driver is the sound card, amsynth (an analog-modelling
-synth, run headless) is the hardware synth, MIDI goes over JACK (rtmidi's JACK
-API) and audio comes back through PortAudio's JACK host API (sounddevice).
-The backend's code is the same that drives real gear; only the port and
-device names differ (``midi_out="amsynth:midi_in"``, ``audio_in="amsynth"``).
+JACK with its dummy driver is the sound card; two synths run headless as the
+hardware: amsynth (an analog-modelling synth, driven by CC and pitch bend) and
+FluidSynth with a General MIDI soundfont (a sample player that implements the
+SoundFont NRPNs: NRPN and RPN messages are exercised for real). MIDI goes over
+JACK (rtmidi's JACK API) and audio comes back through PortAudio's JACK host API
+(sounddevice). The backend's code is the same that drives real gear; only the
+port and device names differ (``midi_out="amsynth:midi_in"``,
+``audio_in="amsynth"``; ``midi_out="fluidsynth:midi_00"``, ``audio_in="fluidsynth"``).
 
     python -m ddsp_gym.backends.rig start|stop|status|install
     ddsp-gym hw rig start|stop|status
@@ -13,10 +16,11 @@ device names differ (``midi_out="amsynth:midi_in"``, ``audio_in="amsynth"``).
 ``jackd`` (dummy driver, 48 kHz, 1024-frame periods, no realtime scheduling:
 smaller periods gave xruns on 2 cores), waits until ``jack_lsp`` answers,
 writes amsynth's controller map (CC -> parameter) from the packaged amsynth
-knob maps into a scratch HOME, starts amsynth without auto-connection and waits
-for its ports. Process ids go to a state folder; ``stop`` ends them by id in
-reverse order. ``start`` is idempotent. Logs: ``<state dir>/jackd.log``,
-``amsynth.log``; ``status`` counts the xruns jackd logged.
+knob maps into a scratch HOME, starts amsynth and FluidSynth without
+auto-connection and waits for their ports. Process ids go to a state folder;
+``stop`` ends them by id in reverse order. ``start`` is idempotent. Logs:
+``<state dir>/jackd.log``, ``amsynth.log``, ``fluidsynth.log``; ``status``
+counts the xruns jackd logged.
 """
 
 from __future__ import annotations
@@ -39,15 +43,42 @@ from ddsp_gym.backends.knob_map import load_knob_map, packaged_maps
 
 # amsynth also installs its VST2 build (backend="plugin"); dpf-plugins-vst brings VST2
 # effects (DISTRHO's 3BandEQ among them) that the plugin backend's effect-mode tests host.
-DEBIAN_PACKAGES = ("jackd2", "jack-tools", "libportaudio2", "amsynth", "dpf-plugins-vst")
-PLUGIN_FILES = {
+# fluidsynth (2.3.1 in bookworm) plays timgm6mb-soundfont's General MIDI bank (6 MB).
+DEBIAN_PACKAGES = (
+    "jackd2", "jack-tools", "libportaudio2", "amsynth", "dpf-plugins-vst",
+    "fluidsynth", "timgm6mb-soundfont",
+)  # fmt: skip
+SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
+DATA_FILES = {
     "/usr/lib/vst/amsynth_vst.so": "amsynth",
     "/usr/lib/vst/3BandEQ-vst.so": "dpf-plugins-vst",
+    SOUNDFONT: "timgm6mb-soundfont",
 }
-PROGRAMS = ("jackd", "jack_lsp", "jack_connect", "amsynth")
-SYNTH_CLIENT = "amsynth"
-SYNTH_MIDI_PORT = f"{SYNTH_CLIENT}:midi_in"
-SYNTH_AUDIO_PORTS = (f"{SYNTH_CLIENT}:L out", f"{SYNTH_CLIENT}:R out")
+PROGRAMS = ("jackd", "jack_lsp", "jack_connect", "amsynth", "fluidsynth")
+
+
+@dataclass(frozen=True)
+class Synth:
+    """A synth the rig runs: its program, JACK client name and ports."""
+
+    program: str
+    midi_port: str
+    audio_ports: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.program
+
+
+SYNTHS: dict[str, Synth] = {
+    "amsynth": Synth("amsynth", "amsynth:midi_in", ("amsynth:L out", "amsynth:R out")),
+    "fluidsynth": Synth(
+        "fluidsynth", "fluidsynth:midi_00", ("fluidsynth:left", "fluidsynth:right")
+    ),
+}
+SYNTH_CLIENT = "amsynth"  # the default synth (RealSynthPatch-v0's)
+SYNTH_MIDI_PORT = SYNTHS[SYNTH_CLIENT].midi_port
+SYNTH_AUDIO_PORTS = SYNTHS[SYNTH_CLIENT].audio_ports
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 5.0
 
@@ -88,7 +119,7 @@ def missing_tools() -> list[str]:
         missing.append("libportaudio2")
     if sys.platform.startswith("linux"):
         missing += [
-            f"{pkg} ({path})" for path, pkg in PLUGIN_FILES.items() if not Path(path).exists()
+            f"{pkg} ({path})" for path, pkg in DATA_FILES.items() if not Path(path).exists()
         ]
     return missing
 
@@ -178,13 +209,15 @@ def _wait_for(predicate, timeout: float, what: str, log_file: Path | None = None
     raise RigError(f"{what} did not come up within {timeout:.0f} s{tail}")
 
 
-def _spawn(command: Sequence[str], log_file: Path, env: dict | None = None) -> int:
+def _spawn(
+    command: Sequence[str], log_file: Path, env: dict | None = None, stdin: int | None = None
+) -> int:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:
         log.write(f"\n--- {time.strftime('%H:%M:%S')} {' '.join(command)}\n".encode())
         process = subprocess.Popen(
             list(command),
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if stdin is None else stdin,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -254,9 +287,10 @@ def _synth_env(config: RigConfig) -> dict:
     )
 
 
-def _synth_ready() -> bool:
+def _synth_ready(name: str = SYNTH_CLIENT) -> bool:
+    synth = SYNTHS[name]
     ports = _jack_lsp() or []
-    return SYNTH_MIDI_PORT in ports and all(p in ports for p in SYNTH_AUDIO_PORTS)
+    return synth.midi_port in ports and all(p in ports for p in synth.audio_ports)
 
 
 def start_jack(config: RigConfig, log=print) -> None:
@@ -276,46 +310,87 @@ def start_jack(config: RigConfig, log=print) -> None:
     log(f"jackd: started (pid {state['jackd']}, {config.samplerate} Hz, period {config.period})")
 
 
-def start_synth(config: RigConfig, log=print) -> None:
+def fluidsynth_command(config: RigConfig) -> list[str]:
+    """FluidSynth headless on JACK, one client named ``fluidsynth`` (MIDI and audio).
+
+    No reverb or chorus (they would make every take depend on the tails of earlier
+    ones); gain 1 (one note at full velocity peaks near -4 dBFS, about the twins'
+    level); no auto-connection; no memory locking (no privileges needed); an empty
+    shell prompt (the shell reads a FIFO: see :func:`_fluidsynth_stdin`).
+    """
+    return [
+        "fluidsynth", "-a", "jack", "-m", "jack", "-R", "0", "-C", "0", "-g", "1.0",
+        "-o", "audio.jack.id=fluidsynth", "-o", "midi.jack.id=fluidsynth",
+        "-o", "audio.jack.autoconnect=0", "-o", "synth.lock-memory=0",
+        "-o", f"synth.sample-rate={config.samplerate}", "-o", "shell.prompt=",
+        SOUNDFONT,
+    ]  # fmt: skip
+
+
+def _fluidsynth_stdin(config: RigConfig) -> int:
+    """A FIFO for FluidSynth's shell, opened read-write: it never reads end-of-file.
+
+    FluidSynth quits when its shell reads end-of-file, unless it runs a TCP shell
+    server (``-s``, port 9800 on every interface). A FIFO that FluidSynth itself
+    holds open for writing keeps it running with no network port.
+    """
+    fifo = config.state_dir / "fluidsynth.fifo"
+    if not fifo.exists():
+        os.mkfifo(fifo, 0o600)
+    return os.open(fifo, os.O_RDWR)
+
+
+def start_synth(config: RigConfig, log=print, name: str = SYNTH_CLIENT) -> None:
+    """Start the rig's synth ``name`` ("amsynth" or "fluidsynth") unless it is up."""
+    synth = SYNTHS[name]
     state = _read_state(config)
-    if _synth_ready():
+    if _synth_ready(name):
         return
-    if _alive(state.get("amsynth"), "amsynth"):
-        _terminate(state["amsynth"], "amsynth")  # half-started: begin again
-    log_file = config.state_dir / "amsynth.log"
-    command = ["amsynth", "-x", "-n", SYNTH_CLIENT, "--jack_autoconnect=false"]
-    state["amsynth"] = _spawn(command, log_file, _synth_env(config))
+    if _alive(state.get(name), synth.program):
+        _terminate(state[name], synth.program)  # half-started: begin again
+    log_file = config.state_dir / f"{name}.log"
+    if name == "amsynth":
+        command = ["amsynth", "-x", "-n", "amsynth", "--jack_autoconnect=false"]
+        state[name] = _spawn(command, log_file, _synth_env(config))
+    else:
+        stdin = _fluidsynth_stdin(config)
+        try:
+            env = dict(os.environ, JACK_NO_START_SERVER="1")
+            state[name] = _spawn(fluidsynth_command(config), log_file, env, stdin)
+        finally:
+            os.close(stdin)
     _write_state(config, state)
-    _wait_for(_synth_ready, START_TIMEOUT_S, "amsynth's JACK ports", log_file)
+    _wait_for(lambda: _synth_ready(name), START_TIMEOUT_S, f"{name}'s JACK ports", log_file)
     log(
-        f"amsynth: started (pid {state['amsynth']}), ports {SYNTH_MIDI_PORT}, "
-        f"{', '.join(SYNTH_AUDIO_PORTS)}"
+        f"{name}: started (pid {state[name]}), ports {synth.midi_port}, "
+        f"{', '.join(synth.audio_ports)}"
     )
 
 
-def stop_synth(config: RigConfig, log=print) -> None:
+def stop_synth(config: RigConfig, log=print, name: str = SYNTH_CLIENT) -> None:
     state = _read_state(config)
-    pid = state.pop("amsynth", None)
-    if pid and _alive(pid, "amsynth"):
-        _terminate(pid, "amsynth")
-        log(f"amsynth: stopped (pid {pid})")
+    pid = state.pop(name, None)
+    if pid and _alive(pid, SYNTHS[name].program):
+        _terminate(pid, SYNTHS[name].program)
+        log(f"{name}: stopped (pid {pid})")
     _write_state(config, state)
 
 
-def kill_synth(config: RigConfig) -> None:
-    """SIGKILL the rig's synth (simulates a crash or a power cut; tests use it)."""
+def kill_synth(config: RigConfig, name: str = SYNTH_CLIENT) -> None:
+    """SIGKILL one of the rig's synths (simulates a crash or a power cut; tests use it)."""
     state = _read_state(config)
-    pid = state.get("amsynth")
-    if pid and _alive(pid, "amsynth"):
+    pid = state.get(name)
+    program = SYNTHS[name].program
+    if pid and _alive(pid, program):
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        while _alive(pid, "amsynth") and time.monotonic() < deadline:
+        while _alive(pid, program) and time.monotonic() < deadline:
             time.sleep(0.05)
         _reap(pid)
 
 
 def start(config: RigConfig | None = None, log=print, install_missing: bool = True) -> dict:
-    """Install if needed, then start jackd and amsynth unless already up. Idempotent."""
+    """Install if needed, then start jackd and the synths unless already up. Idempotent."""
     config = config or RigConfig.default()
     if install_missing:
         install(log)
@@ -323,18 +398,20 @@ def start(config: RigConfig | None = None, log=print, install_missing: bool = Tr
         raise RigError(f"the rig needs {missing_tools()}; run `ddsp-gym hw rig install`")
     config.state_dir.mkdir(parents=True, exist_ok=True)
     start_jack(config, log)
-    start_synth(config, log)
+    for name in SYNTHS:
+        start_synth(config, log, name)
     return status(config)
 
 
 def stop(config: RigConfig | None = None, log=print) -> None:
-    """Stop what the rig started, by process id, in reverse order (synth, then jackd)."""
+    """Stop what the rig started, by process id, in reverse order (synths, then jackd)."""
     config = config or RigConfig.default()
-    stop_synth(config, log)
+    for name in reversed(SYNTHS):
+        stop_synth(config, log, name)
     # jackd answers SIGTERM slowly while it is still removing a client that just left.
     deadline = time.monotonic() + 2.0
     while time.monotonic() < deadline and any(
-        p.startswith(f"{SYNTH_CLIENT}:") for p in _jack_lsp(timeout=1.0) or []
+        p.split(":")[0] in SYNTHS for p in _jack_lsp(timeout=1.0) or []
     ):
         time.sleep(0.1)
     state = _read_state(config)
@@ -356,20 +433,28 @@ def xrun_count(config: RigConfig) -> int:
 
 
 def status(config: RigConfig | None = None) -> dict:
-    """What runs: jackd (ours or not), amsynth, the JACK ports, jackd's xrun count."""
+    """What runs: jackd (ours or not), the synths, the JACK ports, jackd's xrun count.
+
+    ``synth_ready``: every synth's ports are up; ``ready``: per synth.
+    """
     config = config or RigConfig.default()
     state = _read_state(config)
     ports = _jack_lsp()
-    return {
+    ready = {name: ports is not None and _synth_ready(name) for name in SYNTHS}
+    info = {
         "state_dir": str(config.state_dir),
         "missing_tools": missing_tools(),
         "jack_running": ports is not None,
         "jackd_pid": state.get("jackd") if _alive(state.get("jackd"), "jackd") else None,
-        "amsynth_pid": state.get("amsynth") if _alive(state.get("amsynth"), "amsynth") else None,
-        "synth_ready": ports is not None and _synth_ready(),
+        "synth_ready": all(ready.values()),
+        "ready": ready,
         "ports": ports or [],
         "xruns": xrun_count(config),
     }
+    for name, synth in SYNTHS.items():
+        alive = _alive(state.get(name), synth.program)
+        info[f"{name}_pid"] = state.get(name) if alive else None
+    return info
 
 
 def format_status(info: dict) -> str:
@@ -380,9 +465,11 @@ def format_status(info: dict) -> str:
         f"state dir : {info['state_dir']}",
         f"jack      : {'answering' if info['jack_running'] else 'not running'}; "
         f"jackd {pid('jackd_pid')}",
-        f"amsynth   : {'ports up' if info['synth_ready'] else 'no ports'}; {pid('amsynth_pid')}",
-        f"xruns     : {info['xruns']} logged by jackd",
     ]
+    for name in SYNTHS:
+        up = "ports up" if info["ready"][name] else "no ports"
+        lines.append(f"{name:<10}: {up}; {pid(f'{name}_pid')}")
+    lines.append(f"xruns     : {info['xruns']} logged by jackd")
     if info["missing_tools"]:
         lines.append(f"missing   : {', '.join(info['missing_tools'])}")
     if info["ports"]:

@@ -48,6 +48,8 @@ def hw_command(
     agents: Sequence[str],
     budget: int,
     seeds: int,
+    blind: bool = False,
+    name: str = "hw_bench",
 ) -> str:
     """The ``bench hw`` command line that makes these cells (see :func:`agents_command`)."""
     words = ["ddsp-gym", "bench", "hw"]
@@ -57,7 +59,11 @@ def hw_command(
         words += ["--hardware-json", hardware_json]
     if knobs:
         words += ["--knobs", *knobs]
+    if blind:
+        words += ["--blind-targets"]
     words += ["--agents", *agents, "--budget", str(budget), "--seeds", str(seeds)]
+    if name != "hw_bench":
+        words += ["--name", name]
     return shlex.join(words)
 
 
@@ -114,9 +120,10 @@ def _cmd_hw(args: argparse.Namespace) -> int:
     from ddsp_gym.agents.hw_bench import format_table, run_hw_benchmark
 
     command = hw_command(
-        args.envs, args.hardware_json, args.knobs, args.agents, args.budget, args.seeds
-    )
-    out = args.output / "hw_bench.json"
+        args.envs, args.hardware_json, args.knobs, args.agents, args.budget, args.seeds,
+        args.blind_targets, args.name,
+    )  # fmt: skip
+    out = args.output / f"{args.name}.json"
     cells = run_hw_benchmark(
         args.envs or None,
         args.agents,
@@ -127,6 +134,7 @@ def _cmd_hw(args: argparse.Namespace) -> int:
         args.knobs,
         True,
         command,
+        blind=args.blind_targets,
     )
     print(format_table(cells))
     print(f"\nresults: {out} (+ .md); rerun the same command to resume at the next seed")
@@ -224,6 +232,15 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="NAME",
         help="search only these knobs; the others sit at the hidden patch's values",
+    )
+    p.add_argument(
+        "--blind-targets",
+        action="store_true",
+        help="record each hidden patch once as a WAV and give the agents only that sound "
+        "(target=); success by the device's noise-aware rule",
+    )
+    p.add_argument(
+        "--name", default="hw_bench", help="results file name (hw_bench: hw_bench.json, .md)"
     )
     _output_arg(p)
     p.set_defaults(func=_cmd_hw)

@@ -106,7 +106,7 @@ def rig_fluidsynth(rig_config):
     return rig_config
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def dawdreamer():
     """DawDreamer (the ``plugin`` extra; it embeds the Faust compiler), or a skip (CI: a fail)."""
     require("dawdreamer", "DawDreamer is needed: pip install 'ddsp_gym[plugin]'")

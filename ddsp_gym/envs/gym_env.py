@@ -59,7 +59,9 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Episode End
     Terminates on success (distance within the task's threshold, or knobs within
     ``param_tolerance`` where the task states its criterion in knob space and the
-    target's knobs are known); truncated by ``max_episode_steps``.
+    target's knobs are known); truncated by ``max_episode_steps``. On hardware the sound
+    decides, against the larger of the sim's threshold and k times the device's take
+    noise (``info["hardware"]["success_rule"]``, which also reports the sim's verdict).
 
     ## Arguments
     The fields of :class:`ddsp_gym.envs.config.EnvConfig`, as keyword arguments (or

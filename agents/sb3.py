@@ -85,6 +85,42 @@ class SB3Policy:
         )
 
 
+def make_model(
+    env_id: str,
+    algo: str,
+    seed: int = 0,
+    hyperparams: dict[str, Any] | None = None,
+    tensorboard_log: str | None = None,
+    verbose: int = 0,
+) -> Any:
+    """An untrained SB3 ``algo`` model on ``env_id``'s training targets (see
+    :class:`TrainingSeeds`), with the YAML hyperparameters unless ``hyperparams``."""
+    import torch
+    from stable_baselines3 import PPO, SAC, TD3
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.noise import NormalActionNoise
+
+    # Tiny MLPs: one thread avoids oversubscribing the cores JAX's plant also uses.
+    torch.set_num_threads(1)
+    params = load_hyperparams(algo) if hyperparams is None else dict(hyperparams)
+    env = Monitor(TrainingSeeds(gym.make(env_id), seed))
+    noise_sigma = params.pop("action_noise_sigma", None)
+    if noise_sigma is not None:
+        d = env.action_space.shape[0]
+        params["action_noise"] = NormalActionNoise(np.zeros(d), noise_sigma * np.ones(d))
+    policy = params.pop("policy", "MlpPolicy")
+    cls = {"ppo": PPO, "sac": SAC, "td3": TD3}[algo]
+    return cls(
+        policy,
+        env,
+        seed=seed,
+        tensorboard_log=tensorboard_log,
+        verbose=verbose,
+        device="cpu",
+        **params,
+    )
+
+
 def train(
     env_id: str,
     algo: str,
@@ -102,21 +138,8 @@ def train(
     ``checkpoint_every`` steps in ``out_dir/checkpoints`` and the final model
     at ``out_dir/model.zip``.
     """
-    import torch
-    from stable_baselines3 import PPO, SAC, TD3
     from stable_baselines3.common.callbacks import CheckpointCallback
-    from stable_baselines3.common.monitor import Monitor
-    from stable_baselines3.common.noise import NormalActionNoise
 
-    # Tiny MLPs: one thread avoids oversubscribing the cores JAX's plant also uses.
-    torch.set_num_threads(1)
-    params = load_hyperparams(algo) if hyperparams is None else dict(hyperparams)
-    env = Monitor(TrainingSeeds(gym.make(env_id), seed))
-    noise_sigma = params.pop("action_noise_sigma", None)
-    if noise_sigma is not None:
-        d = env.action_space.shape[0]
-        params["action_noise"] = NormalActionNoise(np.zeros(d), noise_sigma * np.ones(d))
-    policy = params.pop("policy", "MlpPolicy")
     tb_dir = None
     callbacks = []
     if out_dir is not None:
@@ -129,12 +152,9 @@ def train(
             callbacks.append(
                 CheckpointCallback(checkpoint_every, str(out_dir / "checkpoints"), algo)
             )
-    cls = {"ppo": PPO, "sac": SAC, "td3": TD3}[algo]
-    model = cls(
-        policy, env, seed=seed, tensorboard_log=tb_dir, verbose=verbose, device="cpu", **params
-    )
+    model = make_model(env_id, algo, seed, hyperparams, tb_dir, verbose)
     model.learn(total_timesteps=steps, callback=callbacks or None, tb_log_name=algo)
     if out_dir is not None:
         model.save(str(out_dir / "model.zip"))
-    env.close()
+    model.get_env().close()
     return SB3Policy(model, algo)

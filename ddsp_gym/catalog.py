@@ -39,6 +39,14 @@ DEFAULT_AGENTS: tuple[str, ...] = SEARCH_AGENTS
 # ``ddsp-gym bench hw``: the search agents that need no reward gradient (a device has none).
 HW_AGENTS: tuple[str, ...] = ("random", "cma", "hybrid")
 DEFAULT_HW_ENV = "ddsp_gym/RealSynthPatch-v0"
+# ``ddsp-gym bench rl``: RL algorithms trained per (env, seed), scored on held-out targets.
+RL_ALGOS: tuple[str, ...] = ("ppo", "sac", "td3")
+DEFAULT_RL_ENVS: tuple[str, ...] = (
+    "ddsp_gym/SineTuner-v0",
+    "ddsp_gym/CutoffSweeper-v0",
+    "ddsp_gym/EnvelopeShaper-v0",
+    "ddsp_gym/VolumeMatch-v0",
+)
 
 
 class UnknownNameError(ValueError):

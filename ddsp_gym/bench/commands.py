@@ -14,8 +14,10 @@ from pathlib import Path
 from ddsp_gym.catalog import (
     DEFAULT_AGENTS,
     DEFAULT_HW_ENV,
+    DEFAULT_RL_ENVS,
     HW_AGENTS,
     PLANT_NAMES,
+    RL_ALGOS,
     SEARCH_AGENTS,
     TRAINED_AGENTS,
     check_env_ids,
@@ -65,6 +67,43 @@ def hw_command(
     if name != "hw_bench":
         words += ["--name", name]
     return shlex.join(words)
+
+
+def rl_command(
+    envs: Sequence[str] | None,
+    algos: Sequence[str],
+    seeds: int,
+    steps: int,
+    eval_points: int,
+    targets: int,
+    budget: int,
+) -> str:
+    """The ``bench rl`` command line that makes these runs (see :func:`agents_command`)."""
+    words = ["ddsp-gym", "bench", "rl"]
+    if envs:
+        words += ["--envs", *envs]
+    words += ["--algos", *algos, "--seeds", str(seeds), "--steps", str(steps)]
+    words += ["--eval-points", str(eval_points), "--targets", str(targets)]
+    words += ["--budget", str(budget)]
+    return shlex.join(words)
+
+
+def _cmd_rl(args: argparse.Namespace) -> int:
+    check_env_ids(args.envs or [])
+    from ddsp_gym.agents.rl_bench import run_rl_benchmark
+
+    command = rl_command(
+        args.envs, args.algos, args.seeds, args.steps, args.eval_points, args.targets,
+        args.budget,
+    )  # fmt: skip
+    out = args.output / "rl_bench.json"
+    run_rl_benchmark(
+        args.envs or None, args.algos, args.seeds, args.steps, args.eval_points,
+        args.targets, args.budget, out, command,
+    )  # fmt: skip
+    print(out.with_suffix(".md").read_text())
+    print(f"results: {out} (+ .md, .png); rerun the same command to resume")
+    return 0
 
 
 def _cmd_agents(args: argparse.Namespace) -> int:
@@ -155,7 +194,7 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser(
         "bench",
         help="benchmarks: agents on envs, speed of plants and envs, agents on a real synth",
-        description="Benchmarks. Choose one: agents, perf or hw.",
+        description="Benchmarks. Choose one: agents, perf, hw or rl.",
     )
     bench.set_defaults(func=None, help_parser=bench)
     bench_sub = bench.add_subparsers(dest="bench_command", title="benchmarks", metavar="WHAT")
@@ -244,3 +283,28 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     )
     _output_arg(p)
     p.set_defaults(func=_cmd_hw)
+
+    p = bench_sub.add_parser(
+        "rl",
+        help="RL algorithms x envs x seeds at a fixed step budget, scored on held-out targets",
+        description="Trains each algorithm on each env from each seed, scores its "
+        "deterministic policy on held-out targets at evenly spaced points (learning curves), "
+        "and reports the IQM of held-out success with bootstrap confidence intervals and "
+        "scores normalized by the search agents (rliable); writes rl_bench.json, .md and "
+        ".png, run by run (a rerun of the same command resumes).",
+    )
+    p.add_argument(
+        "--envs", nargs="*", metavar="ID", help=f"env ids (default: {' '.join(DEFAULT_RL_ENVS)})"
+    )
+    p.add_argument(
+        "--algos", nargs="+", default=list(RL_ALGOS), metavar="NAME", help=" ".join(RL_ALGOS)
+    )
+    p.add_argument("--seeds", type=int, default=5, help="training seeds per env and algo (5)")
+    p.add_argument("--steps", type=int, default=100_000, help="training env steps per run")
+    p.add_argument(
+        "--eval-points", type=int, default=5, help="evaluations per run, evenly spaced (5)"
+    )
+    p.add_argument("--targets", type=int, default=20, help="held-out targets (20)")
+    p.add_argument("--budget", type=int, default=200, help="env steps per held-out target (200)")
+    _output_arg(p)
+    p.set_defaults(func=_cmd_rl)

@@ -29,10 +29,17 @@ class EnvConfig:
         plant_config, task_config: their configuration; ``task_config`` may also set the
             task's reward settings (``distance_scale``, ``param_tolerance``,
             ``grad_penalty``, ``grad_norm_limit``: :class:`ddsp_gym.tasks.RewardSettings`).
-        control: "absolute" (the action sets the knobs: u = (a + 1) / 2) or "delta"
-            (it nudges them: u <- clip(u + max_delta * a, 0, 1)).
-        max_delta: largest knob move per step in delta mode, unit travel in (0, 1].
+        control: "absolute" (the action sets the knobs: u = (a + 1) / 2), "delta"
+            (it nudges them: u <- clip(u + max_delta * a, 0, 1)) or "log_delta" (it
+            nudges them by moves from about min_delta to max_delta on a log scale:
+            :func:`ddsp_gym.envs.functional.log_delta_move`).
+        max_delta: largest knob move per step with "delta"/"log_delta", unit travel in (0, 1].
+        min_delta: scale of the finest moves with "log_delta" (> 0; below max_delta, or
+            the moves are about linear in the action).
+        observation: "summaries" (knobs, the sound's summary features, the target's) or
+            "difference" (knobs, sound's minus target's summary, the target's).
         slew_penalty: weight of the knob-slew penalty sum((u_t - u_{t-1})^2).
+        success_bonus: added to the reward of a successful step.
         success_threshold: success when the distance is at most this (task units);
             None: the registry's.
         random_start: start episodes at random knobs (else all at mid travel).
@@ -55,7 +62,10 @@ class EnvConfig:
     task_config: Mapping[str, Any] = field(default_factory=dict)
     control: str = "absolute"
     max_delta: float = 0.1
+    min_delta: float = 0.001
+    observation: str = "summaries"
     slew_penalty: float = 0.0
+    success_bonus: float = 0.0
     success_threshold: float | None = None
     random_start: bool = True
     target: AudioSource = None
@@ -68,7 +78,8 @@ class EnvConfig:
     render_mode: str | None = None
 
     def __post_init__(self) -> None:
-        # control and max_delta are checked where they are used (FunctionalDDSPEnv, make_params).
+        # control, observation and the deltas are checked where they are used
+        # (FunctionalDDSPEnv, make_params).
         if self.reward is not None and not isinstance(self.reward, RewardSource):
             raise TypeError(f"reward must be a ddsp_gym.rewards.RewardSource, not {self.reward!r}")
 
@@ -104,7 +115,9 @@ def build_functional(config: EnvConfig) -> tuple[FunctionalDDSPEnv, EnvParams]:
     params = make_params(
         settings,
         max_delta=config.max_delta,
+        min_delta=config.min_delta,
         slew_penalty=config.slew_penalty,
+        success_bonus=config.success_bonus,
         target_audio=_as_audio(config.target, sr, n, "target"),
         input_audio=_as_audio(config.input, sr, n, "input"),
     )
@@ -112,6 +125,7 @@ def build_functional(config: EnvConfig) -> tuple[FunctionalDDSPEnv, EnvParams]:
         plant=plant,
         task=task,
         control=config.control,
+        observation=config.observation,
         random_start=config.random_start,
         sensitivity_penalty=settings.grad_penalty > 0.0,
         defaults=params,

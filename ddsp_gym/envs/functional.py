@@ -32,8 +32,10 @@ from ddsp_gym.features.summary import SUMMARY_BOUND, SUMMARY_SIZE, summary_featu
 from ddsp_gym.plants.base import AbstractPlant
 from ddsp_gym.tasks.base import AbstractTask, RewardSettings
 
-Control = Literal["absolute", "delta"]
-CONTROLS: tuple[str, ...] = ("absolute", "delta")
+Control = Literal["absolute", "delta", "log_delta"]
+CONTROLS: tuple[str, ...] = ("absolute", "delta", "log_delta")
+Observation = Literal["summaries", "difference"]
+OBSERVATIONS: tuple[str, ...] = ("summaries", "difference")
 # Truncation horizon of params made without one (an env made outside the registry).
 UNLIMITED_STEPS = 2**31 - 1
 
@@ -50,8 +52,10 @@ class EnvParams(NamedTuple):
     success_threshold: Array  # () success when distance <= this, in the task's unit
     param_tolerance: Array  # () knob-space success (unit travel) where the target's knobs
     #                          are known; nan: none
-    max_delta: Array  # () largest knob move per step with control="delta" (unit travel)
+    max_delta: Array  # () largest knob move per step with control="delta"/"log_delta"
+    min_delta: Array  # () scale of the finest moves with control="log_delta" (unit travel)
     slew_penalty: Array  # () weight of sum((u_t - u_{t-1})^2)
+    success_bonus: Array  # () added to the reward of a successful step
     clip_penalty: Array  # () weight of output peaks above full scale
     grad_penalty: Array  # () weight of the sensitivity penalty (tasks that charge one)
     grad_norm_limit: Array  # () gradient norm the sensitivity penalty tolerates
@@ -64,7 +68,9 @@ def make_params(
     settings: RewardSettings,
     *,
     max_delta: float = 0.1,
+    min_delta: float = 0.001,
     slew_penalty: float = 0.0,
+    success_bonus: float = 0.0,
     clip_penalty: float = 1.0,
     max_steps_in_episode: int | None = None,
     target_audio: Array | np.ndarray | None = None,
@@ -73,6 +79,8 @@ def make_params(
     """:class:`EnvParams` from a task's reward settings and the env's own numbers."""
     if not 0.0 < max_delta <= 1.0:
         raise ValueError(f"max_delta must be in (0, 1], not {max_delta}")
+    if not min_delta > 0.0:
+        raise ValueError(f"min_delta must be > 0, not {min_delta}")
     if settings.distance_scale <= 0:
         raise ValueError(f"distance_scale must be > 0, not {settings.distance_scale}")
     tolerance = math.nan if settings.param_tolerance is None else settings.param_tolerance
@@ -85,7 +93,9 @@ def make_params(
         success_threshold=number(settings.success_threshold),
         param_tolerance=number(tolerance),
         max_delta=number(max_delta),
+        min_delta=number(min_delta),
         slew_penalty=number(slew_penalty),
+        success_bonus=number(success_bonus),
         clip_penalty=number(clip_penalty),
         grad_penalty=number(settings.grad_penalty),
         grad_norm_limit=number(settings.grad_norm_limit),
@@ -93,6 +103,32 @@ def make_params(
         target_audio=None if target_audio is None else jnp.asarray(target_audio, jnp.float32),
         input_audio=None if input_audio is None else jnp.asarray(input_audio, jnp.float32),
     )
+
+
+def log_delta_move(action: Array, min_delta: Array | float, max_delta: Array | float) -> Array:
+    """Knob move (unit travel) of ``control="log_delta"`` for an action in [-1, 1].
+
+    ``move = sign(a) * min_delta * ((1 + max_delta / min_delta) ** |a| - 1)``: ``|a| = 1``
+    moves ``max_delta``; near 0 the move is about ``min_delta * ln(1 + max_delta /
+    min_delta) * a``; in between, equal steps of ``|a|`` multiply the move by equal
+    ratios. Why: with ``delta`` a policy's error in ``a`` costs the same knob error
+    whatever move it meant, so a 5-cent correction asks it for 100 times the precision
+    an octave's jump does; here ``d move / d|a| = ln(1 + R) * (|move| + min_delta)``, so
+    its error costs a share of the move meant (plus a floor of order ``min_delta``).
+    Odd, strictly increasing and smooth, with the same slope at 0 from both sides
+    (written without ``sign``, whose derivative would be 0 there).
+    """
+    rate = jnp.log1p(max_delta / min_delta)
+    up = jnp.expm1(action * rate)
+    down = -jnp.expm1(-action * rate)
+    return min_delta * jnp.where(action >= 0.0, up, down)
+
+
+def log_delta_action(move: Array, min_delta: Array | float, max_delta: Array | float) -> Array:
+    """The action whose :func:`log_delta_move` is ``move`` (its inverse, for ``|move| <=
+    max_delta``)."""
+    rate = jnp.log1p(max_delta / min_delta)
+    return jnp.sign(move) * jnp.log1p(jnp.abs(move) / min_delta) / rate
 
 
 class EnvState(NamedTuple):
@@ -120,8 +156,14 @@ class FunctionalDDSPEnv:
     Args:
         plant: the synth/effect being played.
         task: features, distance and success criterion.
-        control: "absolute" (action sets the knobs: u = (a + 1) / 2) or "delta"
-            (action nudges them: u = clip(u + max_delta * a, 0, 1)).
+        control: "absolute" (action sets the knobs: u = (a + 1) / 2), "delta" (action
+            nudges them: u = clip(u + max_delta * a, 0, 1)) or "log_delta" (nudges them
+            on a log scale of move sizes, from about min_delta to max_delta:
+            :func:`log_delta_move`).
+        observation: "summaries" (knob positions, summary features of the sound, of
+            the target) or "difference" (knob positions, sound's summary minus the
+            target's, the target's): the same information, with the mismatch a policy
+            must null given directly.
         random_start: start each episode at random knobs (else all at 0.5).
         sensitivity_penalty: compute the task's sensitivity penalty (its weight is
             ``params.grad_penalty``); a static switch, as it adds a gradient to the step.
@@ -133,6 +175,7 @@ class FunctionalDDSPEnv:
     plant: AbstractPlant
     task: AbstractTask
     control: Control = "absolute"
+    observation: Observation = "summaries"
     random_start: bool = True
     sensitivity_penalty: bool = False
     defaults: EnvParams | None = field(default=None, compare=False, repr=False)
@@ -140,6 +183,8 @@ class FunctionalDDSPEnv:
     def __post_init__(self) -> None:
         if self.control not in CONTROLS:
             raise ValueError(f"control must be one of {CONTROLS}, not {self.control!r}")
+        if self.observation not in OBSERVATIONS:
+            raise ValueError(f"observation must be one of {OBSERVATIONS}, not {self.observation!r}")
 
     # ---- gymnax's attributes -----------------------------------------------------
 
@@ -162,7 +207,8 @@ class FunctionalDDSPEnv:
         return Box(-1.0, 1.0, (self.num_knobs,), jnp.float32)
 
     def observation_space(self, params: EnvParams | None = None) -> Box:
-        """Knob positions, then summary features of the sound and of the target."""
+        """Knob positions, then summary features of the sound (or its difference from the
+        target's) and of the target."""
         return Box(-SUMMARY_BOUND, SUMMARY_BOUND, (self.obs_size,), jnp.float32)
 
     @property
@@ -179,13 +225,20 @@ class FunctionalDDSPEnv:
         """Unit knob positions after ``action`` (already in [-1, 1]) from ``knobs``."""
         if self.control == "absolute":
             return (action + 1.0) / 2.0
-        return jnp.clip(knobs + params.max_delta * action, 0.0, 1.0)
+        if self.control == "delta":
+            move = params.max_delta * action
+        else:
+            move = log_delta_move(action, params.min_delta, params.max_delta)
+        return jnp.clip(knobs + move, 0.0, 1.0)
 
     def action_for(self, knobs: Array, target_knobs: Array, params: EnvParams) -> Array:
         """The action that moves ``knobs`` towards ``target_knobs`` (inverse of knobs_after)."""
         if self.control == "absolute":
             return 2.0 * target_knobs - 1.0
-        return jnp.clip((target_knobs - knobs) / params.max_delta, -1.0, 1.0)
+        if self.control == "delta":
+            return jnp.clip((target_knobs - knobs) / params.max_delta, -1.0, 1.0)
+        move = jnp.clip(target_knobs - knobs, -params.max_delta, params.max_delta)
+        return jnp.clip(log_delta_action(move, params.min_delta, params.max_delta), -1.0, 1.0)
 
     def evaluate(
         self, state: EnvState, knobs: Array, params: EnvParams
@@ -229,7 +282,6 @@ class FunctionalDDSPEnv:
         slew = jnp.sum((knobs - state.knobs) ** 2)
         overshoot = jnp.maximum(jnp.max(jnp.abs(audio)) - 1.0, 0.0)
         penalty = params.slew_penalty * slew + params.clip_penalty * overshoot + extra_penalty
-        reward = -distance / params.distance_scale - penalty
         param_error = jnp.where(
             state.target_known, jnp.max(jnp.abs(knobs - state.target_knobs)), jnp.nan
         )
@@ -237,6 +289,8 @@ class FunctionalDDSPEnv:
         # The knob-space criterion decides wherever it is set and the target's knobs are known.
         by_knobs = state.target_known & ~jnp.isnan(params.param_tolerance)
         success = jnp.where(by_knobs, param_error <= params.param_tolerance, success)
+        bonus = jnp.where(success, params.success_bonus, 0.0)
+        reward = -distance / params.distance_scale - penalty + bonus
         obs = self.observe(knobs, audio, state.target_summary)
         return reward, (obs, StepInfo(distance, success, param_error, penalty))
 
@@ -247,8 +301,11 @@ class FunctionalDDSPEnv:
         return self.task.distance(feats, state.target_features), audio
 
     def observe(self, knobs: Array, audio: Array, target_summary: Array) -> Array:
-        """Observation: knob positions, summary features of ``audio`` and of the target."""
+        """Observation: knob positions, summary features of ``audio`` (with
+        ``observation="difference"``, minus the target's) and of the target."""
         summary = summary_features(audio, self.plant.sample_rate)
+        if self.observation == "difference":
+            summary = jnp.clip(summary - target_summary, -SUMMARY_BOUND, SUMMARY_BOUND)
         return jnp.concatenate([knobs, summary, target_summary]).astype(jnp.float32)
 
     # ---- episodes ------------------------------------------------------------------

@@ -4,7 +4,7 @@ Every agent has ``solve(env, seed, budget) -> SolveResult``; ``ddsp-gym bench``
 (:mod:`ddsp_gym.agents.benchmark`) compares them on the same targets and query budgets.
 """
 
-from ddsp_gym.agents.base import Agent, PlantOracle, SolveResult
+from ddsp_gym.agents.base import QUERY_ENV_KWARGS, Agent, PlantOracle, SolveResult
 from ddsp_gym.agents.cma_es import CMAAgent
 from ddsp_gym.agents.gradient import GradientAgent
 from ddsp_gym.agents.hybrid import HybridAgent
@@ -16,6 +16,7 @@ __all__ = [
     "GradientAgent",
     "HybridAgent",
     "PlantOracle",
+    "QUERY_ENV_KWARGS",
     "RandomSearchAgent",
     "SolveResult",
 ]

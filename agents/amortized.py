@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ddsp_gym.agents.base import PlantOracle, SolveResult, Stop
+from ddsp_gym.agents.base import QUERY_ENV_KWARGS, PlantOracle, SolveResult, Stop
 from ddsp_gym.envs.functional import EnvParams, FunctionalDDSPEnv
 from ddsp_gym.features.summary import SUMMARY_SIZE
 
@@ -111,7 +111,7 @@ def train_amortized(
     ``queries`` plant renders in all: ``batch`` per update, twice that with the
     policy-gradient term (each perturbed sample is one more render).
     """
-    base = gym.make(env_id).unwrapped
+    base = gym.make(env_id, **QUERY_ENV_KWARGS).unwrapped
     fenv, env_params = base.functional, base.params
     per_update = batch * (2 if pg_weight > 0.0 else 1)
     updates = max(1, queries // per_update)

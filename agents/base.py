@@ -45,6 +45,15 @@ class SolveResult:
     twin_queries: int = 0
 
 
+# What query-based agents ask of an env whatever the registry's defaults (which suit RL):
+# an action *is* a knob setting, and the loss is the task's distance, linear, no bonus.
+QUERY_ENV_KWARGS: dict[str, Any] = {
+    "control": "absolute",
+    "reward_shape": "linear",
+    "success_bonus": 0.0,
+}
+
+
 class QueryableEnv(Protocol):
     """What query-based agents use of ``env.unwrapped``: a :class:`DDSPEnv`, or a view of
     one that offers the same (e.g. :class:`ddsp_gym.agents.hw_bench.KnobSubset`)."""
@@ -93,7 +102,10 @@ class PlantOracle:
             raise ValueError(f"budget must be at least 1 query, not {budget}")
         self.base: QueryableEnv = env.unwrapped
         if self.base.config.control != "absolute":
-            raise ValueError("query-based agents need an env made with control='absolute'")
+            raise ValueError(
+                "query-based agents need an env made with control='absolute' "
+                "(gym.make(env_id, **ddsp_gym.agents.base.QUERY_ENV_KWARGS))"
+            )
         obs, _ = env.reset(seed=seed)
         self.dim = int(env.action_space.shape[0])
         # The env's random starting knobs, as an action: every agent starts from them.

@@ -36,8 +36,8 @@ from tqdm import tqdm
 
 import ddsp_gym
 from ddsp_gym.agents import provenance
-from ddsp_gym.agents.base import SolveResult
-from ddsp_gym.catalog import DEFAULT_AGENTS, SEARCH_AGENTS, TRAINED_AGENTS
+from ddsp_gym.agents.base import QUERY_ENV_KWARGS, SolveResult
+from ddsp_gym.catalog import DEFAULT_AGENTS, RL_ALGOS, SEARCH_AGENTS, TRAINED_AGENTS
 
 EVAL_SEED_OFFSET = 10_000
 
@@ -106,14 +106,18 @@ def summarize(
     }
 
 
-def make_eval_env(env_id: str, budget: int) -> gym.Env:
-    """The env every agent is scored on: gradients exposed, one episode may last ``budget``."""
-    env = gym.make(env_id, expose_grad=True, max_episode_steps=budget)
+def make_eval_env(env_id: str, budget: int, queries: bool = True) -> gym.Env:
+    """The env an agent is scored on, one episode lasting at most ``budget`` steps: for
+    query-based agents (``queries``) with absolute control and gradients exposed, for RL
+    policies with the registry's defaults, the settings they were trained with."""
+    kwargs = {"expose_grad": True, **QUERY_ENV_KWARGS} if queries else {}
+    env = gym.make(env_id, max_episode_steps=budget, **kwargs)
     # Compile the jitted step and queries now, so no agent's wall time pays for it.
     env.reset(seed=0)
     zero = np.zeros(env.action_space.shape, np.float32)
     env.unwrapped.reward_of(zero)
-    env.unwrapped.reward_of(zero, with_grad=True)
+    if queries:
+        env.unwrapped.reward_of(zero, with_grad=True)
     env.step(zero)
     return env
 
@@ -127,7 +131,7 @@ def run_cell(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run one agent on one env over the held-out seeds; returns the cell."""
-    env = make_eval_env(env_id, budget)
+    env = make_eval_env(env_id, budget, queries=agent not in RL_ALGOS)
     task = env.unwrapped.task
     train_queries = budget * seeds if train_queries is None else train_queries
     start = time.perf_counter()
@@ -137,7 +141,7 @@ def run_cell(
         from ddsp_gym.agents.amortized import train_amortized
 
         solver, trained = train_amortized(env_id, train_queries, seed=0), train_queries
-    elif agent in ("ppo", "sac", "td3"):
+    elif agent in RL_ALGOS:
         from ddsp_gym.agents.sb3 import train
 
         solver, trained = train(env_id, agent, train_queries, seed=0), train_queries

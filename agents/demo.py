@@ -16,15 +16,16 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
+from ddsp_gym.agents.base import QUERY_ENV_KWARGS
 from ddsp_gym.agents.gradient import GradientAgent
 from ddsp_gym.audio_io import save_audio
 from ddsp_gym.plotting import save_comparison_png
 
 LEVEL1_ENVS: tuple[str, ...] = (
-    "ddsp_gym/SineTuner-v0",
-    "ddsp_gym/CutoffSweeper-v0",
-    "ddsp_gym/EnvelopeShaper-v0",
-    "ddsp_gym/VolumeMatch-v0",
+    "ddsp_gym/SineTuner-v1",
+    "ddsp_gym/CutoffSweeper-v1",
+    "ddsp_gym/EnvelopeShaper-v1",
+    "ddsp_gym/VolumeMatch-v1",
 )
 REQUIRED_SOLVE_RATE = 0.9
 
@@ -46,7 +47,7 @@ class DemoRow:
 
 def solve_env(env_id: str, seeds: int, out_dir: Path, agent: GradientAgent) -> DemoRow:
     """Run ``agent`` on ``env_id`` for seeds 0..seeds-1, writing audio and pictures."""
-    env = gym.make(env_id, expose_grad=True)
+    env = gym.make(env_id, expose_grad=True, **QUERY_ENV_KWARGS)
     base = env.unwrapped
     sr = base.plant.sample_rate
     env_dir = out_dir / env_id.split("/")[-1]

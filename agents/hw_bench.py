@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 import ddsp_gym  # noqa: F401  (registers the envs)
 from ddsp_gym.agents import provenance
-from ddsp_gym.agents.base import SolveResult
+from ddsp_gym.agents.base import QUERY_ENV_KWARGS, SolveResult
 from ddsp_gym.agents.benchmark import (
     SEARCH_AGENTS,
     eval_seeds,
@@ -145,7 +145,12 @@ def make_hw_env(
 ) -> gym.Env:
     """The hardware env, devices opened, latency known and the scoring code compiled."""
     env = gym.make(
-        env_id, backend="hardware", hardware=hardware or {}, max_episode_steps=budget, target=target
+        env_id,
+        backend="hardware",
+        hardware=hardware or {},
+        max_episode_steps=budget,
+        target=target,
+        **QUERY_ENV_KWARGS,
     )
     env.reset(seed=0)
     zero = np.zeros(env.action_space.shape, np.float32)
@@ -509,7 +514,8 @@ def run_blind(
                 continue
             target = targets[seed]
             env = gym.make(env_id, backend="hardware", hardware=hardware or {},
-                           max_episode_steps=budget, target=target["wav"])  # fmt: skip
+                           max_episode_steps=budget, target=target["wav"],
+                           **QUERY_ENV_KWARGS)  # fmt: skip
             try:
                 proxy = KnobSubset(env)
                 result = solver.solve(proxy, seed, budget)

@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ddsp_gym.agents import provenance
+from ddsp_gym.agents.base import QUERY_ENV_KWARGS
 from ddsp_gym.agents.gradient import GradientAgent
 
 VARIANTS: dict[str, GradientAgent] = {
@@ -28,7 +29,7 @@ VARIANTS: dict[str, GradientAgent] = {
 
 def recover_env(env_id: str, seeds: int, variant: str) -> dict:
     """One results row: success rate and spread for one env and agent variant."""
-    env = gym.make(env_id, expose_grad=True)
+    env = gym.make(env_id, expose_grad=True, **QUERY_ENV_KWARGS)
     agent = VARIANTS[variant]
     start = time.perf_counter()
     results = [agent.solve(env, seed) for seed in range(seeds)]

@@ -32,27 +32,35 @@ from tqdm import tqdm
 from ddsp_gym.agents import provenance
 from ddsp_gym.agents.benchmark import EVAL_SEED_OFFSET, eval_seeds, write_json_atomic
 
+
 # Every candidate states all the settings it is about, so its runs stay comparable
 # when the registry's defaults change.
-_PLAIN = {"observation": "summaries", "success_bonus": 0.0}
-CANDIDATES: dict[str, dict[str, Any]] = {
-    "absolute": {"control": "absolute", **_PLAIN},
-    "delta": {"control": "delta", "max_delta": 0.1, **_PLAIN},
-    "log_delta": {"control": "log_delta", "max_delta": 0.5, "min_delta": 0.001, **_PLAIN},
-    "log_delta+diff": {
-        "control": "log_delta",
-        "max_delta": 0.5,
-        "min_delta": 0.001,
-        "observation": "difference",
+def _candidate(control: str, observation: str = "summaries", **extra: Any) -> dict[str, Any]:
+    moves = {"absolute": {}, "delta": {"max_delta": 0.1}}.get(
+        control, {"max_delta": 0.5, "min_delta": 0.001}
+    )
+    return {
+        "control": control,
+        **moves,
+        "observation": observation,
+        "reward_shape": "linear",
         "success_bonus": 0.0,
-    },
-    "log_delta+diff+bonus": {
-        "control": "log_delta",
-        "max_delta": 0.5,
-        "min_delta": 0.001,
-        "observation": "difference",
-        "success_bonus": 1.0,
-    },
+        **extra,
+    }
+
+
+CANDIDATES: dict[str, dict[str, Any]] = {
+    "absolute": _candidate("absolute"),
+    "delta": _candidate("delta"),
+    "log_delta": _candidate("log_delta"),
+    "log_delta+diff": _candidate("log_delta", "difference"),
+    "log_delta+diff+bonus": _candidate("log_delta", "difference", success_bonus=1.0),
+    "delta+logdiff+logr": _candidate("delta", "log_difference", reward_shape="log"),
+    "log_delta+logdiff": _candidate("log_delta", "log_difference"),
+    "log_delta+logdiff+logr": _candidate("log_delta", "log_difference", reward_shape="log"),
+    "log_delta+logdiff+logr+bonus": _candidate(
+        "log_delta", "log_difference", reward_shape="log", success_bonus=5.0
+    ),
 }
 
 # SB3 PPO as the issue's baseline measured it: 64 envs, 128 steps each per update,
@@ -68,6 +76,12 @@ PPO_SETTINGS: dict[str, Any] = {
     "clip_range": 0.2,
     "ent_coef": 0.0,
     "policy_kwargs": {"net_arch": [64, 64]},
+}
+# Other PPO settings, asked for as "CANDIDATE@PRESET": "small" makes 8x as many updates
+# of a given number of env steps (1,024 steps per update instead of 8,192).
+PPO_PRESETS: dict[str, dict[str, Any]] = {
+    "issue": PPO_SETTINGS,
+    "small": {**PPO_SETTINGS, "n_envs": 32, "n_steps": 32, "batch_size": 256},
 }
 HELD_OUT_TARGETS = 50
 TARGET_SUCCESS = 0.95
@@ -86,6 +100,17 @@ class RunSpec:
     @property
     def key(self) -> tuple:
         return (self.env_id, self.candidate, self.seed, self.steps)
+
+
+def split_candidate(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """ "CANDIDATE[@PRESET]" -> (env kwargs, PPO settings)."""
+    kwargs_name, _, preset = name.partition("@")
+    if kwargs_name not in CANDIDATES or (preset or "issue") not in PPO_PRESETS:
+        raise ValueError(
+            f"unknown candidate {name!r}; known: {list(CANDIDATES)}, "
+            f"optionally @ one of {list(PPO_PRESETS)}"
+        )
+    return CANDIDATES[kwargs_name], PPO_PRESETS[preset or "issue"]
 
 
 def run_key(run: dict[str, Any]) -> tuple:
@@ -169,8 +194,8 @@ def train_run(spec: RunSpec, progress: bool = True) -> dict[str, Any]:
     from ddsp_gym.envs.sb3 import make_sb3_vec_env
 
     torch.set_num_threads(1)
-    env_kwargs = CANDIDATES[spec.candidate]
-    settings = dict(PPO_SETTINGS)
+    env_kwargs, ppo = split_candidate(spec.candidate)
+    settings = dict(ppo)
     n_envs = settings.pop("n_envs")
     venv = VecMonitor(make_sb3_vec_env(spec.env_id, n_envs, **env_kwargs))
     model = PPO("MlpPolicy", venv, seed=spec.seed, device="cpu", verbose=0, **settings)
@@ -219,7 +244,7 @@ def train_run(spec: RunSpec, progress: bool = True) -> dict[str, Any]:
         "seed": spec.seed,
         "steps": spec.steps,
         "trained_steps": int(model.num_timesteps),
-        "ppo": PPO_SETTINGS,
+        "ppo": ppo,
         "evaluations": evaluations,
         "wall_s": time.perf_counter() - start,
     }
@@ -243,9 +268,8 @@ def run_study(
 ) -> dict[str, Any]:
     """Run every (env, candidate, seed) not already in ``out``; write JSON and Markdown
     after each run. Returns the document."""
-    unknown = [c for c in candidates if c not in CANDIDATES]
-    if unknown:
-        raise ValueError(f"unknown candidates {unknown}; known: {list(CANDIDATES)}")
+    for name in candidates:
+        split_candidate(name)
     out = Path(out)
     document = load(out)
     version = provenance.code_version()
@@ -325,11 +349,12 @@ def format_report(document: dict[str, Any]) -> str:
     ]
     used = list(dict.fromkeys(r["candidate"] for r in document["runs"]))
     for name in used:
-        kwargs = next(r["env_kwargs"] for r in document["runs"] if r["candidate"] == name)
-        lines.append(f"- `{name}`: `{json.dumps(kwargs)}`")
-    settings = next((r["ppo"] for r in document["runs"]), PPO_SETTINGS)
-    lines += ["", f"PPO (stable-baselines3, MlpPolicy): `{json.dumps(settings)}`", ""]
+        run = next(r for r in document["runs"] if r["candidate"] == name)
+        lines.append(
+            f"- `{name}`: `{json.dumps(run['env_kwargs'])}`, PPO `{json.dumps(run['ppo'])}`"
+        )
     lines += [
+        "",
         "## Held-out success",
         "",
         "| env | candidate | run length | at steps | successes per seed | IQM | random search |",

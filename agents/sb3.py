@@ -67,7 +67,9 @@ class SB3Policy:
             obs, _, terminated, truncated, info = env.step(action)
             distances.append(info["distance"])
             if info["distance"] < best[0]:
-                best = (info["distance"], np.asarray(action, np.float32), info.get("param_error"))
+                # As an absolute action (the knob setting), whatever the env's control mode.
+                knobs = np.asarray(env.unwrapped.state.knobs, np.float32)
+                best = (info["distance"], 2.0 * knobs - 1.0, info.get("param_error"))
             if terminated or truncated:
                 break
         success = bool(info.get("success", False))

@@ -7,7 +7,7 @@ speed settings)::
     import gymnasium as gym
     import ddsp_gym  # noqa: F401
 
-    env = gym.make("ddsp_gym/SineTuner-v0", expose_grad=True)
+    env = gym.make("ddsp_gym/SineTuner-v1", expose_grad=True)
 
 ``ddsp_gym.make_functional(id)`` gives the same env as a pure, gymnax-style
 ``(env, default_params)`` pair for JAX-native training loops.

@@ -38,14 +38,14 @@ TRAINED_AGENTS: tuple[str, ...] = ("ppo", "sac", "td3", "amortized")
 DEFAULT_AGENTS: tuple[str, ...] = SEARCH_AGENTS
 # ``ddsp-gym bench hw``: the search agents that need no reward gradient (a device has none).
 HW_AGENTS: tuple[str, ...] = ("random", "cma", "hybrid")
-DEFAULT_HW_ENV = "ddsp_gym/RealSynthPatch-v0"
+DEFAULT_HW_ENV = "ddsp_gym/RealSynthPatch-v1"
 # ``ddsp-gym bench rl``: RL algorithms trained per (env, seed), scored on held-out targets.
 RL_ALGOS: tuple[str, ...] = ("ppo", "sac", "td3")
 DEFAULT_RL_ENVS: tuple[str, ...] = (
-    "ddsp_gym/SineTuner-v0",
-    "ddsp_gym/CutoffSweeper-v0",
-    "ddsp_gym/EnvelopeShaper-v0",
-    "ddsp_gym/VolumeMatch-v0",
+    "ddsp_gym/SineTuner-v1",
+    "ddsp_gym/CutoffSweeper-v1",
+    "ddsp_gym/EnvelopeShaper-v1",
+    "ddsp_gym/VolumeMatch-v1",
 )
 
 
@@ -81,7 +81,7 @@ def check_plant(name: str) -> None:
 def _suggestion(name: str, known: Iterable[str]) -> str:
     """' (did you mean X?)' for the closest known name, '' when none is close."""
     known = list(known)
-    # Match bare names too: 'SineTuner-v0' against 'ddsp_gym/SineTuner-v0'.
+    # Match bare names too: 'SineTuner-v1' against 'ddsp_gym/SineTuner-v1'.
     by_tail = {k.split("/")[-1].lower(): k for k in known}
     close = difflib.get_close_matches(name.split("/")[-1].lower(), list(by_tail), n=1)
     return f" (did you mean {by_tail[close[0]]!r}?)" if close else ""

@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("render", help="render an env's plant at given knob values to a WAV")
-    p.add_argument("env_id", help="e.g. ddsp_gym/SineTuner-v0 (`ddsp-gym list` shows all)")
+    p.add_argument("env_id", help="e.g. ddsp_gym/SineTuner-v1 (`ddsp-gym list` shows all)")
     p.add_argument(
         "--knobs",
         nargs="*",

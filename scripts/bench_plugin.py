@@ -2,7 +2,7 @@
 
     python scripts/bench_plugin.py [--backend plugin] [--seeds 10] [--budget 200]
 
-Each held-out seed hides a patch (RealSynthPatch-v0's six knobs) that the backend
+Each held-out seed hides a patch (RealSynthPatch-v1's six knobs) that the backend
 renders as the target; every agent then searches with at most ``budget`` queries,
 each one rendered by the backend (plugin: amsynth's VST2 offline; sim: the JAX twin).
 The hybrid agent takes the sim twin's gradient against the rendered target plus
@@ -25,13 +25,14 @@ import gymnasium as gym
 import numpy as np
 
 import ddsp_gym  # noqa: F401 - registers the envs
+from ddsp_gym.agents.base import QUERY_ENV_KWARGS
 from ddsp_gym.agents.benchmark import eval_seeds, format_table, make_search_agent, summarize
 from ddsp_gym.runtime import tune_for_cpu
 
 
 def make_env(env_id: str, backend: str, budget: int) -> gym.Env:
     kwargs = {"expose_grad": True} if backend == "sim" else {}
-    env = gym.make(env_id, backend=backend, max_episode_steps=budget, **kwargs)
+    env = gym.make(env_id, backend=backend, max_episode_steps=budget, **QUERY_ENV_KWARGS, **kwargs)
     env.reset(seed=0)  # compile the scoring functions outside the agents' wall time
     zero = np.zeros(env.action_space.shape, np.float32)
     env.unwrapped.reward_of(zero, with_grad=backend == "sim")
@@ -64,7 +65,7 @@ def _timing_row(row: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--env", default="ddsp_gym/RealSynthPatch-v0")
+    parser.add_argument("--env", default="ddsp_gym/RealSynthPatch-v1")
     parser.add_argument("--backend", default="plugin", choices=("plugin", "sim", "hardware"))
     parser.add_argument("--agents", nargs="+", default=["hybrid", "cma", "random"])
     parser.add_argument("--seeds", type=int, default=10)

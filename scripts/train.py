@@ -1,6 +1,6 @@
 """Train an SB3 agent on a ddsp_gym env and score it on held-out target seeds.
 
-    python scripts/train.py --env ddsp_gym/SineTuner-v0 --algo ppo --steps 20000
+    python scripts/train.py --env ddsp_gym/SineTuner-v1 --algo ppo --steps 20000
 
 Writes runs/<env>-<algo>/: model.zip, checkpoints/, tb/ (TensorBoard) and
 eval.json (the benchmark's cell for this agent: success rate on the held-out
@@ -22,7 +22,7 @@ from ddsp_gym.runtime import tune_for_cpu
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--env", required=True, help="env id, e.g. ddsp_gym/SineTuner-v0")
+    parser.add_argument("--env", required=True, help="env id, e.g. ddsp_gym/SineTuner-v1")
     parser.add_argument("--algo", required=True, choices=ALGOS)
     parser.add_argument("--steps", type=int, required=True, help="training env steps")
     parser.add_argument("--seed", type=int, default=0)
@@ -36,7 +36,7 @@ def main() -> None:
     policy = train(
         args.env, args.algo, args.steps, args.seed, out, args.checkpoint_every, verbose=1
     )
-    env = make_eval_env(args.env, args.eval_budget)
+    env = make_eval_env(args.env, args.eval_budget, queries=False)
     results = [policy.solve(env, s, args.eval_budget) for s in eval_seeds(args.eval_seeds)]
     cell = summarize(
         args.env, args.algo, results, args.eval_budget, 0.0, env.unwrapped.task, args.steps

@@ -30,9 +30,16 @@ def env_ids() -> list[str]:
     return list(ddsp_gym.ENV_IDS)
 
 
+# The v0 env's settings: an action sets the knobs, the observation holds both summaries,
+# the reward is linear in the distance. Most tests reason in these terms (and the query
+# agents need absolute control); tests/test_rl_defaults.py covers the registry's defaults.
+V0_KWARGS = {"control": "absolute", "observation": "summaries", "reward_shape": "linear"}
+
+
 def make(env_id: str, **kwargs) -> gym.Env:
-    """``gym.make`` without the order/passive checkers, so tests see the raw behaviour."""
-    return gym.make(env_id, disable_env_checker=True, **kwargs)
+    """``gym.make`` of the v0 settings (:data:`V0_KWARGS`, overridable) without the
+    order/passive checkers, so tests see the raw behaviour."""
+    return gym.make(env_id, disable_env_checker=True, **{**V0_KWARGS, **kwargs})
 
 
 def require(need: str | object, reason: str) -> None:

@@ -92,7 +92,7 @@ def test_spsa_is_exact_for_a_linear_function():
 
 
 def test_spsa_estimate_correlates_with_the_true_gradient_on_a_smooth_env():
-    env = make("ddsp_gym/EnvelopeShaper-v0", expose_grad=True).unwrapped
+    env = make("ddsp_gym/EnvelopeShaper-v1", expose_grad=True).unwrapped
     rng = np.random.default_rng(1)
     cosines = []
     for seed in range(4):
@@ -120,7 +120,7 @@ def test_hybrid_step_limits_knob_slew_and_stays_in_the_box():
 
 
 def test_hybrid_logs_its_decisions_and_uses_spsa_without_a_plant_gradient():
-    env = make("ddsp_gym/SineTuner-v0", expose_grad=False)
+    env = make("ddsp_gym/SineTuner-v1", expose_grad=False)
     result = HybridAgent().solve(env, seed=3, budget=150)
     assert result.success and result.queries <= 150
     kinds = {e["event"] for e in result.events}
@@ -139,7 +139,7 @@ def test_scheduler_cap_alpha_lowers_the_ceiling_and_clips_alpha():
 def test_hybrid_steps_no_larger_than_its_gradient_component_and_solves_where_it_does():
     # SubtractivePatch seed 10002: the gradient agent (lr 0.1 * 0.98^t) solves it; the
     # hybrid with alpha doubling up to 0.3 on progress overshot, rolled back and failed.
-    env = make("ddsp_gym/SubtractivePatch-v0", expose_grad=True, max_episode_steps=200)
+    env = make("ddsp_gym/SubtractivePatch-v1", expose_grad=True, max_episode_steps=200)
     assert GradientAgent().solve(env, 10002, 200).success
     result = HybridAgent().solve(env, 10002, 200)
     alphas = [e["alpha"] for e in result.events if "alpha" in e]
@@ -152,7 +152,7 @@ def test_hybrid_steps_no_larger_than_its_gradient_component_and_solves_where_it_
 
 @pytest.mark.parametrize("agent", AGENTS, ids=lambda a: a.name)
 def test_agents_are_deterministic_and_keep_to_the_budget(agent):
-    env = make("ddsp_gym/SineTuner-v0", expose_grad=True, max_episode_steps=500)
+    env = make("ddsp_gym/SineTuner-v1", expose_grad=True, max_episode_steps=500)
     first = agent.solve(env, 11, 40)
     again = agent.solve(env, 11, 40)
     assert first.distances == again.distances
@@ -166,7 +166,7 @@ def test_agents_are_deterministic_and_keep_to_the_budget(agent):
 
 
 def test_oracle_counts_every_query_and_stops_at_success_or_budget():
-    env = make("ddsp_gym/SineTuner-v0", expose_grad=True)
+    env = make("ddsp_gym/SineTuner-v1", expose_grad=True)
     oracle = PlantOracle(env, seed=0, budget=3)
     oracle.loss(np.zeros(1))
     loss, grad = oracle.loss_and_grad(np.zeros(1))
@@ -189,7 +189,7 @@ def test_fold_into_unit_reflects_at_the_bounds():
 
 @pytest.mark.slow
 def test_hybrid_escapes_plateau_escape_where_gradient_descent_stalls():
-    env = make("ddsp_gym/PlateauEscape-v0", expose_grad=True, max_episode_steps=200)
+    env = make("ddsp_gym/PlateauEscape-v1", expose_grad=True, max_episode_steps=200)
     seeds = range(10000, 10006)
     hybrid = [HybridAgent().solve(env, s, 200) for s in seeds]
     # Plain gradient descent: one start, small steps (no Adam-sized hops over the ripples).

@@ -82,7 +82,7 @@ def test_env_matches_a_target_loaded_from_a_wav(tmp_path):
     # The target is a sine at 660 Hz written to disk; the env must tune to it.
     path = save_audio(tmp_path / "target.wav", _tone(660, 22_050, 0.25), 22_050)
     with pytest.warns(AudioConversionWarning, match="resampled from 22050 Hz to 16000 Hz"):
-        env = make("ddsp_gym/SineTuner-v0", target=str(path), expose_grad=True)
+        env = make("ddsp_gym/SineTuner-v1", target=str(path), expose_grad=True)
     env.reset(seed=0)
     spec = env.unwrapped.plant.knob_specs[0]
     action = np.array([2 * float(spec.to_unit(660.0)) - 1], np.float32)
@@ -95,12 +95,12 @@ def test_env_refuses_a_silent_target(tmp_path):
     path = tmp_path / "silence.wav"
     sf.write(path, np.zeros(4000, np.float32), 16_000)
     with pytest.raises(AudioFileError, match="silent"):
-        make("ddsp_gym/SineTuner-v0", target=str(path))
+        make("ddsp_gym/SineTuner-v1", target=str(path))
 
 
 def test_env_refuses_a_non_finite_target_array():
     with pytest.raises(ValueError, match="finite"):
-        make("ddsp_gym/SineTuner-v0", target=np.full(4000, np.nan, np.float32))
+        make("ddsp_gym/SineTuner-v1", target=np.full(4000, np.nan, np.float32))
 
 
 def _click_file(path, n: int, at: int, sr: int = 16_000) -> np.ndarray:
@@ -124,7 +124,7 @@ def test_an_effect_env_processes_an_input_wav(tmp_path, length):
     and so does its target. A click through the delay (0.1 s, feedback 0.5, mix 0.5)
     comes out as the click at half height and echoes every 1,600 samples, each half the
     one before; the default program (impulses elsewhere) sounds different."""
-    env_id, sr, click = "ddsp_gym/DelayTime-v0", 16_000, 200
+    env_id, sr, click = "ddsp_gym/DelayTime-v1", 16_000, 200
     n = make(env_id).unwrapped.plant.n_samples
     written = _click_file(tmp_path / "click.wav", int(length * n), click, sr)
     expected = np.zeros(n, np.float32)

@@ -14,7 +14,7 @@ import pytest
 from ddsp_gym.backends.base import AbstractBackend, Capabilities
 from tests.conftest import make, require
 
-ID = "ddsp_gym/RealSynthPatch-v0"  # its registry entry knows the rig's synth and the VST
+ID = "ddsp_gym/RealSynthPatch-v1"  # its registry entry knows the rig's synth and the VST
 AMSYNTH_VST = "/usr/lib/vst/amsynth_vst.so"
 FLUIDSYNTH = {"knob_map": "fluidsynth_cutoff", "midi_out": "fluidsynth:midi_00",
               "audio_in": "fluidsynth"}  # fmt: skip
@@ -36,7 +36,7 @@ def env(request):
         request.getfixturevalue("rig_synth")
     if name == "hardware-fluidsynth":
         request.getfixturevalue("rig_fluidsynth")
-        env = make("ddsp_gym/CutoffSweeper-v0", backend="hardware", hardware=FLUIDSYNTH)
+        env = make("ddsp_gym/CutoffSweeper-v1", backend="hardware", hardware=FLUIDSYNTH)
     else:
         env = make(ID, backend=name)
     yield env

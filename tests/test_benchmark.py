@@ -43,7 +43,7 @@ def test_results_are_written_per_cell_and_a_rerun_resumes(tmp_path, monkeypatch)
 
     monkeypatch.setattr(benchmark, "run_cell", fake)
     out = tmp_path / "bench.json"
-    envs, agents = ["ddsp_gym/SineTuner-v0", "ddsp_gym/VolumeMatch-v0"], ["random", "cma"]
+    envs, agents = ["ddsp_gym/SineTuner-v1", "ddsp_gym/VolumeMatch-v1"], ["random", "cma"]
     with pytest.raises(KeyboardInterrupt):
         benchmark.run_benchmark(envs, agents, 10, 2, out, progress=False)
     assert len(json.loads(out.read_text())["cells"]) == 2  # both finished cells were kept
@@ -51,7 +51,7 @@ def test_results_are_written_per_cell_and_a_rerun_resumes(tmp_path, monkeypatch)
     monkeypatch.setattr(benchmark, "run_cell", _fake_cell)
     cells = benchmark.run_benchmark(envs, agents, 10, 2, out, progress=False)
     assert len(cells) == 4
-    assert "| VolumeMatch-v0 | cma | 1/2 | 7 |" in out.with_suffix(".md").read_text()
+    assert "| VolumeMatch-v1 | cma | 1/2 | 7 |" in out.with_suffix(".md").read_text()
     assert (tmp_path / "bench_curves.png").stat().st_size > 0
     # A different budget is a different cell.
     benchmark.run_benchmark(envs[:1], agents[:1], 20, 2, out, progress=False)
@@ -112,7 +112,7 @@ def test_a_real_cell_counts_queries_on_held_out_seeds(monkeypatch):
     # Random search first solves these three targets at queries 5, 7 and 1: with 6 queries,
     # two succeed and one does not.
     budget, seeds = 6, 3
-    cell = benchmark.run_cell("ddsp_gym/VolumeMatch-v0", "random", budget, seeds, progress=False)
+    cell = benchmark.run_cell("ddsp_gym/VolumeMatch-v1", "random", budget, seeds, progress=False)
     assert [e["seed"] for e in episodes] == [10_000, 10_001, 10_002]
     assert all(1 <= len(e["distances"]) <= budget for e in episodes)
     # The oracle stops at the first success: a solved episode's last query is its first success.
@@ -132,13 +132,13 @@ def test_a_real_cell_counts_queries_on_held_out_seeds(monkeypatch):
 
 def test_cli_bench_prints_the_table(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(benchmark, "run_cell", _fake_cell)
-    argv = ["bench", "agents", "--envs", "ddsp_gym/SineTuner-v0", "--agents", "hybrid"]
+    argv = ["bench", "agents", "--envs", "ddsp_gym/SineTuner-v1", "--agents", "hybrid"]
     argv += ["-o", str(tmp_path)]
     assert main(argv + ["--budget", "5", "--seeds", "2"]) == 0
-    assert "| SineTuner-v0 | hybrid | 1/2 |" in capsys.readouterr().out
+    assert "| SineTuner-v1 | hybrid | 1/2 |" in capsys.readouterr().out
     cell = json.loads((tmp_path / "bench.json").read_text())["cells"][0]
     assert cell["command"] == (
-        "ddsp-gym bench agents --envs ddsp_gym/SineTuner-v0 --agents hybrid --budget 5 --seeds 2"
+        "ddsp-gym bench agents --envs ddsp_gym/SineTuner-v1 --agents hybrid --budget 5 --seeds 2"
     )
     assert main(argv + ["--agents", "nonsense"]) == 2
 
@@ -148,7 +148,7 @@ def test_only_cells_of_the_running_code_version_are_resumed(tmp_path, monkeypatc
     again and replaced in place; a cell of the running version is kept as it is."""
     now, before = "c" * 40, "0" * 40
     monkeypatch.setattr(provenance, "code_version", lambda: now)
-    envs = ["ddsp_gym/SineTuner-v0", "ddsp_gym/VolumeMatch-v0"]
+    envs = ["ddsp_gym/SineTuner-v1", "ddsp_gym/VolumeMatch-v1"]
     stored = [
         {**_fake_cell(envs[0], "random", 10, 2), "wall_s": 7.0, "code_version": now},
         {**_fake_cell(envs[1], "random", 10, 2), "wall_s": 8.0, "code_version": before},
@@ -178,7 +178,7 @@ def test_only_cells_of_the_running_code_version_are_resumed(tmp_path, monkeypatc
     # Two versions in the file: the Markdown names each cell's.
     table = out.with_suffix(".md").read_text()
     assert "| code version |" in table and "| 000000000000 |" in table
-    assert "| VolumeMatch-v0 | random | 1/2 | 7 | 0.5 dB | - | - | 0.1 s | cccccccccccc |" in table
+    assert "| VolumeMatch-v1 | random | 1/2 | 7 | 0.5 dB | - | - | 0.1 s | cccccccccccc |" in table
 
     calls.clear()
     benchmark.run_benchmark(envs, ["random", "cma"], 10, 2, out, progress=False)
@@ -186,6 +186,6 @@ def test_only_cells_of_the_running_code_version_are_resumed(tmp_path, monkeypatc
 
 
 def test_a_report_from_one_commit_says_so_in_one_line():
-    cells = [{**_fake_cell("ddsp_gym/SineTuner-v0", "random", 5, 2), "code_version": "d" * 40}]
+    cells = [{**_fake_cell("ddsp_gym/SineTuner-v1", "random", 5, 2), "code_version": "d" * 40}]
     report = benchmark.format_report(cells)
     assert "All cells from commit dddddddddddd." in report and "code version |" not in report

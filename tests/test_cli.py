@@ -31,7 +31,7 @@ def test_list_names_every_env_and_its_seed_demo(capsys, env_ids):
 def test_render_writes_the_requested_sound(tmp_path, capsys):
     path = tmp_path / "a440.wav"
     assert (
-        main(["render", "ddsp_gym/SineTuner-v0", "--knobs", "frequency=440", "-o", str(path)]) == 0
+        main(["render", "ddsp_gym/SineTuner-v1", "--knobs", "frequency=440", "-o", str(path)]) == 0
     )
     audio, sr = sf.read(path)
     assert sr == 16_000 and audio.shape == (4000,)
@@ -43,10 +43,10 @@ def test_render_writes_the_requested_sound(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["render", "ddsp_gym/SineTuner-v0", "--knobs", "freq=440", "-o", "x.wav"], "no knob"),
-        (["render", "ddsp_gym/SineTuner-v0", "--knobs", "frequency", "-o", "x.wav"], "NAME=VALUE"),
+        (["render", "ddsp_gym/SineTuner-v1", "--knobs", "freq=440", "-o", "x.wav"], "no knob"),
+        (["render", "ddsp_gym/SineTuner-v1", "--knobs", "frequency", "-o", "x.wav"], "NAME=VALUE"),
         (
-            ["render", "ddsp_gym/SineTuner-v0", "--knobs", "frequency=hi", "-o", "x.wav"],
+            ["render", "ddsp_gym/SineTuner-v1", "--knobs", "frequency=hi", "-o", "x.wav"],
             "not a number",
         ),
     ],
@@ -133,13 +133,13 @@ def test_an_unknown_env_id_is_one_error_line_for_every_command(tmp_path, monkeyp
 
 
 def test_an_unknown_env_id_suggests_the_closest(tmp_path, capsys):
-    assert main(["render", "SineTuner-v0", "-o", str(tmp_path / "x.wav")]) == 2
-    assert "(did you mean 'ddsp_gym/SineTuner-v0'?)" in capsys.readouterr().err
+    assert main(["render", "SineTuner-v1", "-o", str(tmp_path / "x.wav")]) == 2
+    assert "(did you mean 'ddsp_gym/SineTuner-v1'?)" in capsys.readouterr().err
 
 
 def test_render_refuses_an_out_of_range_knob_and_names_its_range(tmp_path, capsys):
     path = tmp_path / "low.wav"
-    argv = ["render", "ddsp_gym/SineTuner-v0", "--knobs", "frequency=50", "-o", str(path)]
+    argv = ["render", "ddsp_gym/SineTuner-v1", "--knobs", "frequency=50", "-o", str(path)]
     assert main(argv) == 2
     assert capsys.readouterr().err == (
         "ddsp-gym: error: knob 'frequency': 50 Hz is outside its range 110 to 1760 Hz\n"
@@ -240,7 +240,7 @@ def test_match_says_once_how_it_fit_the_file(tmp_path, capsys):
 
 
 def test_recovery_writes_its_table_for_the_envs_asked(tmp_path, capsys):
-    env_id = "ddsp_gym/VolumeMatch-v0"
+    env_id = "ddsp_gym/VolumeMatch-v1"
     assert main(["recovery", "--envs", env_id, "--seeds", "1", "-o", str(tmp_path)]) == 0
     rows = json.loads((tmp_path / "recovery.json").read_text())["rows"]
     assert [(r["env_id"], r["variant"], r["seeds"]) for r in rows] == [

@@ -31,7 +31,7 @@ def test_hw_calibrate_measures_latency_level_and_the_knob_response(
 ):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the latency store
     out = tmp_path / "calibration"
-    argv = ["hw", "calibrate", "ddsp_gym/VolumeMatch-v0", "--map", "amsynth_volume"]
+    argv = ["hw", "calibrate", "ddsp_gym/VolumeMatch-v1", "--map", "amsynth_volume"]
     argv += ["--midi-out", "amsynth:midi_in", "--audio-in", "amsynth", "--steps", "3"]
     assert main([*argv, "--repeats", "3", "-o", str(out)]) == 0
     result = json.loads((out / "calibration.json").read_text())
@@ -66,7 +66,7 @@ def test_hw_calibrate_measures_latency_level_and_the_knob_response(
     assert warned == (noise["history"] > result["success_rule"]["threshold"])
     # The env on this set-up finds the stored take noise and says which rule decided.
     hardware = {"knob_map": "amsynth_volume", "midi_out": "amsynth:midi_in", "audio_in": "amsynth"}
-    with gym.make("ddsp_gym/VolumeMatch-v0", backend="hardware", hardware=hardware) as env:
+    with gym.make("ddsp_gym/VolumeMatch-v1", backend="hardware", hardware=hardware) as env:
         env.reset(seed=0)
         _, _, _, _, info = env.step(np.zeros(1, np.float32))
     rule = info["hardware"]["success_rule"]
@@ -106,8 +106,8 @@ def test_bench_hw_runs_a_seed_on_the_synth_and_resumes(synth, tmp_path, capsys):
     assert run["success_rule"]["decided_by"] in ("sim", "noise")
     # A take cannot beat the note and its tail.
     assert cell["median_query_s"] >= cell["physical_limit_s"]
-    assert "| RealSynthPatch-v0 | cutoff | random | " in (tmp_path / "hw_bench.md").read_text()
-    assert "| RealSynthPatch-v0 | cutoff | random | " in capsys.readouterr().out
+    assert "| RealSynthPatch-v1 | cutoff | random | " in (tmp_path / "hw_bench.md").read_text()
+    assert "| RealSynthPatch-v1 | cutoff | random | " in capsys.readouterr().out
     # The same command again finds its seed done: no new run, the same cell.
     assert main(argv) == 0
     again = json.loads((tmp_path / "hw_bench.json").read_text())
@@ -119,7 +119,7 @@ def test_bench_hw_on_blind_wav_targets_records_the_device_values(rig_fluidsynth,
         "knob_map": "fluidsynth_cutoff", "midi_out": "fluidsynth:midi_00",
         "audio_in": "fluidsynth", "latency_store": str(tmp_path / "latency.json"),
     })  # fmt: skip
-    argv = ["bench", "hw", "--envs", "ddsp_gym/CutoffSweeper-v0", "--hardware-json", hardware]
+    argv = ["bench", "hw", "--envs", "ddsp_gym/CutoffSweeper-v1", "--hardware-json", hardware]
     argv += ["--blind-targets", "--agents", "random", "--budget", "3", "--seeds", "1"]
     assert main([*argv, "--name", "blind", "-o", str(tmp_path)]) == 0
     document = json.loads((tmp_path / "blind.json").read_text())
@@ -127,7 +127,7 @@ def test_bench_hw_on_blind_wav_targets_records_the_device_values(rig_fluidsynth,
     (run,) = document["runs"][key]
     assert key.endswith("|blind") and document["cells"][key]["blind"]
     # The target: the hidden patch played once, a float WAV, its device values kept.
-    wav = tmp_path / "blind_targets" / "CutoffSweeper-v0_10000.wav"
+    wav = tmp_path / "blind_targets" / "CutoffSweeper-v1_10000.wav"
     assert run["target"] == str(wav) and sf.info(str(wav)).subtype == "FLOAT"
     target = json.loads(wav.with_suffix(".json").read_text())
     assert run["true_sent"] == target["true_sent"]
@@ -137,5 +137,5 @@ def test_bench_hw_on_blind_wav_targets_records_the_device_values(rig_fluidsynth,
     report = (tmp_path / "blind.md").read_text()
     assert (
         "Per run (device values sent)" in report
-        and "| CutoffSweeper-v0 | random | 10000 |" in report
+        and "| CutoffSweeper-v1 | random | 10000 |" in report
     )

@@ -231,7 +231,7 @@ def test_reference_search_stops_at_the_first_group_meeting_the_goal(threshold):
 
 
 def test_delta_control_nudges_knobs_and_clips_at_the_ends():
-    env = make("ddsp_gym/SineTuner-v0", control="delta", max_delta=0.1, random_start=False)
+    env = make("ddsp_gym/SineTuner-v1", control="delta", max_delta=0.1, random_start=False)
     obs, _ = env.reset(seed=0)
     assert obs[0] == pytest.approx(0.5)
     obs, *_ = env.step(np.array([1.0], np.float32))
@@ -244,7 +244,7 @@ def test_delta_control_nudges_knobs_and_clips_at_the_ends():
 
 
 def test_delta_control_gradient_through_the_nudge():
-    env = make("ddsp_gym/CutoffSweeper-v0", control="delta", expose_grad=True).unwrapped
+    env = make("ddsp_gym/CutoffSweeper-v1", control="delta", expose_grad=True).unwrapped
     env.reset(seed=2)
     action = np.array([0.3], np.float32)
     _, grad = env.reward_and_grad(action)
@@ -254,7 +254,7 @@ def test_delta_control_gradient_through_the_nudge():
 
 
 def test_reward_and_grad_does_not_step():
-    env = make("ddsp_gym/VolumeMatch-v0").unwrapped
+    env = make("ddsp_gym/VolumeMatch-v1").unwrapped
     env.reset(seed=0)
     before = env.state
     reward, grad = env.reward_and_grad(np.array([0.2], np.float32))
@@ -263,14 +263,14 @@ def test_reward_and_grad_does_not_step():
 
 
 def test_slew_penalty_charges_knob_moves():
-    env = make("ddsp_gym/VolumeMatch-v0", slew_penalty=1.0, random_start=False)
+    env = make("ddsp_gym/VolumeMatch-v1", slew_penalty=1.0, random_start=False)
     env.reset(seed=0)
     _, _, _, _, info = env.step(np.array([1.0], np.float32))  # knob 0.5 -> 1.0
     assert info["penalty"] == pytest.approx(0.25, rel=1e-5)
 
 
 def test_render_rgb_array_draws_current_and_target():
-    env = make("ddsp_gym/CutoffSweeper-v0", render_mode="rgb_array")
+    env = make("ddsp_gym/CutoffSweeper-v1", render_mode="rgb_array")
     env.reset(seed=0)
     image = env.render()
     assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
@@ -279,11 +279,11 @@ def test_render_rgb_array_draws_current_and_target():
 
 def test_step_before_reset_is_a_clear_error():
     with pytest.raises(RuntimeError, match="reset"):
-        make("ddsp_gym/SineTuner-v0").unwrapped.step(np.zeros(1, np.float32))
+        make("ddsp_gym/SineTuner-v1").unwrapped.step(np.zeros(1, np.float32))
 
 
 def test_wrong_action_shape_is_a_clear_error():
-    env = make("ddsp_gym/EnvelopeShaper-v0")
+    env = make("ddsp_gym/EnvelopeShaper-v1")
     env.reset(seed=0)
     with pytest.raises(ValueError, match=r"shape \(2,\); this env expects \(4,\)"):
         env.step(np.zeros(2, np.float32))
@@ -302,11 +302,11 @@ def test_wrong_action_shape_is_a_clear_error():
 )
 def test_bad_env_arguments_are_refused(kwargs, error, message):
     with pytest.raises(error, match=message):
-        make("ddsp_gym/SineTuner-v0", **kwargs)
+        make("ddsp_gym/SineTuner-v1", **kwargs)
 
 
 def test_functional_reset_and_step_are_pure():
-    base = make("ddsp_gym/EnvelopeShaper-v0").unwrapped
+    base = make("ddsp_gym/EnvelopeShaper-v1").unwrapped
     fenv, params = base.functional, base.params
     key = jax.random.PRNGKey(0)
     obs_a, state_a = jax.jit(fenv.reset)(key, params)
@@ -325,7 +325,7 @@ def test_a_step_changes_only_the_fields_the_wrapper_carries_over(expose_grad):
     state; this holds while the functional step changes nothing else."""
     from ddsp_gym.envs.compile import StepChange
 
-    env = make("ddsp_gym/CutoffSweeper-v0", expose_grad=expose_grad)
+    env = make("ddsp_gym/CutoffSweeper-v1", expose_grad=expose_grad)
     env.reset(seed=3)
     base = env.unwrapped
     fenv, params = base.functional, base.params

@@ -14,11 +14,11 @@ import ddsp_gym
 from ddsp_gym.registry import load_registry
 
 EFFECT_IDS = (
-    "ddsp_gym/CompressorCalibration-v0",
-    "ddsp_gym/DelayTime-v0",
-    "ddsp_gym/ReverbSpace-v0",
-    "ddsp_gym/DistortionDrive-v0",
-    "ddsp_gym/GuitarTone-v0",
+    "ddsp_gym/CompressorCalibration-v1",
+    "ddsp_gym/DelayTime-v1",
+    "ddsp_gym/ReverbSpace-v1",
+    "ddsp_gym/DistortionDrive-v1",
+    "ddsp_gym/GuitarTone-v1",
 )
 
 
@@ -47,10 +47,10 @@ def test_target_knobs_score_zero_and_succeed(env_id):
 @pytest.mark.parametrize(
     "env_id",
     [
-        "ddsp_gym/CompressorCalibration-v0",
-        "ddsp_gym/DelayTime-v0",
-        "ddsp_gym/ReverbSpace-v0",
-        "ddsp_gym/DistortionDrive-v0",
+        "ddsp_gym/CompressorCalibration-v1",
+        "ddsp_gym/DelayTime-v1",
+        "ddsp_gym/ReverbSpace-v1",
+        "ddsp_gym/DistortionDrive-v1",
     ],
 )
 def test_gradient_agent_solves_most_episodes(env_id):

@@ -83,7 +83,7 @@ def test_an_nrpn_value_sounds_the_same_whatever_came_before(cutoff):
 
 def test_replaying_the_hidden_value_succeeds_after_any_history(synth, latency_store):
     hardware = {**FLUIDSYNTH, "knob_map": "fluidsynth_cutoff", "latency_store": latency_store}
-    with gym.make("ddsp_gym/CutoffSweeper-v0", backend="hardware", hardware=hardware) as env:
+    with gym.make("ddsp_gym/CutoffSweeper-v1", backend="hardware", hardware=hardware) as env:
         for seed in (1, 2):
             env.reset(seed=seed)
             hidden = 2.0 * np.asarray(env.unwrapped.state.target_knobs) - 1.0

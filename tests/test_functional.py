@@ -13,7 +13,7 @@ from ddsp_gym.bench.compiles import count_compilations
 from ddsp_gym.envs.functional import EnvParams
 from tests.conftest import make, require
 
-VOLUME = "ddsp_gym/VolumeMatch-v0"
+VOLUME = "ddsp_gym/VolumeMatch-v1"
 
 
 def test_make_functional_has_gymnax_signatures_spaces_and_default_params():
@@ -40,10 +40,10 @@ def test_make_functional_has_gymnax_signatures_spaces_and_default_params():
 
 
 def test_a_gymnax_step_scores_as_the_gymnasium_env_does():
-    env, params = ddsp_gym.make_functional("ddsp_gym/CutoffSweeper-v0")
+    env, params = ddsp_gym.make_functional("ddsp_gym/CutoffSweeper-v1")
     obs, state = env.reset(jax.random.PRNGKey(3), params)
     action = jnp.array([0.3])
-    gym_env = make("ddsp_gym/CutoffSweeper-v0").unwrapped
+    gym_env = make("ddsp_gym/CutoffSweeper-v1").unwrapped
     gym_env.reset(seed=0)
     gym_env.state = state  # the same episode, stepped by the wrapper
     want_obs, want_reward, _, _, want_info = gym_env.step(np.asarray(action, np.float32))

@@ -147,7 +147,7 @@ def test_loopback_latency_is_measured_and_compensated_within_1ms(rig_config, lat
 
 def test_a_synth_killed_mid_take_fails_that_take_and_reset_recovers(synth, latency_store,
                                                                      closing):  # fmt: skip
-    env = make_hw("ddsp_gym/RealSynthPatch-v0", latency_store)
+    env = make_hw("ddsp_gym/RealSynthPatch-v1", latency_store)
     closing(env)
     env.reset(seed=0)
     env.step(env.action_space.sample())
@@ -216,7 +216,7 @@ def test_a_silent_take_is_detected(synth, latency_store, closing):
 
 
 def test_close_leaves_no_stuck_notes_and_nothing_of_ours_running(synth, latency_store):
-    env = make_hw("ddsp_gym/RealSynthPatch-v0", latency_store)
+    env = make_hw("ddsp_gym/RealSynthPatch-v1", latency_store)
     env.reset(seed=2)
     env.step(env.action_space.sample())
     # A note left on (say the agent crashed between note on and note off) drones forever...
@@ -247,7 +247,7 @@ target = np.sin(2 * np.pi * 110 * np.arange(4000) / 16000).astype(np.float32)  #
 
 
 def make():
-    return gym.make("ddsp_gym/CutoffSweeper-v0", backend="hardware", hardware=hardware,
+    return gym.make("ddsp_gym/CutoffSweeper-v1", backend="hardware", hardware=hardware,
                     target=target, disable_env_checker=True)
 
 
@@ -287,7 +287,7 @@ def test_envs_dropped_without_close_do_not_crash_python_or_leave_notes_on(synth,
 
 
 def test_the_env_is_a_context_manager_through_gymnasiums_wrappers(synth, latency_store):
-    with make_hw("ddsp_gym/RealSynthPatch-v0", latency_store) as env:
+    with make_hw("ddsp_gym/RealSynthPatch-v1", latency_store) as env:
         assert isinstance(env, gym.Wrapper)  # gym.make's wrappers pass the with-block on
         env.reset(seed=4)
         backend = env.unwrapped.backend
@@ -298,9 +298,9 @@ def test_the_env_is_a_context_manager_through_gymnasiums_wrappers(synth, latency
 
 
 def test_level1_envs_run_on_the_synth_with_their_maps(synth, latency_store, closing):
-    env = make_hw("ddsp_gym/SineTuner-v0", latency_store, knob_map="amsynth_sine", **SYNTH)
+    env = make_hw("ddsp_gym/SineTuner-v1", latency_store, knob_map="amsynth_sine", **SYNTH)
     closing(env)
-    sim = gym.make("ddsp_gym/SineTuner-v0")
+    sim = gym.make("ddsp_gym/SineTuner-v1")
     assert env.observation_space == sim.observation_space
     assert env.action_space == sim.action_space
     assert env.spec.nondeterministic and env.unwrapped.nondeterministic
@@ -319,7 +319,7 @@ def test_level1_envs_run_on_the_synth_with_their_maps(synth, latency_store, clos
 
 def test_expose_grad_on_hardware_is_refused(rig_config):
     with pytest.raises(ValueError, match="expose_grad=True needs backend='sim'"):
-        gym.make("ddsp_gym/RealSynthPatch-v0", backend="hardware", expose_grad=True)
+        gym.make("ddsp_gym/RealSynthPatch-v1", backend="hardware", expose_grad=True)
 
 
 def test_hw_list_and_rig_status_commands(synth, rig_fluidsynth, capsys):

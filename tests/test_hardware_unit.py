@@ -601,7 +601,7 @@ def test_a_device_step_succeeds_by_the_noise_aware_threshold(tmp_path, noise_flo
 
     import ddsp_gym  # noqa: F401  (registers the envs)
 
-    core = core_of("ddsp_gym/CutoffSweeper-v0", random_start=False)
+    core = core_of("ddsp_gym/CutoffSweeper-v1", random_start=False)
     # Target and start: a 220 Hz tone; every step: 330 Hz, far off by the sim's 0.2.
     script = [(tone(220), 0), (tone(220), 0), (tone(330), 0)]
     hw = backend(script, tmp_path, latency=0.0, noise_floor=noise_floor)
@@ -620,7 +620,7 @@ def test_a_device_step_succeeds_by_the_noise_aware_threshold(tmp_path, noise_flo
 def test_calibration_stores_the_take_noise_where_the_success_rule_finds_it(tmp_path):
     from ddsp_gym.backends.calibrate import repeat_distances
 
-    core = core_of("ddsp_gym/CutoffSweeper-v0")
+    core = core_of("ddsp_gym/CutoffSweeper-v1")
     task = core.fenv.task
     takes = [note(0)(4000, None), note(0)(4000, None), 1.1 * note(0)(4000, None)]
     distances = repeat_distances(task, takes, 16_000)

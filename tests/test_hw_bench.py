@@ -13,7 +13,7 @@ from ddsp_gym.agents.hw_bench import KnobSubset, format_report, hw_cell
 from ddsp_gym.bench.commands import hw_command
 from tests.conftest import make
 
-ENV = "ddsp_gym/RealSynthPatch-v0"
+ENV = "ddsp_gym/RealSynthPatch-v1"
 LIMIT = {
     "note_s": 0.4,
     "tail_s": 0.05,
@@ -79,7 +79,7 @@ def test_cell_reports_rates_timing_against_the_limit_and_retries():
     command = hw_command(None, None, ["cutoff"], ["hybrid"], 30, 3)
     assert command == "ddsp-gym bench hw --knobs cutoff --agents hybrid --budget 30 --seeds 3"
     report = format_report([{**cell, "command": command}])
-    assert "| RealSynthPatch-v0 | cutoff | hybrid | 2/3 | 20 |" in report
+    assert "| RealSynthPatch-v1 | cutoff | hybrid | 2/3 | 20 |" in report
     assert "0.40 s + 0.05 s = 0.45 s" in report and f"    {command}\n" in report
 
 
@@ -111,7 +111,7 @@ def test_runs_from_another_code_version_are_played_again_and_matching_ones_kept(
     """The sim env stands in for the device: seed 10000's stored run is from this code
     and is kept; seed 10001's is from another commit and is played again."""
     now, before = "a" * 40, "b" * 40
-    env_id = "ddsp_gym/VolumeMatch-v0"
+    env_id = "ddsp_gym/VolumeMatch-v1"
     monkeypatch.setattr(provenance, "code_version", lambda: now)
     monkeypatch.setattr(hw_bench, "make_hw_env", lambda e, budget, hardware: make(e))
     monkeypatch.setattr(hw_bench, "physical_limit", lambda env: LIMIT)

@@ -54,14 +54,14 @@ class TwinOnlyEnv:
 
 
 def test_oracle_offers_the_twin_only_where_the_backend_has_no_gradient():
-    assert PlantOracle(TwinOnlyEnv("ddsp_gym/SineTuner-v0"), 0, 5).has_twin
-    sim = make("ddsp_gym/SineTuner-v0", expose_grad=False)
+    assert PlantOracle(TwinOnlyEnv("ddsp_gym/SineTuner-v1"), 0, 5).has_twin
+    sim = make("ddsp_gym/SineTuner-v1", expose_grad=False)
     assert not PlantOracle(sim, 0, 5).has_twin  # the sim stays on SPSA, as before
-    assert not PlantOracle(make("ddsp_gym/SineTuner-v0", expose_grad=True), 0, 5).has_twin
+    assert not PlantOracle(make("ddsp_gym/SineTuner-v1", expose_grad=True), 0, 5).has_twin
 
 
 def test_twin_gradients_cost_no_budget_and_are_counted_apart():
-    env = TwinOnlyEnv("ddsp_gym/SineTuner-v0")
+    env = TwinOnlyEnv("ddsp_gym/SineTuner-v1")
     oracle = PlantOracle(env, 0, 5)
     grad = oracle.twin_grad(np.zeros(1))
     reward, twin = env.inner.twin_reward_and_grad(np.zeros(1, np.float32))
@@ -73,12 +73,12 @@ def test_hybrid_steers_by_the_twin_on_hardware_and_beats_spsa_alone():
     seeds, budget = [0, 1, 2, 3], 120
     twin_runs = []
     for seed in seeds:
-        env = TwinOnlyEnv("ddsp_gym/SineTuner-v0", twin_scale=37.0)
+        env = TwinOnlyEnv("ddsp_gym/SineTuner-v1", twin_scale=37.0)
         result = HybridAgent().solve(env, seed, budget)
         assert result.queries == env.takes <= budget  # only takes count
         assert result.twin_queries == env.twin_calls >= 1
         twin_runs.append(result)
-    spsa = make("ddsp_gym/SineTuner-v0", expose_grad=False)
+    spsa = make("ddsp_gym/SineTuner-v1", expose_grad=False)
     spsa_runs = [HybridAgent().solve(spsa, seed, budget) for seed in seeds]
     assert all(r.twin_queries == 0 for r in spsa_runs)
     assert all(r.success for r in twin_runs)

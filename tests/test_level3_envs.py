@@ -56,7 +56,7 @@ def test_spectral_spread_of_two_equal_lines_is_half_their_distance():
 
 @pytest.mark.slow
 def test_plateau_escape_ripples_trap_gradients_but_smoothing_leaves_one_minimum():
-    env = make("ddsp_gym/PlateauEscape-v0").unwrapped
+    env = make("ddsp_gym/PlateauEscape-v1").unwrapped
     env.reset(seed=10_000)
     state, fenv = env.state, env.functional
     target = 2.0 * np.asarray(state.target_knobs) - 1.0
@@ -82,14 +82,14 @@ def test_plateau_escape_ripples_trap_gradients_but_smoothing_leaves_one_minimum(
 
 def test_sensitivity_penalty_is_log1p_of_the_squared_excess_gradient_norm():
     action = np.array([0.3], np.float32)
-    free = make("ddsp_gym/SineTuner-v0", expose_grad=True).unwrapped
+    free = make("ddsp_gym/SineTuner-v1", expose_grad=True).unwrapped
     free.reset(seed=0)
     reward_free, grad = free.reward_and_grad(action)
     # d reward / d action = -(d distance / d knob) / scale * du/da, with du/da = 1/2.
     norm = 2.0 * float(np.linalg.norm(grad))
     limit = norm / 3.0
     config = {"distance_scale": float(free.params.distance_scale), "grad_penalty": 0.5}
-    charged = make("ddsp_gym/SineTuner-v0", task_config={**config, "grad_norm_limit": limit})
+    charged = make("ddsp_gym/SineTuner-v1", task_config={**config, "grad_norm_limit": limit})
     charged = charged.unwrapped
     charged.reset(seed=0)
     reward, info = charged.reward_of(action)

@@ -18,7 +18,7 @@ def _render(tmp_path, env_id: str, knobs: str):
 
 
 def test_match_recovers_a_cutoff_and_writes_every_output(tmp_path, capsys):
-    target = _render(tmp_path, "ddsp_gym/CutoffSweeper-v0", "cutoff=900")
+    target = _render(tmp_path, "ddsp_gym/CutoffSweeper-v1", "cutoff=900")
     out = tmp_path / "out"
     assert (
         main(["match", str(target), "--plant", "filtered_saw", "--steps", "60", "-o", str(out)])
@@ -37,7 +37,7 @@ def test_match_fits_a_sound_made_by_a_different_plant(tmp_path, capsys):
     must still improve on its start and report an honest verdict. The start's distance is
     what a one-step match reports (its one query plays the start); 30 steps must cut it
     4-fold (measured 17.9 -> 1.37 dB)."""
-    target = _render(tmp_path, "ddsp_gym/CutoffSweeper-v0", "cutoff=900")
+    target = _render(tmp_path, "ddsp_gym/CutoffSweeper-v1", "cutoff=900")
     reports = {}
     for steps in ("1", "30"):
         out = tmp_path / f"mismatch{steps}"

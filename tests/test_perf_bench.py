@@ -63,7 +63,7 @@ def test_a_tiny_run_writes_json_and_markdown(tmp_path):
     settings = settings_for(
         True,
         plants=("gain",),
-        env_ids=("ddsp_gym/VolumeMatch-v0",),
+        env_ids=("ddsp_gym/VolumeMatch-v1",),
         sb3_env_ids=(),
         external_voices=(),
     )
@@ -90,10 +90,10 @@ def test_a_tiny_run_writes_json_and_markdown(tmp_path):
     fft_bound = analysis["ffts"]["audio_s_per_s"] / 0.25
     assert "| 64 | 0.25 |" in markdown and f"| {bound:,.0f} | {fft_bound:,.0f} |" in markdown
     assert env["cpu_schedule"] == "memory"  # the schedule VolumeMatch's step compiles with
-    assert "VolumeMatch-v0 compiles its step with XLA:CPU's depth-first" in markdown
-    assert "| gain |" in markdown and "VolumeMatch-v0" in markdown
+    assert "VolumeMatch-v1 compiles its step with XLA:CPU's depth-first" in markdown
+    assert "| gain |" in markdown and "VolumeMatch-v1" in markdown
     assert "Targets" not in markdown and "targets" not in saved  # no bars in the tool
-    title = "# ddsp_gym speed (`ddsp-gym bench perf --quick --envs ddsp_gym/VolumeMatch-v0"
+    title = "# ddsp_gym speed (`ddsp-gym bench perf --quick --envs ddsp_gym/VolumeMatch-v1"
     assert markdown.startswith(title + " --plants gain`)")
     assert saved["meta"]["cpu_dispatch"] == cpu_dispatch()  # this process's
     assert results["plants"] == saved["plants"] and format_markdown(saved) == markdown
@@ -110,11 +110,11 @@ def test_bench_perf_runs_the_speed_benchmark_with_its_flags(monkeypatch, tmp_pat
 
     monkeypatch.setattr(ddsp_gym.bench.perf, "run_perf", fake_run_perf)
     monkeypatch.setattr(ddsp_gym.bench.report, "format_markdown", lambda results: "TABLES")
-    argv = ["bench", "perf", "--quick", "--plants", "gain", "--envs", "ddsp_gym/SineTuner-v0"]
+    argv = ["bench", "perf", "--quick", "--plants", "gain", "--envs", "ddsp_gym/SineTuner-v1"]
     assert main([*argv, "-o", str(tmp_path)]) == 0
     ((out_dir, settings),) = calls
     assert out_dir == tmp_path and settings.quick and settings.plants == ("gain",)
-    assert settings.env_ids == ("ddsp_gym/SineTuner-v0",)
+    assert settings.env_ids == ("ddsp_gym/SineTuner-v1",)
     assert "TABLES" in capsys.readouterr().out
     # Flags of the other benchmarks are not perf's.
     with pytest.raises(SystemExit) as exit_info:
@@ -129,8 +129,8 @@ def test_pinned_single_env_runs_in_a_process_on_one_core():
     if not hasattr(os, "sched_setaffinity"):
         pytest.skip("this OS cannot pin a process to a core")
     settings = replace(QUICK, min_time=0.02, rounds=1)
-    rates = fresh_process_single_env_rates(["ddsp_gym/VolumeMatch-v0"], settings, one_core=True)
-    row = rates["ddsp_gym/VolumeMatch-v0"]
+    rates = fresh_process_single_env_rates(["ddsp_gym/VolumeMatch-v1"], settings, one_core=True)
+    row = rates["ddsp_gym/VolumeMatch-v1"]
     assert row["cpus"] == 1  # the child ran on one core, whatever this process may use
     assert row["cpu_dispatch"] == "inline"  # the child opts in as the CLI does
     assert row["steps_per_s"] > 0 and row["steps_per_cpu_s"] > 0
@@ -138,7 +138,7 @@ def test_pinned_single_env_runs_in_a_process_on_one_core():
 
 def test_the_async_column_runs_in_a_process_with_jax_async_dispatch():
     settings = replace(QUICK, min_time=0.02, rounds=1)
-    ids = ["ddsp_gym/VolumeMatch-v0"]
+    ids = ["ddsp_gym/VolumeMatch-v1"]
     row = fresh_process_single_env_rates(ids, settings, async_dispatch=True)[ids[0]]
     assert row["cpu_dispatch"] == "async" and row["steps_per_s"] > 0
     assert ASYNC_DISPATCH_ENV_VAR not in os.environ  # the parent's environment is restored

@@ -24,7 +24,7 @@ from ddsp_gym.tasks.vowels import VOWELS, vowel_table
 
 SR = 16_000
 KEY = jax.random.PRNGKey(0)
-NEW_ENVS = ("ddsp_gym/FMBell-v0", "ddsp_gym/SubtractivePatch-v0", "ddsp_gym/FormantVowel-v0")
+NEW_ENVS = ("ddsp_gym/FMBell-v1", "ddsp_gym/SubtractivePatch-v1", "ddsp_gym/FormantVowel-v1")
 FORMANT_NAMES = ("f1", "f2", "f3", "b1", "b2", "b3")
 
 
@@ -341,7 +341,7 @@ def test_playing_the_target_knobs_succeeds_with_zero_distance(env_id):
 
 
 def test_formant_vowel_targets_come_from_the_vowel_table():
-    env = gym.make("ddsp_gym/FormantVowel-v0", disable_env_checker=True).unwrapped
+    env = gym.make("ddsp_gym/FormantVowel-v1", disable_env_checker=True).unwrapped
     table = vowel_table()
     seen = set()
     for seed in range(40):

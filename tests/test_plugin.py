@@ -33,7 +33,7 @@ from tests.conftest import make, require
 
 AMSYNTH_VST = "/usr/lib/vst/amsynth_vst.so"
 EQ_VST = "/usr/lib/vst/3BandEQ-vst.so"
-ID = "ddsp_gym/RealSynthPatch-v0"
+ID = "ddsp_gym/RealSynthPatch-v1"
 
 
 needs_dawdreamer = pytest.mark.usefixtures("dawdreamer")

@@ -27,10 +27,10 @@ def test_every_entry_names_a_seed_demo_and_a_spec():
 
 def test_level1_demos_are_registered():
     for env_id in (
-        "ddsp_gym/SineTuner-v0",
-        "ddsp_gym/CutoffSweeper-v0",
-        "ddsp_gym/EnvelopeShaper-v0",
-        "ddsp_gym/VolumeMatch-v0",
+        "ddsp_gym/SineTuner-v1",
+        "ddsp_gym/CutoffSweeper-v1",
+        "ddsp_gym/EnvelopeShaper-v1",
+        "ddsp_gym/VolumeMatch-v1",
     ):
         assert env_id in registered_ids()
 

@@ -12,7 +12,7 @@ from gymnasium.utils.env_checker import check_env
 from ddsp_gym.rewards import ExternalReward, Rating, TaskReward
 from tests.conftest import make
 
-VOLUME = "ddsp_gym/VolumeMatch-v0"
+VOLUME = "ddsp_gym/VolumeMatch-v1"
 
 
 def _rms_db(audio: np.ndarray) -> float:

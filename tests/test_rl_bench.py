@@ -13,7 +13,7 @@ from ddsp_gym.agents import provenance, rl_bench
 from ddsp_gym.agents.base import SolveResult
 from ddsp_gym.cli import main
 
-VOLUME = "ddsp_gym/VolumeMatch-v0"
+VOLUME = "ddsp_gym/VolumeMatch-v1"
 
 
 @dataclass
@@ -106,7 +106,7 @@ def test_the_benchmark_writes_its_files_and_resumes_only_current_runs(
     document = json.loads(out.read_text())
     assert [r["seed"] for r in document["runs"]] == [0, 1, 2]
     assert (
-        "| VolumeMatch-v0 | fake | 400 | 3 | 100 % [100, 100] |"
+        "| VolumeMatch-v1 | fake | 400 | 3 | 100 % [100, 100] |"
         in out.with_suffix(".md").read_text()
     )
     assert out.with_suffix(".png").stat().st_size > 1000
@@ -127,5 +127,5 @@ def test_bench_rl_trains_sb3_ppo_from_the_command_line(tmp_path, capsys):
     (record,) = json.loads((tmp_path / "rl_bench.json").read_text())["runs"]
     assert record["algo"] == "ppo" and [p["steps"] for p in record["curve"]] == [128, 256]
     assert record["command"] == "ddsp-gym " + " ".join(argv[:-2])
-    assert "| VolumeMatch-v0 | ppo | 256 | 1 |" in capsys.readouterr().out
+    assert "| VolumeMatch-v1 | ppo | 256 | 1 |" in capsys.readouterr().out
     assert main(["bench", "rl", "--algos", "dqn", "-o", str(tmp_path)]) != 0

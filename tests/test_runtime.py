@@ -45,7 +45,7 @@ _DISPATCH = (
 def test_importing_ddsp_gym_leaves_jax_dispatch_and_malloc_alone():
     code = (
         "import gymnasium as gym, jax, ddsp_gym; from ddsp_gym.runtime import malloc_mode; "
-        "env = gym.make('ddsp_gym/VolumeMatch-v0'); env.reset(seed=0); "
+        "env = gym.make('ddsp_gym/VolumeMatch-v1'); env.reset(seed=0); "
         "print(jax.config.values['jax_cpu_enable_async_dispatch'], malloc_mode())"
     )
     assert _run(code) == "True system"
@@ -73,7 +73,7 @@ def test_a_jax_already_started_is_left_alone():
 def test_inline_and_async_dispatch_step_to_the_same_values():
     code = (
         "import json, gymnasium as gym, numpy as np, ddsp_gym; "
-        "env = gym.make('ddsp_gym/CutoffSweeper-v0'); obs, _ = env.reset(seed=4); "
+        "env = gym.make('ddsp_gym/CutoffSweeper-v1'); obs, _ = env.reset(seed=4); "
         "acts = np.random.default_rng(1).uniform(-1, 1, (12, 1)).astype(np.float32); "
         "steps = [env.step(a)[:2] for a in acts]; "
         "print(json.dumps([obs.tolist()] + [[o.tolist(), float(r)] for o, r in steps]))"

@@ -17,7 +17,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor  # 
 import ddsp_gym  # noqa: E402, F401
 from ddsp_gym.envs.sb3 import SB3VecEnv, make_sb3_vec_env  # noqa: E402
 
-SINE = "ddsp_gym/SineTuner-v0"
+SINE = "ddsp_gym/SineTuner-v1"
 OBS_TOL = dict(rtol=1e-3, atol=1e-3)
 
 

@@ -57,7 +57,7 @@ def test_calibrate_rewards_prints_each_envs_random_distance_and_reward():
     frequency), so for two independent uniform positions it is E|u - v| = 1/3 of the
     knob's range: 54 dB / 3 and 4 octaves (4,800 cents) / 3, within 3 standard errors of
     a 512-sample mean. The registry's scales equal them, so a random policy scores ~ -1."""
-    ids = ["ddsp_gym/VolumeMatch-v0", "ddsp_gym/SineTuner-v0"]
+    ids = ["ddsp_gym/VolumeMatch-v1", "ddsp_gym/SineTuner-v1"]
     done = run_script("calibrate_rewards.py", "--samples", "512", *ids)
     lines = [CALIBRATION_LINE.match(line) for line in done.stdout.splitlines()]
     assert all(lines) and [m[1] for m in lines] == ids, done.stdout
@@ -95,7 +95,7 @@ def test_train_script_writes_the_model_checkpoints_logs_and_its_held_out_score(t
 
     from ddsp_gym.agents.sb3 import SB3Policy, tensorboard_available
 
-    env_id, out = "ddsp_gym/VolumeMatch-v0", tmp_path / "run"
+    env_id, out = "ddsp_gym/VolumeMatch-v1", tmp_path / "run"
     done = run_script(
         "train.py",
         *("--env", env_id, "--algo", "td3", "--steps", "250", "--eval-seeds", "2"),
@@ -140,14 +140,14 @@ def _check_bench_outputs(out: Path, stdout: str, backend: str, agents: list[str]
     assert f"Made with:\n\n    python scripts/bench_plugin.py {command}\n" in report
     duration = make_plant("amsynth_twin").duration
     for row, line in zip(rows, printed, strict=True):
-        assert (row["env"], row["backend"]) == ("ddsp_gym/RealSynthPatch-v0", backend)
+        assert (row["env"], row["backend"]) == ("ddsp_gym/RealSynthPatch-v1", backend)
         assert (row["seeds"], row["budget"]) == (seeds, budget)
         assert seeds <= row["queries"] <= seeds * budget
         assert row["s_per_query"] == pytest.approx(row["wall_s"] / row["queries"])
         assert row["physical_limit_s"] == pytest.approx(duration + 0.04)
         assert (line[1], int(line[2]), int(line[3])) == (row["agent"], row["successes"], seeds)
         assert float(line[5]) == pytest.approx(1000 * row["s_per_query"], abs=0.051)
-        assert f"| RealSynthPatch-v0 | {row['agent']} | {row['successes']}/{seeds} |" in report
+        assert f"| RealSynthPatch-v1 | {row['agent']} | {row['successes']}/{seeds} |" in report
         assert f"| {row['agent']} | {row['queries']} | {float(line[5]):.1f} ms |" in report
     return rows
 

@@ -299,7 +299,7 @@ def test_a_cpu_schedule_changes_no_result(env_id):
 
 
 def test_a_cpu_schedule_reaches_xla_and_a_bad_one_is_refused():
-    env = gym.make("ddsp_gym/VolumeMatch-v0").unwrapped
+    env = gym.make("ddsp_gym/VolumeMatch-v1").unwrapped
     env.reset(seed=0)
     assert env.cpu_schedule == "memory"  # VolumeMatch's single env runs depth-first
     action = jnp.zeros(env.action_space.shape)
@@ -313,4 +313,4 @@ def test_a_cpu_schedule_reaches_xla_and_a_bad_one_is_refused():
     with pytest.raises(ValueError, match="schedule must be one of"):
         compiled(env.functional, "fastest")
     with pytest.raises(TypeError, match="unknown keyword argument"):
-        gym.make("ddsp_gym/VolumeMatch-v0", cpu_schedule="memory")  # not a user setting
+        gym.make("ddsp_gym/VolumeMatch-v1", cpu_schedule="memory")  # not a user setting

@@ -39,10 +39,10 @@ def test_hyperparameter_files_load(algo):
 
 @pytest.mark.slow
 def test_amortized_policy_learns_and_answers_with_one_query():
-    policy = train_amortized("ddsp_gym/VolumeMatch-v0", queries=32 * 40, seed=0, batch=32)
+    policy = train_amortized("ddsp_gym/VolumeMatch-v1", queries=32 * 40, seed=0, batch=32)
     assert policy.train_queries == 32 * 40
     assert np.mean(policy.losses[-5:]) < 0.5 * np.mean(policy.losses[:5])
-    env = make_eval_env("ddsp_gym/VolumeMatch-v0", 50)
+    env = make_eval_env("ddsp_gym/VolumeMatch-v1", 50)
     result = policy.solve(env, EVAL_SEED_OFFSET, 50)
     assert result.queries == 1 and len(result.distances) == 1
     again = policy.solve(env, EVAL_SEED_OFFSET, 50)
@@ -51,9 +51,9 @@ def test_amortized_policy_learns_and_answers_with_one_query():
 
 @pytest.mark.slow
 def test_ppo_trains_saves_and_is_scored_on_held_out_targets(tmp_path):
-    policy = train("ddsp_gym/VolumeMatch-v0", "ppo", 512, seed=0, out_dir=tmp_path)
+    policy = train("ddsp_gym/VolumeMatch-v1", "ppo", 512, seed=0, out_dir=tmp_path)
     assert (tmp_path / "model.zip").is_file()
-    env = make_eval_env("ddsp_gym/VolumeMatch-v0", 30)
+    env = make_eval_env("ddsp_gym/VolumeMatch-v1", 30)
     result = policy.solve(env, EVAL_SEED_OFFSET, 30)
     assert 1 <= result.queries <= 30 and result.queries == len(result.distances)
 
@@ -67,7 +67,7 @@ def test_off_policy_agents_train_save_and_are_scored_on_held_out_targets(tmp_pat
     from stable_baselines3.common.noise import NormalActionNoise
 
     steps = 300
-    policy = train("ddsp_gym/VolumeMatch-v0", algo, steps, seed=0, out_dir=tmp_path)
+    policy = train("ddsp_gym/VolumeMatch-v1", algo, steps, seed=0, out_dir=tmp_path)
     model = policy.model
     assert policy.name == algo and type(model).__name__ == algo.upper()
     assert model.num_timesteps == steps and model.learning_starts == 200
@@ -77,7 +77,7 @@ def test_off_policy_agents_train_save_and_are_scored_on_held_out_targets(tmp_pat
         assert isinstance(model.action_noise, NormalActionNoise)
         np.testing.assert_allclose(model.action_noise._sigma, [0.2])
     assert (tmp_path / "model.zip").is_file()
-    env = make_eval_env("ddsp_gym/VolumeMatch-v0", 30)
+    env = make_eval_env("ddsp_gym/VolumeMatch-v1", 30)
     result = policy.solve(env, EVAL_SEED_OFFSET, 30)
     assert 1 <= result.queries <= 30 and result.queries == len(result.distances)
     assert result.best_distance == min(result.distances)

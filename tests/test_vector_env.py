@@ -17,7 +17,7 @@ from ddsp_gym.envs import compile, vector_env
 from ddsp_gym.envs.rollout import init_rollout, rollout
 from ddsp_gym.envs.vector_env import VectorDDSPEnv, reset_where, vec_reset, vec_step
 
-SINE = "ddsp_gym/SineTuner-v0"
+SINE = "ddsp_gym/SineTuner-v1"
 # float32: vmapped, batched and eager FFTs round differently. Observations hold
 # levels of near-silent mel bands in dB, the most sensitive numbers, hence OBS_TOL.
 TOL = dict(rtol=1e-4, atol=1e-4)
@@ -153,8 +153,8 @@ def test_seeding_lists_none_and_reset_mask():
 
 
 def test_expose_grad_matches_single_envs():
-    venv = gym.make_vec("ddsp_gym/CutoffSweeper-v0", num_envs=3, expose_grad=True)
-    singles = [gym.make("ddsp_gym/CutoffSweeper-v0", expose_grad=True) for _ in range(3)]
+    venv = gym.make_vec("ddsp_gym/CutoffSweeper-v1", num_envs=3, expose_grad=True)
+    singles = [gym.make("ddsp_gym/CutoffSweeper-v1", expose_grad=True) for _ in range(3)]
     venv.reset(seed=0)
     for i, env in enumerate(singles):
         env.reset(seed=i)
@@ -179,7 +179,7 @@ def test_bad_actions_raise():
 def test_no_recompilation_across_resets_and_episodes():
     venv = gym.make_vec(SINE, num_envs=4, max_episode_steps=3)
     # Both of XLA's CPU schedules (VolumeMatch's registry entry names "memory").
-    singles = [gym.make(i, max_episode_steps=3) for i in (SINE, "ddsp_gym/VolumeMatch-v0")]
+    singles = [gym.make(i, max_episode_steps=3) for i in (SINE, "ddsp_gym/VolumeMatch-v1")]
     actions = np.zeros(venv.action_space.shape, np.float32)
 
     def play(seed):

@@ -42,6 +42,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
     import ddsp_gym  # noqa: F401  (registers the envs)
+    from ddsp_gym.agents.base import QUERY_ENV_KWARGS
     from ddsp_gym.backends.calibrate import calibrate, save_calibration
 
     options = {
@@ -57,7 +58,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         if value is not None
     }
     options["latency"] = 0.0  # calibrate() measures it; skip the measurement on open
-    env = gym.make(args.env_id, backend="hardware", hardware=options).unwrapped
+    env = gym.make(args.env_id, backend="hardware", hardware=options, **QUERY_ENV_KWARGS).unwrapped
     try:
         result = calibrate(
             env.plant, env.backend, args.steps, env.input_audio,
@@ -115,7 +116,7 @@ def add_hw_parser(sub) -> None:
         "calibrate",
         help="measure latency, level and take noise, sweep each knob (writes a PNG response map)",
     )
-    p.add_argument("env_id", help="e.g. ddsp_gym/RealSynthPatch-v0")
+    p.add_argument("env_id", help="e.g. ddsp_gym/RealSynthPatch-v1")
     p.add_argument("--map", help="knob map: packaged name or YAML path (default: the env's)")
     p.add_argument("--midi-out", help="MIDI output port (default: the env's)")
     p.add_argument("--midi-api", help="auto, alsa, jack, coremidi, winmm")

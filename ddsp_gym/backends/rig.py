@@ -76,7 +76,7 @@ SYNTHS: dict[str, Synth] = {
         "fluidsynth", "fluidsynth:midi_00", ("fluidsynth:left", "fluidsynth:right")
     ),
 }
-SYNTH_CLIENT = "amsynth"  # the default synth (RealSynthPatch-v0's)
+SYNTH_CLIENT = "amsynth"  # the default synth (RealSynthPatch-v1's)
 SYNTH_MIDI_PORT = SYNTHS[SYNTH_CLIENT].midi_port
 SYNTH_AUDIO_PORTS = SYNTHS[SYNTH_CLIENT].audio_ports
 START_TIMEOUT_S = 15.0

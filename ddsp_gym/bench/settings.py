@@ -66,6 +66,6 @@ QUICK = PerfSettings(
 
 
 def settings_for(quick: bool, **overrides: Any) -> PerfSettings:
-    """The preset, with any non-None overrides (e.g. ``env_ids=("ddsp_gym/SineTuner-v0",)``)."""
+    """The preset, with any non-None overrides (e.g. ``env_ids=("ddsp_gym/SineTuner-v1",)``)."""
     preset = QUICK if quick else FULL
     return replace(preset, **{k: v for k, v in overrides.items() if v is not None})

@@ -36,8 +36,11 @@ class EnvConfig:
         max_delta: largest knob move per step with "delta"/"log_delta", unit travel in (0, 1].
         min_delta: scale of the finest moves with "log_delta" (> 0; below max_delta, or
             the moves are about linear in the action).
-        observation: "summaries" (knobs, the sound's summary features, the target's) or
-            "difference" (knobs, sound's minus target's summary, the target's).
+        observation: "summaries" (knobs, the sound's summary features, the target's),
+            "difference" (knobs, sound's minus target's summary, the target's) or
+            "log_difference" (that difference on a signed log scale).
+        reward_shape: "linear" (-distance / distance_scale) or "log"
+            (-log1p(distance / success_threshold)).
         slew_penalty: weight of the knob-slew penalty sum((u_t - u_{t-1})^2).
         success_bonus: added to the reward of a successful step.
         success_threshold: success when the distance is at most this (task units);
@@ -64,6 +67,7 @@ class EnvConfig:
     max_delta: float = 0.1
     min_delta: float = 0.001
     observation: str = "summaries"
+    reward_shape: str = "linear"
     slew_penalty: float = 0.0
     success_bonus: float = 0.0
     success_threshold: float | None = None
@@ -126,6 +130,7 @@ def build_functional(config: EnvConfig) -> tuple[FunctionalDDSPEnv, EnvParams]:
         task=task,
         control=config.control,
         observation=config.observation,
+        reward_shape=config.reward_shape,
         random_start=config.random_start,
         sensitivity_penalty=settings.grad_penalty > 0.0,
         defaults=params,

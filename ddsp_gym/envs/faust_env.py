@@ -1,4 +1,4 @@
-"""Entry points of ``ddsp_gym/FaustPatch-v0``: ``faust_code=`` and ``faust_fixed=`` are
+"""Entry points of ``ddsp_gym/FaustPatch-v1``: ``faust_code=`` and ``faust_fixed=`` are
 folded into the Faust plant's config, so ``gym.make(id, faust_code=...)`` builds the env
 around any Faust program (see :mod:`ddsp_gym.plants.faust`)."""
 

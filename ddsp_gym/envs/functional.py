@@ -1,6 +1,6 @@
 """The functional core of every env: pure ``reset`` and ``step`` with gymnax's signatures.
 
-    env, params = ddsp_gym.make_functional("ddsp_gym/SineTuner-v0")
+    env, params = ddsp_gym.make_functional("ddsp_gym/SineTuner-v1")
     obs, state = env.reset(key, params)
     obs, state, reward, done, info = env.step(key, state, action, params)
 
@@ -34,8 +34,13 @@ from ddsp_gym.tasks.base import AbstractTask, RewardSettings
 
 Control = Literal["absolute", "delta", "log_delta"]
 CONTROLS: tuple[str, ...] = ("absolute", "delta", "log_delta")
-Observation = Literal["summaries", "difference"]
-OBSERVATIONS: tuple[str, ...] = ("summaries", "difference")
+Observation = Literal["summaries", "difference", "log_difference"]
+OBSERVATIONS: tuple[str, ...] = ("summaries", "difference", "log_difference")
+RewardShape = Literal["linear", "log"]
+REWARD_SHAPES: tuple[str, ...] = ("linear", "log")
+# Summary differences below this count as "about equal" in observation="log_difference":
+# 1e-3 is 5 cents of centroid (log2 octaves / 4) or 0.08 dB of a band level (dB / 80).
+DIFFERENCE_FLOOR = 1e-3
 # Truncation horizon of params made without one (an env made outside the registry).
 UNLIMITED_STEPS = 2**31 - 1
 
@@ -131,6 +136,15 @@ def log_delta_action(move: Array, min_delta: Array | float, max_delta: Array | f
     return jnp.sign(move) * jnp.log1p(jnp.abs(move) / min_delta) / rate
 
 
+def signed_log(x: Array, floor: float) -> Array:
+    """``sign(x) * log1p(|x| / floor)``, scaled so that ``|x| = SUMMARY_BOUND`` stays
+    ``SUMMARY_BOUND``: odd, linear below ``floor`` and growing by a constant per doubling
+    above it (``floor`` itself maps to 0.4 with the default floor)."""
+    size = jnp.minimum(jnp.abs(x), SUMMARY_BOUND)
+    scale = SUMMARY_BOUND / math.log1p(SUMMARY_BOUND / floor)
+    return jnp.sign(x) * jnp.log1p(size / floor) * scale
+
+
 class EnvState(NamedTuple):
     knobs: Array  # (d,) unit knob positions now
     target_knobs: Array  # (d,) hidden target knobs (zeros when the target came from audio)
@@ -161,9 +175,14 @@ class FunctionalDDSPEnv:
             on a log scale of move sizes, from about min_delta to max_delta:
             :func:`log_delta_move`).
         observation: "summaries" (knob positions, summary features of the sound, of
-            the target) or "difference" (knob positions, sound's summary minus the
-            target's, the target's): the same information, with the mismatch a policy
-            must null given directly.
+            the target), "difference" (knob positions, sound's summary minus the
+            target's, the target's: the same information, with the mismatch a policy
+            must null given directly) or "log_difference" (that difference compressed
+            by :func:`signed_log`, so a 5-cent mismatch is as visible to a policy as
+            an octave's).
+        reward_shape: "linear" (reward = -distance / distance_scale) or "log" (reward =
+            -log1p(distance / success_threshold): the reward still rises steeply in the
+            last steps to the goal, where a linear one is almost flat).
         random_start: start each episode at random knobs (else all at 0.5).
         sensitivity_penalty: compute the task's sensitivity penalty (its weight is
             ``params.grad_penalty``); a static switch, as it adds a gradient to the step.
@@ -176,6 +195,7 @@ class FunctionalDDSPEnv:
     task: AbstractTask
     control: Control = "absolute"
     observation: Observation = "summaries"
+    reward_shape: RewardShape = "linear"
     random_start: bool = True
     sensitivity_penalty: bool = False
     defaults: EnvParams | None = field(default=None, compare=False, repr=False)
@@ -185,6 +205,10 @@ class FunctionalDDSPEnv:
             raise ValueError(f"control must be one of {CONTROLS}, not {self.control!r}")
         if self.observation not in OBSERVATIONS:
             raise ValueError(f"observation must be one of {OBSERVATIONS}, not {self.observation!r}")
+        if self.reward_shape not in REWARD_SHAPES:
+            raise ValueError(
+                f"reward_shape must be one of {REWARD_SHAPES}, not {self.reward_shape!r}"
+            )
 
     # ---- gymnax's attributes -----------------------------------------------------
 
@@ -290,7 +314,11 @@ class FunctionalDDSPEnv:
         by_knobs = state.target_known & ~jnp.isnan(params.param_tolerance)
         success = jnp.where(by_knobs, param_error <= params.param_tolerance, success)
         bonus = jnp.where(success, params.success_bonus, 0.0)
-        reward = -distance / params.distance_scale - penalty + bonus
+        if self.reward_shape == "log":
+            closeness = -jnp.log1p(jnp.maximum(distance, 0.0) / params.success_threshold)
+        else:
+            closeness = -distance / params.distance_scale
+        reward = closeness - penalty + bonus
         obs = self.observe(knobs, audio, state.target_summary)
         return reward, (obs, StepInfo(distance, success, param_error, penalty))
 
@@ -306,6 +334,8 @@ class FunctionalDDSPEnv:
         summary = summary_features(audio, self.plant.sample_rate)
         if self.observation == "difference":
             summary = jnp.clip(summary - target_summary, -SUMMARY_BOUND, SUMMARY_BOUND)
+        elif self.observation == "log_difference":
+            summary = signed_log(summary - target_summary, DIFFERENCE_FLOOR)
         return jnp.concatenate([knobs, summary, target_summary]).astype(jnp.float32)
 
     # ---- episodes ------------------------------------------------------------------

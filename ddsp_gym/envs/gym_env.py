@@ -87,7 +87,9 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
     external reward source's report).
 
     ## Version History
-    * v0: initial release.
+    * v1: RL-ready defaults (registry's ``rl_control``): ``control="log_delta"``,
+      ``observation="log_difference"``, ``reward_shape="log"``.
+    * v0: initial release (absolute control, summaries, linear reward).
     """
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 4}

@@ -4,7 +4,7 @@
     from stable_baselines3.common.vec_env import VecMonitor
     from ddsp_gym.envs.sb3 import make_sb3_vec_env
 
-    venv = VecMonitor(make_sb3_vec_env("ddsp_gym/SineTuner-v0", num_envs=64))
+    venv = VecMonitor(make_sb3_vec_env("ddsp_gym/SineTuner-v1", num_envs=64))
     PPO("MlpPolicy", venv).learn(100_000)
 
 Needs the ``sb3`` extra (``pip install ddsp_gym[sb3]``); ``import ddsp_gym`` does

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -19,6 +20,7 @@ from ddsp_gym.agents.sb3 import (
     policy_kwargs_from,
     sb3_setup,
 )
+from tests.conftest import _JAX_CACHE
 
 
 @pytest.mark.parametrize("algo", ALGOS)
@@ -90,23 +92,36 @@ def test_rl_zoo_keys_the_trainer_cannot_honour_are_refused(entry, message):
 
 
 @pytest.mark.slow
-def test_rl_zoo_trains_a_registered_env_with_our_file(tmp_path):
+@pytest.mark.parametrize(
+    ("algo", "env_id", "trained"),
+    [
+        ("ppo", "ddsp_gym/SineTuner-v0", 128 * 64),  # one whole rollout covers the 300 asked
+        ("td3", "ddsp_gym/VolumeMatch-v0", 300),  # one env; noise_type/noise_std read
+    ],
+)
+def test_rl_zoo_trains_a_registered_env_with_our_file(tmp_path, algo, env_id, trained):
     """The documented command: RL Zoo resolves the namespaced id after importing ddsp_gym,
-    reads our entry (64 envs, our wrapper), and writes its run under ``-f``."""
-    from stable_baselines3 import PPO
+    reads our entry (PPO: 64 envs; our wrapper), and writes its run under ``-f``."""
+    import stable_baselines3
 
-    env_id = "ddsp_gym/SineTuner-v0"
     command = [sys.executable, "-m", "rl_zoo3.train", "--gym-packages", "ddsp_gym"]
-    command += ["--env", env_id, "--algo", "ppo", "--conf-file", str(hyperparams_file("ppo"))]
+    command += ["--env", env_id, "--algo", algo, "--conf-file", str(hyperparams_file(algo))]
     command += ["-n", "300", "--seed", "0", "-f", str(tmp_path / "logs"), "--verbose", "0"]
-    run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    env = dict(os.environ)
+    if _JAX_CACHE:  # the tests' persistent compilation cache, as tests/test_scripts.py does
+        env["JAX_COMPILATION_CACHE_DIR"] = _JAX_CACHE
+        env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.2"
+    run = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     # RL Zoo names runs after the id with "/" replaced by "-".
-    folder = tmp_path / "logs" / "ppo" / "ddsp_gym-SineTuner-v0_1"
-    config = yaml.unsafe_load((folder / "ddsp_gym-SineTuner-v0" / "config.yml").read_text())
-    assert dict(config)["n_envs"] == 64 and dict(config)["batch_size"] == 2048
-    model = PPO.load(folder / "ddsp_gym-SineTuner-v0.zip", device="cpu")
-    assert model.num_timesteps == 128 * 64  # one whole rollout covers the 300 steps asked
+    name = env_id.replace("/", "-")
+    folder = tmp_path / "logs" / algo / f"{name}_1"
+    config = dict(yaml.unsafe_load((folder / name / "config.yml").read_text()))
+    assert config == load_hyperparams(algo, env_id)  # our entry, as written
+    model = getattr(stable_baselines3, algo.upper()).load(folder / f"{name}.zip", device="cpu")
+    assert model.num_timesteps == trained
     env = gym.make(env_id)
     obs, _ = env.reset(seed=10_000)
     action, _ = model.predict(obs, deterministic=True)

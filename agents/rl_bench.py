@@ -74,6 +74,10 @@ class SB3Learner:
         if remaining > 0:
             self.model.learn(total_timesteps=remaining, reset_num_timesteps=False)
 
+    @property
+    def trained_steps(self) -> int:
+        return int(self.model.num_timesteps)
+
     def policy(self) -> Policy:
         from ddsp_gym.agents.sb3 import SB3Policy
 
@@ -128,7 +132,11 @@ def run_one(
     for point in eval_steps(steps, eval_points):
         learner.learn(point - trained)
         trained = point
-        curve.append({"steps": point, **score_policy(learner.policy(), env, targets, budget)})
+        scored = {"steps": point, **score_policy(learner.policy(), env, targets, budget)}
+        # Learners that train in whole rollouts say how many steps they actually took.
+        if hasattr(learner, "trained_steps"):
+            scored["trained_steps"] = learner.trained_steps
+        curve.append(scored)
     env.close()
     return {
         "env": env_id,

@@ -171,3 +171,28 @@ def test_vectorized_training_is_deterministic_for_a_seed():
     for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a, b)
     assert any(not np.array_equal(a, b) for a, b in zip(first, other, strict=True))
+
+
+@pytest.mark.slow
+def test_a_normalizing_entry_saves_its_statistics_and_scores_with_them(tmp_path):
+    """``normalize: true`` trains under VecNormalize; the policy sees observations
+    normalized the same way when scored, and train() saves the statistics beside it."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    entry = {**load_hyperparams("ppo", VOLUME), "normalize": True, "n_envs": 4}
+    entry.update(n_steps=16, batch_size=64, n_epochs=1)
+    policy = train(VOLUME, "ppo", 64, seed=0, out_dir=tmp_path, hyperparams=entry)
+    assert (tmp_path / "model.zip").is_file() and (tmp_path / "vecnormalize.pkl").is_file()
+    normalizer = policy.model.get_vec_normalize_env()
+    assert normalizer.obs_rms.count > 64  # statistics from the training steps
+    saved = VecNormalize.load(str(tmp_path / "vecnormalize.pkl"), normalizer.venv)
+    np.testing.assert_allclose(saved.obs_rms.mean, normalizer.obs_rms.mean)
+    env = make_eval_env(VOLUME, 5)
+    result = policy.solve(env, EVAL_SEED_OFFSET, 5)
+    obs, _ = env.reset(seed=EVAL_SEED_OFFSET)
+    replayed = []
+    for _ in range(result.queries):
+        action, _ = policy.model.predict(normalizer.normalize_obs(obs), deterministic=True)
+        obs, _, _, _, info = env.step(action)
+        replayed.append(info["distance"])
+    assert replayed == result.distances

@@ -144,7 +144,9 @@ def run_cell(
     elif agent in RL_ALGOS:
         from ddsp_gym.agents.sb3 import train
 
-        solver, trained = train(env_id, agent, train_queries, seed=0), train_queries
+        solver = train(env_id, agent, train_queries, seed=0)
+        # PPO trains whole rollouts (n_steps x n_envs): it may take more than asked.
+        trained = int(solver.model.num_timesteps)
     else:
         known = SEARCH_AGENTS + TRAINED_AGENTS
         raise ValueError(f"unknown agent {agent!r}; known agents: {', '.join(known)}")

@@ -56,13 +56,27 @@ class Learner(Protocol):
 
 @dataclass
 class SB3Learner:
-    """A Stable-Baselines3 model trained in installments (its step counter carries on)."""
+    """A Stable-Baselines3 model trained in installments (its step counter carries on).
+
+    The model is :func:`ddsp_gym.agents.sb3.make_model`'s: the env id's RL Zoo entry,
+    PPO on the native vector env. PPO collects whole rollouts (``n_steps`` x
+    ``n_envs`` steps), so an installment can overshoot; the next one aims at the
+    running total asked for, so overshoots do not add up.
+    """
 
     model: Any
     algo: str
+    target: int = 0
 
     def learn(self, steps: int) -> None:
-        self.model.learn(total_timesteps=steps, reset_num_timesteps=False)
+        self.target += steps
+        remaining = self.target - self.model.num_timesteps
+        if remaining > 0:
+            self.model.learn(total_timesteps=remaining, reset_num_timesteps=False)
+
+    @property
+    def trained_steps(self) -> int:
+        return int(self.model.num_timesteps)
 
     def policy(self) -> Policy:
         from ddsp_gym.agents.sb3 import SB3Policy
@@ -118,7 +132,11 @@ def run_one(
     for point in eval_steps(steps, eval_points):
         learner.learn(point - trained)
         trained = point
-        curve.append({"steps": point, **score_policy(learner.policy(), env, targets, budget)})
+        scored = {"steps": point, **score_policy(learner.policy(), env, targets, budget)}
+        # Learners that train in whole rollouts say how many steps they actually took.
+        if hasattr(learner, "trained_steps"):
+            scored["trained_steps"] = learner.trained_steps
+        curve.append(scored)
     env.close()
     return {
         "env": env_id,

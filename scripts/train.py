@@ -5,7 +5,7 @@
 Writes runs/<env>-<algo>/: model.zip, checkpoints/, tb/ (TensorBoard) and
 eval.json (the benchmark's cell for this agent: success rate on the held-out
 seeds, queries to success, best distance). Hyperparameters:
-agents/hyperparams/<algo>.yaml.
+agents/hyperparams/<algo>.yml (the env id's entry).
 """
 
 from __future__ import annotations

@@ -152,8 +152,9 @@ def test_ddsp_gym_command_parses_and_its_subcommand_answers_help(args):
 
 
 def test_other_shell_commands_name_real_targets_scripts_and_extras():
-    """`make X`: a Makefile target; `python scripts/X.py`: answers --help; `pip install
-    -e '.[a]'`: a declared extra. Any other program must be a known one."""
+    """`make X`: a Makefile target; `python scripts/X.py` and `python -m module`: answer
+    --help (and a `--conf-file` exists); `pip install -e '.[a]'`: a declared extra. Any
+    other program must be a known one."""
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     for number, argv in COMMANDS:
@@ -162,6 +163,17 @@ def test_other_shell_commands_name_real_targets_scripts_and_extras():
         if program == "make":
             for target in argv[1:]:
                 assert re.search(rf"^{re.escape(target)}:", makefile, re.M), where
+        elif program == "python" and argv[1] == "-m":  # a module's command line
+            if "--conf-file" in argv:
+                assert (ROOT / argv[argv.index("--conf-file") + 1]).is_file(), where
+            done = subprocess.run(
+                [sys.executable, "-m", argv[2], "--help"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert done.returncode == 0, f"{where}\n{done.stderr[-2000:]}"
         elif program == "python":
             script = ROOT / argv[1]
             assert script.is_file(), where

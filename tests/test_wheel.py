@@ -34,7 +34,8 @@ for env_id in ddsp_gym.ENV_IDS:
     played[env_id] = float(reward)
 maps = {name: len(load_knob_map(name).knobs) for name in packaged_maps()}
 print(json.dumps({
-    "played": played, "maps": maps, "ppo": sorted(load_hyperparams("ppo")),
+    "played": played, "maps": maps,
+    "ppo": {env_id: load_hyperparams("ppo", env_id)["n_envs"] for env_id in ddsp_gym.ENV_IDS},
     "version": ddsp_gym.__version__,
 }))
 """
@@ -86,7 +87,8 @@ def test_the_wheel_holds_every_package_and_data_file(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     packages = {n.rsplit("/", 1)[0].replace("/", ".") for n in names if n.endswith("__init__.py")}
     assert packages == _source_packages()
-    for data in ("envs_registry.yaml", "py.typed", "agents/hyperparams/ppo.yaml"):
+    hyperparams = [f"agents/hyperparams/{algo}.yml" for algo in ("ppo", "sac", "td3")]
+    for data in ("envs_registry.yaml", "py.typed", *hyperparams):
         assert f"ddsp_gym/{data}" in names, data
     registry = zipfile.ZipFile(wheel).read("ddsp_gym/envs_registry.yaml").decode()
     assert registry == (ROOT / "envs_registry.yaml").read_text()  # contents, not a link
@@ -111,7 +113,9 @@ def test_the_installed_wheel_plays_every_id_in_a_fresh_venv(wheel, tmp_path):
     result = __import__("json").loads(run.stdout.strip().splitlines()[-1])
     assert sorted(result["played"]) == sorted(ddsp_gym.ENV_IDS)
     assert result["maps"] and all(n > 0 for n in result["maps"].values())
-    assert "n_steps" in result["ppo"] and result["version"] == ddsp_gym.__version__
+    # The packaged RL Zoo files have an entry for every id.
+    assert sorted(result["ppo"]) == sorted(ddsp_gym.ENV_IDS)
+    assert result["version"] == ddsp_gym.__version__
     cli = venv / "bin" / "ddsp-gym"
     listed = subprocess.run([str(cli), "list"], capture_output=True, text=True, timeout=300)
     assert listed.returncode == 0 and all(i in listed.stdout for i in ddsp_gym.ENV_IDS)

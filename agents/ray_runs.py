@@ -30,9 +30,12 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from ddsp_gym.agents.rl_bench import Runner
 
 RAY_EXTRA_HINT = "pip install 'ddsp_gym[ray]'"
 LOOPBACK = "127.0.0.1"
@@ -118,7 +121,7 @@ def _run_one_on_worker(*args: Any) -> dict[str, Any]:
     return run_one(*args)
 
 
-def ray_runner(address: str | None = None, num_cpus: int | None = None):
+def ray_runner(address: str | None = None, num_cpus: int | None = None) -> Runner:
     """A :data:`~ddsp_gym.agents.rl_bench.Runner` that runs each (env, algo, seed) as a Ray
     task of one CPU and yields the records as they finish (so each is written at once)."""
 

@@ -3,16 +3,20 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The ray extra's own venv: Ray pins Gymnasium (ray 2.60: gymnasium 1.2.2, below ours).
+VENV_RAY ?= .venv-ray
 # SB3 needs PyTorch; this pin is a CPU build (no multi-GB CUDA download).
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: help install install-dev demo test test-fast lint format clean rig-start rig-stop
+.PHONY: help install install-dev install-ray demo test test-fast test-ray lint format clean \
+	rig-start rig-stop
 
 help:
 	@echo "make demo       create .venv, install ddsp_gym, solve the Level-1 envs (writes demo_out/)"
 	@echo "make test       install the dev extras, start the hardware rig, run the whole suite"
 	@echo "make test-fast  the test suite without tests marked slow or hardware"
+	@echo "make test-ray   create .venv-ray (the ray extra) and run the Ray tests there"
 	@echo "make rig-start  install (Debian, as root) and start the software rig: JACK + amsynth + FluidSynth"
 	@echo "make rig-stop   stop the software rig"
 	@echo "make lint       ruff check and format check"
@@ -32,6 +36,22 @@ $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# Ray and its Gymnasium pin stay out of .venv: the ray extra gets .venv-ray, with the
+# same torch pin, the package (editable) and pytest. `make test` builds it and runs the
+# Ray tests there; DDSP_GYM_RAY_TESTS=1 makes a Ray that does not import fail them
+# instead of skipping (in .venv they skip, saying where they run).
+$(VENV_RAY)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV_RAY)
+	$(VENV_RAY)/bin/pip install -q "$(TORCH_SPEC)"
+	$(VENV_RAY)/bin/pip install -q -e ".[ray]" "pytest>=7" "$(TORCH_SPEC)"
+	@touch $@
+
+install-ray: $(VENV_RAY)/.installed
+
+RAY_TESTS ?= tests/test_ray.py tests/test_ray_params.py
+test-ray: $(VENV_RAY)/.installed
+	DDSP_GYM_RAY_TESTS=1 $(VENV_RAY)/bin/python -m pytest $(RAY_TESTS) $(PYTEST_ARGS)
+
 demo: $(VENV)/.installed
 	$(BIN)/ddsp-gym demo
 
@@ -45,16 +65,19 @@ rig-start: $(VENV)/.installed-dev
 rig-stop: $(VENV)/.installed-dev
 	$(BIN)/python -m ddsp_gym.backends.rig stop
 
-# Two pytest runs: everything but the rig's tests on TEST_WORKERS processes (pytest-xdist;
+# Three pytest runs: everything but the rig's tests on TEST_WORKERS processes (pytest-xdist;
 # JAX compiles are mostly single-threaded, so two workers keep two cores busy), then the
-# rig's tests alone (real-time audio takes want the CPU to themselves). The rig is
-# stopped whatever the outcome; the exit status is the first failing run's.
+# rig's tests alone (real-time audio takes want the CPU to themselves), then, the rig
+# stopped, the Ray tests in .venv-ray (a local Ray of two CPUs). The rig is stopped
+# whatever the outcome; the exit status is the first failing run's.
 TEST_WORKERS ?= 2
-test: $(VENV)/.installed-dev rig-start
+test: $(VENV)/.installed-dev $(VENV_RAY)/.installed rig-start
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not hardware" $(PYTEST_ARGS); first=$$?; \
 		$(BIN)/python -m pytest -m hardware $(PYTEST_ARGS); second=$$?; \
 		$(MAKE) --no-print-directory rig-stop; \
-		if [ $$first -ne 0 ]; then exit $$first; else exit $$second; fi
+		$(MAKE) --no-print-directory test-ray; third=$$?; \
+		for status in $$first $$second $$third; do \
+			if [ $$status -ne 0 ]; then exit $$status; fi; done
 
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow and not hardware" $(PYTEST_ARGS)
@@ -68,4 +91,4 @@ format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache *.egg-info
+	rm -rf $(VENV) $(VENV_RAY) demo_out .pytest_cache *.egg-info

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -149,6 +149,18 @@ def run_one(
         "success": curve[-1]["success"],
         "wall_s": time.perf_counter() - start,
     }
+
+
+# (env id, algo, seed) triples and the shared run settings -> their records as they finish.
+Runner = Callable[[Sequence[tuple[str, str, int]], int, int, int, int], Iterable[dict[str, Any]]]
+
+
+def run_locally(
+    todo: Sequence[tuple[str, str, int]], steps: int, eval_points: int, targets: int, budget: int
+) -> Iterator[dict[str, Any]]:
+    """The default :data:`Runner`: one run after another in this process."""
+    for env_id, algo, seed in todo:
+        yield run_one(env_id, algo, seed, steps, eval_points, targets, budget)
 
 
 def run_key(record: dict[str, Any]) -> tuple:
@@ -342,9 +354,11 @@ def run_rl_benchmark(
     command: str = "",
     bench_file: Path | None = None,
     progress: bool = True,
+    runner: Runner = run_locally,
 ) -> list[dict[str, Any]]:
     """Run what ``out`` (rl_bench.json) lacks for this code version, write JSON, Markdown
-    and the figure after every run; returns the rows of this configuration."""
+    and the figure after every run; returns the rows of this configuration. ``runner``
+    runs them (:func:`run_locally`; on Ray: :func:`ddsp_gym.agents.ray_runs.ray_runner`)."""
     envs = list(envs or DEFAULT_RL_ENVS)
     unknown = [a for a in algos if a not in LEARNERS]
     if unknown:
@@ -364,8 +378,8 @@ def run_rl_benchmark(
     stale = {run_key(r) for r in records} - current
     provenance.announce_stale(sum((e, a, s, steps, budget, targets) in stale for e, a, s in todo))
     bench_cells = _bench_cells(bench_file or out.with_name("bench.json"))
-    for env_id, algo, seed in tqdm(todo, desc="bench rl runs", disable=not progress):
-        record = run_one(env_id, algo, seed, steps, eval_points, targets, budget)
+    runs = runner(todo, steps, eval_points, targets, budget)
+    for record in tqdm(runs, desc="bench rl runs", total=len(todo), disable=not progress):
         record.update(command=command, **{provenance.VERSION_KEY: version})
         records = provenance.put(records, record, run_key)
         _write(out, records, bench_cells)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ddsp_gym.backends.commands import add_hw_parser, add_plugin_parser
-from ddsp_gym.bench.commands import add_bench_parser
+from ddsp_gym.bench.commands import add_bench_parser, add_sweep_parser
 from ddsp_gym.catalog import PLANT_NAMES, check_env_ids, check_plant
 
 EXIT_OK = 0
@@ -199,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_recovery)
 
     add_bench_parser(sub)
+    add_sweep_parser(sub)
 
     p = sub.add_parser("demo", help="solve the Level-1 envs with the gradient agent")
     p.add_argument("--seeds", type=int, default=10, help="seeds per env (default 10)")

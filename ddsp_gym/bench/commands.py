@@ -97,9 +97,15 @@ def _cmd_rl(args: argparse.Namespace) -> int:
         args.budget,
     )  # fmt: skip
     out = args.output / "rl_bench.json"
+    extra = {}
+    if args.ray is not None:  # the same runs and records, as Ray tasks (the ray extra)
+        from ddsp_gym.agents.ray_runs import ray_runner, require_ray
+
+        require_ray()  # a missing extra is said before any run
+        extra["runner"] = ray_runner(args.ray or None, args.ray_cpus)
     run_rl_benchmark(
         args.envs or None, args.algos, args.seeds, args.steps, args.eval_points,
-        args.targets, args.budget, out, command,
+        args.targets, args.budget, out, command, **extra,
     )  # fmt: skip
     print(out.with_suffix(".md").read_text())
     print(f"results: {out} (+ .md, .png); rerun the same command to resume")
@@ -184,6 +190,93 @@ def _output_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-o", "--output", type=Path, default=Path("results"), help="results folder (results)"
     )
+
+
+def _ray_args(p: argparse.ArgumentParser, flag: str, help: str) -> None:
+    """``flag [ADDRESS]`` (``--ray``: optional, its value optional) and ``--ray-cpus``."""
+    if flag == "--ray":
+        p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", help=help)
+    else:
+        p.add_argument(flag, metavar="ADDRESS", help=help)
+    p.add_argument("--ray-cpus", type=int, metavar="N", help="CPUs of a local Ray (default: all)")
+
+
+def sweep_command(args: argparse.Namespace) -> str:
+    """The ``sweep`` command line that makes these trials (its address left out: where
+    the trials ran does not change them)."""
+    words = ["ddsp-gym", "sweep", args.env_id, "--algo", args.algo]
+    for param in args.param:
+        words += ["--param", param]
+    words += ["--trials", str(args.trials), "--steps", str(args.steps)]
+    words += ["--eval-points", str(args.eval_points), "--targets", str(args.targets)]
+    words += ["--budget", str(args.budget), "--seed", str(args.seed)]
+    return shlex.join(words)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    check_env_ids([args.env_id])
+    from ddsp_gym.agents import provenance
+    from ddsp_gym.agents.ray_runs import (
+        check_params,
+        parse_param,
+        require_ray,
+        run_sweep,
+        write_sweep,
+    )
+
+    specs = [parse_param(p) for p in args.param]
+    check_params(args.algo, specs)  # bad input is said with or without Ray
+    require_ray()
+    result = run_sweep(
+        args.env_id, args.algo, specs, args.trials, args.steps, args.eval_points,
+        args.targets, args.budget, args.seed, args.address, args.ray_cpus,
+    )  # fmt: skip
+    name = args.name or f"sweep_{args.env_id.split('/')[-1]}_{args.algo}"
+    document = {
+        "command": sweep_command(args),
+        provenance.VERSION_KEY: provenance.code_version(),
+        "env": args.env_id, "algo": args.algo, "space": args.param, "seed": args.seed,
+        "steps": args.steps, "eval_points": args.eval_points, "targets": args.targets,
+        "budget": args.budget, **result,
+    }  # fmt: skip
+    out = write_sweep(document, args.output / f"{name}.json")
+    print(out.with_suffix(".md").read_text())
+    print(f"results: {out} (+ .md)")
+    return 0 if result["best"] is not None else 1
+
+
+def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``sweep`` (Ray Tune) on the top-level subparsers."""
+    p = sub.add_parser(
+        "sweep",
+        help="hyperparameter sweep of an SB3 algorithm on an env, as Ray Tune trials",
+        description="Draws --trials configurations of the given hyperparameters (the "
+        "others from agents/hyperparams/ALGO.yaml), trains each for --steps env steps "
+        "from the same seed as one Ray Tune trial of one CPU, scores its deterministic "
+        "policy on held-out targets, and writes every trial and the best config to "
+        "sweep_<env>_<algo>.json and .md. Needs the ray extra (docs/ray.md).",
+        epilog="PARAM: NAME=uniform:LOW:HIGH, NAME=loguniform:LOW:HIGH, NAME=int:LOW:HIGH, "
+        "NAME=logint:LOW:HIGH (ends included), NAME=choice:A,B,... (YAML values, e.g. "
+        "policy_kwargs.net_arch=choice:[64,64],[256,256]), or NAME=VALUE (fixed). "
+        "exit status: 0 done; 1 no trial finished; 2 error",
+    )
+    p.add_argument("env_id", help="e.g. ddsp_gym/VolumeMatch-v1 (`ddsp-gym list` shows all)")
+    p.add_argument("--algo", default="ppo", choices=RL_ALGOS, help="SB3 algorithm (ppo)")
+    p.add_argument(
+        "--param", action="append", required=True, metavar="PARAM",
+        help="a hyperparameter and its distribution (repeat the flag; see below)",
+    )  # fmt: skip
+    p.add_argument("--trials", type=int, default=8, help="configurations drawn (8)")
+    p.add_argument("--steps", type=int, default=50_000, help="training env steps per trial")
+    p.add_argument("--eval-points", type=int, default=2, help="evaluations per trial (2)")
+    p.add_argument("--targets", type=int, default=20, help="held-out targets (20)")
+    p.add_argument("--budget", type=int, default=200, help="env steps per held-out target (200)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the draws and of training (0)")
+    _ray_args(p, "--address", "the Ray cluster ('auto': the one `ray start` runs here; "
+              "default: RAY_ADDRESS when set, else a local Ray)")  # fmt: skip
+    p.add_argument("--name", help="results file name (default sweep_<env>_<algo>)")
+    _output_arg(p)
+    p.set_defaults(func=_cmd_sweep)
 
 
 def add_bench_parser(sub: argparse._SubParsersAction) -> None:
@@ -306,5 +399,8 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--targets", type=int, default=20, help="held-out targets (20)")
     p.add_argument("--budget", type=int, default=200, help="env steps per held-out target (200)")
+    _ray_args(p, "--ray", "run each (env, algo, seed) as a Ray task of one CPU: on the "
+              "cluster at ADDRESS ('auto': the one `ray start` runs here), else at RAY_ADDRESS "
+              "when set, else on a local Ray (the ray extra; docs/ray.md)")  # fmt: skip
     _output_arg(p)
     p.set_defaults(func=_cmd_rl)

@@ -64,7 +64,7 @@ def test_a_two_trial_sweep_writes_every_trial_and_the_best(local_ray, tmp_path, 
     argv += ["--param", "n_steps=choice:64,128", "--param", "gamma=0.95", "--trials", "2"]
     argv += ["--steps", "256", "--targets", "2", "--budget", "4", "-o", str(tmp_path)]
     assert main(argv) == 0
-    document = json.loads((tmp_path / "sweep_VolumeMatch-v0_ppo.json").read_text())
+    document = json.loads((tmp_path / "sweep_VolumeMatch-v1_ppo.json").read_text())
     trials = document["trials"]
     assert [t["trial"] for t in trials] == [0, 1]
     for t in trials:

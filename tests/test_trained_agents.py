@@ -125,30 +125,28 @@ def test_off_policy_agents_train_save_and_are_scored_on_held_out_targets(tmp_pat
     assert again.distances == result.distances  # deterministic scoring
 
 
-def _delta_ppo(steps_per_env: int = 128) -> dict:
-    """VolumeMatch's PPO entry with delta control, which PPO learns within a few rollouts."""
-    entry = load_hyperparams("ppo", VOLUME)
-    entry["n_steps"] = steps_per_env
-    return {**entry, "env_kwargs": {"control": "delta", "max_delta": 0.1}}
+def _ppo(steps_per_env: int = 32) -> dict:
+    """VolumeMatch's PPO entry (32 envs), on the env's defaults."""
+    return {**load_hyperparams("ppo", VOLUME), "n_steps": steps_per_env}
 
 
 @pytest.mark.slow
 def test_vectorized_ppo_learns_and_its_policy_solves_held_out_targets():
-    """64 envs in one jitted call: three rollouts (24,576 steps) take held-out targets
-    from a few solved to most, scored one episode each like the search agents."""
-    hyperparams = _delta_ppo()
-    model = make_model(VOLUME, "ppo", seed=0, hyperparams=hyperparams)
-    assert model.n_envs == 64 and type(model.get_env().venv.venv).__name__ == "SB3VecEnv"
+    """32 envs in one jitted call, the env's defaults: 24 rollouts (24,576 steps) take
+    held-out targets from a few solved to most, scored one episode each like the search
+    agents."""
+    model = make_model(VOLUME, "ppo", seed=0, hyperparams=_ppo())
+    assert model.n_envs == 32 and type(model.get_env().venv.venv).__name__ == "SB3VecEnv"
     policy = SB3Policy(model, "ppo")
-    env = gym.make(VOLUME, **hyperparams["env_kwargs"])
+    env = gym.make(VOLUME)
 
     def score() -> list:
         return [policy.solve(env, seed, 50) for seed in eval_seeds(20)]
 
     before = score()
-    model.learn(3 * 64 * 128)
+    model.learn(24 * 32 * 32)
     after = score()
-    assert model.num_timesteps == 3 * 64 * 128
+    assert model.num_timesteps == 24 * 32 * 32
     solved = sum(r.success for r in after)
     assert solved >= sum(r.success for r in before) + 5, (solved, [r.success for r in before])
     median = np.median([r.final_distance for r in after])
@@ -160,11 +158,11 @@ def test_vectorized_ppo_learns_and_its_policy_solves_held_out_targets():
 
 def test_vectorized_training_is_deterministic_for_a_seed():
     """Same seed, same policy: envs, targets and torch all follow the run's seed."""
-    hyperparams = {**_delta_ppo(16), "batch_size": 256, "n_epochs": 2}
+    hyperparams = {**_ppo(16), "batch_size": 256, "n_epochs": 2}
 
     def weights(seed: int) -> list[np.ndarray]:
         model = make_model(VOLUME, "ppo", seed=seed, hyperparams=hyperparams)
-        model.learn(2 * 64 * 16)
+        model.learn(2 * 32 * 16)
         return [p.detach().numpy().copy() for p in model.policy.parameters()]
 
     first, again, other = weights(1), weights(1), weights(2)

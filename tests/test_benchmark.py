@@ -82,8 +82,8 @@ def _recording_eval_env(episodes: list[dict]) -> Callable[[str, int], gym.Env]:
     ``episodes`` (one dict per reset: seed, distances, success flags), at the env itself."""
     make_eval_env = benchmark.make_eval_env
 
-    def make(env_id: str, budget: int) -> gym.Env:
-        env = make_eval_env(env_id, budget)  # its compile-time queries are not recorded
+    def make(env_id: str, budget: int, queries: bool = True) -> gym.Env:
+        env = make_eval_env(env_id, budget, queries)  # its compile-time queries are not recorded
         base = env.unwrapped
         reset, reward_of = env.reset, base.reward_of
 

@@ -12,6 +12,7 @@ import pytest
 
 import ddsp_gym
 from ddsp_gym.registry import load_registry
+from tests.conftest import V0_KWARGS
 
 EFFECT_IDS = (
     "ddsp_gym/CompressorCalibration-v1",
@@ -35,7 +36,7 @@ def test_registered_with_documented_entries():
 
 @pytest.mark.parametrize("env_id", EFFECT_IDS)
 def test_target_knobs_score_zero_and_succeed(env_id):
-    env = gym.make(env_id, expose_grad=True).unwrapped
+    env = gym.make(env_id, expose_grad=True, **V0_KWARGS).unwrapped
     env.reset(seed=5)
     action = np.asarray(2 * env.state.target_knobs - 1, np.float32)
     _, reward, terminated, _, info = env.step(action)
@@ -56,6 +57,6 @@ def test_target_knobs_score_zero_and_succeed(env_id):
 def test_gradient_agent_solves_most_episodes(env_id):
     from ddsp_gym.agents.gradient import GradientAgent
 
-    env = gym.make(env_id, expose_grad=True)
+    env = gym.make(env_id, expose_grad=True, **V0_KWARGS)
     solved = sum(GradientAgent().solve(env, seed=seed).success for seed in range(5))
     assert solved >= 3

@@ -11,7 +11,7 @@ import pytest
 import ddsp_gym
 from ddsp_gym.bench.compiles import count_compilations
 from ddsp_gym.envs.functional import EnvParams
-from tests.conftest import make, require
+from tests.conftest import V0_KWARGS, make, require
 
 VOLUME = "ddsp_gym/VolumeMatch-v1"
 
@@ -40,7 +40,7 @@ def test_make_functional_has_gymnax_signatures_spaces_and_default_params():
 
 
 def test_a_gymnax_step_scores_as_the_gymnasium_env_does():
-    env, params = ddsp_gym.make_functional("ddsp_gym/CutoffSweeper-v1")
+    env, params = ddsp_gym.make_functional("ddsp_gym/CutoffSweeper-v1", **V0_KWARGS)
     obs, state = env.reset(jax.random.PRNGKey(3), params)
     action = jnp.array([0.3])
     gym_env = make("ddsp_gym/CutoffSweeper-v1").unwrapped
@@ -56,7 +56,7 @@ def test_a_gymnax_step_scores_as_the_gymnasium_env_does():
 
 
 def test_step_resets_an_episode_that_ends_and_reports_why():
-    env, params = ddsp_gym.make_functional(VOLUME, max_episode_steps=2)
+    env, params = ddsp_gym.make_functional(VOLUME, max_episode_steps=2, **V0_KWARGS)
     key = jax.random.PRNGKey(1)
     step = jax.jit(env.step)
     obs0, state = env.reset(key, params)
@@ -82,7 +82,7 @@ def test_step_resets_an_episode_that_ends_and_reports_why():
 
 
 def test_numeric_settings_are_traced_no_recompile_and_vmap():
-    env, params = ddsp_gym.make_functional(VOLUME)
+    env, params = ddsp_gym.make_functional(VOLUME, **V0_KWARGS)
     key = jax.random.PRNGKey(5)
     _, state = env.reset(key, params)
     action = jnp.clip(2.0 * state.target_knobs - 1.0 + 0.1, -1.0, 1.0)  # a bit off target

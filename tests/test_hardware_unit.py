@@ -601,7 +601,7 @@ def test_a_device_step_succeeds_by_the_noise_aware_threshold(tmp_path, noise_flo
 
     import ddsp_gym  # noqa: F401  (registers the envs)
 
-    core = core_of("ddsp_gym/CutoffSweeper-v1", random_start=False)
+    core = core_of("ddsp_gym/CutoffSweeper-v1", random_start=False, control="absolute")
     # Target and start: a 220 Hz tone; every step: 330 Hz, far off by the sim's 0.2.
     script = [(tone(220), 0), (tone(220), 0), (tone(330), 0)]
     hw = backend(script, tmp_path, latency=0.0, noise_floor=noise_floor)

@@ -21,6 +21,7 @@ from ddsp_gym import features as F
 from ddsp_gym.plants import FM2, FormantVoice, Subtractive
 from ddsp_gym.tasks.timbre import FormantMatch
 from ddsp_gym.tasks.vowels import VOWELS, vowel_table
+from tests.conftest import V0_KWARGS
 
 SR = 16_000
 KEY = jax.random.PRNGKey(0)
@@ -306,7 +307,7 @@ def test_plant_render_is_deterministic_and_batch_independent(name):
 
 @pytest.mark.parametrize("env_id", NEW_ENVS)
 def test_reward_grad_matches_finite_differences_at_random_actions(env_id):
-    env = gym.make(env_id, expose_grad=True, disable_env_checker=True).unwrapped
+    env = gym.make(env_id, expose_grad=True, disable_env_checker=True, **V0_KWARGS).unwrapped
     rng = np.random.default_rng(2024)
     h = 1e-3
     for seed in (11, 12, 13):
@@ -325,7 +326,7 @@ def test_reward_grad_matches_finite_differences_at_random_actions(env_id):
 
 @pytest.mark.parametrize("env_id", NEW_ENVS)
 def test_playing_the_target_knobs_succeeds_with_zero_distance(env_id):
-    env = gym.make(env_id, disable_env_checker=True)
+    env = gym.make(env_id, disable_env_checker=True, **V0_KWARGS)
     env.reset(seed=3)
     base = env.unwrapped
     state = base.state
@@ -341,7 +342,7 @@ def test_playing_the_target_knobs_succeeds_with_zero_distance(env_id):
 
 
 def test_formant_vowel_targets_come_from_the_vowel_table():
-    env = gym.make("ddsp_gym/FormantVowel-v1", disable_env_checker=True).unwrapped
+    env = gym.make("ddsp_gym/FormantVowel-v1", disable_env_checker=True, **V0_KWARGS).unwrapped
     table = vowel_table()
     seen = set()
     for seed in range(40):

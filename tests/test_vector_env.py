@@ -29,6 +29,7 @@ def make(env_id: str, **kwargs) -> gym.Env:
 def make_vec(env_id: str, **kwargs) -> gym.vector.VectorEnv:
     return gym.make_vec(env_id, **{**V0_KWARGS, **kwargs})
 
+
 SINE = "ddsp_gym/SineTuner-v1"
 # float32: vmapped, batched and eager FFTs round differently. Observations hold
 # levels of near-silent mel bands in dB, the most sensitive numbers, hence OBS_TOL.
@@ -292,9 +293,7 @@ def test_chunked_stepping_equals_single_envs(monkeypatch, env_id):
     try:
         n, horizon = 5, 2
         native = make_vec(env_id, num_envs=n, max_episode_steps=horizon)
-        sync = make_vec(
-            env_id, num_envs=n, vectorization_mode="sync", max_episode_steps=horizon
-        )
+        sync = make_vec(env_id, num_envs=n, vectorization_mode="sync", max_episode_steps=horizon)
         np.testing.assert_allclose(native.reset(seed=3)[0], sync.reset(seed=3)[0], **OBS_TOL)
         rng = np.random.default_rng(1)
         for _ in range(2 * horizon + 1):

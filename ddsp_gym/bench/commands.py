@@ -16,6 +16,7 @@ from ddsp_gym.catalog import (
     DEFAULT_HW_ENV,
     DEFAULT_RL_ENVS,
     HW_AGENTS,
+    JAX_RL_ALGOS,
     PLANT_NAMES,
     RL_ALGOS,
     SEARCH_AGENTS,
@@ -297,7 +298,11 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
         "--envs", nargs="*", metavar="ID", help=f"env ids (default: {' '.join(DEFAULT_RL_ENVS)})"
     )
     p.add_argument(
-        "--algos", nargs="+", default=list(RL_ALGOS), metavar="NAME", help=" ".join(RL_ALGOS)
+        "--algos",
+        nargs="+",
+        default=list(RL_ALGOS),
+        metavar="NAME",
+        help=" ".join(RL_ALGOS + JAX_RL_ALGOS) + f" (default: {' '.join(RL_ALGOS)})",
     )
     p.add_argument("--seeds", type=int, default=5, help="training seeds per env and algo (5)")
     p.add_argument("--steps", type=int, default=100_000, help="training env steps per run")

@@ -107,6 +107,29 @@ def _cmd_rl(args: argparse.Namespace) -> int:
     return 0
 
 
+THROUGHPUT_ENVS = ("ddsp_gym/SineTuner-v0", "ddsp_gym/CutoffSweeper-v0")
+
+
+def _cmd_rl_throughput(args: argparse.Namespace) -> int:
+    check_env_ids(args.envs)
+    for name in ("num_envs", "updates", "repeats"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+    from ddsp_gym.agents.rl_throughput import run_throughput
+
+    words = ["ddsp-gym", "bench", "rl-throughput", "--envs", *args.envs]
+    words += ["--num-envs", str(args.num_envs), "--updates", str(args.updates)]
+    words += ["--repeats", str(args.repeats)] + (["--no-sb3"] if args.no_sb3 else [])
+    out = args.output / "rl_throughput.json"
+    run_throughput(
+        args.envs, args.num_envs, args.updates, args.repeats, out, shlex.join(words),
+        sb3=not args.no_sb3,
+    )  # fmt: skip
+    print(out.with_suffix(".md").read_text())
+    print(f"results: {out} (+ .md)")
+    return 0
+
+
 def _cmd_agents(args: argparse.Namespace) -> int:
     check_env_ids(args.envs or [])
     from ddsp_gym.agents.benchmark import format_table, run_benchmark
@@ -313,3 +336,20 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=int, default=200, help="env steps per held-out target (200)")
     _output_arg(p)
     p.set_defaults(func=_cmd_rl)
+
+    p = bench_sub.add_parser(
+        "rl-throughput",
+        help="JAX PPO's training rate against the vector env's stepping rate and SB3 PPO's",
+        description="Measures, in one process, env steps/s of the native vector env "
+        "(random actions), the same step in a jitted scan, JAX PPO training and SB3 PPO "
+        "training at the same batch; writes rl_throughput.json and .md with the ratios.",
+    )
+    p.add_argument(
+        "--envs", nargs="+", default=list(THROUGHPUT_ENVS), metavar="ID", help="env ids"
+    )
+    p.add_argument("--num-envs", type=int, default=64, help="envs stepped together (64)")
+    p.add_argument("--updates", type=int, default=4, help="PPO updates per timed run (4)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs; the median counts (3)")
+    p.add_argument("--no-sb3", action="store_true", help="skip SB3 PPO")
+    _output_arg(p)
+    p.set_defaults(func=_cmd_rl_throughput)

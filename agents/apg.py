@@ -213,7 +213,7 @@ def make_trainer(config: APGConfig, fenv: FunctionalDDSPEnv, env_params: EnvPara
             mean_reward=rollout.reward.sum() / jnp.maximum(live, 1.0),
             episodes=(~alive).sum(),
             successes=rollout.terminated.sum(),
-            grad_norm=optax.global_norm(grads),
+            grad_norm=jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(grads))),
         )
         new = APGState(params, opt_state, chain, env_state, obs, key, metrics.steps)
         return new, metrics

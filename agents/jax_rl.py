@@ -37,7 +37,7 @@ def load_hyperparams(algo: str) -> dict[str, Any]:
     return dict(yaml.safe_load((HYPERPARAMS_DIR / f"{algo}.yaml").read_text()))
 
 
-def _build(cls: type, values: dict[str, Any], what: str) -> Any:
+def build_config(cls: type, values: dict[str, Any], what: str) -> Any:
     """``cls(**values)`` with tuples for lists; unknown keys are a one-line error."""
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
@@ -73,7 +73,7 @@ class JaxLearner:
         if algo == "jax_ppo":
             from ddsp_gym.agents import jax_ppo
 
-            config = _build(jax_ppo.PPOConfig, values, algo)
+            config = build_config(jax_ppo.PPOConfig, values, algo)
             self.trainer = jax_ppo.make_trainer(config, self.fenv, self.env_params)
             self._update = jax.jit(self.trainer.update)
         else:
@@ -86,11 +86,11 @@ class JaxLearner:
             }
             if schedule and algo == "apg":
                 raise ValueError(f"apg: {sorted(schedule)} are hybrid_pg's settings")
-            config = _build(apg.APGConfig, values, algo)
+            config = build_config(apg.APGConfig, values, algo)
             self.trainer = apg.make_trainer(config, self.fenv, self.env_params)
             self._update = jax.jit(self.trainer.update)
             if algo == "hybrid_pg":
-                sconfig = _build(hybrid_pg.ScheduleConfig, schedule, algo)
+                sconfig = build_config(hybrid_pg.ScheduleConfig, schedule, algo)
                 self.schedule = hybrid_pg.HybridSchedule.create(
                     sconfig, config.learning_rate, config.dither
                 )

@@ -14,8 +14,8 @@ second of wall time (compilation and warm-up excluded):
   minibatches and network, so both do the same work per env step.
 
 The issue's targets are ratios of these: JAX PPO / vector env >= 0.6 and JAX PPO /
-SB3 PPO >= 5. Each rate comes from ``repeats`` timed runs (the median), so a burst of
-load from other processes on a shared machine moves it less.
+SB3 PPO >= 5. Each rate is the median of ``repeats`` timed runs, the four taking turns
+(:func:`interleaved_rates`), so load from other processes moves the ratios less.
 """
 
 from __future__ import annotations
@@ -35,21 +35,13 @@ import numpy as np
 import ddsp_gym
 from ddsp_gym.agents import provenance
 from ddsp_gym.agents.benchmark import write_json_atomic
-from ddsp_gym.agents.jax_rl import _build, load_hyperparams
+from ddsp_gym.agents.jax_rl import build_config, load_hyperparams
+
+Runner = Callable[[], int]  # plays some env steps, returns how many
 
 
-def _median_rate(run: Callable[[], int], repeats: int) -> float:
-    """Median over ``repeats`` calls of (env steps ``run`` reports) / (its wall time)."""
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        steps = run()
-        rates.append(steps / (time.perf_counter() - start))
-    return statistics.median(rates)
-
-
-def vector_env_rate(env_id: str, num_envs: int, steps: int, repeats: int) -> float:
-    """Env steps/s of the native vector env stepped from Python with random actions."""
+def vector_env_runner(env_id: str, num_envs: int, steps: int) -> Runner:
+    """The native vector env stepped from Python with random actions, ``steps`` steps."""
     env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
     env.reset(seed=0)
     rng = np.random.default_rng(0)
@@ -62,13 +54,11 @@ def vector_env_rate(env_id: str, num_envs: int, steps: int, repeats: int) -> flo
             env.step(a)
         return steps * num_envs
 
-    rate = _median_rate(run, repeats)
-    env.close()
-    return rate
+    return run
 
 
-def rollout_rate(env_id: str, num_envs: int, steps: int, repeats: int) -> float:
-    """Env steps/s of the vector step in one jitted scan, random actions."""
+def rollout_runner(env_id: str, num_envs: int, steps: int) -> Runner:
+    """The vector step in one jitted scan, random actions, ``steps`` steps."""
     from ddsp_gym.envs.rollout import rollout
 
     fenv, params = ddsp_gym.make_functional(env_id)
@@ -79,37 +69,37 @@ def rollout_rate(env_id: str, num_envs: int, steps: int, repeats: int) -> float:
 
     fn = jax.jit(lambda key: rollout(fenv, params, policy, key, num_envs, steps)[1].reward)
     jax.block_until_ready(fn(jax.random.PRNGKey(0)))
-    keys = iter(jax.random.split(jax.random.PRNGKey(1), repeats))
+    keys = [jax.random.PRNGKey(1)]
 
-    def once() -> int:
-        jax.block_until_ready(fn(next(keys)))
+    def run() -> int:
+        keys[0], key = jax.random.split(keys[0])
+        jax.block_until_ready(fn(key))
         return steps * num_envs
 
-    return _median_rate(once, repeats)
+    return run
 
 
-def jax_ppo_rate(env_id: str, config: Any, updates: int, repeats: int) -> float:
-    """Env steps/s of JAX PPO training: ``updates`` updates per timed run, one jitted scan."""
+def jax_ppo_runner(env_id: str, config: Any, updates: int) -> Runner:
+    """JAX PPO training, ``updates`` updates in one jitted scan."""
     from ddsp_gym.agents.jax_ppo import make_trainer
 
     fenv, params = ddsp_gym.make_functional(env_id)
     trainer = make_trainer(config, fenv, params)
-    state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
-    run = jax.jit(trainer.run, static_argnums=1)
-    state, metrics = run(state, updates)  # compile
-    jax.block_until_ready(metrics)
+    run_updates = jax.jit(trainer.run, static_argnums=1)
+    state, metrics = run_updates(jax.jit(trainer.init)(jax.random.PRNGKey(0)), updates)
+    jax.block_until_ready(metrics)  # compiled
     box = [state]
 
-    def once() -> int:
-        box[0], m = run(box[0], updates)
-        jax.block_until_ready(m)
+    def run() -> int:
+        box[0], metrics = run_updates(box[0], updates)
+        jax.block_until_ready(metrics)
         return updates * config.batch_steps
 
-    return _median_rate(once, repeats)
+    return run
 
 
-def sb3_ppo_rate(env_id: str, config: Any, updates: int, repeats: int) -> float:
-    """Env steps/s of SB3 PPO on the native vector env, with JAX PPO's update shape."""
+def sb3_ppo_runner(env_id: str, config: Any, updates: int) -> Runner:
+    """SB3 PPO on the native vector env with JAX PPO's update shape, ``updates`` updates."""
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import VecMonitor
@@ -134,13 +124,24 @@ def sb3_ppo_rate(env_id: str, config: Any, updates: int, repeats: int) -> float:
     )
     model.learn(config.batch_steps, reset_num_timesteps=False)  # compile, warm up
 
-    def once() -> int:
+    def run() -> int:
         model.learn(updates * config.batch_steps, reset_num_timesteps=False)
         return updates * config.batch_steps
 
-    rate = _median_rate(once, repeats)
-    venv.close()
-    return rate
+    return run
+
+
+def interleaved_rates(runners: dict[str, Runner], repeats: int) -> dict[str, float]:
+    """Median env steps/s of each runner over ``repeats`` rounds, the runners taking turns
+    within each round: load from other processes then slows all of them alike, and the
+    ratios hold better than the rates."""
+    rates: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, run in runners.items():
+            start = time.perf_counter()
+            steps = run()
+            rates[name].append(steps / (time.perf_counter() - start))
+    return {name: statistics.median(values) for name, values in rates.items()}
 
 
 def measure(
@@ -152,18 +153,22 @@ def measure(
 ) -> dict[str, Any]:
     """One env's rates and ratios at ``num_envs`` envs; ``updates`` PPO updates per timed
     run (the vector env and the scan play as many steps)."""
-    values = load_hyperparams("jax_ppo")
-    values["num_envs"] = num_envs
     from ddsp_gym.agents.jax_ppo import PPOConfig
 
-    config = _build(PPOConfig, values, "jax_ppo")
+    values = load_hyperparams("jax_ppo")
+    values["num_envs"] = num_envs
+    config = build_config(PPOConfig, values, "jax_ppo")
     steps = updates * config.num_steps
+    runners = {
+        "vector_env": vector_env_runner(env_id, num_envs, steps),
+        "rollout_scan": rollout_runner(env_id, num_envs, steps),
+        "jax_ppo": jax_ppo_runner(env_id, config, updates),
+    }
+    if sb3:
+        runners["sb3_ppo"] = sb3_ppo_runner(env_id, config, updates)
     row: dict[str, Any] = {"env": env_id, "num_envs": num_envs, "updates": updates}
-    row["steps_per_run"] = steps * num_envs
-    row["vector_env"] = vector_env_rate(env_id, num_envs, steps, repeats)
-    row["rollout_scan"] = rollout_rate(env_id, num_envs, steps, repeats)
-    row["jax_ppo"] = jax_ppo_rate(env_id, config, updates, repeats)
-    row["sb3_ppo"] = sb3_ppo_rate(env_id, config, updates, repeats) if sb3 else None
+    row.update(steps_per_run=steps * num_envs, repeats=repeats, sb3_ppo=None)
+    row.update(interleaved_rates(runners, repeats))
     row["jax_ppo_over_vector_env"] = row["jax_ppo"] / row["vector_env"]
     row["jax_ppo_over_rollout_scan"] = row["jax_ppo"] / row["rollout_scan"]
     row["jax_ppo_over_sb3_ppo"] = row["jax_ppo"] / row["sb3_ppo"] if sb3 else None
@@ -192,9 +197,10 @@ def format_markdown(rows: Sequence[dict[str, Any]], command: str, device: str) -
             f"| {ratio(r['jax_ppo_over_sb3_ppo'])} |"
         )
     notes = (
-        "Env steps per second of wall time, median of the timed runs, compilation and "
-        "warm-up excluded, all in one process. Vector env: the native vector env stepped "
-        "from Python with random actions; rollout scan: the same step in one jitted scan; "
+        "Env steps per second of wall time, median of the timed runs (the four measurements "
+        "taking turns), compilation and warm-up excluded, all in one process. Vector env: "
+        "the native vector env stepped from Python with random actions; rollout scan: the "
+        "same step in one jitted scan; "
         "JAX PPO: rollout + GAE + clipped updates in one jitted scan "
         "(agents/hyperparams/jax_ppo.yaml); SB3 PPO: Stable-Baselines3 PPO on the native "
         "vector env with the same rollout length, epochs, minibatches and network. "

@@ -344,9 +344,7 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
         "(random actions), the same step in a jitted scan, JAX PPO training and SB3 PPO "
         "training at the same batch; writes rl_throughput.json and .md with the ratios.",
     )
-    p.add_argument(
-        "--envs", nargs="+", default=list(THROUGHPUT_ENVS), metavar="ID", help="env ids"
-    )
+    p.add_argument("--envs", nargs="+", default=list(THROUGHPUT_ENVS), metavar="ID", help="env ids")
     p.add_argument("--num-envs", type=int, default=64, help="envs stepped together (64)")
     p.add_argument("--updates", type=int, default=4, help="PPO updates per timed run (4)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs; the median counts (3)")

@@ -47,7 +47,7 @@ from ddsp_gym.envs.vector_env import VecCarry, vec_reset, vec_step
 @dataclass(frozen=True)
 class PPOConfig:
     """PPO's settings (static: they set shapes and loop lengths). YAML:
-    ``agents/hyperparams/jax-ppo.yaml``."""
+    ``agents/hyperparams/jax_ppo.yaml``."""
 
     total_steps: int = 1_000_000
     num_envs: int = 64

@@ -288,3 +288,36 @@ def test_results_files_name_their_command():
     assert document["command"] in path.with_suffix(".md").read_text()
     for row in document["rows"]:
         assert row["jax_ppo_over_vector_env"] == pytest.approx(row["jax_ppo"] / row["vector_env"])
+
+
+def test_rl_throughput_cli_checks_its_input_and_records_its_command(monkeypatch, tmp_path, capsys):
+    import ddsp_gym.agents.rl_throughput as rl_throughput
+
+    assert main(["bench", "rl-throughput", "--envs", "ddsp_gym/Nope-v0"]) == 2
+    assert "unknown env id 'ddsp_gym/Nope-v0'" in capsys.readouterr().err
+    assert main(["bench", "rl-throughput", "--repeats", "0"]) == 2
+    assert capsys.readouterr().err == "ddsp-gym: error: --repeats must be >= 1\n"
+
+    calls = []
+
+    def fake(envs, num_envs, updates, repeats, out, command, sb3=True):
+        calls.append((envs, num_envs, updates, repeats, out, command, sb3))
+        out.with_suffix(".md").write_text("table\n")
+        return []
+
+    monkeypatch.setattr(rl_throughput, "run_throughput", fake)
+    argv = ["bench", "rl-throughput", "--envs", VOLUME, "--num-envs", "8", "--no-sb3"]
+    assert main([*argv, "-o", str(tmp_path)]) == 0
+    envs, n, updates, repeats, out, command, sb3 = calls[0]
+    assert (envs, n, updates, repeats, out, sb3) == (
+        [VOLUME],
+        8,
+        4,
+        3,
+        tmp_path / "rl_throughput.json",
+        False,
+    )
+    assert command == (
+        f"ddsp-gym bench rl-throughput --envs {VOLUME} --num-envs 8 --updates 4 --repeats 3 "
+        "--no-sb3"
+    )

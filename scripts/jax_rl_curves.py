@@ -31,7 +31,8 @@ from ddsp_gym.catalog import check_env_ids
 from ddsp_gym.runtime import tune_for_cpu
 
 
-def heldout_success(learner: JaxLearner, targets: int, budget: int) -> float:
+def heldout_score(learner: JaxLearner, targets: int, budget: int) -> dict[str, float]:
+    """Held-out success rate and median best distance (task units) of the policy."""
     params, d = learner.params(), learner.fenv.num_knobs
     result = evaluate_heldout(
         learner.fenv,
@@ -40,7 +41,10 @@ def heldout_success(learner: JaxLearner, targets: int, budget: int) -> float:
         heldout_chains(eval_seeds(targets)),
         budget,
     )
-    return float(np.mean(result.success))
+    return {
+        "success": float(np.mean(result.success)),
+        "median_best_distance": float(np.median(result.best_distance)),
+    }
 
 
 def curve(env_id, algo, seed, steps, points, targets, budget, env_kwargs) -> dict:
@@ -49,8 +53,7 @@ def curve(env_id, algo, seed, steps, points, targets, budget, env_kwargs) -> dic
     points_out = []
     for point in eval_steps(steps, points):
         learner.learn(point - learner._asked)
-        success = heldout_success(learner, targets, budget)
-        points_out.append({"steps": learner.steps, "success": success})
+        points_out.append({"steps": learner.steps, **heldout_score(learner, targets, budget)})
     return {
         "env": env_id,
         "algo": algo,
@@ -62,9 +65,9 @@ def curve(env_id, algo, seed, steps, points, targets, budget, env_kwargs) -> dic
 
 def table(records: list[dict], command: str, env_kwargs: dict) -> str:
     lines = [
-        "| env | algo | env steps | seeds | final held-out success (mean) | steps to PPO's final "
-        "success (mean curve) |",
-        "|---|---|---|---|---|---|",
+        "| env | algo | env steps | seeds | final held-out success (mean) | median best "
+        "distance, first -> last point | steps to PPO's final success (mean curve) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for env_id in dict.fromkeys(r["env"] for r in records):
         groups: dict[str, list[dict]] = {}
@@ -84,9 +87,13 @@ def table(records: list[dict], command: str, env_kwargs: dict) -> str:
             if ppo_final is not None and algo != "jax_ppo":
                 hit = [s for s, v in zip(steps, success, strict=True) if v >= ppo_final]
                 reach = f"{hit[0]:,}" if hit else "not reached"
+            dist = np.mean(
+                [[p.get("median_best_distance", np.nan) for p in r["curve"]] for r in groups[algo]],
+                axis=0,
+            )
             lines.append(
                 f"| {env_id.split('/')[-1]} | {algo} | {steps[-1]:,} | {len(groups[algo])} "
-                f"| {100 * success[-1]:.0f} % | {reach} |"
+                f"| {100 * success[-1]:.0f} % | {dist[0]:.3g} -> {dist[-1]:.3g} | {reach} |"
             )
     kwargs = json.dumps(env_kwargs)
     return (

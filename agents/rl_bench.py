@@ -34,7 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 import ddsp_gym  # noqa: F401  (registers the envs)
-from ddsp_gym.agents import provenance
+from ddsp_gym.agents import jax_rl, provenance
 from ddsp_gym.agents.base import SolveResult
 from ddsp_gym.agents.benchmark import eval_seeds, write_json_atomic
 from ddsp_gym.catalog import DEFAULT_RL_ENVS, RL_ALGOS, SEARCH_AGENTS
@@ -93,8 +93,9 @@ def _sb3_learner(algo: str) -> Callable[[str, int], Learner]:
     return make
 
 
-# Name -> (env id, seed) -> Learner. JAX-native trainers register here too.
+# Name -> (env id, seed) -> Learner: the SB3 algorithms, then the JAX-native trainers.
 LEARNERS: dict[str, Callable[[str, int], Learner]] = {a: _sb3_learner(a) for a in RL_ALGOS}
+LEARNERS.update(jax_rl.LEARNERS)
 
 
 def eval_steps(steps: int, points: int) -> list[int]:

@@ -41,6 +41,8 @@ HW_AGENTS: tuple[str, ...] = ("random", "cma", "hybrid")
 DEFAULT_HW_ENV = "ddsp_gym/RealSynthPatch-v1"
 # ``ddsp-gym bench rl``: RL algorithms trained per (env, seed), scored on held-out targets.
 RL_ALGOS: tuple[str, ...] = ("ppo", "sac", "td3")
+# JAX-native trainers on the functional core (ddsp_gym.agents.jax_rl), also in bench rl.
+JAX_RL_ALGOS: tuple[str, ...] = ("jax_ppo", "apg", "hybrid_pg")
 DEFAULT_RL_ENVS: tuple[str, ...] = (
     "ddsp_gym/SineTuner-v1",
     "ddsp_gym/CutoffSweeper-v1",

@@ -16,6 +16,7 @@ from ddsp_gym.catalog import (
     DEFAULT_HW_ENV,
     DEFAULT_RL_ENVS,
     HW_AGENTS,
+    JAX_RL_ALGOS,
     PLANT_NAMES,
     RL_ALGOS,
     SEARCH_AGENTS,
@@ -109,6 +110,29 @@ def _cmd_rl(args: argparse.Namespace) -> int:
     )  # fmt: skip
     print(out.with_suffix(".md").read_text())
     print(f"results: {out} (+ .md, .png); rerun the same command to resume")
+    return 0
+
+
+THROUGHPUT_ENVS = ("ddsp_gym/SineTuner-v1", "ddsp_gym/CutoffSweeper-v1")
+
+
+def _cmd_rl_throughput(args: argparse.Namespace) -> int:
+    check_env_ids(args.envs)
+    for name in ("num_envs", "updates", "repeats"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+    from ddsp_gym.agents.rl_throughput import run_throughput
+
+    words = ["ddsp-gym", "bench", "rl-throughput", "--envs", *args.envs]
+    words += ["--num-envs", str(args.num_envs), "--updates", str(args.updates)]
+    words += ["--repeats", str(args.repeats)] + (["--no-sb3"] if args.no_sb3 else [])
+    out = args.output / "rl_throughput.json"
+    run_throughput(
+        args.envs, args.num_envs, args.updates, args.repeats, out, shlex.join(words),
+        sb3=not args.no_sb3,
+    )  # fmt: skip
+    print(out.with_suffix(".md").read_text())
+    print(f"results: {out} (+ .md)")
     return 0
 
 
@@ -287,7 +311,7 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser(
         "bench",
         help="benchmarks: agents on envs, speed of plants and envs, agents on a real synth",
-        description="Benchmarks. Choose one: agents, perf, hw or rl.",
+        description="Benchmarks. Choose one: agents, perf, hw, rl or rl-throughput.",
     )
     bench.set_defaults(func=None, help_parser=bench)
     bench_sub = bench.add_subparsers(dest="bench_command", title="benchmarks", metavar="WHAT")
@@ -390,7 +414,11 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
         "--envs", nargs="*", metavar="ID", help=f"env ids (default: {' '.join(DEFAULT_RL_ENVS)})"
     )
     p.add_argument(
-        "--algos", nargs="+", default=list(RL_ALGOS), metavar="NAME", help=" ".join(RL_ALGOS)
+        "--algos",
+        nargs="+",
+        default=list(RL_ALGOS),
+        metavar="NAME",
+        help=" ".join(RL_ALGOS + JAX_RL_ALGOS) + f" (default: {' '.join(RL_ALGOS)})",
     )
     p.add_argument("--seeds", type=int, default=5, help="training seeds per env and algo (5)")
     p.add_argument("--steps", type=int, default=100_000, help="training env steps per run")
@@ -404,3 +432,18 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
               "when set, else on a local Ray (the ray extra; docs/ray.md)")  # fmt: skip
     _output_arg(p)
     p.set_defaults(func=_cmd_rl)
+
+    p = bench_sub.add_parser(
+        "rl-throughput",
+        help="JAX PPO's training rate against the vector env's stepping rate and SB3 PPO's",
+        description="Measures, in one process, env steps/s of the native vector env "
+        "(random actions), the same step in a jitted scan, JAX PPO training and SB3 PPO "
+        "training at the same batch; writes rl_throughput.json and .md with the ratios.",
+    )
+    p.add_argument("--envs", nargs="+", default=list(THROUGHPUT_ENVS), metavar="ID", help="env ids")
+    p.add_argument("--num-envs", type=int, default=64, help="envs stepped together (64)")
+    p.add_argument("--updates", type=int, default=4, help="PPO updates per timed run (4)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs; the median counts (3)")
+    p.add_argument("--no-sb3", action="store_true", help="skip SB3 PPO")
+    _output_arg(p)
+    p.set_defaults(func=_cmd_rl_throughput)

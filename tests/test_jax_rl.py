@@ -265,9 +265,9 @@ def _heldout_success(learner: JaxLearner, targets: int = 50, budget: int = 50) -
 
 @pytest.mark.slow
 def test_apg_learns_volume_match_in_20k_steps():
-    """APG with its YAML settings, delta control: >= 80 % of 50 held-out targets
-    (an untrained policy solves under 10 %)."""
-    learner = JaxLearner("apg", VOLUME, 0, env_kwargs=DELTA)
+    """APG with its YAML settings on the env's defaults: >= 80 % of 50 held-out targets
+    (an untrained policy solves under 10 %; seed 0 measured 2 % -> 100 %)."""
+    learner = JaxLearner("apg", VOLUME, 0)
     assert _heldout_success(learner) < 0.1
     learner.learn(20_480)
     assert _heldout_success(learner) >= 0.8
@@ -275,7 +275,7 @@ def test_apg_learns_volume_match_in_20k_steps():
 
 @pytest.mark.slow
 def test_jax_ppo_learns_volume_match_in_60k_steps():
-    learner = JaxLearner("jax_ppo", VOLUME, 0, env_kwargs=DELTA)
+    learner = JaxLearner("jax_ppo", VOLUME, 0)  # seed 0 measured 100 %
     learner.learn(61_440)
     assert _heldout_success(learner) >= 0.8
 

@@ -116,7 +116,7 @@ def test_train_script_writes_the_model_checkpoints_logs_and_its_held_out_score(t
     assert line[6] == cell["distance_unit"] == "dB" and Path(line[7]) == out
 
     policy = SB3Policy(TD3.load(str(out / "model.zip"), device="cpu"), "td3")
-    env = make_eval_env(env_id, 5)
+    env = make_eval_env(env_id, 5, queries=False)  # an RL policy plays the defaults
     rescored = [policy.solve(env, EVAL_SEED_OFFSET + i, 5) for i in range(2)]
     best = np.median([r.best_distance for r in rescored])
     assert cell["median_best_distance"] == pytest.approx(best, rel=1e-5)

@@ -8,6 +8,8 @@ once and counts as one query, whichever agent makes it.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -52,6 +54,40 @@ QUERY_ENV_KWARGS: dict[str, Any] = {
     "reward_shape": "linear",
     "success_bonus": 0.0,
 }
+
+
+def play_episode(
+    env: gym.Env, seed: int, budget: int, act: Callable[[np.ndarray], np.ndarray]
+) -> SolveResult:
+    """A policy's deterministic episode from ``env.reset(seed=seed)``, at most ``budget``
+    steps (each one plant query), scored like the search agents. ``best_action`` is the
+    best step's knob setting as an absolute action, whatever the env's control mode."""
+    start = time.perf_counter()
+    obs, _ = env.reset(seed=seed)
+    distances: list[float] = []
+    best: tuple[float, Any, Any] = (np.inf, None, None)
+    info: dict[str, Any] = {}
+    for _ in range(budget):
+        obs, _, terminated, truncated, info = env.step(act(obs))
+        distances.append(float(info["distance"]))
+        if info["distance"] < best[0]:
+            knobs = np.asarray(env.unwrapped.state.knobs, np.float32)
+            best = (info["distance"], 2.0 * knobs - 1.0, info.get("param_error"))
+        if terminated or truncated:
+            break
+    success = bool(info.get("success", False))
+    return SolveResult(
+        success=success,
+        steps=len(distances),
+        final_distance=float(info["distance"]),
+        best_distance=float(best[0]),
+        best_action=best[1],
+        param_error=info.get("param_error"),
+        distances=distances,
+        queries=len(distances),
+        queries_to_success=len(distances) if success else None,
+        wall_s=time.perf_counter() - start,
+    )
 
 
 class QueryableEnv(Protocol):

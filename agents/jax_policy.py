@@ -23,7 +23,6 @@ Gymnasium env, as the benchmark does.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from ddsp_gym.agents.base import SolveResult
+from ddsp_gym.agents.base import SolveResult, play_episode
 from ddsp_gym.envs.compile import seed_chain
 from ddsp_gym.envs.functional import EnvParams, EnvState, FunctionalDDSPEnv
 from ddsp_gym.features.summary import SUMMARY_SIZE
@@ -260,32 +259,7 @@ class JaxPolicy:
         """Play one deterministic episode from ``env.reset(seed=seed)``, at most ``budget``
         steps; each step is one plant query."""
         self.check_env(env)
-        start = time.perf_counter()
-        obs, _ = env.reset(seed=seed)
-        distances: list[float] = []
-        best: tuple[float, Any, Any] = (np.inf, None, None)
-        info: dict[str, Any] = {}
-        for _ in range(budget):
-            action = self.act(obs)
-            obs, _, terminated, truncated, info = env.step(action)
-            distances.append(float(info["distance"]))
-            if info["distance"] < best[0]:
-                best = (info["distance"], np.asarray(action, np.float32), info.get("param_error"))
-            if terminated or truncated:
-                break
-        success = bool(info.get("success", False))
-        return SolveResult(
-            success=success,
-            steps=len(distances),
-            final_distance=float(info["distance"]),
-            best_distance=float(best[0]),
-            best_action=best[1],
-            param_error=info.get("param_error"),
-            distances=distances,
-            queries=len(distances),
-            queries_to_success=len(distances) if success else None,
-            wall_s=time.perf_counter() - start,
-        )
+        return play_episode(env, seed, budget, self.act)
 
     def to_dict(self) -> dict[str, Any]:
         return {

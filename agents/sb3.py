@@ -12,7 +12,6 @@ With ``n_envs > 1`` training steps all envs in one jitted call
 from __future__ import annotations
 
 import importlib.util
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import gymnasium as gym
 import numpy as np
 import yaml
 
-from ddsp_gym.agents.base import SolveResult
+from ddsp_gym.agents.base import SolveResult, play_episode
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 ALGOS: tuple[str, ...] = ("ppo", "sac", "td3")
@@ -210,37 +209,14 @@ class SB3Policy:
     name: str
 
     def solve(self, env: gym.Env, seed: int, budget: int) -> SolveResult:
-        start = time.perf_counter()
         # A model trained under VecNormalize sees normalized observations.
         normalizer = self.model.get_vec_normalize_env()
-        obs, _ = env.reset(seed=seed)
-        distances: list[float] = []
-        best = (np.inf, None, None)
-        info: dict[str, Any] = {}
-        for _ in range(budget):
+
+        def act(obs: np.ndarray) -> np.ndarray:
             seen = obs if normalizer is None else normalizer.normalize_obs(obs)
-            action, _ = self.model.predict(seen, deterministic=True)
-            obs, _, terminated, truncated, info = env.step(action)
-            distances.append(info["distance"])
-            if info["distance"] < best[0]:
-                # As an absolute action (the knob setting), whatever the env's control mode.
-                knobs = np.asarray(env.unwrapped.state.knobs, np.float32)
-                best = (info["distance"], 2.0 * knobs - 1.0, info.get("param_error"))
-            if terminated or truncated:
-                break
-        success = bool(info.get("success", False))
-        return SolveResult(
-            success=success,
-            steps=len(distances),
-            final_distance=float(info["distance"]),
-            best_distance=float(best[0]),
-            best_action=best[1],
-            param_error=info.get("param_error"),
-            distances=distances,
-            queries=len(distances),
-            queries_to_success=len(distances) if success else None,
-            wall_s=time.perf_counter() - start,
-        )
+            return self.model.predict(seen, deterministic=True)[0]
+
+        return play_episode(env, seed, budget, act)
 
 
 def make_model(

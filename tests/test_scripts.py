@@ -176,3 +176,42 @@ def test_bench_plugin_script_on_amsynths_vst(tmp_path):
         out, done.stdout, "plugin", ["random"], 1, 3, " ".join([*args, "-o", str(out)])
     )
     assert 0 < row["render_s"] < row["physical_limit_s"]  # offline: faster than real time
+
+
+# ---- rl_defaults.py ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_rl_defaults_script_scores_candidates_and_resumes(tmp_path):
+    """One PPO rollout per candidate on VolumeMatch, scored on the 50 held-out targets:
+    the record holds the candidate's env kwargs and PPO settings, the report its row, and
+    a rerun of the same command trains nothing."""
+    out = tmp_path / "rl_defaults.json"
+    args = ("--envs", "ddsp_gym/VolumeMatch-v1", "--candidates", "absolute@small", "delta@small")
+    args += ("--seeds", "0", "--steps", "1024", "--eval-every", "1024", "--out", str(out))
+    run_script("rl_defaults.py", *args)
+    document = json.loads(out.read_text())
+    runs = {r["candidate"]: r for r in document["runs"]}
+    assert sorted(runs) == ["absolute@small", "delta@small"]
+    assert runs["delta@small"]["env_kwargs"]["control"] == "delta"
+    assert runs["absolute@small"]["ppo"]["n_envs"] == 32
+    for run in runs.values():
+        (evaluation,) = run["evaluations"]
+        assert evaluation["targets"] == 50 and 0 <= evaluation["successes"] <= 50
+    (random,) = document["random_search"]
+    assert random["budget"] == gym.spec("ddsp_gym/VolumeMatch-v1").max_episode_steps
+    report = out.with_suffix(".md").read_text()
+    assert "| VolumeMatch-v1 | delta@small | 1,024 | 1,024 |" in report
+    assert "python scripts/rl_defaults.py --envs ddsp_gym/VolumeMatch-v1" in report
+    before = out.read_text()
+    run_script("rl_defaults.py", *args)
+    assert out.read_text() == before
+
+
+def test_rl_defaults_refuses_an_unknown_candidate():
+    from ddsp_gym.agents.rl_defaults import split_candidate
+
+    assert split_candidate("delta")[1]["n_envs"] == 64  # the issue's preset by default
+    for name in ("nope", "delta@nope"):
+        with pytest.raises(ValueError, match="unknown candidate"):
+            split_candidate(name)

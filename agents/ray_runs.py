@@ -52,6 +52,10 @@ class RayNotInstalledError(ImportError, ValueError):
     """Ray (the ``ray`` extra) is missing. A ValueError too, so the CLI prints one line."""
 
 
+# Any registered id: every entry of a hyperparameter file has the same keys.
+SWEEP_ENTRY = "ddsp_gym/SineTuner-v1"
+
+
 def require_ray() -> None:
     """:class:`RayNotInstalledError` unless Ray can be imported; does not import it (Ray
     reads its settings when imported, and :func:`init_ray` sets them first)."""
@@ -241,12 +245,21 @@ def merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, An
     return out
 
 
-def check_params(algo: str, specs: Sequence[ParamSpec]) -> None:
+def sb3_entry(algo: str, env_id: str) -> dict[str, Any]:
+    """``env_id``'s entry of ``algo``'s hyperparameter file with ``policy_kwargs`` as a
+    dict (RL Zoo writes it as a Python expression), so sweeps can set keys inside it."""
+    from ddsp_gym.agents.sb3 import load_hyperparams, policy_kwargs_from
+
+    entry = load_hyperparams(algo, env_id)
+    if "policy_kwargs" in entry:
+        entry["policy_kwargs"] = policy_kwargs_from(entry["policy_kwargs"])
+    return entry
+
+
+def check_params(algo: str, specs: Sequence[ParamSpec], env_id: str = SWEEP_ENTRY) -> None:
     """ValueError naming the first hyperparameter ``algo``'s SB3 class does not take, or
     a name given twice (before any trial starts, not in a remote traceback)."""
     import inspect
-
-    from ddsp_gym.agents.sb3 import load_hyperparams
 
     names = [s.name for s in specs]
     twice = sorted({n for n in names if names.count(n) > 1})
@@ -256,7 +269,7 @@ def check_params(algo: str, specs: Sequence[ParamSpec]) -> None:
 
     cls = {"ppo": PPO, "sac": SAC, "td3": TD3}[algo]
     known = set(inspect.signature(cls.__init__).parameters) - {"self", "env"}
-    known |= set(load_hyperparams(algo))  # + our keys, e.g. action_noise_sigma
+    known |= set(sb3_entry(algo, env_id))  # + the file's own keys, e.g. n_envs
     for spec in specs:
         if spec.name.split(".")[0] not in known:
             raise ValueError(
@@ -284,9 +297,9 @@ def _sweep_trial(
     from ray import tune
 
     from ddsp_gym.agents.rl_bench import SB3Learner, eval_steps, score_policy
-    from ddsp_gym.agents.sb3 import load_hyperparams, make_model
+    from ddsp_gym.agents.sb3 import make_model
 
-    hyperparams = merge(load_hyperparams(algo), nest(config))
+    hyperparams = merge(sb3_entry(algo, env_id), nest(config))
     learner = SB3Learner(make_model(env_id, algo, seed, hyperparams), algo)
     env = gym.make(env_id, max_episode_steps=budget)
     trained = 0
@@ -335,7 +348,7 @@ def run_sweep(
     """A Ray Tune search of ``trials`` configurations drawn from ``specs`` (seeded by
     ``seed``; each trial trains from ``seed`` too, so trials differ by hyperparameters
     only) -> ``{"trials": [...], "best": ...}``; each trial one CPU."""
-    check_params(algo, specs)
+    check_params(algo, specs, env_id)
     if trials < 1 or steps < 1:
         raise ValueError(f"trials and steps must be >= 1, not {trials} and {steps}")
     init_ray(address, num_cpus)
@@ -440,7 +453,7 @@ def train_rllib_ppo(
     """Train RLlib's PPO on ``env_id`` for ``iterations`` iterations of ``batch_size`` env
     steps each -> one row per iteration (env steps so far, mean episode return).
 
-    Settings follow agents/hyperparams/ppo.yaml where RLlib has the same knob
+    Settings follow the env's entry of agents/hyperparams/ppo.yml where RLlib has the same knob
     (learning rate, gamma, GAE lambda, clip, epochs, minibatch, [64, 64] MLP).
     """
     if iterations < 1:
@@ -449,9 +462,7 @@ def train_rllib_ppo(
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
-    from ddsp_gym.agents.sb3 import load_hyperparams
-
-    hp = load_hyperparams("ppo")
+    hp = sb3_entry("ppo", env_id)
     config = (
         PPOConfig()
         .environment(rllib_env_id(env_id))

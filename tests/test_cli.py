@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -163,8 +164,8 @@ def test_bench_alone_prints_its_help_and_exits_2(capsys):
     assert main(["bench"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: ddsp-gym bench")
-    for line in ("agents    compare agents", "perf      speed", "hw        search agents"):
-        assert line in err
+    for name, words in (("agents", "compare agents"), ("perf", "speed"), ("hw", "search agents")):
+        assert re.search(rf"^    {name} +{words}", err, re.M), (name, err)
     assert err.endswith("ddsp-gym bench: error: choose one of the commands above\n")
 
 

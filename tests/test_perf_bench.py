@@ -81,7 +81,9 @@ def test_a_tiny_run_writes_json_and_markdown(tmp_path):
     assert env["native_over_sync"] > 0
     (analysis,) = saved["analysis"]  # QUICK: 64 sounds of 0.25 s
     assert (analysis["batch"], analysis["duration_s"]) == (64, 0.25)
-    assert analysis["spectra"]["audio_s_per_s"] > analysis["value_and_grad"]["audio_s_per_s"] > 0
+    # Timed, not ranked: on a shared machine even spectra vs spectra + gradient can swap.
+    for part in ("spectra", "value_and_grad"):
+        assert analysis[part]["audio_s_per_s"] > 0, part
     # The FFTs alone: timed too (close to the spectra in the vector env's chunks, so no
     # ordering is asserted on a shared machine).
     assert analysis["ffts"]["audio_s_per_s"] > 0

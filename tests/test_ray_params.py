@@ -66,7 +66,7 @@ def test_dotted_names_override_one_key_of_a_nested_hyperparameter():
 def test_params_the_algorithm_does_not_take_are_refused_before_any_trial():
     ok = [parse_param("learning_rate=0.001"), parse_param("policy_kwargs.net_arch=[8]")]
     ray_runs.check_params("ppo", ok)
-    ray_runs.check_params("td3", [parse_param("action_noise_sigma=0.2")])  # our YAML key
+    ray_runs.check_params("td3", [parse_param("noise_std=0.2")])  # an RL Zoo key of our file
     with pytest.raises(ValueError, match="ppo has no hyperparameter 'learnin_rate'; known: "):
         ray_runs.check_params("ppo", [parse_param("learnin_rate=0.001")])
     with pytest.raises(ValueError, match="given twice for gamma"):

@@ -40,16 +40,16 @@ def test_every_registered_id_has_an_entry_for_each_algo(algo):
 
 def test_ppo_entries_are_the_measured_vectorized_settings():
     setup = sb3_setup(load_hyperparams("ppo", "ddsp_gym/SineTuner-v1"))
-    assert setup.n_envs == 64 and setup.normalize is None and setup.n_timesteps == 1_000_000
+    assert setup.n_envs == 32 and setup.normalize is None and setup.n_timesteps == 1_000_000
     kwargs = setup.algo_kwargs
-    assert (kwargs["n_steps"], kwargs["batch_size"], kwargs["gamma"]) == (128, 2048, 0.95)
+    assert (kwargs["n_steps"], kwargs["batch_size"], kwargs["gamma"]) == (32, 256, 0.95)
     td3 = sb3_setup(load_hyperparams("td3", "ddsp_gym/SineTuner-v1"))
     assert td3.noise_std == 0.2 and td3.n_envs == 1 and "noise_type" not in td3.algo_kwargs
 
 
 def test_entries_are_fresh_copies():
     load_hyperparams("ppo", "ddsp_gym/VolumeMatch-v1")["n_envs"] = 1
-    assert load_hyperparams("ppo", "ddsp_gym/VolumeMatch-v1")["n_envs"] == 64
+    assert load_hyperparams("ppo", "ddsp_gym/VolumeMatch-v1")["n_envs"] == 32
 
 
 def test_unknown_ids_and_algorithms_are_clear_errors():
@@ -95,13 +95,13 @@ def test_rl_zoo_keys_the_trainer_cannot_honour_are_refused(entry, message):
 @pytest.mark.parametrize(
     ("algo", "env_id", "trained"),
     [
-        ("ppo", "ddsp_gym/SineTuner-v1", 128 * 64),  # one whole rollout covers the 300 asked
+        ("ppo", "ddsp_gym/SineTuner-v1", 32 * 32),  # one whole rollout covers the 300 asked
         ("td3", "ddsp_gym/VolumeMatch-v1", 300),  # one env; noise_type/noise_std read
     ],
 )
 def test_rl_zoo_trains_a_registered_env_with_our_file(tmp_path, algo, env_id, trained):
     """The documented command: RL Zoo resolves the namespaced id after importing ddsp_gym,
-    reads our entry (PPO: 64 envs; our wrapper), and writes its run under ``-f``."""
+    reads our entry (PPO: 32 envs; our wrapper), and writes its run under ``-f``."""
     import stable_baselines3
 
     command = [sys.executable, "-m", "rl_zoo3.train", "--gym-packages", "ddsp_gym"]

@@ -249,7 +249,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     )
 
     specs = [parse_param(p) for p in args.param]
-    check_params(args.algo, specs)  # bad input is said with or without Ray
+    check_params(args.algo, specs, args.env_id)  # bad input is said with or without Ray
     require_ray()
     result = run_sweep(
         args.env_id, args.algo, specs, args.trials, args.steps, args.eval_points,

@@ -17,6 +17,7 @@ from ddsp_gym.backends.hardware import HardwareBackend
 from ddsp_gym.backends.knob_map import load_knob_map
 from ddsp_gym.plants import make_plant
 from ddsp_gym.tasks import make_task_with_settings
+from tests.conftest import V0_KWARGS
 
 pytestmark = pytest.mark.hardware
 
@@ -83,7 +84,8 @@ def test_an_nrpn_value_sounds_the_same_whatever_came_before(cutoff):
 
 def test_replaying_the_hidden_value_succeeds_after_any_history(synth, latency_store):
     hardware = {**FLUIDSYNTH, "knob_map": "fluidsynth_cutoff", "latency_store": latency_store}
-    with gym.make("ddsp_gym/CutoffSweeper-v1", backend="hardware", hardware=hardware) as env:
+    cutoff = "ddsp_gym/CutoffSweeper-v1"  # absolute control: an action is the knob setting
+    with gym.make(cutoff, backend="hardware", hardware=hardware, **V0_KWARGS) as env:
         for seed in (1, 2):
             env.reset(seed=seed)
             hidden = 2.0 * np.asarray(env.unwrapped.state.target_knobs) - 1.0

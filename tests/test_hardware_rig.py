@@ -40,6 +40,7 @@ from ddsp_gym.backends.hardware import HardwareBackend
 from ddsp_gym.backends.knob_map import map_path
 from ddsp_gym.cli import main
 from ddsp_gym.plants import make_plant
+from tests.conftest import V0_KWARGS
 
 pytestmark = pytest.mark.hardware
 
@@ -68,7 +69,9 @@ def closing():
 
 def make_hw(env_id: str, latency_store: str, **hardware) -> gym.Env:
     options = {"latency_store": latency_store, "max_retries": 5, **hardware}
-    return gym.make(env_id, backend="hardware", hardware=options, disable_env_checker=True)
+    return gym.make(
+        env_id, backend="hardware", hardware=options, disable_env_checker=True, **V0_KWARGS
+    )
 
 
 def our_jack_ports() -> list[str]:
@@ -300,7 +303,7 @@ def test_the_env_is_a_context_manager_through_gymnasiums_wrappers(synth, latency
 def test_level1_envs_run_on_the_synth_with_their_maps(synth, latency_store, closing):
     env = make_hw("ddsp_gym/SineTuner-v1", latency_store, knob_map="amsynth_sine", **SYNTH)
     closing(env)
-    sim = gym.make("ddsp_gym/SineTuner-v1")
+    sim = gym.make("ddsp_gym/SineTuner-v1", **V0_KWARGS)
     assert env.observation_space == sim.observation_space
     assert env.action_space == sim.action_space
     assert env.spec.nondeterministic and env.unwrapped.nondeterministic

@@ -26,7 +26,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from scipy.stats import trim_mean
 from tqdm import tqdm
 
 from ddsp_gym.agents import provenance
@@ -179,9 +178,11 @@ def random_search_reference(env_id: str, targets: int = HELD_OUT_TARGETS) -> dic
 
 
 def iqm(values: Sequence[float]) -> float:
-    """Interquartile mean: the mean of the middle half (25 % cut from each end), the
-    aggregate rliable recommends over few seeds; with 5 seeds, the middle 3."""
-    return float(trim_mean(np.asarray(values, np.float64), 0.25))
+    """Interquartile mean (rliable's, as ``bench rl`` reports): the mean of the middle
+    half; with 5 seeds, the middle 3."""
+    from rliable import metrics
+
+    return float(metrics.aggregate_iqm(np.asarray(values, np.float64)))
 
 
 def train_run(spec: RunSpec, progress: bool = True) -> dict[str, Any]:

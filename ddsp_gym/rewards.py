@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import importlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -115,6 +116,40 @@ class ExternalReward(RewardSource):
             penalty=0.0,
             extra=dict(rating.info),
         )
+
+
+# Reward sources a registry entry (or gym.make) may name instead of passing an object:
+# ``reward: {source: NAME, ...options}``. Imported on first use, so an optional extra's
+# packages are needed only by the envs that ask for its source.
+REWARD_SOURCES: dict[str, str] = {
+    "task": "ddsp_gym.rewards:TaskReward",
+    "preference": "ddsp_gym.preference.reward:PreferenceReward",
+    "physiology": "ddsp_gym.physiology.reward:PhysiologyReward",
+}
+
+RewardSpec = RewardSource | str | Mapping[str, Any] | None
+
+
+def make_reward_source(spec: RewardSpec) -> RewardSource | None:
+    """The reward source ``spec`` names: an instance (returned as is), None (the task's
+    distance), a name of :data:`REWARD_SOURCES`, or ``{"source": name, **options}``
+    (the options go to the source's constructor)."""
+    if spec is None or isinstance(spec, RewardSource):
+        return spec
+    if isinstance(spec, str):
+        name, options = spec, {}
+    elif isinstance(spec, Mapping) and isinstance(spec.get("source"), str):
+        options = {k: v for k, v in spec.items() if k != "source"}
+        name = spec["source"]
+    else:
+        raise TypeError(
+            f"reward must be a ddsp_gym.rewards.RewardSource, a source name "
+            f"{sorted(REWARD_SOURCES)} or {{'source': name, ...options}}, not {spec!r}"
+        )
+    if name not in REWARD_SOURCES:
+        raise ValueError(f"unknown reward source {name!r}; known: {sorted(REWARD_SOURCES)}")
+    module, _, attr = REWARD_SOURCES[name].partition(":")
+    return getattr(importlib.import_module(module), attr)(**options)
 
 
 @functools.partial(jax.jit, static_argnums=0)

@@ -79,3 +79,14 @@ def test_an_external_source_passes_gymnasiums_checker_and_refuses_gradients():
         gym.make_vec(VOLUME, num_envs=2, reward=LoudnessVote(-20.0))
     with pytest.raises(TypeError, match="RewardSource"):
         make(VOLUME, reward=lambda audio: 0.0)
+
+
+def test_a_reward_source_can_be_named():
+    env = make(VOLUME, reward="task")
+    assert isinstance(env.unwrapped.reward_source, TaskReward)
+    env = make(VOLUME, reward={"source": "task"})
+    assert isinstance(env.unwrapped.reward_source, TaskReward) and env.unwrapped.differentiable
+    with pytest.raises(ValueError, match="unknown reward source 'nope'"):
+        make(VOLUME, reward="nope")
+    with pytest.raises(TypeError, match="source name"):
+        make(VOLUME, reward={"gain": 1.0})

@@ -13,7 +13,7 @@ import numpy as np
 from ddsp_gym.audio_io import fit_length, load_audio
 from ddsp_gym.envs.functional import EnvParams, FunctionalDDSPEnv, make_params
 from ddsp_gym.plants import make_plant
-from ddsp_gym.rewards import RewardSource, TaskReward
+from ddsp_gym.rewards import RewardSource, RewardSpec, TaskReward, make_reward_source
 from ddsp_gym.tasks import make_task_with_settings
 
 AudioSource = str | Path | np.ndarray | None
@@ -54,7 +54,9 @@ class EnvConfig:
             audio) or "plugin" (a hosted VST rendered offline).
         hardware, plugin: that backend's options (``ddsp_gym/backends/README.md``),
             merged over the registry's ``hardware_defaults`` / ``plugin_defaults``.
-        reward: where the reward comes from (:mod:`ddsp_gym.rewards`); None: the task's
+        reward: where the reward comes from (:mod:`ddsp_gym.rewards`): a
+            :class:`~ddsp_gym.rewards.RewardSource`, a source's name or ``{"source": name,
+            **options}`` (:func:`~ddsp_gym.rewards.make_reward_source`); None: the task's
             distance to the target.
         render_mode: "rgb_array" (spectrograms) or "human" (plays the sound).
     """
@@ -78,14 +80,14 @@ class EnvConfig:
     backend: str = "sim"
     hardware: Mapping[str, Any] = field(default_factory=dict)
     plugin: Mapping[str, Any] = field(default_factory=dict)
-    reward: RewardSource | None = None
+    reward: RewardSpec = None
     render_mode: str | None = None
 
     def __post_init__(self) -> None:
         # control, observation and the deltas are checked where they are used
         # (FunctionalDDSPEnv, make_params).
-        if self.reward is not None and not isinstance(self.reward, RewardSource):
-            raise TypeError(f"reward must be a ddsp_gym.rewards.RewardSource, not {self.reward!r}")
+        # A named source is built here, once per env (sources keep state: a stream, votes).
+        object.__setattr__(self, "reward", make_reward_source(self.reward))
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> EnvConfig:

@@ -48,11 +48,16 @@ class GradientAgent:
         budget: int | None = None,
         max_steps: int | None = None,
         callback: Callable[[int, dict[str, Any]], bool] | None = None,
+        start: np.ndarray | None = None,
+        known: dict[int, float] | None = None,
     ) -> SolveResult:
         """Play one episode from ``reset(seed=seed)`` until success, truncation or ``budget``.
 
         Each step is one plant query. ``max_steps`` is another name of ``budget``.
         ``callback(step, info)`` runs after every step; returning False stops early.
+        ``start`` (an action, (d,) in [-1, 1]) replaces the env's start knobs; ``known``
+        ({knob index: action value}, e.g. a pitch measured from the target) sets those
+        knobs at the start and at every restart, where the other knobs are drawn afresh.
         """
         start_time = time.perf_counter()
         base = env.unwrapped
@@ -63,7 +68,15 @@ class GradientAgent:
         obs, _ = env.reset(seed=seed)
         rng = np.random.default_rng(seed)
         d = env.action_space.shape[0]
-        action = 2.0 * obs[:d] - 1.0  # start where the env's knobs are
+        action = 2.0 * obs[:d] - 1.0 if start is None else np.asarray(start, np.float64)
+        known = dict(known or {})
+
+        def with_known(a: np.ndarray) -> np.ndarray:
+            for index, value in known.items():
+                a[index] = value
+            return a
+
+        action = with_known(action.copy())
         optimizer = self._optimizer()
         opt_state = optimizer.init(action)
         distances: list[float] = []
@@ -87,7 +100,7 @@ class GradientAgent:
             else:
                 stalled += 1
             if self.patience and stalled >= self.patience:
-                action = rng.uniform(-1.0, 1.0, d)
+                action = with_known(rng.uniform(-1.0, 1.0, d))
                 opt_state, start_best, stalled = optimizer.init(action), np.inf, 0
                 continue
             # Adam minimises: feed it the gradient of -reward.

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +14,28 @@ import numpy as np
 from tqdm import tqdm
 
 from ddsp_gym.agents.gradient import GradientAgent
-from ddsp_gym.audio_io import save_audio
+from ddsp_gym.analysis import (
+    RecordingAnalysis,
+    analyze,
+    has_level_knob,
+    prepare_target,
+    sounding_rms_dbfs,
+)
+from ddsp_gym.audio_io import AudioConversionWarning, load_audio, save_audio
 from ddsp_gym.envs.gym_env import DDSPEnv
+from ddsp_gym.plants import make_plant
+from ddsp_gym.plants.base import AbstractPlant
 from ddsp_gym.plotting import save_comparison_png
 from ddsp_gym.registry import load_registry
 from ddsp_gym.tasks import TASKS
 
 AGENTS = ("gradient",)
+# Knobs that set a plant's pitch in Hz: the target's measured f0 places them.
+PITCH_KNOBS = ("frequency", "carrier_hz")
+# With the level fitted by alternation, this share of the steps goes to the first round
+# (at the plant's mid-travel level), the rest to a round at the fitted sound's level.
+FIRST_ROUND_SHARE = 0.5
+LEVEL_TOLERANCE_DB = 1.0  # a second round only when the fit's level is this far off
 
 
 @dataclass
@@ -34,6 +50,8 @@ class MatchResult:
     steps: int
     outputs: dict[str, str]
     success_threshold: float
+    analysis: RecordingAnalysis | None = None
+    adjustments: tuple[str, ...] = ()  # what was done to the target before fitting
 
 
 def env_settings_for_plant(plant: str) -> dict[str, Any]:
@@ -48,6 +66,38 @@ def env_settings_for_plant(plant: str) -> dict[str, Any]:
             keep = ("task", "task_config", "plant_config", "success_threshold")
             return {k: v for k, v in entry.kwargs.items() if k in keep}
     return {"task": "spectrum"}
+
+
+def measured_start(plant: AbstractPlant, analysis: RecordingAnalysis) -> dict[int, float]:
+    """{knob index: action value} of the knobs the analysis measures: the pitch knob at
+    the target's f0, where the plant has one and the f0 lies in its range."""
+    known = {}
+    for index, spec in enumerate(plant.knob_specs):
+        f0 = analysis.f0_hz
+        if spec.name in PITCH_KNOBS and f0 is not None and spec.low <= f0 <= spec.high:
+            known[index] = 2.0 * float(spec.to_unit(f0)) - 1.0
+    return known
+
+
+def _render_level(plant: AbstractPlant, unit: np.ndarray, input_audio: Any, key: Any) -> float:
+    audio = np.asarray(plant.render(jnp.asarray(unit, jnp.float32), key, input_audio))
+    return sounding_rms_dbfs(audio, plant.sample_rate) if np.any(audio) else -120.0
+
+
+def _say(target: str | Path, notes: list[str]) -> None:
+    for note in notes:
+        warnings.warn(f"{target}: {note}", AudioConversionWarning, stacklevel=3)
+
+
+def _split(steps: int) -> list[int]:
+    first = max(1, int(steps * FIRST_ROUND_SHARE))
+    return [first, steps - first]
+
+
+def _key(seed: int) -> Any:
+    import jax
+
+    return jax.random.PRNGKey(seed)
 
 
 def match_file(
@@ -80,8 +130,27 @@ def match_file(
                 "target), so it cannot match a recording; use a matching task such as 'spectrum'"
             )
         settings = {"task": task}
-    env = DDSPEnv(plant=plant, target=target, input=input_path, expose_grad=True, **settings)
-    base_env = env
+    plant_obj = make_plant(plant, **dict(settings.get("plant_config", {})))
+    sr, n = plant_obj.sample_rate, plant_obj.n_samples
+    recording = load_audio(target, sr)
+    analysis = analyze(recording, sr)
+    # A plant without a level knob cannot follow the recording's level, and most
+    # distances are level-sensitive: the level is then fitted by alternation (scale the
+    # target to the plant's level, fit, rescale it to the fit's level, fit again).
+    fit_level = (
+        input_path is None
+        and not has_level_knob(plant_obj.knob_names)
+        and not TASKS[settings["task"]].level_invariant
+    )
+    known = measured_start(plant_obj, analysis)
+    start = np.zeros(len(plant_obj.knob_names))
+    for index, value in known.items():
+        start[index] = value
+    reference = None
+    if fit_level:
+        reference = _render_level(plant_obj, (start + 1.0) / 2.0, None, _key(seed))
+    prepared, adjustments = prepare_target(recording, sr, n, analysis, reference)
+    _say(target, adjustments)  # before the progress bar, so each note has its own line
     out_dir = Path(out_dir)
     bar = tqdm(
         total=steps,
@@ -101,11 +170,36 @@ def match_file(
         bar.set_postfix(best=f"{best:.4g}")
         return True
 
-    # No restarts on a budget this small would waste it; the agent restarts on stalls.
-    result = GradientAgent().solve(env, seed=seed, max_steps=steps, callback=progress)
+    rounds = [steps] if not fit_level or steps < 2 else _split(steps)
+    result, base_env, distances = None, None, []
+    agent = GradientAgent()
+    for round_steps in rounds:
+        best = math.inf  # each round scores against its own scaling of the target
+        if fit_level and base_env is not None:
+            level = _render_level(plant_obj, (start + 1.0) / 2.0, None, base_env.state.render_key)
+            if abs(level - reference) >= LEVEL_TOLERANCE_DB:
+                reference = level
+                prepared, adjustments = prepare_target(recording, sr, n, analysis, reference)
+        base_env = DDSPEnv(
+            plant=plant, target=prepared, input=input_path, expose_grad=True, **settings
+        )
+        result = agent.solve(
+            base_env,
+            seed=seed,
+            max_steps=round_steps,
+            callback=progress,
+            start=start,
+            known=known if result is None else None,
+        )
+        distances += result.distances
+        start = np.asarray(result.best_action, np.float64)
+        # The next round refines: it goes on at the step size this one ended with.
+        rate = agent.learning_rate * agent.decay**result.steps
+        agent = replace(agent, learning_rate=max(agent.min_learning_rate, rate))
     bar.close()
+    _say(target, adjustments)  # the level the last round fitted at, if it changed
+    steps_run = len(distances)
     best_knobs = (jnp.asarray(result.best_action) + 1.0) / 2.0
-    plant_obj = base_env.plant
     state = base_env.state
     audio = np.asarray(plant_obj.render(best_knobs, state.render_key, base_env.params.input_audio))
     physical = {k: float(v) for k, v in plant_obj.controls(best_knobs).items()}
@@ -115,9 +209,7 @@ def match_file(
         "result": str(save_audio(out_dir / "result.wav", audio, sr)),
         "target": str(save_audio(out_dir / "target.wav", target_audio, sr)),
         "png": str(
-            save_comparison_png(
-                out_dir / "comparison.png", audio, target_audio, sr, result.distances
-            )
+            save_comparison_png(out_dir / "comparison.png", audio, target_audio, sr, distances)
         ),
     }
     threshold = float(base_env.params.success_threshold)
@@ -131,8 +223,10 @@ def match_file(
         "distance_unit": base_env.task.distance_unit,
         "success_threshold": threshold,
         "success": success,
-        "steps": result.steps,
+        "steps": steps_run,
         "seed": seed,
+        "analysis": analysis.to_json(),
+        "target_adjustments": adjustments,
     }
     outputs["knobs"] = str(out_dir / "knobs.json")
     (out_dir / "knobs.json").write_text(json.dumps(report, indent=2))
@@ -141,7 +235,9 @@ def match_file(
         result.best_distance,
         base_env.task.distance_unit,
         success,
-        result.steps,
+        steps_run,
         outputs,
         threshold,
+        analysis,
+        tuple(adjustments),
     )

@@ -132,6 +132,8 @@ def _cmd_match(args: argparse.Namespace) -> int:
             f"{unit} after {result.steps} steps"
         )
     print("knobs: " + ", ".join(f"{k}={v:.4g}" for k, v in result.knobs.items()))
+    if result.analysis is not None:
+        print("target analysis: " + "; ".join(result.analysis.lines()))
     print("wrote " + ", ".join(result.outputs.values()))
     return EXIT_OK if result.success else EXIT_NOT_MET
 

@@ -39,7 +39,8 @@ def _figure(
     if losses:
         ax = axes[-1]
         ax.plot(np.arange(1, len(losses) + 1), losses)
-        ax.set_yscale("log")
+        if min(losses) > 0:  # an exact match (distance 0) has no log scale
+            ax.set_yscale("log")
         ax.set_title("distance per step", fontsize=9)
         ax.set_xlabel("step", fontsize=8)
     fig.tight_layout()

@@ -233,7 +233,7 @@ def test_match_says_once_how_it_fit_the_file(tmp_path, capsys):
     assert notes == [
         f"ddsp-gym: note: {path}: mixed 2 channels down to mono (their mean)",
         f"ddsp-gym: note: {path}: resampled from 22050 Hz to 16000 Hz",
-        f"ddsp-gym: note: {path}: cut from 1.000 s to 0.250 s (4000 samples at 16000 Hz)",
+        f"ddsp-gym: note: {path}: cut to the plant's 0.250 s from 1.000 s after the onset",
     ]
 
 

@@ -56,6 +56,9 @@ class AbstractTask(abc.ABC):
     # their hidden target knobs are one reference setting that meets the goal, so
     # param_error measures the distance to that reference, not an error.
     is_goal: ClassVar[bool] = False
+    # True when scaling a sound leaves its distance from the target unchanged: then
+    # `match` need not fit a recording's level (tests/test_analysis.py checks it).
+    level_invariant: ClassVar[bool] = False
 
     def sample_target_knobs(
         self, key: Array, plant: AbstractPlant, render_key: Array, success_threshold: Array

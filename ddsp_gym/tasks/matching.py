@@ -25,6 +25,7 @@ class CentroidMatch(AbstractTask):
 
     settings: ClassVar[RewardSettings] = RewardSettings(1600.0, 5.0)
     distance_unit: str = "cents"
+    level_invariant: ClassVar[bool] = True  # a centroid is a ratio of spectra
 
     def features(self, audio: Array, sample_rate: int) -> Array:
         power, freqs = F.long_term_power_spectrum(audio)

@@ -1,0 +1,265 @@
+"""Analysis before synthesis: what a recording says about itself, measured directly.
+
+``ddsp-gym match`` analyses the target first (:func:`analyze`): where the sound starts
+(leading silence), how loud it is, how long it sounds, and its fundamental frequency
+(YIN, de Cheveigné & Kawahara 2002, JASA 111(4)). :func:`prepare_target` then fits the
+recording to what the plant plays (onset at t = 0, the plant's length, the plant's
+level where the plant has no level knob of its own), saying what it changed, so the
+fit judges the sound rather than its silence or its recording level.
+
+Host-side numpy: it runs once per file, not inside a jitted step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+# A sound "sounds" where its short-time RMS is within this many dB of its loudest frame:
+# 40 dB down is where a note's tail stops mattering to a spectral distance.
+SOUNDING_DB = -40.0
+# Short-time RMS frames for onset and duration (10 ms: finer than any attack we fit).
+ENVELOPE_FRAME_S = 0.010
+# Kept before the detected onset, so a soft attack's first rise is not cut off.
+PREROLL_S = 0.002
+# YIN: a frame is periodic when its cumulative-mean-normalised difference dips below
+# this (the paper's 0.1-0.15); a file is pitched when most sounding frames are.
+YIN_THRESHOLD = 0.15
+PITCHED_FRACTION = 0.5
+YIN_FMIN_HZ, YIN_FMAX_HZ = 40.0, 2000.0
+# Names of knobs that set a plant's output level: a plant with one fits level itself.
+LEVEL_KNOBS = frozenset({"gain", "level", "makeup"})
+
+
+@dataclass(frozen=True)
+class RecordingAnalysis:
+    """What :func:`analyze` measured (times in s, levels in dBFS, f0 in Hz)."""
+
+    duration_s: float  # the whole file
+    onset_s: float  # leading silence: where the sound first rises within SOUNDING_DB
+    sounding_s: float  # from the onset to where it last is within SOUNDING_DB
+    peak_dbfs: float
+    rms_dbfs: float  # over the sounding part
+    f0_hz: float | None  # YIN's (refined for a steady tone: refine_f0); None: not pitched
+    periodic_fraction: float  # share of sounding frames YIN found periodic
+
+    def lines(self) -> list[str]:
+        """One line per measurement, for ``match``'s output."""
+        pitch = (
+            f"{self.f0_hz:.2f} Hz ({100 * self.periodic_fraction:.0f} % of frames periodic)"
+            if self.f0_hz is not None
+            else f"none (only {100 * self.periodic_fraction:.0f} % of frames periodic)"
+        )
+        return [
+            f"length {self.duration_s:.3f} s, sound from {self.onset_s:.3f} s for "
+            f"{self.sounding_s:.3f} s",
+            f"level: peak {self.peak_dbfs:.1f} dBFS, RMS {self.rms_dbfs:.1f} dBFS",
+            f"pitch: {pitch}",
+        ]
+
+    def to_json(self) -> dict[str, float | None]:
+        return asdict(self)
+
+
+def _db(x: float | np.ndarray) -> np.ndarray:
+    return 20.0 * np.log10(np.maximum(x, 1e-12))
+
+
+def frame_rms(audio: np.ndarray, frame: int) -> np.ndarray:
+    """RMS of consecutive, non-overlapping ``frame``-sample frames (the last one padded)."""
+    n = -(-audio.size // frame) * frame
+    padded = np.pad(np.asarray(audio, np.float64), (0, n - audio.size))
+    return np.sqrt(np.mean(padded.reshape(-1, frame) ** 2, axis=1))
+
+
+def sounding_span(audio: np.ndarray, sample_rate: int) -> tuple[int, int]:
+    """(first, end) samples of the part within :data:`SOUNDING_DB` of the loudest frame."""
+    frame = max(1, round(ENVELOPE_FRAME_S * sample_rate))
+    level = _db(frame_rms(audio, frame))
+    loud = np.flatnonzero(level >= level.max() + SOUNDING_DB)
+    first = int(loud[0]) * frame
+    # Within the first loud frame, start where the samples first reach its level.
+    block = np.abs(audio[first : first + frame])
+    threshold = 10 ** ((level.max() + SOUNDING_DB) / 20.0)
+    rise = np.flatnonzero(block >= threshold)
+    first += int(rise[0]) if rise.size else 0
+    end = min(audio.size, (int(loud[-1]) + 1) * frame)
+    return first, end
+
+
+def yin(
+    audio: np.ndarray,
+    sample_rate: int,
+    fmin: float = YIN_FMIN_HZ,
+    fmax: float = YIN_FMAX_HZ,
+    frame_s: float = 0.064,
+    hop_s: float = 0.016,
+) -> tuple[np.ndarray, np.ndarray]:
+    """YIN per frame: (f0 in Hz, nan where aperiodic; the dip's depth, 0 = periodic).
+
+    Difference function by FFT, cumulative-mean normalisation, the first dip below
+    :data:`YIN_THRESHOLD` (else the global minimum, reported aperiodic), parabolic
+    interpolation of the lag on the difference function. Frames shorter than two
+    periods of ``fmin`` cannot see it, so ``frame_s`` >= 2 / fmin.
+    """
+    w = int(round(frame_s * sample_rate)) // 2  # integration window
+    lag_min = max(2, int(sample_rate / fmax))
+    lag_max = min(w - 1, int(np.ceil(sample_rate / fmin)))
+    hop = max(1, int(round(hop_s * sample_rate)))
+    x = np.asarray(audio, np.float64)
+    if x.size < 2 * w:
+        x = np.pad(x, (0, 2 * w - x.size))
+    starts = np.arange(0, x.size - 2 * w + 1, hop)
+    f0 = np.full(starts.size, np.nan)
+    depth = np.ones(starts.size)
+    nfft = 1 << int(np.ceil(np.log2(3 * w)))
+    for i, s in enumerate(starts):
+        seg = x[s : s + 2 * w]
+        # d(tau) = sum_{j<w} (x_j - x_{j+tau})^2 = e0 + e_tau - 2 r(tau)
+        spec_full = np.fft.rfft(seg, nfft)
+        spec_head = np.fft.rfft(seg[:w], nfft)
+        r = np.fft.irfft(spec_full * np.conj(spec_head), nfft)[: w + 1]
+        energy = np.concatenate([[0.0], np.cumsum(seg**2)])
+        e0 = energy[w]
+        e_tau = energy[np.arange(w + 1) + w] - energy[np.arange(w + 1)]
+        d = np.maximum(e0 + e_tau - 2.0 * r, 0.0)
+        cmnd = np.ones_like(d)
+        running = np.cumsum(d[1:])
+        cmnd[1:] = d[1:] * np.arange(1, w + 1) / np.maximum(running, 1e-20)
+        window = cmnd[lag_min : lag_max + 1]
+        below = np.flatnonzero(window < YIN_THRESHOLD)
+        if below.size:
+            tau = lag_min + int(below[0])
+            while tau + 1 <= lag_max and cmnd[tau + 1] < cmnd[tau]:
+                tau += 1  # slide down to the dip's bottom
+        else:
+            tau = lag_min + int(np.argmin(window))
+        depth[i] = cmnd[tau]
+        if below.size:
+            # The lag is refined on the raw difference (as in the paper): the normalised
+            # one is skewed by its running mean, by ~10 cents at 9-sample periods.
+            a, b, c = d[tau - 1], d[tau], d[min(tau + 1, w)]
+            curve = a - 2.0 * b + c
+            shift = 0.5 * (a - c) / curve if curve > 0 else 0.0
+            f0[i] = sample_rate / (tau + float(np.clip(shift, -1.0, 1.0)))
+    return f0, depth
+
+
+def refine_f0(audio: np.ndarray, sample_rate: int, f0: float, harmonics: int = 5) -> float:
+    """A steady tone's f0 from its spectrum, near YIN's ``f0``.
+
+    YIN picks the period robustly (no octave errors) but a frame's lag is only as exact
+    as a few samples allow: ~10 cents off at 1 kHz and 16 kHz sampling. Here the
+    strongest of the first ``harmonics`` partials is read off one long Hann-windowed,
+    zero-padded spectrum (parabolic interpolation of the log magnitude) and divided by
+    its number.
+    """
+    x = np.asarray(audio, np.float64) * np.hanning(audio.size)
+    nfft = 1 << int(np.ceil(np.log2(8 * audio.size)))
+    spectrum = np.log(np.abs(np.fft.rfft(x, nfft)) + 1e-12)
+    bin_hz = sample_rate / nfft
+    best = (-np.inf, f0)
+    for h in range(1, harmonics + 1):
+        lo, hi = int(h * f0 * 0.97 / bin_hz), int(np.ceil(h * f0 * 1.03 / bin_hz))
+        if hi + 1 >= spectrum.size:
+            break
+        k = lo + int(np.argmax(spectrum[lo : hi + 1]))
+        a, b, c = spectrum[k - 1], spectrum[k], spectrum[k + 1]
+        curve = a - 2.0 * b + c
+        shift = 0.5 * (a - c) / curve if curve < 0 else 0.0
+        if b > best[0]:
+            best = (b, (k + shift) * bin_hz / h)
+    return float(best[1])
+
+
+# YIN's frame-wise f0 is "steady" when its interquartile range is within this (cents):
+# then the spectrum refines it (a glide or vibrato keeps YIN's median).
+STEADY_CENTS = 20.0
+
+
+def analyze(audio: np.ndarray, sample_rate: int) -> RecordingAnalysis:
+    """Measure a recording (mono float samples); see :class:`RecordingAnalysis`."""
+    audio = np.asarray(audio, np.float64)
+    if audio.ndim != 1 or audio.size == 0 or not np.all(np.isfinite(audio)):
+        raise ValueError("analyze takes a non-empty 1-D array of finite samples")
+    if np.max(np.abs(audio)) == 0.0:
+        raise ValueError("the audio is silent: nothing to analyse")
+    first, end = sounding_span(audio, sample_rate)
+    sounding = audio[first:end]
+    f0, depth = yin(sounding, sample_rate)
+    periodic = np.isfinite(f0)
+    fraction = float(periodic.mean()) if f0.size else 0.0
+    pitched = fraction >= PITCHED_FRACTION
+    f0_hz = None
+    if pitched:
+        frames = f0[periodic]
+        f0_hz = float(np.median(frames))
+        q1, q3 = np.percentile(frames, [25, 75])
+        if 1200.0 * np.log2(q3 / q1) <= STEADY_CENTS:
+            f0_hz = refine_f0(sounding, sample_rate, f0_hz)
+    return RecordingAnalysis(
+        duration_s=audio.size / sample_rate,
+        onset_s=first / sample_rate,
+        sounding_s=(end - first) / sample_rate,
+        peak_dbfs=float(_db(np.max(np.abs(audio)))),
+        rms_dbfs=float(_db(np.sqrt(np.mean(sounding**2)))),
+        f0_hz=f0_hz,
+        periodic_fraction=fraction,
+    )
+
+
+def prepare_target(
+    audio: np.ndarray,
+    sample_rate: int,
+    n_samples: int,
+    analysis: RecordingAnalysis,
+    reference_rms_dbfs: float | None = None,
+) -> tuple[np.ndarray, list[str]]:
+    """Fit a recording to what a plant plays: (audio (n_samples,), notes on what changed).
+
+    The leading silence goes (the plant's sound starts at t = 0), then the recording is
+    cut or padded to ``n_samples``; with ``reference_rms_dbfs`` (the plant's own level,
+    for a plant with no level knob) its sounding part is scaled to that RMS, since a
+    level-sensitive distance would otherwise prefer a quieter, wrong sound.
+    """
+    notes: list[str] = []
+    start = max(0, round((analysis.onset_s - PREROLL_S) * sample_rate))
+    if start > 0:
+        notes.append(f"skipped {start / sample_rate:.3f} s of leading silence")
+    out = np.asarray(audio, np.float64)[start:]
+    if out.size < n_samples:
+        notes.append(
+            f"the sound lasts {out.size / sample_rate:.3f} s after its onset, shorter than "
+            f"the plant's {n_samples / sample_rate:.3f} s: padded with silence, which the "
+            "fit must match too"
+        )
+        out = np.pad(out, (0, n_samples - out.size))
+    elif out.size > n_samples:
+        notes.append(
+            f"cut to the plant's {n_samples / sample_rate:.3f} s from "
+            f"{out.size / sample_rate:.3f} s after the onset"
+        )
+        out = out[:n_samples]
+    if reference_rms_dbfs is not None:
+        gain_db = reference_rms_dbfs - analysis.rms_dbfs
+        if abs(gain_db) > 0.1:
+            notes.append(
+                f"scaled by {gain_db:+.1f} dB to the plant's level "
+                f"({reference_rms_dbfs:.1f} dBFS RMS; the plant has no level knob)"
+            )
+            out = out * 10 ** (gain_db / 20.0)
+    return out.astype(np.float32), notes
+
+
+def has_level_knob(knob_names: Sequence[str]) -> bool:
+    """Does a plant set its own output level (so a fit may match the recording's)?"""
+    return any(name in LEVEL_KNOBS for name in knob_names)
+
+
+def sounding_rms_dbfs(audio: np.ndarray, sample_rate: int) -> float:
+    """RMS in dBFS over the part within :data:`SOUNDING_DB` of the loudest frame."""
+    audio = np.asarray(audio, np.float64)
+    first, end = sounding_span(audio, sample_rate)
+    return float(_db(np.sqrt(np.mean(audio[first:end] ** 2))))

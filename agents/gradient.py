@@ -56,8 +56,9 @@ class GradientAgent:
         Each step is one plant query. ``max_steps`` is another name of ``budget``.
         ``callback(step, info)`` runs after every step; returning False stops early.
         ``start`` (an action, (d,) in [-1, 1]) replaces the env's start knobs; ``known``
-        ({knob index: action value}, e.g. a pitch measured from the target) sets those
-        knobs at the start and at every restart, where the other knobs are drawn afresh.
+        ({knob index: action value}, e.g. a pitch measured from the target) holds those
+        knobs there: at the start, at every restart (where the other knobs are drawn
+        afresh) and through every step (their gradient is not followed).
         """
         start_time = time.perf_counter()
         base = env.unwrapped
@@ -104,7 +105,9 @@ class GradientAgent:
                 opt_state, start_best, stalled = optimizer.init(action), np.inf, 0
                 continue
             # Adam minimises: feed it the gradient of -reward.
-            updates, opt_state = optimizer.update(-info["reward_grad"], opt_state, action)
+            grad = np.array(info["reward_grad"], np.float64)
+            grad[list(known)] = 0.0
+            updates, opt_state = optimizer.update(-grad, opt_state, action)
             action = np.clip(optax.apply_updates(action, updates), -1.0, 1.0)
         success = bool(info.get("success", False))
         return SolveResult(

@@ -15,9 +15,12 @@ from tqdm import tqdm
 
 from ddsp_gym.agents.gradient import GradientAgent
 from ddsp_gym.analysis import (
+    ECHO_HOLD_STRENGTH,
     RecordingAnalysis,
     analyze,
+    echo_delay_s,
     has_level_knob,
+    lpc_formants,
     prepare_target,
     sounding_rms_dbfs,
 )
@@ -68,15 +71,37 @@ def env_settings_for_plant(plant: str) -> dict[str, Any]:
     return {"task": "spectrum"}
 
 
-def measured_start(plant: AbstractPlant, analysis: RecordingAnalysis) -> dict[int, float]:
-    """{knob index: action value} of the knobs the analysis measures: the pitch knob at
-    the target's f0, where the plant has one and the f0 lies in its range."""
-    known = {}
+def measured_knobs(
+    plant: AbstractPlant,
+    analysis: RecordingAnalysis,
+    recording: np.ndarray,
+    dry: np.ndarray | None,
+) -> tuple[dict[int, float], dict[int, float]]:
+    """What the analysis says of the knobs: ({index: action} held, {index: action} starts).
+
+    Held: the pitch knob at the target's f0 (where the plant has one and the f0 lies in
+    its range), a delay's time at the echo spacing of the target against its dry signal
+    (where the echo is clear: :data:`~ddsp_gym.analysis.ECHO_HOLD_STRENGTH`). Starts:
+    formant knobs at the target's LPC formants; the fit may move these.
+    """
+    held, starts = {}, {}
+    sr = plant.sample_rate
+    names = plant.knob_names
+    measured: dict[str, float] = {}  # start there
+    hold: dict[str, float] = {}  # and stay there
+    if any(name in ("f1", "f2", "f3") for name in names):
+        measured.update(zip(("f1", "f2", "f3"), lpc_formants(recording, sr), strict=True))
+    if "time" in names and dry is not None:
+        delay, strength = echo_delay_s(recording, dry, sr)
+        (hold if strength >= ECHO_HOLD_STRENGTH else measured)["time"] = delay
+    if analysis.f0_hz is not None:
+        hold.update({name: analysis.f0_hz for name in PITCH_KNOBS})
     for index, spec in enumerate(plant.knob_specs):
-        f0 = analysis.f0_hz
-        if spec.name in PITCH_KNOBS and f0 is not None and spec.low <= f0 <= spec.high:
-            known[index] = 2.0 * float(spec.to_unit(f0)) - 1.0
-    return known
+        for values, into in ((hold, held), (measured, starts)):
+            value = values.get(spec.name)
+            if value is not None and np.isfinite(value) and spec.low <= value <= spec.high:
+                into[index] = 2.0 * float(spec.to_unit(value)) - 1.0
+    return held, starts
 
 
 def _render_level(plant: AbstractPlant, unit: np.ndarray, input_audio: Any, key: Any) -> float:
@@ -110,13 +135,20 @@ def match_file(
     seed: int = 0,
     task: str | None = None,
     show_progress: bool = True,
+    analyse: bool = True,
 ) -> MatchResult:
     """Fit ``plant``'s knobs to the sound in ``target`` and write the results to ``out_dir``.
 
     Writes ``knobs.json`` (physical values), ``result.wav`` (the resynthesis),
-    ``target.wav`` (the target as the plant hears it: mono, resampled, trimmed
-    or padded to the plant's duration) and ``comparison.png`` (spectrograms and
-    the loss curve).
+    ``target.wav`` (the target as the plant hears it: mono, resampled, from its
+    onset, cut or padded to the plant's duration, at the fitted level) and
+    ``comparison.png`` (spectrograms and the loss curve).
+
+    The target is analysed first (:mod:`ddsp_gym.analysis`): its leading silence is
+    skipped, a measured pitch holds the plant's pitch knob, and a plant without a level
+    knob fits the recording's level by alternation. ``analyse=False`` fits the file as
+    it is, from the env's random start (the match of earlier releases, kept for
+    comparison in ``bench match``).
     """
     if agent not in AGENTS:
         raise ValueError(f"unknown agent {agent!r}; choose one of {AGENTS}")
@@ -138,19 +170,29 @@ def match_file(
     # distances are level-sensitive: the level is then fitted by alternation (scale the
     # target to the plant's level, fit, rescale it to the fit's level, fit again).
     fit_level = (
-        input_path is None
+        analyse
+        and input_path is None
         and not has_level_knob(plant_obj.knob_names)
         and not TASKS[settings["task"]].level_invariant
     )
-    known = measured_start(plant_obj, analysis)
-    start = np.zeros(len(plant_obj.knob_names))
-    for index, value in known.items():
-        start[index] = value
+    known: dict[int, float] = {}
+    start: np.ndarray | None = None
+    if analyse:
+        dry = None if input_path is None else load_audio(input_path, sr)
+        known, starts = measured_knobs(plant_obj, analysis, recording, dry)
+        start = np.zeros(len(plant_obj.knob_names))
+        for index, value in {**starts, **known}.items():
+            start[index] = value
     reference = None
     if fit_level:
         reference = _render_level(plant_obj, (start + 1.0) / 2.0, None, _key(seed))
-    prepared, adjustments = prepare_target(recording, sr, n, analysis, reference)
-    _say(target, adjustments)  # before the progress bar, so each note has its own line
+    if analyse:
+        prepared, adjustments = prepare_target(
+            recording, sr, n, analysis, reference, skip_silence=input_path is None
+        )
+        _say(target, adjustments)  # before the progress bar, so each note has its own line
+    else:
+        prepared, adjustments = load_audio(target, sr, n), []
     out_dir = Path(out_dir)
     bar = tqdm(
         total=steps,
@@ -179,7 +221,9 @@ def match_file(
             level = _render_level(plant_obj, (start + 1.0) / 2.0, None, base_env.state.render_key)
             if abs(level - reference) >= LEVEL_TOLERANCE_DB:
                 reference = level
-                prepared, adjustments = prepare_target(recording, sr, n, analysis, reference)
+                prepared, adjustments = prepare_target(
+                    recording, sr, n, analysis, reference, skip_silence=input_path is None
+                )
         base_env = DDSPEnv(
             plant=plant, target=prepared, input=input_path, expose_grad=True, **settings
         )
@@ -189,7 +233,7 @@ def match_file(
             max_steps=round_steps,
             callback=progress,
             start=start,
-            known=known if result is None else None,
+            known=known,
         )
         distances += result.distances
         start = np.asarray(result.best_action, np.float64)

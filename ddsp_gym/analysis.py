@@ -29,6 +29,9 @@ PREROLL_S = 0.002
 YIN_THRESHOLD = 0.15
 PITCHED_FRACTION = 0.5
 YIN_FMIN_HZ, YIN_FMAX_HZ = 40.0, 2000.0
+# An echo this strong (its gain relative to the dry sound) is measured, not guessed:
+# `match` holds a delay's time at it.
+ECHO_HOLD_STRENGTH = 0.1
 # Names of knobs that set a plant's output level: a plant with one fits level itself.
 LEVEL_KNOBS = frozenset({"gain", "level", "makeup"})
 
@@ -216,16 +219,18 @@ def prepare_target(
     n_samples: int,
     analysis: RecordingAnalysis,
     reference_rms_dbfs: float | None = None,
+    skip_silence: bool = True,
 ) -> tuple[np.ndarray, list[str]]:
     """Fit a recording to what a plant plays: (audio (n_samples,), notes on what changed).
 
     The leading silence goes (the plant's sound starts at t = 0), then the recording is
     cut or padded to ``n_samples``; with ``reference_rms_dbfs`` (the plant's own level,
     for a plant with no level knob) its sounding part is scaled to that RMS, since a
-    level-sensitive distance would otherwise prefer a quieter, wrong sound.
+    level-sensitive distance would otherwise prefer a quieter, wrong sound. An effect's
+    target keeps its silence (``skip_silence=False``): it is aligned with its dry signal.
     """
     notes: list[str] = []
-    start = max(0, round((analysis.onset_s - PREROLL_S) * sample_rate))
+    start = max(0, round((analysis.onset_s - PREROLL_S) * sample_rate)) if skip_silence else 0
     if start > 0:
         notes.append(f"skipped {start / sample_rate:.3f} s of leading silence")
     out = np.asarray(audio, np.float64)[start:]
@@ -263,3 +268,76 @@ def sounding_rms_dbfs(audio: np.ndarray, sample_rate: int) -> float:
     audio = np.asarray(audio, np.float64)
     first, end = sounding_span(audio, sample_rate)
     return float(_db(np.sqrt(np.mean(audio[first:end] ** 2))))
+
+
+def lpc_formants(
+    audio: np.ndarray,
+    sample_rate: int,
+    count: int = 3,
+    frame_s: float = 0.04,
+    max_bandwidth_hz: float = 500.0,
+) -> list[float]:
+    """The first ``count`` formant frequencies (Hz) of a voiced sound, by LPC.
+
+    Autocorrelation-method LPC (Yule-Walker by scipy's Levinson solver, order 2 +
+    sample_rate / 1000, the usual rule) on pre-emphasised Hann frames of the sounding
+    part's middle half; a formant is a pole pair above 90 Hz narrower than
+    ``max_bandwidth_hz``. Each formant is the median over frames that show it. An
+    independent estimate of what a formant synthesizer's f1..f3 should be.
+    """
+    from scipy.linalg import solve_toeplitz
+
+    audio = np.asarray(audio, np.float64)
+    first, end = sounding_span(audio, sample_rate)
+    quarter = (end - first) // 4
+    middle = audio[first + quarter : end - quarter]
+    frame = int(frame_s * sample_rate)
+    order = 2 + sample_rate // 1000
+    tracks: list[list[float]] = [[] for _ in range(count)]
+    for start in range(0, max(1, middle.size - frame + 1), frame // 2):
+        x = middle[start : start + frame]
+        if x.size < frame or not np.any(x):
+            continue
+        x = np.append(x[0], x[1:] - 0.97 * x[:-1]) * np.hanning(frame)
+        r = np.correlate(x, x, "full")[frame - 1 : frame + order]
+        if r[0] <= 0:
+            continue
+        a = solve_toeplitz(r[:order], r[1 : order + 1])
+        roots = np.roots(np.concatenate([[1.0], -a]))
+        roots = roots[np.imag(roots) > 0]
+        freqs = np.angle(roots) * sample_rate / (2 * np.pi)
+        bandwidths = -np.log(np.abs(roots)) * sample_rate / np.pi
+        keep = np.sort(freqs[(freqs > 90.0) & (bandwidths < max_bandwidth_hz)])
+        for i in range(min(count, keep.size)):
+            tracks[i].append(float(keep[i]))
+    return [float(np.median(t)) if t else float("nan") for t in tracks]
+
+
+def echo_delay_s(
+    wet: np.ndarray, dry: np.ndarray, sample_rate: int, min_s: float = 0.01
+) -> tuple[float, float]:
+    """The echo spacing of ``wet`` (an effect's output of ``dry``): (seconds, strength).
+
+    The effect's impulse response is estimated by regularised (Wiener) deconvolution of
+    the wet by the dry signal, so the dry sound's own periodicity does not pose as an
+    echo; it peaks at lag 0 (the direct sound) and at multiples of the delay. The delay
+    is the lag of its highest peak beyond ``min_s``, taken at the first echo when a later
+    repeat (a multiple of a shorter lag) is nearly as high. ``strength`` is that peak's
+    height (about the echo's gain; near 0 where there is no echo).
+    """
+    wet = np.asarray(wet, np.float64)
+    dry = np.asarray(dry, np.float64)
+    nfft = 1 << int(np.ceil(np.log2(wet.size + dry.size)))
+    w, d = np.fft.rfft(wet, nfft), np.fft.rfft(dry, nfft)
+    power = np.abs(d) ** 2
+    response = np.fft.irfft(w * np.conj(d) / (power + 1e-2 * power.mean()), nfft)[: wet.size]
+    lo = int(min_s * sample_rate)
+    peak = lo + int(np.argmax(response[lo:]))
+    for divisor in (4, 3, 2):  # a first echo at peak / k that is nearly as strong
+        lag = round(peak / divisor)
+        if lag >= lo:
+            window = response[max(lo, lag - 2) : lag + 3]
+            if window.max() > 0.5 * response[peak]:
+                peak = max(lo, lag - 2) + int(np.argmax(window))
+                break
+    return peak / sample_rate, float(response[peak])

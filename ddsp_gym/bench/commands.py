@@ -210,6 +210,53 @@ def _cmd_hw(args: argparse.Namespace) -> int:
     return 0
 
 
+MATCH_KINDS = ("instrument", "vowel", "delay", "distortion", "compressor", "reverb")
+
+
+def _cmd_match(args: argparse.Namespace) -> int:
+    from ddsp_gym.bench.match_eval import run_bench_match
+
+    unknown = sorted(set(args.kinds or ()) - set(MATCH_KINDS))
+    if unknown:
+        raise ValueError(f"unknown case kinds {unknown}; choose from {list(MATCH_KINDS)}")
+    if args.steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {args.steps}")
+    words = ["ddsp-gym", "bench", "match", "--steps", str(args.steps)]
+    if args.kinds:
+        words += ["--kinds", *args.kinds]
+    summary = run_bench_match(
+        args.set, args.output, args.steps, args.seed, not args.no_previous, args.kinds,
+        shlex.join(words),
+    )  # fmt: skip
+    for kind, entry in summary.items():
+        print(
+            f"{kind:<11} {entry['pass_now']:>2}/{entry['cases']} pass (target "
+            f"{100 * entry['target_rate']:.0f} %: {'met' if entry['met'] else 'not met'})"
+        )
+    print(f"wrote {args.output / 'match_eval.json'} and {args.output / 'match_eval.md'}")
+    return 0
+
+
+def _add_match_parser(bench_sub: argparse._SubParsersAction) -> None:
+    p = bench_sub.add_parser(
+        "match",
+        help="ddsp-gym match on sounds other software made (instruments, vowels, effects)",
+        description="Builds an evaluation set with FluidSynth (General MIDI notes), espeak-ng "
+        "(vowels) and sox (echo, overdrive, compand, reverb at recorded settings), fits each "
+        "case with match now and as it was (no analysis), and scores the knobs against the "
+        "truth; writes match_eval.json and match_eval.md. Needs the Debian packages "
+        "fluidsynth, timgm6mb-soundfont, espeak-ng and sox.",
+    )
+    p.add_argument("--set", type=Path, default=Path("match_evalset"),
+                   help="the set's folder; built there when it has no cases.json")  # fmt: skip
+    p.add_argument("--kinds", nargs="*", metavar="KIND", help=" ".join(MATCH_KINDS))
+    p.add_argument("--steps", type=int, default=200, help="plant queries per fit (200)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every fit (0)")
+    p.add_argument("--no-previous", action="store_true", help="skip the analysis-free fits")
+    _output_arg(p)
+    p.set_defaults(func=_cmd_match)
+
+
 def _output_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-o", "--output", type=Path, default=Path("results"), help="results folder (results)"
@@ -311,7 +358,7 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser(
         "bench",
         help="benchmarks: agents on envs, speed of plants and envs, agents on a real synth",
-        description="Benchmarks. Choose one: agents, perf, hw, rl or rl-throughput.",
+        description="Benchmarks. Choose one: agents, perf, hw, rl, rl-throughput or match.",
     )
     bench.set_defaults(func=None, help_parser=bench)
     bench_sub = bench.add_subparsers(dest="bench_command", title="benchmarks", metavar="WHAT")
@@ -447,3 +494,5 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-sb3", action="store_true", help="skip SB3 PPO")
     _output_arg(p)
     p.set_defaults(func=_cmd_rl_throughput)
+
+    _add_match_parser(bench_sub)

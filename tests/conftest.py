@@ -12,7 +12,12 @@ import jax
 import pytest
 
 import ddsp_gym
+from ddsp_gym.physiology.stream import local_lsl_config
 from ddsp_gym.registry import uses_task_reward
+
+# Lab Streaming Layer multicasts stream discovery site-wide by default: every test's LSL
+# stays on this machine (liblsl reads the config once, when a first stream opens).
+local_lsl_config()
 
 # XLA compilation dominates the suite's time on CPU, and many tests build envs of the
 # same configuration afresh (each a new jit trace): JAX's persistent compilation cache

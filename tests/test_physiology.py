@@ -118,47 +118,45 @@ print(json.dumps({"resolved": len(found), "binds": binds,
 """
 
 
-def _probe(config: str, tmp_path) -> dict:
-    """Open, resolve and inspect an LSL stream in a fresh process under ``config``."""
+def _probe(tmp_path, *configs: str, namespace: bool = False) -> list[dict] | dict:
+    """Open, resolve and inspect an LSL stream in a fresh process per config; with
+    ``namespace``, inside a user network namespace holding only loopback (skips where
+    unprivileged user namespaces are not available)."""
     stream_py = os.path.join(os.path.dirname(LOCAL_CONFIG), "stream.py")
     env = {k: v for k, v in os.environ.items() if k != "LSLAPICFG"}
     env["HOME"] = str(tmp_path)  # no ~/lsl_api/lsl_api.cfg of the user's
-    done = subprocess.run(
-        [sys.executable, "-c", _PROBE, stream_py, config],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    runs = [shlex.join([sys.executable, "-c", _PROBE, stream_py, c]) for c in configs]
+    argv = ["sh", "-c", " && ".join(runs)]
+    if namespace:
+        argv = ["unshare", "-rn", "sh", "-c", " && ".join(["ip link set lo up", *runs])]
+    try:
+        done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=60)  # fmt: skip
+    except FileNotFoundError:
+        pytest.skip("unshare (util-linux) is not installed")
+    if namespace and done.returncode and "unshare" in done.stderr:
+        pytest.skip(f"user network namespaces are not available here: {done.stderr[-300:]}")
     assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    reports = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(reports) == len(configs), done.stdout
+    return reports if len(reports) > 1 else reports[0]
 
 
 def test_the_local_config_keeps_lsl_discovery_on_loopback(tmp_path):
-    local = _probe("local", tmp_path)
+    local = _probe(tmp_path, "local")
     assert local["config"] == str(LOCAL_CONFIG.resolve()) and local["resolved"] == 1
     # The multicast responder listens on 127.0.0.1 only (hex, little-endian: 0100007F).
     assert local["binds"] == ["0100007F"], local
-    # Without it liblsl listens on every interface (site scope): the probe can tell.
-    system = _probe("system", tmp_path)
+
+
+def test_lsl_works_in_a_loopback_only_network_namespace_and_the_probe_can_tell(tmp_path):
+    """In a network namespace with no interface but loopback, the local config's round trip
+    works (LSL needs nothing else); liblsl's own default config, probed only there (where
+    its site-wide multicast cannot leave the machine), listens on every interface."""
+    local, system = _probe(tmp_path, "local", "system", namespace=True)
+    assert local["resolved"] == 1 and local["binds"] == ["0100007F"], local
     assert system["config"] is None and system["resolved"] == 1
-    assert "00000000" in system["binds"] or any(set(b) == {"0"} for b in system["binds"]), system
-
-
-def test_the_round_trip_works_in_a_loopback_only_network_namespace(tmp_path):
-    """No interface but loopback exists in the namespace: LSL needs nothing else."""
-    stream_py = os.path.join(os.path.dirname(LOCAL_CONFIG), "stream.py")
-    script = (
-        f"ip link set lo up && {shlex.join([sys.executable, '-c', _PROBE, stream_py, 'local'])}"
-    )
-    try:
-        done = subprocess.run(
-            ["unshare", "-rn", "sh", "-c", script],
-            cwd=tmp_path, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-    except FileNotFoundError:
-        pytest.skip("unshare (util-linux) is not installed")
-    if done.returncode and "unshare" in done.stderr:
-        pytest.skip(f"user network namespaces are not available here: {done.stderr[-300:]}")
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout.strip().splitlines()[-1])["resolved"] == 1
+    assert "00000000" in system["binds"], system  # 0.0.0.0: the probe tells them apart
 
 
 def test_local_lsl_config_refuses_a_second_config_once_liblsl_runs(tmp_path):

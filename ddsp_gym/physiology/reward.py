@@ -134,6 +134,7 @@ class PhysiologyReward(ExternalReward):
         self._history: list[np.ndarray] = []  # samples of closed inlets
         self._labels: list[str] = []
         self._sample_rate: int | None = None
+        self._episode_start = 0.0  # the stream's clock at the episode's start
 
     # ---- connection ------------------------------------------------------------------
 
@@ -165,6 +166,11 @@ class PhysiologyReward(ExternalReward):
             self._close_stream()
             self._connect()
             self.lost = None
+        self._episode_start = (
+            self.simulator.physiology.now
+            if self.simulator is not None
+            else lsl(self.lsl_config).local_clock()
+        )
         if self.simulator is not None:
             digest = hashlib.blake2b(np.ascontiguousarray(target_audio).tobytes(), digest_size=8)
             self.simulator.physiology.restart(int.from_bytes(digest.digest(), "little"))
@@ -194,7 +200,12 @@ class PhysiologyReward(ExternalReward):
         else:  # a window shorter than the sample period: the value the stream held
             value = float(self.reader.last_before(end)[column])
         reward, distance, success = self._judge(value)
-        info = {"value": value, "onset": onset, "samples": len(window), "stream_lost": False}
+        info = {
+            "value": value,
+            "onset_s": onset - self._episode_start,  # on the stream's clock
+            "samples": len(window),
+            "stream_lost": False,
+        }
         return Rating(reward, success=success, distance=distance, info=info)
 
     def _present(self, audio: np.ndarray) -> float:

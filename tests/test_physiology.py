@@ -423,3 +423,33 @@ def test_a_hill_climb_calms_the_listener_more_than_random_knobs():
         climbed_calm.append(_episode_calm(env))
     env.close()
     assert np.mean(climbed_calm) > np.mean(random_calm) + 0.2, (climbed_calm, np.mean(random_calm))
+
+
+# ---- the CLI ------------------------------------------------------------------------
+
+
+def test_cli_listen_prints_a_streams_channels_and_rate(capsys):
+    from ddsp_gym.cli import main
+
+    publisher = Publisher(value=lambda t: 61.0, rate_hz=50.0)
+    try:
+        assert main(["physiology", "listen", publisher.name, "--seconds", "0.5"]) == 0
+    finally:
+        publisher.stop()
+    report = json.loads(capsys.readouterr().out)
+    assert report["channels"] == ["hr"] and report["nominal_rate_hz"] == 50.0
+    assert report["samples"] >= 10 and report["last"] == {"hr": 61.0}
+    assert 25.0 < report["measured_rate_hz"] < 75.0
+    assert main(["physiology", "listen", "name=nobody-here", "--seconds", "0.1"]) == 2
+    assert "no LSL stream with name='nobody-here'" in capsys.readouterr().err
+
+
+def test_cli_bench_writes_its_results(tmp_path, capsys):
+    from ddsp_gym.cli import main
+
+    assert main(["physiology", "bench", "--seeds", "1", "--budget", "3", "-o", str(tmp_path)]) == 0
+    saved = json.loads((tmp_path / "physiology.json").read_text())
+    assert saved["budget"] == 3 and len(saved["rows"]) == 1
+    assert 0.0 < saved["mean"]["random_mean_calm"] < 1.0
+    assert "| mean |" in (tmp_path / "physiology.md").read_text()
+    assert main(["physiology", "bench", "--budget", "1"]) == 2

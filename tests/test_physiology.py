@@ -78,8 +78,8 @@ class Publisher:
         while not self._stop.wait(self.period):
             stamp = self.clock()
             value = float(self.value(stamp))
+            self.pushed.append((stamp, value))  # first: a reader may see the sample at once
             self.outlet.push_sample([value], stamp)
-            self.pushed.append((stamp, value))
 
     def stop(self) -> None:
         self._stop.set()
@@ -440,7 +440,7 @@ def test_cli_listen_prints_a_streams_channels_and_rate(capsys):
     assert report["channels"] == ["hr"] and report["nominal_rate_hz"] == 50.0
     assert report["samples"] >= 10 and report["last"] == {"hr": 61.0}
     assert 25.0 < report["measured_rate_hz"] < 75.0
-    assert main(["physiology", "listen", "name=nobody-here", "--seconds", "0.1"]) == 2
+    assert main(["physiology", "listen", "name=nobody-here", "--timeout", "0.3"]) == 2
     assert "no LSL stream with name='nobody-here'" in capsys.readouterr().err
 
 

@@ -7,23 +7,36 @@ seeded simulated listener published over LSL; :func:`local_lsl_config` keeps LSL
 machine. pylsl (the ``physiology`` extra) is imported only when a stream is opened.
 """
 
-from ddsp_gym.physiology.reward import GOALS, PhysiologyReward
-from ddsp_gym.physiology.simulated import (
-    CHANNEL_NAMES,
-    SimulatedPhysiology,
-    SimulatedStream,
-    Taste,
-    audio_features,
-)
-from ddsp_gym.physiology.stream import (
-    LOCAL_CONFIG,
-    StreamLost,
-    StreamNotFound,
-    StreamQuery,
-    StreamReader,
-    local_lsl_config,
-    smoothed,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Names -> their modules, imported on first use: `ddsp-gym --help` builds the physiology
+# subcommand's parser from this package without importing JAX (the reward module does).
+_EXPORTS = {
+    "GOALS": "reward",
+    "PhysiologyReward": "reward",
+    "CHANNEL_NAMES": "simulated",
+    "SimulatedPhysiology": "simulated",
+    "SimulatedStream": "simulated",
+    "Taste": "simulated",
+    "audio_features": "simulated",
+    "LOCAL_CONFIG": "stream",
+    "StreamLost": "stream",
+    "StreamNotFound": "stream",
+    "StreamQuery": "stream",
+    "StreamReader": "stream",
+    "local_lsl_config": "stream",
+    "smoothed": "stream",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CHANNEL_NAMES",

@@ -34,6 +34,7 @@ def add_physiology_parser(sub: argparse._SubParsersAction) -> None:
     p = what.add_parser("listen", help="resolve an LSL stream and print what it sends")
     p.add_argument("stream", help="a stream name, or PROP=VALUE (type=EEG, source_id=...)")
     p.add_argument("--seconds", type=float, default=5.0, help="how long to listen (5)")
+    p.add_argument("--timeout", type=float, default=5.0, help="how long to look for it (5)")
     p.add_argument(
         "--lsl-config",
         default="local",
@@ -51,11 +52,13 @@ def add_physiology_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_bench)
 
 
-def listen(stream: str, seconds: float, lsl_config: str = "local") -> dict[str, Any]:
+def listen(
+    stream: str, seconds: float, lsl_config: str = "local", timeout_s: float = 5.0
+) -> dict[str, Any]:
     """Resolve ``stream``, read it for ``seconds``: its channels, rate and last values."""
     from ddsp_gym.physiology.stream import StreamQuery, StreamReader
 
-    reader = StreamReader(StreamQuery.parse(stream), config=lsl_config)
+    reader = StreamReader(StreamQuery.parse(stream), timeout_s, config=lsl_config)
     reader.connect()
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -165,7 +168,7 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     from ddsp_gym.physiology.stream import StreamNotFound
 
     try:
-        report = listen(args.stream, args.seconds, args.lsl_config)
+        report = listen(args.stream, args.seconds, args.lsl_config, args.timeout)
     except StreamNotFound as err:
         print(f"ddsp-gym: error: {err}", file=sys.stderr)
         return 2

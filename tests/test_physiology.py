@@ -263,9 +263,12 @@ def test_delay_compensation_reads_the_response_to_this_sound(time_scale):
             source.rate(_tone(500.0), {})
         noise_now = compensated.rate(_noise(), {})
         noise_naive = naive.rate(_noise(), {})
+        threads = [s.simulator._thread for s in (compensated, naive)]
+        assert all(t is not None and t.is_alive() for t in threads) == (time_scale > 0)
     finally:
         compensated.close()
         naive.close()
+    assert not any(t is not None and t.is_alive() for t in threads)  # close() stops them
     assert noise_now.reward == pytest.approx(_level(calm_noise), abs=1e-3)
     assert noise_naive.reward == pytest.approx(_level(calm_tone), abs=1e-3)
     assert noise_now.info["samples"] == noise_naive.info["samples"] == 10  # 1 s at 10 Hz

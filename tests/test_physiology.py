@@ -456,3 +456,17 @@ def test_cli_bench_writes_its_results(tmp_path, capsys):
     assert 0.0 < saved["mean"]["random_mean_calm"] < 1.0
     assert "| mean |" in (tmp_path / "physiology.md").read_text()
     assert main(["physiology", "bench", "--budget", "1"]) == 2
+
+
+def test_a_channel_the_stream_lacks_is_a_clear_error_at_reset():
+    publisher = Publisher()
+    try:
+        source = PhysiologyReward(stream=publisher.name, channel="alpha")
+        with pytest.raises(ValueError, match=r"no channel 'alpha'; its channels: \['hr'\]"):
+            source.begin_episode(np.zeros(8, np.float32), True)
+        assert source.reader is None
+        source = PhysiologyReward(stream=publisher.name, channel=3)
+        with pytest.raises(ValueError, match="channel 3 is out of range"):
+            source.begin_episode(np.zeros(8, np.float32), True)
+    finally:
+        publisher.stop()

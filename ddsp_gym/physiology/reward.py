@@ -149,12 +149,15 @@ class PhysiologyReward(ExternalReward):
         else:
             query = self.query
         reader = StreamReader(query, self.resolve_timeout_s, self.clock_sync, self.lsl_config)
-        reader.connect()
-        self._channel_index = _channel_index(self.channel, reader.channel_labels)
-        if reader.nominal_srate > 0 and self.window_s * reader.nominal_srate < 1:
-            raise ValueError(
-                f"window_s={self.window_s} holds no sample of a {reader.nominal_srate} Hz stream"
-            )
+        try:
+            reader.connect()
+            self._channel_index = _channel_index(self.channel, reader.channel_labels)
+        except BaseException:  # leave no inlet or simulated listener behind
+            reader.close()
+            if self.simulator is not None:
+                self.simulator.close()
+                self.simulator = None
+            raise
         self.reader = reader
 
     def begin_episode(self, target_audio: np.ndarray, target_known: bool) -> None:
@@ -198,7 +201,8 @@ class PhysiologyReward(ExternalReward):
         if len(window):
             value = smoothed(window[:, 0], window[:, column], self.smoothing, self.ema_tau_s)
         else:  # a window shorter than the sample period: the value the stream held
-            value = float(self.reader.last_before(end)[column])
+            held = self.reader.last_before(end)
+            value = float((held if held is not None else self.reader.samples[-1])[column])
         reward, distance, success = self._judge(value)
         info = {
             "value": value,

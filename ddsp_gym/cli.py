@@ -141,8 +141,10 @@ def _cmd_recovery(args: argparse.Namespace) -> int:
     check_env_ids(args.envs or [])
     import ddsp_gym
     from ddsp_gym.agents.recovery import format_table, run_recovery
+    from ddsp_gym.registry import uses_task_reward
 
-    rows = run_recovery(args.envs or list(ddsp_gym.ENV_IDS), args.seeds, args.output)
+    default = [i for i in ddsp_gym.ENV_IDS if uses_task_reward(i)]  # hidden knobs to recover
+    rows = run_recovery(args.envs or default, args.seeds, args.output)
     print(format_table(rows))
     print(f"\nwrote {args.output / 'recovery.json'} and {args.output / 'recovery.md'}")
     return EXIT_OK

@@ -38,6 +38,7 @@ import ddsp_gym
 from ddsp_gym.agents import provenance
 from ddsp_gym.agents.base import QUERY_ENV_KWARGS, SolveResult
 from ddsp_gym.catalog import DEFAULT_AGENTS, RL_ALGOS, SEARCH_AGENTS, TRAINED_AGENTS
+from ddsp_gym.registry import uses_task_reward
 
 EVAL_SEED_OFFSET = 10_000
 
@@ -287,7 +288,8 @@ def run_benchmark(
     A stored cell of the same (env, agent, budget, seeds) from another code version, or
     from before versions were recorded, is run again and replaced.
     """
-    envs = list(envs or ddsp_gym.ENV_IDS)
+    # By default the task-reward envs: held-out targets and success are the task's.
+    envs = list(envs or [i for i in ddsp_gym.ENV_IDS if uses_task_reward(i)])
     unknown = [a for a in agents if a not in SEARCH_AGENTS + TRAINED_AGENTS]
     if unknown:
         raise ValueError(f"unknown agents {unknown}; known: {SEARCH_AGENTS + TRAINED_AGENTS}")

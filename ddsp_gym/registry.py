@@ -72,6 +72,18 @@ def register_envs(path: str | Path | None = None) -> list[str]:
     return ids
 
 
+def uses_task_reward(env_id: str) -> bool:
+    """Is ``env_id``'s default reward the task's distance (fused, differentiable, vectorized)?
+
+    False for an entry whose kwargs name another source (``reward: {source: physiology}``):
+    such an env has no gradient and no native vector env, and its reward is not calibrated
+    to score about -1 for a random policy.
+    """
+    reward = gym.spec(env_id).kwargs.get("reward")
+    name = reward.get("source") if isinstance(reward, dict) else reward
+    return name in (None, "task")
+
+
 def registered_ids() -> list[str]:
     """Ids registered with Gymnasium under the ``ddsp_gym/`` namespace."""
     return sorted(i for i in gym.registry if i.startswith(f"{NAMESPACE}/"))

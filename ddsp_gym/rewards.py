@@ -36,6 +36,7 @@ class Scored(NamedTuple):
     param_error: float  # max unit-space knob error from the target's (nan if unknown)
     penalty: float
     extra: Mapping[str, Any] = {}  # the source's own report: info["reward_source"]
+    truncate: bool = False  # the source cannot go on (a lost stream): end the episode
 
 
 class RewardSource(abc.ABC):
@@ -88,6 +89,9 @@ class Rating(NamedTuple):
     success: bool = False
     distance: float = math.nan  # in the source's own unit, where it has one
     info: Mapping[str, Any] = {}
+    # The source cannot rate further sounds (a lost stream, a listener gone): the env
+    # reports the step as truncated, so the episode ends without an error.
+    truncate: bool = False
 
 
 @dataclass
@@ -96,7 +100,8 @@ class ExternalReward(RewardSource):
 
     The env's observation, knob reporting and ``param_error`` stay as for the task
     reward; ``reward``, ``success`` and ``distance`` are the rating's, and
-    ``info["reward_source"]`` carries the rating's ``info``.
+    ``info["reward_source"]`` carries the rating's ``info``; a rating with ``truncate``
+    set makes the step's ``truncated`` True (the episode ends; the env does not raise).
     """
 
     @abc.abstractmethod
@@ -115,6 +120,7 @@ class ExternalReward(RewardSource):
             param_error=float(param_error),
             penalty=0.0,
             extra=dict(rating.info),
+            truncate=bool(rating.truncate),
         )
 
 

@@ -12,6 +12,12 @@ import jax
 import pytest
 
 import ddsp_gym
+from ddsp_gym.physiology.stream import local_lsl_config
+from ddsp_gym.registry import uses_task_reward
+
+# Lab Streaming Layer multicasts stream discovery site-wide by default: every test's LSL
+# stays on this machine (liblsl reads the config once, when a first stream opens).
+local_lsl_config()
 
 # XLA compilation dominates the suite's time on CPU, and many tests build envs of the
 # same configuration afresh (each a new jit trace): JAX's persistent compilation cache
@@ -23,6 +29,12 @@ _JAX_CACHE = os.environ.get(
 if _JAX_CACHE:
     jax.config.update("jax_compilation_cache_dir", _JAX_CACHE)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+
+
+# The envs whose reward is the task's distance: the gradient, vector-env and
+# reward-calibration contracts hold for these; an env with an external reward source
+# (BioFeedback's physiology stream) has none of them, and says so (tests/test_rewards.py).
+TASK_REWARD_IDS = [i for i in ddsp_gym.ENV_IDS if uses_task_reward(i)]
 
 
 @pytest.fixture(scope="session")

@@ -90,3 +90,31 @@ def test_a_reward_source_can_be_named():
         make(VOLUME, reward="nope")
     with pytest.raises(TypeError, match="source name"):
         make(VOLUME, reward={"gain": 1.0})
+
+
+class FadingVote(LoudnessVote):
+    """A listener who leaves after ``patience`` votes: its ratings then ask to truncate."""
+
+    def __init__(self, patience: int) -> None:
+        super().__init__(goal_db=-20.0)
+        self.patience = patience
+
+    def rate(self, audio: np.ndarray, knobs: Mapping[str, float]) -> Rating:
+        if self.votes >= self.patience:
+            return Rating(0.0, info={"gone": True}, truncate=True)
+        return super().rate(audio, knobs)
+
+
+def test_a_rating_can_truncate_the_episode_without_an_error():
+    voter = FadingVote(patience=2)
+    env = make(VOLUME, reward=voter)
+    env.reset(seed=0)
+    flags = [env.step(np.array([0.1], np.float32))[2:4] for _ in range(3)]
+    assert [truncated for _, truncated in flags] == [False, False, True]
+    _, reward, terminated, truncated, info = env.step(np.array([0.1], np.float32))
+    assert (reward, terminated, truncated) == (0.0, False, True)
+    assert info["reward_source"] == {"gone": True}
+    # A query reports the rating but steps nothing.
+    assert env.unwrapped.reward_of(np.array([0.1], np.float32))[1]["reward_source"] == {
+        "gone": True
+    }

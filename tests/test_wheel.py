@@ -88,7 +88,7 @@ def test_the_wheel_holds_every_package_and_data_file(wheel):
     packages = {n.rsplit("/", 1)[0].replace("/", ".") for n in names if n.endswith("__init__.py")}
     assert packages == _source_packages()
     hyperparams = [f"agents/hyperparams/{algo}.yml" for algo in ("ppo", "sac", "td3")]
-    for data in ("envs_registry.yaml", "py.typed", *hyperparams):
+    for data in ("envs_registry.yaml", "py.typed", "physiology/lsl_local.cfg", *hyperparams):
         assert f"ddsp_gym/{data}" in names, data
     registry = zipfile.ZipFile(wheel).read("ddsp_gym/envs_registry.yaml").decode()
     assert registry == (ROOT / "envs_registry.yaml").read_text()  # contents, not a link
@@ -102,7 +102,8 @@ def test_the_installed_wheel_plays_every_id_in_a_fresh_venv(wheel, tmp_path):
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", str(wheel)],
+        # The physiology extra (pylsl): BioFeedback-v1's default reward reads LSL.
+        [str(python), "-m", "pip", "install", "-q", f"{wheel}[physiology]"],
         capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
     assert install.returncode == 0, install.stderr[-3000:]

@@ -102,6 +102,7 @@ class Outcome(NamedTuple):
     physical: list[float]  # physical knob values in the plant's order
     reward_grad: np.ndarray | None
     info: dict[str, Any]  # backend- and source-specific entries
+    truncate: bool = False  # the reward source asks to end the episode (Rating.truncate)
 
 
 class AbstractBackend(abc.ABC):
@@ -191,6 +192,7 @@ class AbstractBackend(abc.ABC):
             physical=_physical(fenv, played),
             reward_grad=None,
             info=info,
+            truncate=scored.truncate,
         )
 
     def twin_reward_and_grad(

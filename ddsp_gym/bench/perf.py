@@ -143,13 +143,16 @@ def run_perf(
     goes on. Raises ValueError for plants or env ids that do not exist.
     """
     import ddsp_gym
+    from ddsp_gym.registry import uses_task_reward
 
     out_dir = Path(out_dir)
     plants = list(settings.plants or PLANTS)
     unknown = sorted(set(plants) - set(PLANTS))
     if unknown:
         raise ValueError(f"unknown plants {unknown}; known: {sorted(PLANTS)}")
-    env_ids = list(settings.env_ids or ddsp_gym.ENV_IDS[: 1 if settings.quick else None])
+    # By default the task-reward envs: an external reward source has no vector env.
+    task_ids = [i for i in ddsp_gym.ENV_IDS if uses_task_reward(i)]
+    env_ids = list(settings.env_ids or task_ids[: 1 if settings.quick else None])
     unknown = sorted(set(env_ids) - set(ddsp_gym.ENV_IDS))
     if unknown:
         raise ValueError(f"unknown env ids {unknown}; `ddsp-gym list` shows the valid ids")

@@ -59,7 +59,8 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Episode End
     Terminates on success (distance within the task's threshold, or knobs within
     ``param_tolerance`` where the task states its criterion in knob space and the
-    target's knobs are known); truncated by ``max_episode_steps``. On hardware the sound
+    target's knobs are known); truncated by ``max_episode_steps``, or when an external
+    reward source cannot rate any more (``Rating.truncate``: a lost stream). On hardware the sound
     decides, against the larger of the sim's threshold and k times the device's take
     noise (``info["hardware"]["success_rule"]``, which also reports the sim's verdict).
 
@@ -205,7 +206,7 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         action = self._checked_action(action)
         out = self.backend.evaluate(self._core, state, action, self.config.expose_grad, True)
         self.state = out.change.applied_to(state)
-        return out.obs, out.reward, out.success, False, self._info(out)
+        return out.obs, out.reward, out.success, out.truncate, self._info(out)
 
     def reward_and_grad(self, action) -> tuple[float, np.ndarray]:
         """(reward, d reward / d action) of ``action`` from the current state, no step taken."""

@@ -265,6 +265,21 @@ def _check_port_free(host: str, port: int) -> None:
             raise OSError(f"cannot listen on {host}:{port} ({err.strerror}); try --port") from None
 
 
+class _AnnouncingServer:
+    """uvicorn's server, saying where it is once it listens (not before)."""
+
+    def __new__(cls, config, announce):
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            async def startup(self, sockets=None) -> None:
+                await super().startup(sockets)
+                if self.started:
+                    announce()
+
+        return Server(config)
+
+
 def serve(
     spec: SoundSpec | None,
     root: str | Path,
@@ -311,14 +326,22 @@ def serve(
             session = store.create(spec.config(player.knobs, seed))
         app = create_app(store, player, seed, LOCAL_HOSTS if local else ("*",))
         url = page_url(host, port, session.id)
-        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-        print(f"prefer: session {session.id} in {session.folder}", flush=True)
-        print(f"prefer: open {url}  (Ctrl-C stops)", flush=True)
-        if open_browser:
-            import webbrowser
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning")
 
-            webbrowser.open(url)
-        server.run()  # returns after Ctrl-C (uvicorn handles the signal)
+        def announce() -> None:
+            print(f"prefer: session {session.id} in {session.folder}", flush=True)
+            print(f"prefer: open {url}  (Ctrl-C stops)", flush=True)
+            if open_browser:
+                import webbrowser
+
+                webbrowser.open(url)
+
+        server = _AnnouncingServer(config, announce)
+        try:
+            server.run()
+        except KeyboardInterrupt:
+            # uvicorn shuts down on the first Ctrl-C, then raises it again: a clean stop.
+            pass
     finally:
         player.close()
     print("prefer: stopped; the session is saved", flush=True)

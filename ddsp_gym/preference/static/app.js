@@ -78,7 +78,7 @@ function drawPlot() {
   const svg = $("plot");
   const ns = "http://www.w3.org/2000/svg";
   svg.replaceChildren();
-  const W = 640, H = 220, pad = 24;
+  const W = 640, H = 220, pad = 28;
   const rows = state.history.length ? state.history : [{ best: state.best.unit }];
   const n = Math.max(rows.length - 1, 1);
   const x = (i) => pad + (i / n) * (W - 2 * pad);
@@ -89,6 +89,11 @@ function drawPlot() {
     line.setAttribute("y1", y(u)); line.setAttribute("y2", y(u));
     line.setAttribute("stroke", "#ddd");
     svg.appendChild(line);
+    const label = document.createElementNS(ns, "text");
+    label.setAttribute("x", 2); label.setAttribute("y", y(u) + 4);
+    label.setAttribute("font-size", "10");
+    label.textContent = `${u * 100}%`;
+    svg.appendChild(label);
   }
   state.knobs.forEach((knob, k) => {
     const path = document.createElementNS(ns, "polyline");
@@ -151,7 +156,7 @@ async function act(path, body, done) {
     if (err.status === 409) {
       // Another tab got there first: show what is current now.
       await reload();
-      setStatus(err.message, true);
+      setStatus(`Not counted: ${err.message}`, true);
     } else {
       setStatus(err.message, true);
     }

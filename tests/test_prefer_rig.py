@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-pytest.importorskip("fastapi", reason="the web extra: pip install 'ddsp_gym[web]'")
+from tests.conftest import require
+
+require("fastapi", "the prefer app needs the web extra: pip install 'ddsp_gym[web]'")
 
 from fastapi.testclient import TestClient  # noqa: E402
 

@@ -425,3 +425,34 @@ def test_cli_serves_and_stops_on_ctrl_c(tmp_path):
     assert first["votes"] == 0
     again, second = serve(["--session", sid])
     assert again == sid and second["votes"] == 1
+
+
+def test_a_plant_without_an_env(tmp_path):
+    """--plant NAME: the plant with the task its own demo uses, knobs from the plant."""
+    player = Player(SoundSpec(plant="sine"))
+    try:
+        app = create_app(SessionStore(tmp_path), player)
+        with TestClient(app, base_url="http://127.0.0.1") as c:
+            state = new_session(c)
+            assert state["sound"] == "plant sine" and state["knobs"][0]["name"] == "frequency"
+            assert c.get(state["pair"]["b"]["audio"]).status_code == 200
+    finally:
+        player.close()
+
+
+@pytest.mark.slow
+def test_plugin_backend_renders_the_candidates(dawdreamer, tmp_path):
+    """backend="plugin": amsynth's VST rendered offline; the two candidates differ."""
+    player = Player(SoundSpec("ddsp_gym/RealSynthPatch-v1", backend="plugin"))
+    try:
+        with TestClient(
+            create_app(SessionStore(tmp_path), player), base_url="http://127.0.0.1"
+        ) as c:
+            state = new_session(c)
+            a, rate = sf.read(io.BytesIO(c.get(state["pair"]["a"]["audio"]).content))
+            b, _ = sf.read(io.BytesIO(c.get(state["pair"]["b"]["audio"]).content))
+            assert rate == player.sample_rate and 0.01 < np.abs(a).max() <= 1.0
+            assert np.abs(a - b).max() > 0.01
+            assert vote(c, state["session"], 0, "b").json()["votes"] == 1
+    finally:
+        player.close()

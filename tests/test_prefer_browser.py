@@ -16,31 +16,19 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require
+from tests.prefer_server import require_browser
 
-CHROMIUM = os.environ.get("DDSP_GYM_CHROMIUM", "/usr/bin/chromium")
-require("playwright", "the browser test needs Playwright: pip install 'ddsp_gym[web]'")
+require_browser()
 require("fastapi", "the prefer app needs FastAPI: pip install 'ddsp_gym[web]'")
-require(
-    Path(CHROMIUM).exists(),
-    f"the browser test needs chromium at {CHROMIUM}: apt-get install chromium (make test does)",
-)
 
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
 
 from ddsp_gym.preference.app import create_app  # noqa: E402
 from ddsp_gym.preference.candidates import Player, SoundSpec  # noqa: E402
 from ddsp_gym.preference.session import SessionStore  # noqa: E402
-from tests.prefer_server import running  # noqa: E402
+from tests.prefer_server import chromium, running  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-]
 pytestmark = pytest.mark.slow
 
 
@@ -55,10 +43,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def ready(page) -> None:

@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from ddsp_gym.preference.app import create_app  # noqa: E402
 from ddsp_gym.preference.candidates import Player, SoundSpec  # noqa: E402
 from ddsp_gym.preference.session import SessionStore  # noqa: E402
+from tests.prefer_server import chromium, require_browser, running  # noqa: E402
 
 pytestmark = pytest.mark.hardware
 
@@ -51,9 +52,13 @@ class HiddenUtilityRater:
         return "a" if ua >= ub else "b"
 
 
-@pytest.fixture
-def hardware_player(rig_synth, tmp_path):
-    options = {"latency_store": str(tmp_path / "latency.json"), "max_retries": 5}
+@pytest.fixture(scope="module")
+def hardware_player(rig_config, tmp_path_factory):
+    from ddsp_gym.backends import rig
+
+    rig.start_synth(rig_config, log=lambda *_: None)  # a test before may have killed it
+    latency = tmp_path_factory.mktemp("hw") / "latency.json"
+    options = {"latency_store": str(latency), "max_retries": 5}
     player = Player(SoundSpec("ddsp_gym/RealSynthPatch-v1", backend="hardware", options=options))
     yield player
     player.close()
@@ -109,3 +114,34 @@ def test_votes_and_takes_on_the_rig(hardware_player, tmp_path):
         assert knob["low"] <= best["knobs"][knob["name"]] <= knob["high"]
     utilities = [rater.utility(u) for u in shown]
     assert rater.utility(best["unit"]) >= np.median(utilities)
+
+
+def test_the_page_plays_the_synth(hardware_player, tmp_path):
+    """In chromium on the hardware backend: loading the page plays nothing (fetching a
+    candidate would sound the synth); Play A makes a take and hands the page its
+    recording; keys vote and undo."""
+    require_browser()
+    from playwright.sync_api import expect
+
+    root = tmp_path / "sessions"
+    app = create_app(SessionStore(root), hardware_player)
+    with running(app) as url, chromium() as browser:
+        page = browser.new_page()
+        page.goto(url + "/")
+        page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+        sid = page.url.rsplit("=", 1)[1]
+        audio = root / sid / "audio"
+        assert page.get_attribute("#audio-a", "src") is None
+        assert not list(audio.glob("*.wav"))
+        page.click("#play-a")
+        page.wait_for_function(
+            "() => (document.getElementById('audio-a').src || '').includes('-a.wav')",
+            timeout=30_000,
+        )
+        assert len(list(audio.glob("*.wav"))) == 1  # the take, kept in the session
+        body = page.locator("body")
+        page.keyboard.press("k")
+        expect(body).to_have_attribute("data-votes", "1", timeout=30_000)
+        page.keyboard.press("u")
+        expect(body).to_have_attribute("data-votes", "0", timeout=30_000)
+        page.close()

@@ -269,6 +269,8 @@ class Session:
         self._thread_lock = threading.Lock()
         # next_pair/best may fit a model: remember them per log length (pure functions).
         self._pairs: dict[tuple[int, tuple[Vote, ...]], Pair] = {}
+        self._best: dict[tuple[Vote, ...], tuple[float, ...]] = {}
+        self._memo_lock = threading.Lock()
 
     @property
     def log_path(self) -> Path:
@@ -304,6 +306,7 @@ class Session:
         if key not in self._pairs:
             a, b = self.search.next_pair(votes)
             self._pairs[key] = Pair(n, _unit_tuple(a), _unit_tuple(b))
+            _forget_oldest(self._pairs)
         return SessionState(tuple(votes), tuple(history), self._pairs[key], n, recovered)
 
     def state(self) -> SessionState:
@@ -327,7 +330,16 @@ class Session:
         raise SessionNotFoundError(f"pair {pair_id} was never shown in this session")
 
     def best(self, votes: Sequence[Vote]) -> tuple[float, ...]:
-        return _unit_tuple(self.search.best(list(votes)))
+        """The search's best patch after ``votes`` (remembered: it may fit a model)."""
+        key = tuple(votes)
+        with self._memo_lock:  # best() runs outside the session lock too
+            hit = self._best.get(key)
+        if hit is None:
+            hit = _unit_tuple(self.search.best(list(votes)))
+            with self._memo_lock:
+                self._best[key] = hit
+                _forget_oldest(self._best)
+        return hit
 
     # ---- writing ----------------------------------------------------------------------
 
@@ -384,6 +396,12 @@ def _require_current(pair_id: int, state: SessionState, what: str) -> None:
             f"this {what} answers pair {pair_id}, but the current pair is {state.pair.id} "
             "(a replayed request, or another tab voted first); reload the session"
         )
+
+
+def _forget_oldest(cache: dict, keep: int = 32) -> None:
+    """Bound a memo (keys hold whole vote lists): drop the oldest entries."""
+    while len(cache) > keep:
+        del cache[next(iter(cache))]
 
 
 def _unit_tuple(values: Any) -> tuple[float, ...]:

@@ -50,8 +50,14 @@ function show(newState) {
   document.body.dataset.pair = String(state.pair.id);
   document.body.dataset.votes = String(state.votes);
   $("sound").textContent = `${state.sound} on the ${state.backend} backend · session ${state.session}`;
-  setAudio("a", state.pair.a.audio);
-  setAudio("b", state.pair.b.audio);
+  if (!state.device) {
+    setAudio("a", state.pair.a.audio);
+    setAudio("b", state.pair.b.audio);
+  } else if (document.body.dataset.shownPair !== String(state.pair.id)) {
+    // On a synth, fetching a candidate plays it in the room: only "play" does that.
+    for (const side of ["a", "b"]) $("audio-" + side).removeAttribute("src");
+  }
+  document.body.dataset.shownPair = String(state.pair.id);
   $("votes").textContent = String(state.votes);
   const c = state.counts;
   $("counts").textContent = `A ${c.a}, B ${c.b}, both bad ${c.both_bad}`;

@@ -456,3 +456,20 @@ def test_plugin_backend_renders_the_candidates(dawdreamer, tmp_path):
             assert vote(c, state["session"], 0, "b").json()["votes"] == 1
     finally:
         player.close()
+
+
+@pytest.mark.slow
+def test_bench_script_writes_consistent_results(tmp_path):
+    """scripts/bench_prefer.py with tiny arguments: its files, and a log that held."""
+    out = tmp_path / "prefer_api"
+    done = subprocess.run(
+        [sys.executable, "scripts/bench_prefer.py", "--envs", ENV_ID, "--votes", "4",
+         "--tabs", "3", "--rounds", "2", "-o", str(out)],
+        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    (row,) = json.loads(out.with_suffix(".json").read_text())["rows"]
+    assert row["votes"] == 4 and row["log_consistent"] is True
+    c = row["concurrent"]
+    assert c["accepted"] + c["refused_409"] == 6 and c["other"] == 0 and c["accepted"] >= 2
+    assert row["vote"]["p50_ms"] > 0 and "| yes |" in out.with_suffix(".md").read_text()

@@ -148,6 +148,16 @@ def test_non_json_and_cross_site_posts_are_refused(client, root):
     rebound = client.get(f"/api/sessions/{sid}", headers={"host": "evil.example"})
     assert rebound.status_code == 400
     assert not (root / sid / "votes.jsonl").exists()
+    huge = client.post(
+        url, content=b"{" + b" " * 10_000 + b"}", headers={"content-type": "application/json"}
+    )
+    assert huge.status_code == 413
+
+    def chunks():
+        yield b'{"pair": 0, "choice": "a"}'
+
+    chunked = client.post(url, content=chunks(), headers={"content-type": "application/json"})
+    assert chunked.status_code == 413
     same = client.post(url, json={"pair": 0, "choice": "a"}, headers={"origin": "http://127.0.0.1"})
     assert same.status_code == 200
 

@@ -48,6 +48,7 @@ from ddsp_gym.preference.session import (
 )
 
 CANDIDATE_PATTERN = re.compile(r"^(?:(?P<pair>[0-9]{1,9})-(?P<side>[ab])|(?P<best>best))$")
+MAX_BODY_BYTES = 4096  # the API's bodies are a few dozen bytes
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 STATIC = resources.files("ddsp_gym.preference") / "static"
 
@@ -100,6 +101,18 @@ def create_app(
         # A cross-site form POST needs no CORS preflight; insisting on JSON and, where the
         # browser names it, on our own origin keeps other pages from voting.
         if request.method == "POST":
+            # A chunked body has no length to check up front: refused (browsers send one).
+            length = request.headers.get("content-length", "0")
+            if "transfer-encoding" in request.headers:
+                length = "-"
+            if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+                return JSONResponse(
+                    {
+                        "detail": f"request bodies are at most {MAX_BODY_BYTES} bytes, sent "
+                        "with a Content-Length"
+                    },
+                    status_code=413,
+                )
             kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if kind != "application/json":
                 return JSONResponse(

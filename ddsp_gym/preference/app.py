@@ -278,19 +278,17 @@ def _check_port_free(host: str, port: int) -> None:
             raise OSError(f"cannot listen on {host}:{port} ({err.strerror}); try --port") from None
 
 
-class _AnnouncingServer:
-    """uvicorn's server, saying where it is once it listens (not before)."""
+def _announcing_server(config, announce):
+    """uvicorn's server, calling ``announce()`` once it listens (not before)."""
+    import uvicorn
 
-    def __new__(cls, config, announce):
-        import uvicorn
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                announce()
 
-        class Server(uvicorn.Server):
-            async def startup(self, sockets=None) -> None:
-                await super().startup(sockets)
-                if self.started:
-                    announce()
-
-        return Server(config)
+    return Server(config)
 
 
 def serve(
@@ -349,7 +347,7 @@ def serve(
 
                 webbrowser.open(url)
 
-        server = _AnnouncingServer(config, announce)
+        server = _announcing_server(config, announce)
         try:
             server.run()
         except KeyboardInterrupt:

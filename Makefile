@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
 .PHONY: help install install-dev install-ray demo test test-fast test-ray lint format clean \
-	rig-start rig-stop
+	rig-start rig-stop debian-deps
 
 help:
 	@echo "make demo       create .venv, install ddsp_gym, solve the Level-1 envs (writes demo_out/)"
@@ -19,6 +19,7 @@ help:
 	@echo "make test-ray   create .venv-ray (the ray extra) and run the Ray tests there"
 	@echo "make rig-start  install (Debian, as root) and start the software rig: JACK + amsynth + FluidSynth"
 	@echo "make rig-stop   stop the software rig"
+	@echo "make debian-deps  install (Debian, as root) chromium, sox and espeak-ng for the tests"
 	@echo "make lint       ruff check and format check"
 
 $(BIN)/python:
@@ -30,7 +31,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e ".[dev,sb3,hardware,plugin,physiology]" "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[dev,sb3,hardware,plugin,physiology,web,evalset]" "$(TORCH_SPEC)"
 	@touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
@@ -65,13 +66,34 @@ rig-start: $(VENV)/.installed-dev
 rig-stop: $(VENV)/.installed-dev
 	$(BIN)/python -m ddsp_gym.backends.rig stop
 
+# Debian programs the tests drive: chromium (the prefer page's browser test, driven by
+# Playwright's Python package: no browser download), sox and espeak-ng (`bench match`'s
+# evaluation set; FluidSynth comes with the rig). Installed as root with apt-get; under
+# CI a program that cannot be installed is an error, elsewhere its tests skip.
+DEBIAN_TEST_PACKAGES ?= chromium sox espeak-ng
+DEBIAN_TEST_PROGRAMS ?= /usr/bin/chromium /usr/bin/sox /usr/bin/espeak-ng
+debian-deps:
+	@missing=""; for p in $(DEBIAN_TEST_PROGRAMS); do [ -x $$p ] || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "make: installing $(DEBIAN_TEST_PACKAGES) (Debian) for the tests"; \
+			{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+				$(DEBIAN_TEST_PACKAGES); } || \
+			{ if [ -n "$$CI" ]; then exit 1; fi; \
+				echo "make: they did not install; the tests that need them will be skipped"; }; \
+		elif [ -n "$$CI" ]; then \
+			echo "make: missing$$missing: apt-get install $(DEBIAN_TEST_PACKAGES) (as root)"; exit 1; \
+		else echo "make: missing$$missing (apt-get install $(DEBIAN_TEST_PACKAGES), as root);" \
+			"the tests that need them will be skipped"; fi; \
+	fi
+
 # Three pytest runs: everything but the rig's tests on TEST_WORKERS processes (pytest-xdist;
 # JAX compiles are mostly single-threaded, so two workers keep two cores busy), then the
 # rig's tests alone (real-time audio takes want the CPU to themselves), then, the rig
 # stopped, the Ray tests in .venv-ray (a local Ray of two CPUs). The rig is stopped
 # whatever the outcome; the exit status is the first failing run's.
 TEST_WORKERS ?= 2
-test: $(VENV)/.installed-dev $(VENV_RAY)/.installed rig-start
+test: $(VENV)/.installed-dev $(VENV_RAY)/.installed debian-deps rig-start
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not hardware" $(PYTEST_ARGS); first=$$?; \
 		$(BIN)/python -m pytest -m hardware $(PYTEST_ARGS); second=$$?; \
 		$(MAKE) --no-print-directory rig-stop; \

@@ -88,7 +88,8 @@ def test_the_wheel_holds_every_package_and_data_file(wheel):
     packages = {n.rsplit("/", 1)[0].replace("/", ".") for n in names if n.endswith("__init__.py")}
     assert packages == _source_packages()
     hyperparams = [f"agents/hyperparams/{algo}.yml" for algo in ("ppo", "sac", "td3")]
-    for data in ("envs_registry.yaml", "py.typed", "physiology/lsl_local.cfg", *hyperparams):
+    page = [f"preference/static/{f}" for f in ("index.html", "app.js", "style.css")]
+    for data in ("envs_registry.yaml", "py.typed", "physiology/lsl_local.cfg", *hyperparams, *page):
         assert f"ddsp_gym/{data}" in names, data
     registry = zipfile.ZipFile(wheel).read("ddsp_gym/envs_registry.yaml").decode()
     assert registry == (ROOT / "envs_registry.yaml").read_text()  # contents, not a link

@@ -109,6 +109,12 @@ def _render_level(plant: AbstractPlant, unit: np.ndarray, input_audio: Any, key:
     return sounding_rms_dbfs(audio, plant.sample_rate) if np.any(audio) else -120.0
 
 
+def _config_fields(plant: AbstractPlant) -> set[str]:
+    import dataclasses
+
+    return {f.name for f in dataclasses.fields(plant)} if dataclasses.is_dataclass(plant) else set()
+
+
 def _say(target: str | Path, notes: list[str]) -> None:
     for note in notes:
         warnings.warn(f"{target}: {note}", AudioConversionWarning, stacklevel=3)
@@ -166,6 +172,12 @@ def match_file(
     sr, n = plant_obj.sample_rate, plant_obj.n_samples
     recording = load_audio(target, sr)
     analysis = analyze(recording, sr)
+    if analyse and analysis.f0_hz is not None and "f0_hz" in _config_fields(plant_obj):
+        # A plant whose source pitch is a setting, not a knob (the formant voice):
+        # its harmonics then fall where the recording's do.
+        config = {**settings.get("plant_config", {}), "f0_hz": analysis.f0_hz}
+        settings = {**settings, "plant_config": config}
+        plant_obj = make_plant(plant, **config)
     # A plant without a level knob cannot follow the recording's level, and most
     # distances are level-sensitive: the level is then fitted by alternation (scale the
     # target to the plant's level, fit, rescale it to the fit's level, fit again).

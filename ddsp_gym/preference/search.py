@@ -21,6 +21,7 @@ results/prefer_bench.md; docs/preference.md):
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
@@ -134,9 +135,13 @@ class CMAPairSearch(PairSearch):
             {"popsize": 2, "bounds": [0.0, 1.0], "seed": self.seed + 1, "verbose": -9},
         )
         for vote in votes:
-            es.ask()  # advances the sampler exactly as the live session did
+            with warnings.catch_warnings():  # told the asked pair: not an "injection"
+                warnings.simplefilter("ignore", cma.evolution_strategy.InjectionWarning)
+                es.ask()  # advances the sampler exactly as the live session did
             loss = {"a": (0.0, 1.0), "b": (1.0, 0.0), "both_bad": (1.0, 1.0)}[vote.outcome]
-            es.tell([np.asarray(vote.a), np.asarray(vote.b)], list(loss))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", cma.evolution_strategy.InjectionWarning)
+                es.tell([np.asarray(vote.a), np.asarray(vote.b)], list(loss))
         return es
 
     def next_pair(self, votes: Sequence[Vote]) -> tuple[np.ndarray, np.ndarray]:
@@ -225,10 +230,13 @@ class ModelPairSearch(PairSearch):
         if len(votes) < max(self.n_initial, 1):  # a first look around the whole box
             rng = self._rng(votes)
             return rng.uniform(size=self.n_knobs), rng.uniform(size=self.n_knobs)
+        from ddsp_gym.preference.model import one_blas_thread
+
         model = self.model(votes)
         incumbent = self._incumbent(votes)
         candidates = self._candidates(votes, incumbent)
-        gain, spread = model.difference(candidates, incumbent)
+        with one_blas_thread():
+            gain, spread = model.difference(candidates, incumbent)
         if self.acquisition == "ucb":
             score = gain + self.beta * spread
         else:  # expected improvement over the incumbent, E[max(0, f(x) - f(incumbent))]

@@ -208,3 +208,25 @@ def test_the_preference_env_trains_on_simulated_votes_by_default_or_a_votes_file
     assert near > -0.3 and far < near - 0.5
     with pytest.raises(ValueError, match="session= or votes="):
         PreferenceReward(session=str(tmp_path), votes=str(path))
+
+
+def test_the_bench_summary_counts_fractions_gains_and_goal_seeds(capsys):
+    from ddsp_gym.cli import main
+    from ddsp_gym.preference.bench import format_markdown, summarize
+
+    rows = [
+        {"seed": s, "strategy": "model", "best_reachable": 1.0, "typical": 0.4,
+         "found": {"10": 0.7, "40": found}}
+        for s, found in enumerate((0.95, 0.85))
+    ]  # fmt: skip
+    cell = summarize(rows, (10, 40))["model"]["40"]
+    assert cell["mean_fraction"] == pytest.approx(0.9) and cell["at_goal"] == 0.5
+    assert cell["mean_gain"] == pytest.approx((0.55 + 0.45) / 2 / 0.6)
+    results = {"votes": [10, 40], "rows": rows, "summary": summarize(rows, (10, 40)),
+               "goal": {"fraction": 0.9, "votes": 40},
+               "rater": {"utility": "u", "temperature": 0.05, "flip_rate": 0.05,
+                         "both_bad_below": 0.2}}  # fmt: skip
+    assert "| model | 0.700 (0.700) | 0.900 (0.900) |" in format_markdown(results)
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "prefer", "--help"])
+    assert exit_.value.code == 0 and "simulated rater" in capsys.readouterr().out

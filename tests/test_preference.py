@@ -230,3 +230,12 @@ def test_the_bench_summary_counts_fractions_gains_and_goal_seeds(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["bench", "prefer", "--help"])
     assert exit_.value.code == 0 and "simulated rater" in capsys.readouterr().out
+
+
+def test_votes_with_list_patches_answer_as_tuple_ones():
+    votes = _votes(6)
+    listed = [Vote(list(v.a), list(v.b), v.outcome) for v in votes]
+    for strategy in ("model", "random"):
+        search = PreferenceSearch(4, 1, strategy=strategy)
+        np.testing.assert_array_equal(search.next_pair(listed)[1], search.next_pair(votes)[1])
+        np.testing.assert_array_equal(search.best(listed), search.best(votes))

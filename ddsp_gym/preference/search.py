@@ -109,8 +109,9 @@ class RandomPairSearch(PairSearch):
         score: dict[tuple[float, ...], int] = {}
         for vote in votes:
             win = {"a": (1, -1), "b": (-1, 1), "both_bad": (-1, -1)}[vote.outcome]
-            score[vote.a] = score.get(vote.a, 0) + win[0]
-            score[vote.b] = score.get(vote.b, 0) + win[1]
+            a, b = tuple(map(float, vote.a)), tuple(map(float, vote.b))
+            score[a] = score.get(a, 0) + win[0]
+            score[b] = score.get(b, 0) + win[1]
         return np.asarray(max(score, key=lambda patch: score[patch]))
 
 
@@ -199,19 +200,21 @@ class ModelPairSearch(PairSearch):
         self.best_from = best_from
         self.n_initial = int(n_initial)
         self.amplitudes = tuple(amplitudes) if amplitudes else None
-        self._cache: dict[tuple[Vote, ...], Any] = {}
+        self._cache: dict[tuple, Any] = {}
 
     def model(self, votes: Sequence[Vote]) -> Any:
         """The preference model fit on ``votes`` (cached; a pure function of the votes)."""
         from ddsp_gym.preference.model import fit
 
         votes = self._check(votes)
-        if votes not in self._cache:
+        # Keyed by value (a vote's patches may be lists, which do not hash).
+        key = tuple((tuple(map(float, v.a)), tuple(map(float, v.b)), v.outcome) for v in votes)
+        if key not in self._cache:
             if len(self._cache) > 8:  # a session asks about its last few vote lists only
                 self._cache.pop(next(iter(self._cache)))
             options = {"amplitudes": self.amplitudes} if self.amplitudes else {}
-            self._cache[votes] = fit(votes, self.n_knobs, **options)
-        return self._cache[votes]
+            self._cache[key] = fit(votes, self.n_knobs, **options)
+        return self._cache[key]
 
     def _incumbent(self, votes: tuple[Vote, ...]) -> np.ndarray:
         model = self.model(votes)

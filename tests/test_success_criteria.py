@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import gymnasium as gym
 import jax
 import numpy as np
 import pytest

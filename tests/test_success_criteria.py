@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 
-import gymnasium as gym
 import jax
 import numpy as np
 import pytest

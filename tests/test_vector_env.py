@@ -54,8 +54,6 @@ def _assert_step_equal(native, sync):
             np.testing.assert_allclose(a, b, **(OBS_TOL if name == "obs" else TOL), err_msg=name)
 
 
-
-
 def test_make_vec_builds_the_native_env_for_every_id():
     for env_id in ddsp_gym.ENV_IDS:
         assert gym.spec(env_id).vector_entry_point is not None

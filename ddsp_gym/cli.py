@@ -18,6 +18,7 @@ from typing import Any
 from ddsp_gym.backends.commands import add_hw_parser, add_plugin_parser
 from ddsp_gym.bench.commands import add_bench_parser, add_sweep_parser
 from ddsp_gym.catalog import PLANT_NAMES, check_env_ids, check_plant
+from ddsp_gym.explore.commands import add_explore_parser
 
 EXIT_OK = 0
 EXIT_NOT_MET = 1  # ran fine, but the goal was not met (no match, a demo bar missed)
@@ -208,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_hw_parser(sub)
     add_plugin_parser(sub)
+    add_explore_parser(sub)
     return parser
 
 

@@ -39,6 +39,10 @@ def parse_hardware(text: str | None) -> dict[str, Any]:
 
 def check_args(args: argparse.Namespace) -> int:
     """Validate names and numbers before anything heavy runs; return the sound budget."""
+    import importlib.util
+
+    if importlib.util.find_spec("ribs") is None:
+        raise ValueError("explore needs pyribs: pip install 'ddsp_gym[explore]'")
     if (args.env_id is None) == (args.plant is None):
         raise ValueError("give an env id or --plant NAME (one of them)")
     if args.env_id is not None:

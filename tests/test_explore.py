@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -280,3 +281,52 @@ def test_explore_on_the_rig_synth(rig_synth, tmp_path, capsys):
     assert doc["backend"] == "hardware" and doc["takes"] == 12 and doc["budget"] == 10
     assert doc["filled"] >= 1
     assert len(list((out / "wav").glob("*.wav"))) == doc["filled"]
+
+
+@pytest.mark.slow
+def test_clicking_a_cell_of_the_page_plays_its_wav(tmp_path):
+    """The page in a real browser (Debian's chromium, headless): a click loads and plays
+    the cell's WAV from the out folder."""
+    require("playwright", "playwright is needed for the browser test")
+    chromium = Path("/usr/bin/chromium")
+    require(chromium.exists(), "no chromium at /usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+
+    out = tmp_path / "page"
+    assert (
+        main(
+            [
+                "explore",
+                "--plant",
+                "fm2",
+                "--budget",
+                "40",
+                "--cells",
+                "5",
+                "5",
+                "-q",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    doc = json.loads((out / "archive.json").read_text())
+    first = doc["elites"][0]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto((out / "index.html").as_uri())
+            page.click(f'td[data-wav="{first["wav"]}"]')
+            page.wait_for_function(
+                "document.getElementById('player').readyState >= 1", timeout=10_000
+            )
+            src = page.eval_on_selector("#player", "a => a.src")
+            duration = page.eval_on_selector("#player", "a => a.duration")
+            title = page.get_attribute(f'td[data-wav="{first["wav"]}"]', "title")
+        finally:
+            browser.close()
+    assert src.endswith(first["wav"])
+    assert duration == pytest.approx(make_plant("fm2").duration, abs=0.01)
+    assert "knobs: carrier_hz=" in title

@@ -139,9 +139,20 @@ class EnvEvaluator:
         self._reset()
         self._describe = jax.jit(functools.partial(describe, sample_rate=self.sample_rate))
 
-    def _reset(self) -> None:
-        self.env.reset(seed=self.seed)
-        self.takes += self._takes_per_play() * 2  # the target and the start
+    def _reset(self, attempts: int = 3) -> None:
+        """Reset the env: the target and the start, two takes (counted as two per
+        attempt). A silent take there (a device's first note after starting up can be
+        one) is retried; the third raises."""
+        from ddsp_gym.backends.errors import SilentTakeError
+
+        for attempt in range(attempts):
+            self.takes += self._takes_per_play() * 2
+            try:
+                self.env.reset(seed=self.seed)
+                return
+            except SilentTakeError:
+                if attempt == attempts - 1:
+                    raise
 
     def _takes_per_play(self) -> int:
         # A hardware backend may play each query N times and average (takes_per_query).

@@ -70,6 +70,12 @@ def test_objective_is_clean_and_audible():
     assert describe(broken)["objective"] == 0.0
 
 
+def test_the_command_line_names_every_descriptor():
+    from ddsp_gym.explore.commands import DESCRIPTOR_CHOICES
+
+    assert DESCRIPTOR_CHOICES == D.DESCRIPTOR_NAMES  # the parser lists them without JAX
+
+
 def test_axes_are_checked():
     assert D.check_axes(["centroid", "attack"]) == ("centroid", "attack")
     with pytest.raises(ValueError, match="unknown descriptor"):
@@ -138,6 +144,38 @@ def test_map_elites_covers_more_than_random_sampling_at_equal_budget(fm2):
     rnd = run("random", SimEvaluator(fm2, 0), space, 800, seed=0)
     assert me.filled > rnd.filled * 1.05
     assert me.qd_score > rnd.qd_score
+
+
+class FailingDevice(SimEvaluator):
+    """A sim that fails like a device after ``fail_at`` sounds (mid-batch)."""
+
+    backend = "hardware"
+
+    def __init__(self, plant, seed, fail_at):
+        super().__init__(plant, seed)
+        self.fail_at = fail_at
+
+    def evaluate(self, unit, first_index):
+        from ddsp_gym.backends.errors import XrunError
+        from ddsp_gym.explore.evaluators import EvaluationStopped
+
+        if first_index + len(unit) <= self.fail_at:
+            return super().evaluate(unit, first_index)
+        heard = super().evaluate(unit[: self.fail_at - first_index], first_index)
+        raise EvaluationStopped(heard, XrunError("all 4 attempts failed"))
+
+
+@pytest.mark.parametrize("method", ["map_elites", "random"])
+def test_a_device_failing_mid_run_keeps_what_was_heard(fm2, method):
+    space = fm2_space()
+    stopped = run(method, FailingDevice(fm2, 2, fail_at=77), space, 150, seed=2)
+    assert stopped.stopped == "XrunError: all 4 attempts failed"
+    assert stopped.evaluations == stopped.takes == 77
+    full = run(method, SimEvaluator(fm2, 2), space, 150, seed=2)
+    assert full.stopped is None
+    # Everything heard before the failure is on the map: it holds the elites of those 77.
+    assert 0 < stopped.filled <= full.filled
+    assert all(e["setting"] < 77 for e in elites(stopped))
 
 
 def test_sim_replays_an_elite_exactly():
@@ -211,7 +249,7 @@ def test_explore_command_writes_the_map(tmp_path, capsys):
         (["--plant", "fm2", "--backend", "hardware"], "give an env id"),
         (["--plant", "fm2", "--axes", "centroid", "shimmer"], "unknown descriptor"),
         (["--plant", "fm2", "--cells", "0", "5"], "--cells"),
-        (["--plant", "fm2", "--color", "pink", "--budget", "8"], "unknown --color"),
+        (["--plant", "fm2", "--color", "pink"], "unknown --color"),
         (
             ["ddsp_gym/RealSynthPatch-v1", "--backend", "hardware", "--hardware", "[1]"],
             "JSON object",

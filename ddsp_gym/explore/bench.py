@@ -63,6 +63,7 @@ def bench_runs(
                         "coverage": round(result.coverage, 4),
                         "qd_score": round(result.qd_score, 3),
                         "seconds": round(seconds, 2),
+                        "stopped": result.stopped,
                         "curve": result.curve,
                     }
                     rows.append(row)
@@ -142,6 +143,17 @@ def write_bench(
     json_path.write_text(
         json.dumps({"meta": meta, "summary": summary, "runs": rows}, indent=1) + "\n"
     )
+    stopped = [r for r in rows if r.get("stopped")]
+    if stopped:  # say which runs a device cut short, and why
+        meta = {
+            **meta,
+            "notes": [*meta.get("notes", []), "Runs the device cut short:", ""]
+            + [
+                f"- {r['source']} budget {r['budget']} seed {r['seed']} {r['method']}: "
+                f"{r['sounds']} sounds, {r['stopped']}"
+                for r in stopped
+            ],
+        }
     md_path.write_text(markdown(summary, meta))
     return json_path, md_path
 

@@ -72,6 +72,11 @@ def check_args(args: argparse.Namespace) -> int:
     if budget < MIN_BUDGET:
         raise ValueError(f"the budget must be at least {MIN_BUDGET} sounds, got {budget}")
     check_axes(args.axes)
+    if args.color not in (*DESCRIPTOR_CHOICES, "objective"):
+        raise ValueError(
+            f"unknown --color {args.color!r}; choose one of "
+            f"{', '.join(DESCRIPTOR_CHOICES)}, objective"
+        )
     if any(c < 1 or c > 200 for c in args.cells):
         raise ValueError(f"--cells takes two counts from 1 to 200, got {args.cells}")
     return budget
@@ -184,6 +189,13 @@ def _cmd_explore(args: argparse.Namespace) -> int:
         f"{result.evaluations} sounds ({result.takes} played)"
     )
     print("wrote " + ", ".join(str(p) for p in paths.values()) + f" and {args.output}/wav/")
+    if result.stopped:  # the map of what was heard is written; the run still failed
+        print(
+            f"ddsp-gym: error: the device failed after {result.evaluations} sounds, "
+            f"the map holds those: {result.stopped}",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 

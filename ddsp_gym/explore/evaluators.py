@@ -23,11 +23,22 @@ import jax.numpy as jnp
 import numpy as np
 
 from ddsp_gym.batching import chunked_vmap
-from ddsp_gym.explore.descriptors import DESCRIPTOR_NAMES, OBJECTIVE_INDEX, describe
+from ddsp_gym.explore.descriptors import OBJECTIVE_INDEX, describe
 from ddsp_gym.plants.base import AbstractPlant
 
 # Settings per jitted sim call: one compilation serves every batch (shorter ones padded).
 SIM_CHUNK = 64
+
+
+class EvaluationStopped(Exception):
+    """A device failed mid-batch (after its own retries): ``rows`` holds the settings
+    of the batch played before it (n, k + 1), ``cause`` the device's error. The search
+    keeps everything heard so far and stops."""
+
+    def __init__(self, rows: np.ndarray, cause: Exception):
+        super().__init__(str(cause))
+        self.rows = rows
+        self.cause = cause
 
 
 class Evaluator(Protocol):
@@ -111,7 +122,8 @@ class EnvEvaluator:
 
     ``gym.make(env_id, backend=backend, control="absolute", **make_kwargs)``; reset once
     (a device plays the task's target and the start: two takes of overhead, counted in
-    :attr:`takes`), then every setting is the action ``2 u - 1``. A take the backend calls
+    :attr:`takes`), then every setting is one step of the action ``2 u - 1``, so a run
+    of n settings plays exactly n + 2 takes (times ``takes_per_query``). A take the backend calls
     silent (``SilentTakeError``) is a sound like any other: it scores 0 and is not mapped.
     """
 
@@ -126,7 +138,6 @@ class EnvEvaluator:
             backend=backend,
             control="absolute",
             disable_env_checker=True,
-            max_episode_steps=1_000_000,  # one long episode: the explorer never stops
             **make_kwargs,
         )
         self.core = self.env.unwrapped
@@ -160,7 +171,12 @@ class EnvEvaluator:
         return int(getattr(config, "takes_per_query", 1) or 1)
 
     def evaluate(self, unit: np.ndarray, first_index: int) -> np.ndarray:
-        from ddsp_gym.backends.errors import SilentTakeError
+        from ddsp_gym.backends.errors import (
+            HardwareError,
+            PluginError,
+            SilentRenderError,
+            SilentTakeError,
+        )
 
         rows = []
         for offset, u in enumerate(np.asarray(unit, np.float32)):
@@ -168,17 +184,20 @@ class EnvEvaluator:
             action = 2.0 * np.clip(u, 0.0, 1.0) - 1.0
             self.takes += self._takes_per_play()
             try:
-                _, _, terminated, truncated, _ = self.env.step(action)
+                # The bare env, past the wrappers: the explorer has no episodes, so a step
+                # that happens to match the task's target (terminated) plays on instead of
+                # spending two takes on a reset, and no time limit applies.
+                self.core.step(action)
                 audio = np.asarray(self.core.current_audio(), np.float32)
-            except SilentTakeError:
+            except (SilentTakeError, SilentRenderError):
                 self.silent += 1
                 audio = np.zeros(self.plant.n_samples, np.float32)
-                terminated = truncated = False
+            except (HardwareError, PluginError) as err:  # retried by the backend already
+                return_rows = np.stack(rows) if rows else np.zeros((0, OBJECTIVE_INDEX + 1))
+                raise EvaluationStopped(return_rows, err) from err
             self._audio[index] = audio
             rows.append(np.asarray(self._describe(audio)))
-            if terminated or truncated:  # a task's success ends the episode: start another
-                self._reset()
-        return np.stack(rows) if rows else np.zeros((0, len(DESCRIPTOR_NAMES) + 1))
+        return np.stack(rows) if rows else np.zeros((0, OBJECTIVE_INDEX + 1), np.float32)
 
     def audio(self, unit: np.ndarray, index: int) -> np.ndarray:
         return self._audio[index]

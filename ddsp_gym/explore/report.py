@@ -70,6 +70,7 @@ def archive_document(
         "filled": result.filled,
         "coverage": result.coverage,
         "qd_score": result.qd_score,
+        "stopped": result.stopped,  # a device's error that ended the run early, or None
         "curve": [list(point) for point in result.curve],
         "elites": entries,
     }

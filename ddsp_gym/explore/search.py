@@ -26,7 +26,7 @@ from ribs.emitters import IsoLineEmitter
 from ribs.schedulers import Scheduler
 
 from ddsp_gym.explore.descriptors import DESCRIPTOR_NAMES, DESCRIPTORS, OBJECTIVE_INDEX
-from ddsp_gym.explore.evaluators import Evaluator
+from ddsp_gym.explore.evaluators import EvaluationStopped, Evaluator
 
 METHODS: tuple[str, ...] = ("map_elites", "random")
 # The two emitters' isotropic steps in unit knob travel (fine, coarse) and their step
@@ -101,6 +101,8 @@ class ExploreResult:
     takes: int
     # (evaluations so far, filled cells, QD-score) after every batch: the search's curve.
     curve: list[tuple[int, int, float]] = field(default_factory=list)
+    # Why the search stopped short of its budget (a device's error), or None.
+    stopped: str | None = None
 
     @property
     def filled(self) -> int:
@@ -169,11 +171,30 @@ def run_random(
     per_emitter, n_init = batch_sizes(budget)
     bounds = [0, n_init, *range(n_init + 2 * per_emitter, budget, 2 * per_emitter), budget]
     for start, stop in zip(bounds[:-1], bounds[1:], strict=False):  # MAP-Elites' batches
-        rows = evaluator.evaluate(settings[start:stop], start)
+        try:
+            rows = evaluator.evaluate(settings[start:stop], start)
+        except EvaluationStopped as err:
+            _stop(result, err, settings[start:], start, progress)
+            break
         _add(archive, settings[start:stop], rows, start, space)
         _record(result, stop, progress, stop - start)
     result.takes = evaluator.takes
     return result
+
+
+def _stop(
+    result: ExploreResult,
+    err: EvaluationStopped,
+    settings: np.ndarray,
+    first: int,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Keep what a failed batch heard before the device failed; mark the run stopped."""
+    n = len(err.rows)
+    if n:
+        _add(result.archive, settings[:n], err.rows, first, result.space)
+    _record(result, first + n, progress, n)
+    result.stopped = f"{type(err.cause).__name__}: {err.cause}"
 
 
 def run_map_elites(
@@ -204,7 +225,41 @@ def run_map_elites(
     result = ExploreResult("map_elites", space, archive, 0, 0)
 
     first = uniform_settings(seed, budget, dim)[:n_init]
-    rows = evaluator.evaluate(first, 0)
+    try:
+        _search(evaluator, space, scheduler, result, first, budget, seed, per_emitter, progress)
+    except _Stopped as stopped:
+        _stop(result, stopped.err, stopped.settings, stopped.first, progress)
+    result.takes = evaluator.takes
+    return result
+
+
+class _Stopped(Exception):
+    def __init__(self, err: EvaluationStopped, settings: np.ndarray, first: int):
+        self.err, self.settings, self.first = err, settings, first
+
+
+def _evaluate(evaluator: Evaluator, settings: np.ndarray, first: int) -> np.ndarray:
+    try:
+        return evaluator.evaluate(settings, first)
+    except EvaluationStopped as err:
+        raise _Stopped(err, settings, first) from err
+
+
+def _search(
+    evaluator: Evaluator,
+    space: MapSpace,
+    scheduler: Scheduler,
+    result: ExploreResult,
+    first: np.ndarray,
+    budget: int,
+    seed: int,
+    per_emitter: int,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """MAP-Elites' loop, from its random first population to the end of the budget."""
+    archive, dim = result.archive, first.shape[1]
+    n_init = len(first)
+    rows = _evaluate(evaluator, first, 0)
     _add(archive, first, rows, 0, space)
     used = _record(result, n_init, progress, n_init)
     while used < budget:
@@ -215,11 +270,11 @@ def run_map_elites(
                 .astype(np.float32)
             )
             settings = settings[: budget - used]
-            _add(archive, settings, evaluator.evaluate(settings, used), used, space)
+            _add(archive, settings, _evaluate(evaluator, settings, used), used, space)
         else:
             settings = scheduler.ask().astype(np.float32)
             n = min(len(settings), budget - used)
-            rows = evaluator.evaluate(settings[:n], used)
+            rows = _evaluate(evaluator, settings[:n], used)
             if n == len(settings):
                 scheduler.tell(
                     rows[:, OBJECTIVE_INDEX], space.measures(rows), **_fields(rows, used)
@@ -228,8 +283,6 @@ def run_map_elites(
                 _add(archive, settings[:n], rows, used, space)
             settings = settings[:n]
         used = _record(result, used + len(settings), progress, len(settings))
-    result.takes = evaluator.takes
-    return result
 
 
 def _record(

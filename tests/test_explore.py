@@ -368,3 +368,29 @@ def test_clicking_a_cell_of_the_page_plays_its_wav(tmp_path):
     assert src.endswith(first["wav"])
     assert duration == pytest.approx(make_plant("fm2").duration, abs=0.01)
     assert "knobs: carrier_hz=" in title
+
+
+@pytest.mark.slow
+def test_explore_on_the_amsynth_plugin(dawdreamer, tmp_path):
+    """``--backend plugin``: the same env path as a device, amsynth's VST offline."""
+    vst = Path("/usr/lib/vst/amsynth_vst.so")  # Debian's amsynth package
+    require(vst.exists(), f"{vst} is missing: apt-get install amsynth")
+    out = tmp_path / "plugin"
+    argv = [
+        "explore",
+        "ddsp_gym/RealSynthPatch-v1",
+        "--backend",
+        "plugin",
+        "--takes",
+        "16",
+        "--cells",
+        "4",
+        "4",
+        "-q",
+        "-o",
+        str(out),
+    ]
+    assert main(argv) == 0
+    doc = json.loads((out / "archive.json").read_text())
+    assert doc["backend"] == "plugin" and doc["takes"] == 16 and doc["budget"] == 14
+    assert doc["filled"] >= 1 and doc["stopped"] is None

@@ -20,6 +20,7 @@ from ddsp_gym.bench.commands import add_bench_parser, add_sweep_parser
 from ddsp_gym.catalog import PLANT_NAMES, check_env_ids, check_plant
 from ddsp_gym.physiology.commands import add_physiology_parser
 from ddsp_gym.preference.commands import add_prefer_parser
+from ddsp_gym.explore.commands import add_explore_parser
 
 EXIT_OK = 0
 EXIT_NOT_MET = 1  # ran fine, but the goal was not met (no match, a demo bar missed)
@@ -216,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_plugin_parser(sub)
     add_physiology_parser(sub)
     add_prefer_parser(sub)
+    add_explore_parser(sub)
     return parser
 
 

@@ -12,6 +12,7 @@ import jax
 import pytest
 
 import ddsp_gym
+from ddsp_gym.registry import ids_of_kind
 
 # XLA compilation dominates the suite's time on CPU, and many tests build envs of the
 # same configuration afresh (each a new jit trace): JAX's persistent compilation cache
@@ -36,10 +37,19 @@ def env_ids() -> list[str]:
 V0_KWARGS = {"control": "absolute", "observation": "summaries", "reward_shape": "linear"}
 
 
+# Registry-wide tests ask what an env is by its kind (ddsp_gym/registry.py): a target env
+# keeps the matching guarantees (a target, success, a calibrated random score), a
+# streaming env the stream's (tests/test_streaming.py); both keep the shared ones.
+TARGET_ENV_IDS = ids_of_kind("target")
+STREAMING_ENV_IDS = ids_of_kind("streaming")
+
+
 def make(env_id: str, **kwargs) -> gym.Env:
-    """``gym.make`` of the v0 settings (:data:`V0_KWARGS`, overridable) without the
-    order/passive checkers, so tests see the raw behaviour."""
-    return gym.make(env_id, disable_env_checker=True, **{**V0_KWARGS, **kwargs})
+    """``gym.make`` of the v0 settings (:data:`V0_KWARGS`, overridable; a target env's
+    settings, which a streaming env does not take) without the order/passive checkers,
+    so tests see the raw behaviour."""
+    defaults = {} if env_id in STREAMING_ENV_IDS else V0_KWARGS
+    return gym.make(env_id, disable_env_checker=True, **{**defaults, **kwargs})
 
 
 def require(need: str | object, reason: str) -> None:

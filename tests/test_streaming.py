@@ -1,0 +1,173 @@
+"""Streaming envs: block-edge continuity, carried state, per-block gradients, rewards."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ddsp_gym.streaming import STREAM_PLANTS, knob_ramp, render_stream
+from ddsp_gym.streaming.functional import make_stream_params
+from tests.conftest import STREAMING_ENV_IDS, make
+
+N_BLOCKS = 8
+
+
+def _knob_points(d: int, seed: int) -> jnp.ndarray:
+    """N_BLOCKS + 1 random knob positions: every block ramps a long way."""
+    return jax.random.uniform(jax.random.PRNGKey(seed), (N_BLOCKS + 1, d))
+
+
+def _plant_input(plant, n: int) -> jnp.ndarray | None:
+    if not plant.needs_input:
+        return None
+    t = np.arange(n) / plant.sample_rate
+    # Notes every 0.15 s with a fast decay: onsets inside blocks and across edges.
+    env = np.exp(-(t % 0.15) * 30.0)
+    return jnp.asarray(0.5 * env * np.sign(np.sin(2 * np.pi * 110.0 * t)), jnp.float32)
+
+
+@pytest.mark.parametrize("name", sorted(STREAM_PLANTS))
+def test_blocks_streamed_equal_one_long_render_of_the_same_ramps(name):
+    plant = STREAM_PLANTS[name]()
+    n = plant.block_size
+    points = _knob_points(plant.num_knobs, 0)
+    audio_in = _plant_input(plant, N_BLOCKS * n)
+    key = jax.random.PRNGKey(1)
+    streamed, end_state = jax.jit(lambda p, x: render_stream(plant, plant.init_state(), p, key, x))(
+        points, audio_in
+    )
+    ramps = jnp.concatenate([knob_ramp(points[b], points[b + 1], n) for b in range(N_BLOCKS)])
+    long, long_state = jax.jit(lambda r, x: plant.render_samples(plant.init_state(), r, key, x))(
+        ramps, audio_in
+    )
+    streamed, long = np.asarray(streamed), np.asarray(long)
+    assert np.abs(streamed).max() > 0.01  # a sound, not silence
+    np.testing.assert_allclose(streamed, long, atol=2e-4 * np.abs(long).max())
+    for a, b in zip(jax.tree.leaves(end_state), jax.tree.leaves(long_state), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-3)
+    # No click at block edges: the largest sample-to-sample step across an edge is no
+    # larger than the largest inside the blocks.
+    jumps = np.abs(np.diff(streamed))
+    edges = np.arange(n - 1, N_BLOCKS * n - 1, n)
+    assert jumps[edges].max() <= jumps.max() and jumps[edges].max() < 0.2
+
+
+def test_knob_ramp_reaches_the_new_position_on_the_last_sample():
+    ramp = np.asarray(knob_ramp(jnp.array([0.0, 1.0]), jnp.array([1.0, 0.0]), 4))
+    np.testing.assert_allclose(ramp, [[0.25, 0.75], [0.5, 0.5], [0.75, 0.25], [1.0, 0.0]])
+
+
+def test_the_drone_carries_its_state_across_blocks():
+    plant = STREAM_PLANTS["drone"]()
+    knobs = jnp.full((plant.num_knobs,), 0.5)
+    key = jax.random.PRNGKey(0)
+    first, state = plant.render_block(plant.init_state(), knobs, knobs, key)
+    second, _ = plant.render_block(state, knobs, knobs, key)
+    fresh, _ = plant.render_block(plant.init_state(), knobs, knobs, key)
+    # Continuing is not starting over: the phases and the filter memory moved on ...
+    assert not np.allclose(second, fresh, atol=1e-3)
+    np.testing.assert_array_equal(first, fresh)  # ... and a render is a pure function
+    # ... and the step from block one into block two is as smooth as inside a block.
+    joined = np.concatenate([first, second])
+    assert (
+        abs(joined[plant.block_size] - joined[plant.block_size - 1]) <= np.abs(np.diff(first)).max()
+    )
+
+
+@pytest.mark.parametrize("env_id", STREAMING_ENV_IDS)
+def test_same_seed_same_stream_other_seed_other_stream(env_id):
+    actions = np.random.default_rng(1).uniform(-1, 1, (6, *make(env_id).action_space.shape))
+    runs = []
+    for _ in range(2):
+        env = make(env_id)
+        obs, _ = env.reset(seed=5)
+        out = [env.step(a.astype(np.float32)) for a in actions]
+        runs.append((obs, [o[1] for o in out], env.unwrapped.current_audio()))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    assert runs[0][1] == runs[1][1]
+    np.testing.assert_array_equal(runs[0][2], runs[1][2])
+    other = make(env_id)
+    other.reset(seed=6)
+    for a in actions:
+        other.step(a.astype(np.float32))
+    assert not np.allclose(other.unwrapped.current_audio(), runs[0][2])
+
+
+@pytest.mark.parametrize("env_id", STREAMING_ENV_IDS)
+def test_reward_terms_sum_to_the_reward_and_slew_charges_moves(env_id):
+    env = make(env_id, random_start=False)
+    env.reset(seed=0)
+    d = env.action_space.shape[0]
+    _, reward, terminated, truncated, info = env.step(np.ones(d, np.float32))
+    terms = [k for k in info if k not in ("peak", "loudness_db", "knobs", "xruns")]
+    assert sum(info[k] for k in terms) == pytest.approx(reward, rel=1e-5, abs=1e-5)
+    params = env.unwrapped.params
+    moved = d * float(params.max_delta) ** 2  # every knob moved by max_delta
+    assert info["slew"] == pytest.approx(-float(params.slew_penalty) * moved, rel=1e-5)
+    assert not terminated and not truncated and info["xruns"] == 0
+    assert set(info["knobs"]) == set(env.unwrapped.plant.knob_names)
+
+
+def test_a_held_drone_grows_stale_and_moving_knobs_sound_new():
+    env = make("ddsp_gym/Drone-v0", control="absolute", random_start=False)
+    env.reset(seed=0)
+    # Detune 0: no beating between the saws, so a held drone's blocks all sound alike.
+    hold = np.array([0.0, -1.0, 0.0, -0.5, 0.0], np.float32)
+    held = [env.step(hold)[4]["novelty"] for _ in range(24)]
+    # Once the archive has heard the held drone, nothing is novel any more (the soft
+    # minimum sits a little below zero, at most t log A = 0.04 times the weight).
+    assert max(held[-8:]) < 0.1 < held[0]
+    rng = np.random.default_rng(0)
+    moving = [env.step(rng.uniform(-1, 1, 5).astype(np.float32))[4]["novelty"] for _ in range(8)]
+    assert min(moving) > 0.1 and np.mean(moving) > 1.0
+
+
+def test_a_screaming_filter_and_clipping_are_charged():
+    env = make("ddsp_gym/Drone-v0", control="absolute", random_start=False)
+    env.reset(seed=0)
+    # Pitch low, cutoff and resonance at the top, level at the top: risky and loud.
+    info = env.step(np.array([-1.0, 0.0, 1.0, 1.0, 1.0], np.float32))[4]
+    assert info["control_risk"] < 0.0
+    env = make("ddsp_gym/Drone-v0", control="absolute", random_start=False, clip_penalty=1.0)
+    env.reset(seed=0)
+    loud = [env.step(np.array([-0.6, 0.0, -0.2, 1.0, 1.0], np.float32))[4] for _ in range(3)]
+    quiet = env.step(np.array([-0.6, 0.0, -0.2, -1.0, -1.0], np.float32))[4]
+    assert loud[-1]["peak"] > quiet["peak"] and quiet["clipping"] == 0.0
+
+
+def test_vmapped_streams_over_keys_equal_single_streams():
+    env = make("ddsp_gym/Drone-v0").unwrapped
+    fenv, params = env.functional, env.params
+    keys = jax.random.split(jax.random.PRNGKey(3), 4)
+    actions = jax.random.uniform(jax.random.PRNGKey(4), (4, 5), minval=-1, maxval=1)
+    _, states = jax.vmap(fenv.reset, in_axes=(0, None))(keys, params)
+    out = jax.jit(jax.vmap(fenv.step, in_axes=(0, 0, 0, None)))(keys, states, actions, params)
+    for i in range(4):
+        state_i = jax.tree.map(lambda leaf, i=i: leaf[i], states)
+        single = jax.jit(fenv.step)(keys[i], state_i, actions[i], params)
+        np.testing.assert_allclose(out[2][i], single[2], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(loudness="loud"), TypeError, "unknown keyword argument"),
+        (dict(control="sideways"), ValueError, "control must be one of"),
+        (dict(render_mode="human"), ValueError, "render_mode must be None"),
+        (dict(max_delta=0.0), ValueError, "max_delta"),
+        (dict(novelty_weight=float("nan")), ValueError, "novelty_weight must be finite"),
+        (dict(input=np.zeros(100)), ValueError, "instrument"),
+        (dict(plant="theremin"), ValueError, "unknown streaming plant"),
+    ],
+)
+def test_bad_streaming_arguments_are_refused(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        gym.make("ddsp_gym/Drone-v0", disable_env_checker=True, **kwargs)
+
+
+def test_make_stream_params_refuses_unknown_names():
+    with pytest.raises(TypeError, match="unknown stream params"):
+        make_stream_params(volume=1.0)

@@ -9,10 +9,20 @@ from __future__ import annotations
 
 from ddsp_gym.streaming.base import AbstractBlockPlant, knob_ramp, render_stream
 from ddsp_gym.streaming.drone import DroneVoice
-from ddsp_gym.streaming.tasks import AbstractStreamTask, DroneNovelty
+from ddsp_gym.streaming.effect_chain import FilterDelayChain
+from ddsp_gym.streaming.pulse_voice import PulseVoice
+from ddsp_gym.streaming.tasks import AbstractStreamTask, DroneNovelty, JamPartner, PerformerBands
 
-STREAM_PLANTS: dict[str, type[AbstractBlockPlant]] = {"drone": DroneVoice}
-STREAM_TASKS: dict[str, type[AbstractStreamTask]] = {"drone_novelty": DroneNovelty}
+STREAM_PLANTS: dict[str, type[AbstractBlockPlant]] = {
+    "drone": DroneVoice,
+    "filter_delay": FilterDelayChain,
+    "pulse_voice": PulseVoice,
+}
+STREAM_TASKS: dict[str, type[AbstractStreamTask]] = {
+    "drone_novelty": DroneNovelty,
+    "performer_bands": PerformerBands,
+    "jam_partner": JamPartner,
+}
 
 __all__ = [
     "STREAM_PLANTS",
@@ -21,6 +31,10 @@ __all__ = [
     "AbstractStreamTask",
     "DroneNovelty",
     "DroneVoice",
+    "FilterDelayChain",
+    "JamPartner",
+    "PerformerBands",
+    "PulseVoice",
     "knob_ramp",
     "render_stream",
 ]

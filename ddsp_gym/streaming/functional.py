@@ -164,7 +164,7 @@ class StreamingEnv:
     def _input(self, task_state: TaskState, block: Array, params: StreamParams) -> Array | None:
         if not self.plant.needs_input:
             return None
-        return self.task.input_block(task_state, block, params)
+        return self.task.input_block(task_state, block, params, self.plant)
 
     def reset_env(self, key: Array, params: StreamParams) -> tuple[Array, StreamState]:
         """A fresh stream: start knobs, then ``warmup_blocks`` blocks played at them."""
@@ -217,7 +217,7 @@ class StreamingEnv:
             audio_in,
         )
         summary = summary_features(audio, self.plant.sample_rate)
-        ctx = BlockContext(audio, summary, state.block, audio_in)
+        ctx = BlockContext(audio, summary, state.block, audio_in, self.plant.sample_rate)
         terms, task_state = self.task.score(state.task, ctx, params)
         terms = {
             **terms,

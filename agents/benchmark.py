@@ -34,10 +34,10 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-import ddsp_gym
 from ddsp_gym.agents import provenance
 from ddsp_gym.agents.base import QUERY_ENV_KWARGS, SolveResult
 from ddsp_gym.catalog import DEFAULT_AGENTS, RL_ALGOS, SEARCH_AGENTS, TRAINED_AGENTS
+from ddsp_gym.registry import ids_of_kind
 
 EVAL_SEED_OFFSET = 10_000
 
@@ -287,7 +287,8 @@ def run_benchmark(
     A stored cell of the same (env, agent, budget, seeds) from another code version, or
     from before versions were recorded, is run again and replaced.
     """
-    envs = list(envs or ddsp_gym.ENV_IDS)
+    # Search agents match targets: streaming envs (no target) are not theirs.
+    envs = list(envs or ids_of_kind("target"))
     unknown = [a for a in agents if a not in SEARCH_AGENTS + TRAINED_AGENTS]
     if unknown:
         raise ValueError(f"unknown agents {unknown}; known: {SEARCH_AGENTS + TRAINED_AGENTS}")

@@ -3,9 +3,10 @@
 The comparison the streaming issue asks for: does a learned drone agent beat a random
 walk on its diversity reward at equal stability? Per seed, SB3 PPO (the registry's
 ``agents/hyperparams/ppo.yml`` entry, with the run's step budget) trains on N streams
-stepped in one vmapped, jitted call (:class:`StreamVecEnv`); then the trained policy
-(deterministic) and the random walk (uniform actions under delta control: each knob
-takes a random step of up to ``max_delta`` per block) play the same evaluation streams.
+stepped in one vmapped, jitted call (:class:`StreamVecEnv`); then the trained policy (as
+trained, sampling its actions, and by its mean action) and the random walk (uniform
+actions under delta control: each knob takes a random step of up to ``max_delta`` per
+block) play the same evaluation streams.
 Reported per agent: mean reward per block, its novelty term and the stability terms
 (clipping, control risk, loudness drift), and the share of blocks that clip.
 """
@@ -29,6 +30,9 @@ from ddsp_gym.streaming.functional import StreamingEnv, StreamParams
 from ddsp_gym.streaming.gym_env import make_streaming_functional
 
 EVAL_SEED_OFFSET = 10_000  # evaluation streams' keys: never trained on
+# "ppo": the trained policy as it was trained (actions sampled from its Gaussian: for a
+# novelty reward the spread is part of the strategy); "ppo_mean": its mean action.
+AGENTS = ("ppo", "ppo_mean", "random_walk")
 STABILITY_TERMS = ("clipping", "control_risk", "loudness_drift")
 
 
@@ -132,9 +136,9 @@ def evaluate(
     return means
 
 
-def _deterministic(model: Any) -> Policy:
-    """A trained SB3 model's deterministic policy."""
-    return lambda obs, rng: model.predict(obs, deterministic=True)[0]
+def _policy(model: Any, deterministic: bool) -> Policy:
+    """A trained SB3 model's policy: as trained (sampled from its Gaussian) or its mean."""
+    return lambda obs, rng: model.predict(obs, deterministic=deterministic)[0]
 
 
 def random_walk(num_actions: int) -> Policy:
@@ -159,10 +163,16 @@ def run_comparison(
         venv = StreamVecEnv(fenv, params, setup.n_envs, seed)
         model = PPO(setup.policy, venv, seed=seed, verbose=0, device="cpu", **setup.algo_kwargs)
         model.learn(total_timesteps=timesteps)
-        ppo = evaluate(fenv, params, _deterministic(model), seed, streams, blocks)
-        walk = evaluate(fenv, params, random_walk(fenv.num_actions), seed, streams, blocks)
         runs.append(
-            {"seed": seed, "ppo": ppo, "random_walk": walk, "seconds": time.perf_counter() - start}
+            {
+                "seed": seed,
+                "ppo": evaluate(fenv, params, _policy(model, False), seed, streams, blocks),
+                "ppo_mean": evaluate(fenv, params, _policy(model, True), seed, streams, blocks),
+                "random_walk": evaluate(
+                    fenv, params, random_walk(fenv.num_actions), seed, streams, blocks
+                ),
+                "seconds": time.perf_counter() - start,
+            }
         )
     summary = _summarize(runs)
     result = {
@@ -187,7 +197,7 @@ def _summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         return {"mean": float(values.mean()), "std": float(values.std())}
 
     keys = ("reward", "novelty", "stability", "clipped_block_share", "slew")
-    summary = {agent: {k: stat(agent, k) for k in keys} for agent in ("ppo", "random_walk")}
+    summary = {agent: {k: stat(agent, k) for k in keys} for agent in AGENTS}
     summary["ppo_beats_random_walk_seeds"] = int(
         sum(r["ppo"]["reward"] > r["random_walk"]["reward"] for r in runs)
     )
@@ -205,7 +215,8 @@ def _markdown(result: dict[str, Any]) -> str:
         "",
         f"Made by `{result['command']}`. Per seed: SB3 PPO (agents/hyperparams/ppo.yml, "
         f"{result['n_envs']} streams) trained for {result['timesteps_per_seed']:,} blocks, "
-        f"then it (deterministic) and a random walk (uniform actions, delta control) play "
+        f"then it (ppo: actions sampled as in training; ppo mean: its mean action) and a "
+        f"random walk (uniform actions, delta control) play "
         f"the same {result['eval_streams']} held-out streams of {result['eval_blocks']} "
         "blocks. Means per block over seeds (± std across seeds). Stability is the sum of "
         "the clipping, control-risk and loudness-drift terms (0 is perfectly stable).",
@@ -213,7 +224,7 @@ def _markdown(result: dict[str, Any]) -> str:
         "| agent | reward | novelty term | stability terms | blocks clipping | slew term |",
         "|---|---|---|---|---|---|",
     ]
-    for agent in ("ppo", "random_walk"):
+    for agent in AGENTS:
         a = s[agent]
         cells = [
             f"{a[k]['mean']:.3f} ± {a[k]['std']:.3f}" for k in ("reward", "novelty", "stability")
@@ -221,6 +232,11 @@ def _markdown(result: dict[str, Any]) -> str:
         cells.append(f"{100 * a['clipped_block_share']['mean']:.1f} %")
         cells.append(f"{a['slew']['mean']:.3f}")
         lines.append(f"| {agent.replace('_', ' ')} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(
+        "Per seed below: PPO as trained. At equal stability means: compare the stability "
+        "column; a higher reward at a stability no worse than the random walk's is a win."
+    )
     lines += [
         "",
         f"PPO's reward beats the random walk's in {s['ppo_beats_random_walk_seeds']} of {n} "

@@ -138,10 +138,10 @@ def _cmd_match(args: argparse.Namespace) -> int:
 
 def _cmd_recovery(args: argparse.Namespace) -> int:
     check_env_ids(args.envs or [])
-    import ddsp_gym
     from ddsp_gym.agents.recovery import format_table, run_recovery
+    from ddsp_gym.registry import ids_of_kind
 
-    rows = run_recovery(args.envs or list(ddsp_gym.ENV_IDS), args.seeds, args.output)
+    rows = run_recovery(args.envs or ids_of_kind("target"), args.seeds, args.output)
     print(format_table(rows))
     print(f"\nwrote {args.output / 'recovery.json'} and {args.output / 'recovery.md'}")
     return EXIT_OK

@@ -171,3 +171,74 @@ def test_bad_streaming_arguments_are_refused(kwargs, error, message):
 def test_make_stream_params_refuses_unknown_names():
     with pytest.raises(TypeError, match="unknown stream params"):
         make_stream_params(volume=1.0)
+
+
+def test_the_jam_partner_estimates_the_tempo_from_the_ticks():
+    env = make("ddsp_gym/JamPartner-v0")
+    env.reset(seed=2)
+    for _ in range(40):
+        obs, *_ = env.step(np.zeros(8, np.float32))
+    tempo = float(env.unwrapped.state.task.clock.tempo_bpm)
+    assert obs[-3] * 200.0 == pytest.approx(tempo, rel=0.02)
+    assert obs[-2] ** 2 + obs[-1] ** 2 == pytest.approx(1.0, abs=1e-4)  # a phase on the circle
+
+
+def test_onsets_on_the_beat_score_and_onsets_off_it_cost():
+    from ddsp_gym.streaming.performance import TICKS_PER_BEAT, tick_times
+    from ddsp_gym.streaming.tasks import BlockContext, JamPartner
+
+    task, plant = JamPartner(), STREAM_PLANTS["pulse_voice"]()
+    n, sr = plant.block_size, plant.sample_rate
+    state = task.init(jax.random.PRNGKey(0), plant, jnp.zeros(28))
+    params = make_stream_params(latency_s=0.02)
+    beats = np.asarray(tick_times(state.clock, jnp.arange(4, 200) * TICKS_PER_BEAT))
+    heard = beats - 0.02  # rendered then, heard 20 ms later: on the beat
+    into_block = heard % (n / sr)
+    # A beat whose sound starts 8-20 ms into a block: one 40 ms later is in the block too.
+    heard_at = float(heard[(into_block > 0.008) & (into_block < 0.02)][0])
+    block = int(heard_at * sr) // n
+    t0 = block * n / sr
+
+    def burst_at(t: float) -> jnp.ndarray:
+        s = np.arange(n) / sr + t0 - t
+        return jnp.asarray(np.where(s >= 0, np.exp(-s * 80.0), 0.0) * np.sin(2 * np.pi * 220 * s))
+
+    def alignment(audio):
+        ctx = BlockContext(audio, jnp.zeros(28), jnp.asarray(block), None, sr)
+        return float(task.score(state, ctx, params)[0]["beat_alignment"])
+
+    on = alignment(burst_at(heard_at))
+    off = alignment(burst_at(heard_at + 0.04))
+    assert on > 0.5 and off < on - 0.5, (on, off)
+
+
+def test_the_performer_loops_a_recorded_input():
+    recording = np.sin(2 * np.pi * 3.0 * np.arange(3000) / 16_000).astype(np.float32)
+    env = make("ddsp_gym/PerformerAssistant-v0", input=recording).unwrapped
+    env.reset(seed=0)
+    fenv, state = env.functional, env.state
+    got = np.asarray(fenv.task.input_block(state.task, jnp.asarray(5), env.params, fenv.plant))
+    n = fenv.plant.block_size
+    np.testing.assert_array_equal(got, recording[(5 * n + np.arange(n)) % 3000])
+
+
+def test_echoes_fill_a_sparse_input_and_raise_its_density():
+    from ddsp_gym.streaming.rewards import temporal_density
+
+    plant = STREAM_PLANTS["filter_delay"]()
+    n = plant.block_size
+    t = np.arange(12 * n) / plant.sample_rate
+    # Short stabs every 0.3 s: most blocks hold a stab's first few ms, or nothing.
+    stabs = jnp.asarray(np.exp(-(t % 0.3) * 100.0) * np.sin(2 * np.pi * 220 * t), jnp.float32)
+    # drive 0, cutoff open, resonance low, delay shortest, feedback and mix as given.
+    dry = jnp.array([0.0, 1.0, 0.0, 0.0, 0.0, 0.0])
+    wet = jnp.array([0.0, 1.0, 0.0, 0.0, 0.8, 0.6])
+    ramp = lambda k: jnp.tile(k, (12 * n, 1))  # noqa: E731
+    key = jax.random.PRNGKey(0)
+    out_dry = plant.render_samples(plant.init_state(), ramp(dry), key, stabs)[0]
+    out_wet = plant.render_samples(plant.init_state(), ramp(wet), key, stabs)[0]
+
+    def density(audio) -> float:  # over the blocks after the delay line has filled
+        return float(np.mean([temporal_density(audio[b * n : (b + 1) * n]) for b in range(4, 12)]))
+
+    assert density(out_wet) > density(out_dry) + 0.1, (density(out_wet), density(out_dry))

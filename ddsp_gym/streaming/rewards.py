@@ -16,6 +16,7 @@ MEL = slice(4, 4 + N_MEL_BANDS)
 # about 3 % of centroid or 0.8 dB of a band level): below it the soft-min is the minimum.
 NOVELTY_TEMPERATURE = 0.01
 MEL_RANGE_DB = 48.0
+DENSITY_FLOOR = 0.003  # frame RMS, about -50 dBFS
 
 
 def timbre_vector(summary: Array) -> Array:
@@ -70,10 +71,12 @@ def band_violation(value: Array, low: Array, high: Array, width: Array) -> Array
 
 
 def temporal_density(audio: Array) -> Array:
-    """How evenly the block's energy fills it: mean / RMS of its 256-sample frame levels.
+    """How evenly and audibly the block's energy fills it: the mean of its 256-sample frame
+    levels over their RMS plus DENSITY_FLOOR.
 
-    1 for a steady sound, about 1 / sqrt(k) for a sound whose energy sits in one of k
-    frames (a sparse stab); echoes and sustain raise it. Smooth in the audio.
+    About 1 for a steady sound well above the floor, about 1 / sqrt(k) for a sound whose
+    energy sits in one of k frames (a sparse stab), 0 for silence (which the floor keeps
+    from counting as perfectly even); echoes and sustain raise it. Smooth in the audio.
     """
     level = jnp.sqrt(frame_mean_square(audio, 256, 128) + 1e-10)
-    return jnp.mean(level) / jnp.sqrt(jnp.mean(level**2) + 1e-12)
+    return jnp.mean(level) / (jnp.sqrt(jnp.mean(level**2)) + DENSITY_FLOOR)

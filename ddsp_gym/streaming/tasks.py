@@ -301,8 +301,9 @@ class JamPartner(AbstractStreamTask):
         hop = 64
         level = jnp.sqrt(frame_mean_square(ctx.audio, 2 * hop, hop) + 1e-10)
         rise = jnp.diff(level)
-        # Onset strength: the smooth positive part of each frame's rise in level.
-        onset = jax.nn.softplus(rise * 200.0) / 200.0
+        # Onset strength: the smooth positive part of each frame's rise in level, shifted
+        # so that a steady level (rise 0) counts as almost no onset (softplus(-4) ~ 0.02).
+        onset = jax.nn.softplus(rise * 200.0 - 4.0) / 200.0
         frame_s = t0 + (jnp.arange(1, level.shape[0]) * hop) / sr
         # The beats near this block, as heard: each beat's own (jittered) tick time.
         beat_period = tick_interval(state.clock) * TICKS_PER_BEAT

@@ -242,3 +242,30 @@ def test_echoes_fill_a_sparse_input_and_raise_its_density():
         return float(np.mean([temporal_density(audio[b * n : (b + 1) * n]) for b in range(4, 12)]))
 
     assert density(out_wet) > density(out_dry) + 0.1, (density(out_wet), density(out_dry))
+
+
+def test_make_vec_of_a_streaming_id_is_gymnasiums_sync_vector_env():
+    venv = gym.make_vec("ddsp_gym/Drone-v0", num_envs=2)
+    assert isinstance(venv, gym.vector.SyncVectorEnv)
+    obs, _ = venv.reset(seed=0)
+    single = make("ddsp_gym/Drone-v0")
+    np.testing.assert_array_equal(obs[1], single.reset(seed=1)[0])
+
+
+def test_the_sb3_stream_vec_env_truncates_at_the_horizon_and_evaluates():
+    from ddsp_gym.agents.stream_bench import StreamVecEnv, evaluate, random_walk
+    from ddsp_gym.streaming.gym_env import make_streaming_functional
+
+    fenv, params = make_streaming_functional("ddsp_gym/Drone-v0", max_episode_steps=3)
+    venv = StreamVecEnv(fenv, params, 4, seed=0)
+    assert venv.reset().shape == (4, fenv.obs_size)
+    for t in range(3):
+        obs, reward, done, infos = venv.step(np.zeros((4, 5), np.float32))
+        assert obs.shape == (4, fenv.obs_size) and np.all(np.isfinite(reward))
+        assert done.all() == (t == 2)
+    assert infos[0]["episode"]["l"] == 3 and infos[0]["TimeLimit.truncated"]
+    means = evaluate(fenv, params, random_walk(5), seed=0, streams=2, blocks=3)
+    assert set(means) >= {"reward", "novelty", "stability", "clipped_block_share"}
+    assert all(np.isfinite(v) for v in means.values())
+    parts = means["novelty"] + means["stability"] + means["slew"]
+    assert means["reward"] == pytest.approx(parts, abs=1e-5)  # the terms sum to the reward

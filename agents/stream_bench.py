@@ -54,9 +54,9 @@ class StreamVecEnv(VecEnv):
     def __init__(self, fenv: StreamingEnv, params: StreamParams, num_envs: int, seed: int):
         obs_space = gym.spaces.Box(-5.0, 5.0, (fenv.obs_size,), np.float32)
         act_space = gym.spaces.Box(-1.0, 1.0, (fenv.num_actions,), np.float32)
+        self.render_mode = None  # SB3's VecEnv asks its envs for it while initializing
         super().__init__(num_envs, obs_space, act_space)
         self.fenv, self.params = fenv, params
-        self.render_mode = None
         self._key = jax.random.PRNGKey(seed)
         self._reset, self._step, _ = _vector_fns(fenv)
         self._state = None

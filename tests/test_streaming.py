@@ -151,6 +151,7 @@ def test_vmapped_streams_over_keys_equal_single_streams():
         np.testing.assert_allclose(out[2][i], single[2], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.filterwarnings("ignore:.*render_mode='human'")  # Gymnasium's, before ours
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [

@@ -253,6 +253,21 @@ def test_make_vec_of_a_streaming_id_is_gymnasiums_sync_vector_env():
     np.testing.assert_array_equal(obs[1], single.reset(seed=1)[0])
 
 
+def test_make_functional_gives_a_streams_pure_pair():
+    import ddsp_gym
+    from ddsp_gym.streaming.functional import StreamingEnv
+
+    fenv, params = ddsp_gym.make_functional("ddsp_gym/Drone-v0", max_episode_steps=2)
+    assert isinstance(fenv, StreamingEnv) and int(params.max_steps_in_episode) == 2
+    key = jax.random.PRNGKey(0)
+    obs, state = fenv.reset(key, params)
+    step = jax.jit(fenv.step)
+    for t in range(2):
+        obs, state, reward, done, _ = step(key, state, jnp.zeros(5), params)
+        assert bool(done) == (t == 1)
+    assert int(state.step_count) == 0  # auto-reset: a new stream began
+
+
 def test_the_sb3_stream_vec_env_truncates_at_the_horizon_and_evaluates():
     from ddsp_gym.agents.stream_bench import StreamVecEnv, evaluate, random_walk
     from ddsp_gym.streaming.gym_env import make_streaming_functional

@@ -138,6 +138,7 @@ def test_a_screaming_filter_and_clipping_are_charged():
     assert loud[-1]["peak"] > quiet["peak"] and quiet["clipping"] == 0.0
 
 
+@pytest.mark.slow  # compiles the vmapped auto-resetting step (tests/test_envs.py: step_env)
 def test_vmapped_streams_over_keys_equal_single_streams():
     env = make("ddsp_gym/Drone-v0").unwrapped
     fenv, params = env.functional, env.params

@@ -174,9 +174,10 @@ class StreamingEnv:
             knobs = jax.random.uniform(k_knobs, (d,))
         else:
             knobs = jnp.full((d,), 0.5)
-        # The task's state needs a first summary (its archive); the warm-up's last block
-        # gives it, so the task starts from a state built on a placeholder (zeros) that
-        # warm-up blocks do not score.
+        # The warm-up plays the task's input (a performance drawn from k_task), and the
+        # task's archive starts from the warm-up's last block: the task is initialized
+        # twice with the same key, first on a placeholder summary (only its input is used),
+        # then on the real one.
         task_state = self.task.init(k_task, self.plant, jnp.zeros(SUMMARY_SIZE))
 
         def warm(carry, block):

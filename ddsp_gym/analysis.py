@@ -341,3 +341,89 @@ def echo_delay_s(
                 peak = max(lo, lag - 2) + int(np.argmax(window))
                 break
     return peak / sample_rate, float(response[peak])
+
+
+def rt60_of_impulse_response(ir: np.ndarray, sample_rate: int) -> float:
+    """RT60 (s) from an impulse response: Schroeder's backward integral, the line fitted
+    from -5 to -25 dB (T20) extrapolated to -60 dB (ISO 3382-1)."""
+    energy = np.cumsum(np.asarray(ir, np.float64)[::-1] ** 2)[::-1]
+    edc = 10.0 * np.log10(energy / energy[0] + 1e-30)
+    span = np.flatnonzero((edc <= -5.0) & (edc >= -25.0))
+    t = span / sample_rate
+    slope, _ = np.polyfit(t, edc[span], 1)
+    return float(-60.0 / slope)
+
+
+DECAY_60DB_LN = 3.0 * np.log(10.0)  # an amplitude envelope exp(-6.91 t / RT60) falls 60 dB
+DECAY_FRAME_S = 0.01  # frames of the free-decay analysis
+MIN_DECAY_S = 0.05  # a tail shorter than this after the dry signal stops gives no RT60
+
+
+def decay_rt60_s(wet: np.ndarray, dry: np.ndarray, sample_rate: int) -> tuple[float, float]:
+    """A reverb's RT60 from its output ``wet`` after its input ``dry`` stops: (RT60 s,
+    seconds of free decay it was measured on).
+
+    The interrupted-signal method (ISO 3382-1; Schroeder 1965 showed its ensemble
+    average is the backward integral of the impulse response): the wet signal's tail
+    after the dry's last sounding 10 ms frame (above -60 dB re its loudest) is
+    integrated backwards, and T20's line (-5 to -25 dB; where the tail ends first, from
+    -1 dB to its end) is extrapolated to -60 dB. The sound ends before a long tail does,
+    and the missing energy would make the integral fall fast at the end: it is added
+    back as an exponential tail at the slope of the tail's log-energy envelope (one
+    correction step, as Lundeby et al. 1995; iterating it has no stable point when the
+    tail spans only a few dB). A deconvolved impulse response (as in
+    :func:`echo_delay_s`) was tried and is worse here: the cut-off wet signal corrupts it.
+
+    Raises ValueError when the sizes differ, the dry signal is silent, or it leaves
+    less than :data:`MIN_DECAY_S` of tail.
+    """
+    wet = np.asarray(wet, np.float64)
+    dry = np.asarray(dry, np.float64)
+    if wet.shape != dry.shape or wet.ndim != 1:
+        raise ValueError(f"wet and dry must be 1-D of one length, got {wet.shape}, {dry.shape}")
+    frame = max(1, int(DECAY_FRAME_S * sample_rate))
+    level = frame_rms(dry, frame)
+    if not np.any(level > 0):
+        raise ValueError("the dry signal is silent: no decay to measure")
+    end = (int(np.flatnonzero(level >= 1e-3 * level.max()).max()) + 1) * frame
+    tail = wet[end:]
+    if tail.size < MIN_DECAY_S * sample_rate:
+        raise ValueError(
+            f"only {tail.size / sample_rate:.3f} s of tail after the dry signal stops; "
+            f"need {MIN_DECAY_S} s"
+        )
+    whole = tail[: tail.size // frame * frame]  # no zero-padded last frame in the slope
+    envelope = _db(frame_rms(whole, frame))
+    t = np.arange(envelope.size) * DECAY_FRAME_S
+    keep = envelope > envelope.max() - 60.0
+    slope, _ = np.polyfit(t[keep], envelope[keep], 1)
+    guess = -60.0 / slope if slope < 0 else np.inf
+    power = tail**2
+    # Energy beyond the cut at the envelope's rate: the integral of p e^(-13.8 t / RT60).
+    missing = np.mean(power[-5 * frame :]) * sample_rate * guess / (2 * DECAY_60DB_LN)
+    energy = np.cumsum(power[::-1])[::-1] + (missing if np.isfinite(missing) else 0.0)
+    edc = 10.0 * np.log10(energy / energy[0])
+    lo, hi = (-5.0, -25.0) if edc[-1] < -25.0 else (-1.0, edc[-1])
+    span = np.flatnonzero((edc <= lo) & (edc >= hi))
+    tail_s = tail.size / sample_rate
+    if span.size < 2:
+        return float(guess), tail_s
+    slope, _ = np.polyfit(span / sample_rate, edc[span], 1)
+    return (float(-60.0 / slope) if slope < 0 else float("inf")), tail_s
+
+
+def gain_ceiling_db(wet: np.ndarray, dry: np.ndarray, sample_rate: int) -> float:
+    """The largest gain (dB) a level processor applies to ``dry`` to make ``wet``: the
+    95th percentile of the 10 ms frames' wet/dry power ratio, over frames within 40 dB
+    of the dry's loudest. A compressor only turns down from its make-up gain, so this
+    is about the make-up gain (lower where every frame is compressed)."""
+    wet = np.asarray(wet, np.float64)
+    dry = np.asarray(dry, np.float64)
+    if wet.shape != dry.shape or wet.ndim != 1:
+        raise ValueError(f"wet and dry must be 1-D of one length, got {wet.shape}, {dry.shape}")
+    frame = max(1, int(DECAY_FRAME_S * sample_rate))
+    d, w = frame_rms(dry, frame), frame_rms(wet, frame)
+    if not np.any(d > 0):
+        raise ValueError("the dry signal is silent: no gain to measure")
+    loud = d >= d.max() * 10.0 ** (-40.0 / 20.0)
+    return float(np.percentile(_db(w[loud]) - _db(d[loud]), 95.0))

@@ -18,8 +18,8 @@ from ddsp_gym.analysis import (
     ECHO_HOLD_STRENGTH,
     RecordingAnalysis,
     analyze,
+    compressor_curve,
     decay_rt60_s,
-    gain_ceiling_db,
     echo_delay_s,
     has_level_knob,
     lpc_formants,
@@ -114,9 +114,10 @@ def measured_knobs(
     Held: the pitch knob at the target's f0 (where the plant has one and the f0 lies in
     its range), a delay's time at the echo spacing of the target against its dry signal
     (where the echo is clear: :data:`~ddsp_gym.analysis.ECHO_HOLD_STRENGTH`). Starts:
-    formant knobs at the target's LPC formants, a compressor's make-up at the largest
-    gain it applies (:func:`~ddsp_gym.analysis.gain_ceiling_db`); the fit may move
-    these. A reverb's ``rt60`` is the target's decay after its dry signal stops
+    formant knobs at the target's LPC formants, a peak compressor's settings at the
+    hard-knee static curve read off its input and output
+    (:func:`~ddsp_gym.analysis.compressor_curve`); the fit may move these. A reverb's
+    ``rt60`` is the target's decay after its dry signal stops
     (:func:`~ddsp_gym.analysis.decay_rt60_s`), held where measured on at least
     :data:`RT60_HOLD_TAIL_S` of free decay, else a start.
     """
@@ -130,15 +131,19 @@ def measured_knobs(
     if "time" in names and dry is not None:
         delay, strength = echo_delay_s(recording, dry, sr)
         (hold if strength >= ECHO_HOLD_STRENGTH else measured)["time"] = delay
-    if dry is not None and ("rt60" in names or "makeup" in names):
+    peak_compressor = getattr(plant, "detector", None) == "peak"
+    if dry is not None and ("rt60" in names or peak_compressor):
         n = min(recording.size, dry.size)
         wet, dry = recording[:n], dry[:n]
         try:
             if "rt60" in names:
                 rt60, tail_s = decay_rt60_s(wet, dry, sr)
                 (hold if tail_s >= RT60_HOLD_TAIL_S else measured)["rt60"] = rt60
-            if "makeup" in names:
-                measured["makeup"] = gain_ceiling_db(wet, dry, sr)
+            if peak_compressor:
+                curve = compressor_curve(wet, dry, sr, plant.initial_level_db)
+                measured.update(threshold=curve.threshold_db, ratio=curve.ratio,
+                                makeup=curve.makeup_db, attack=curve.attack_s,
+                                release=curve.release_s, knee=0.0)  # fmt: skip
         except ValueError:
             pass  # nothing to measure (a silent dry, no free decay): fit from mid-travel
     if analysis.f0_hz is not None:

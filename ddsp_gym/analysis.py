@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -412,18 +413,101 @@ def decay_rt60_s(wet: np.ndarray, dry: np.ndarray, sample_rate: int) -> tuple[fl
     return (float(-60.0 / slope) if slope < 0 else float("inf")), tail_s
 
 
-def gain_ceiling_db(wet: np.ndarray, dry: np.ndarray, sample_rate: int) -> float:
-    """The largest gain (dB) a level processor applies to ``dry`` to make ``wet``: the
-    95th percentile of the 10 ms frames' wet/dry power ratio, over frames within 40 dB
-    of the dry's loudest. A compressor only turns down from its make-up gain, so this
-    is about the make-up gain (lower where every frame is compressed)."""
+@dataclass(frozen=True)
+class CompressorCurve:
+    """A compander's settings read off its input and output (:func:`compressor_curve`)."""
+
+    threshold_db: float  # peak-follower level (dBFS) where the gain starts to fall
+    ratio: float
+    makeup_db: float
+    attack_s: float
+    release_s: float
+    rms_error_db: float  # of the fitted gain over the samples used: small = a clear fit
+    uncompressed_share: float  # of the samples used, those below the threshold
+
+
+# The follower times tried (s): a compander's attack is ms, its release tens to hundreds.
+CURVE_ATTACKS_S = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
+CURVE_RELEASES_S = (0.02, 0.05, 0.1, 0.2, 0.5)
+CURVE_THRESHOLDS_DB = np.arange(-60.0, 0.01, 0.5)
+CURVE_TIE_DB = 0.005  # thresholds whose fit is this close to the best (plus 10 %) tie
+
+
+def peak_follower(x: np.ndarray, attack_s: float, release_s: float, sample_rate: int,
+                  initial: float = 0.0) -> np.ndarray:  # fmt: skip
+    """|x| followed by a branching one-pole (attack when rising), as
+    :func:`ddsp_gym.dsp.compress_peak`, in numpy: (n,) -> (n,)."""
+    ka = -np.expm1(-1.0 / (attack_s * sample_rate))
+    kr = -np.expm1(-1.0 / (release_s * sample_rate))
+    out = np.empty(x.size)
+    v = initial
+    for i, s in enumerate(np.abs(np.asarray(x, np.float64))):
+        v += (s - v) * (ka if s > v else kr)
+        out[i] = v
+    return out
+
+
+def compressor_curve(
+    wet: np.ndarray, dry: np.ndarray, sample_rate: int, initial_level_db: float | None = 0.0
+) -> CompressorCurve:
+    """Threshold, ratio and make-up of a peak-detecting compander from its input and output.
+
+    Such a compressor's gain is a function of its detector's level alone (no smoothing
+    after the static curve), so sample by sample wet / dry = the curve's gain at the
+    follower's level. For each follower time pair (:data:`CURVE_ATTACKS_S` x
+    :data:`CURVE_RELEASES_S`) the dry's follower level is computed, and a hard-knee
+    curve gain = makeup - (1 - 1 / ratio) max(0, level - threshold) is fitted by least
+    squares (closed form per threshold on :data:`CURVE_THRESHOLDS_DB`) to the gains of
+    samples within 40 dB of the dry's peak; the best pair wins.
+
+    Where no sample's level falls below the threshold (``uncompressed_share`` 0), every
+    lower threshold with a higher make-up fits as well (threshold and make-up trade at
+    1 - 1 / ratio dB per dB): the data bound the threshold from above only. Of the
+    thresholds that fit within 10 % + :data:`CURVE_TIE_DB` of the best, the one whose
+    make-up is nearest 0 dB is taken: a prior (unity output gain unless the sound shows
+    otherwise, as a compander without output gain, sox's default, has), not a
+    measurement; a caller should treat the threshold as a start, not a finding.
+    ``initial_level_db`` is the follower's start (sox's default 0 dB; None: silence).
+    Raises ValueError on a silent dry signal or mismatched sizes.
+    """
     wet = np.asarray(wet, np.float64)
     dry = np.asarray(dry, np.float64)
     if wet.shape != dry.shape or wet.ndim != 1:
         raise ValueError(f"wet and dry must be 1-D of one length, got {wet.shape}, {dry.shape}")
-    frame = max(1, int(DECAY_FRAME_S * sample_rate))
-    d, w = frame_rms(dry, frame), frame_rms(wet, frame)
-    if not np.any(d > 0):
+    peak = np.max(np.abs(dry))
+    if peak == 0.0:
         raise ValueError("the dry signal is silent: no gain to measure")
-    loud = d >= d.max() * 10.0 ** (-40.0 / 20.0)
-    return float(np.percentile(_db(w[loud]) - _db(d[loud]), 95.0))
+    used = np.abs(dry) >= peak * 10.0 ** (-40.0 / 20.0)
+    gain = _db(np.abs(wet[used])) - _db(np.abs(dry[used]))
+    start = 0.0 if initial_level_db is None else 10.0 ** (initial_level_db / 20.0)
+    best: tuple[float, Any] | None = None
+    for attack in CURVE_ATTACKS_S:
+        for release in CURVE_RELEASES_S:
+            level = _db(peak_follower(dry, attack, release, sample_rate, start)[used])
+            # Columns [1, over(T)] for every threshold at once: (thresholds, samples).
+            over = np.maximum(0.0, level[None, :] - CURVE_THRESHOLDS_DB[:, None])
+            n = gain.size
+            so, soo = over.sum(1), (over * over).sum(1)
+            sg, sog = gain.sum(), (over * gain[None, :]).sum(1)
+            det = n * soo - so * so
+            ok = det > 1e-9
+            slope = np.where(ok, (n * sog - so * sg) / np.where(ok, det, 1.0), 0.0)
+            slope = np.minimum(slope, 0.0)  # a compressor: gain only falls above threshold
+            makeup = (sg - slope * so) / n
+            residual = gain[None, :] - makeup[:, None] - slope[:, None] * over
+            rms = np.sqrt(np.mean(residual**2, axis=1))
+            if best is None or rms.min() < best[0]:
+                best = (float(rms.min()), (attack, release, level, slope, makeup, rms))
+    assert best is not None
+    attack, release, level, slope, makeup, rms = best[1]
+    tied = np.flatnonzero(rms <= 1.1 * rms.min() + CURVE_TIE_DB)
+    i = int(tied[np.argmin(np.abs(makeup[tied]))])
+    return CompressorCurve(
+        threshold_db=float(CURVE_THRESHOLDS_DB[i]),
+        ratio=float(1.0 / max(1.0 + slope[i], 1e-3)),
+        makeup_db=float(makeup[i]),
+        attack_s=attack,
+        release_s=release,
+        rms_error_db=float(rms[i]),
+        uncompressed_share=float(np.mean(level < CURVE_THRESHOLDS_DB[i])),
+    )

@@ -127,17 +127,28 @@ def test_distortion_truth_beats_the_tanh_fit_and_tanh_prefers_it(sox_set, gain, 
     assert _match_distance(folder, case, {**truth, "drive": fitted}, match=True) > 1.0
 
 
-def test_compressor_truth_beats_the_knob_bound_fit(sox_set):
-    """The earlier plant could not reach -22 dBFS input-referred (its threshold stopped
-    at -30 dB after a -10 dB trim); the truth now scores below that bound's setting."""
+# The fits main's match (RMS compressor, -10 dB trim, env ranges) won at 200 steps.
+OLD_COMPRESSOR_FITS = {
+    "sox_compand_30db_3to1": {"threshold": -39.0, "ratio": 20.0, "knee": 2.0,
+                              "attack": 0.002147, "release": 0.234, "makeup": 10.0},
+    "sox_compand_22db_4to1": {"threshold": -37.47, "ratio": 4.892, "knee": 2.0,
+                              "attack": 0.005947, "release": 0.4629, "makeup": 10.0},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(OLD_COMPRESSOR_FITS))
+def test_compressor_truth_beats_the_old_fit(sox_set, name):
+    """main's fits ended at knob bounds (ratio 20, make-up 10 dB, knee 2 dB): the truth
+    in match's plant scores far below them in the env's plant, and in match's plant
+    the old fit's knobs (its threshold referred to the input) score worse than the truth."""
     folder, cases = sox_set
-    case = cases["sox_compand_22db_4to1"]
-    truth = {"threshold": -22.0, "ratio": 4.0, "knee": 0.0, "attack": 0.005,
-             "release": 0.1, "makeup": 0.0}  # fmt: skip
-    at_bound = {**truth, "threshold": -40.0, "ratio": 20.0}
-    assert _match_distance(folder, case, truth, match=True) < 0.5 * _match_distance(
-        folder, case, at_bound, match=True
-    )
+    case = cases[name]
+    truth = {**case.truth, "knee": 0.0, "attack": 0.005, "release": 0.1, "makeup": 0.0}
+    old = OLD_COMPRESSOR_FITS[name]
+    at_truth = _match_distance(folder, case, truth, match=True)
+    assert at_truth < 0.1 * _match_distance(folder, case, old, match=False)
+    input_referred = {**old, "threshold": old["threshold"] + 10.0}  # the -10 dB trim
+    assert at_truth < _match_distance(folder, case, input_referred, match=True)
 
 
 def test_reverb_noise_model_prefers_a_shorter_room_so_match_holds_the_measured_rt60(sox_set):

@@ -54,8 +54,7 @@ RT60_HOLD_TAIL_S = 0.25
 #   "compander" design, and sox compand's), starting at 0 dB as sox's documented default
 #   initial volume does (a recording's compressor state before its first sample is
 #   unknown; a follower starting at silence differs only in the first ~3 release times).
-# - distortion: sox overdrive's cubic clipper with its dry blend (a tanh clipper fits
-#   its gain 3-4 dB high), output level up to 0 dB.
+# - distortion: output level up to 0 dB (its curve: MATCH_PLANT_VARIANTS).
 # - reverb: decay times to 8 s (halls, plates).
 MATCH_PLANT_CONFIG: dict[str, dict[str, Any]] = {
     "compressor": {
@@ -68,8 +67,15 @@ MATCH_PLANT_CONFIG: dict[str, dict[str, Any]] = {
         # distance trades a wide knee against threshold and ratio, so it spans 0-6 dB.
         "knee_range": (0.0, 6.0),
     },
-    "distortion": {"shaper": "sox", "level_range": (-30.0, 0.0)},
+    "distortion": {"level_range": (-30.0, 0.0)},
     "reverb": {"rt60_range": (0.1, 8.0)},
+}
+# Plant variants `match` tries in turn, each with an equal share of the steps, keeping
+# the closest fit (issue 25's plant choice): a clipper's curve is a model choice a
+# recording does not announce; tanh is the env's, sox overdrive's cubic with its dry
+# blend the other common design (a tanh clipper fits a cubic one's gain 3-4 dB high).
+MATCH_PLANT_VARIANTS: dict[str, tuple[dict[str, Any], ...]] = {
+    "distortion": ({"shaper": "tanh"}, {"shaper": "sox"}),
 }
 
 
@@ -172,6 +178,115 @@ def _say(target: str | Path, notes: list[str]) -> None:
         warnings.warn(f"{target}: {note}", AudioConversionWarning, stacklevel=3)
 
 
+@dataclass
+class _Fit:
+    """One plant variant's fit: what the result files and the report are made of."""
+
+    plant: AbstractPlant
+    settings: dict[str, Any]
+    env: DDSPEnv
+    result: Any  # SolveResult
+    distances: list[float]
+    adjustments: list[str]
+
+
+def _fit_variant(
+    plant: str,
+    settings: dict[str, Any],
+    recording: np.ndarray,
+    analysis: RecordingAnalysis,
+    input_path: str | Path | None,
+    steps: int,
+    seed: int,
+    analyse: bool,
+    target: str | Path,
+    progress: Any,
+) -> _Fit:
+    """Prepare the target for one plant variant and fit it (module docstring of
+    :func:`match_file`): measured knobs held, level fitted by alternation."""
+    plant_obj = make_plant(plant, **dict(settings.get("plant_config", {})))
+    sr, n = plant_obj.sample_rate, plant_obj.n_samples
+    if analyse and analysis.f0_hz is not None and "f0_hz" in _config_fields(plant_obj):
+        # A plant whose source pitch is a setting, not a knob (the formant voice):
+        # its harmonics then fall where the recording's do.
+        config = {**settings.get("plant_config", {}), "f0_hz": analysis.f0_hz}
+        settings = {**settings, "plant_config": config}
+        plant_obj = make_plant(plant, **config)
+    # A plant without a level knob cannot follow the recording's level, and most
+    # distances are level-sensitive: the level is then fitted by alternation (scale the
+    # target to the plant's level, fit, rescale it to the fit's level, fit again).
+    fit_level = (
+        analyse
+        and input_path is None
+        and not has_level_knob(plant_obj.knob_names)
+        and not TASKS[settings["task"]].level_invariant
+    )
+    known: dict[int, float] = {}
+    start: np.ndarray | None = None
+    if analyse:
+        dry = None if input_path is None else load_audio(input_path, sr)
+        known, starts = measured_knobs(plant_obj, analysis, recording, dry)
+        start = np.zeros(len(plant_obj.knob_names))
+        for index, value in {**starts, **known}.items():
+            start[index] = value
+    reference = None
+    if fit_level:
+        reference = _render_level(plant_obj, (start + 1.0) / 2.0, None, _key(seed))
+
+    def prepared_target() -> tuple[np.ndarray, list[str]]:
+        if not analyse:
+            return load_audio(target, sr, n), []
+        return prepare_target(
+            recording, sr, n, analysis, reference, skip_silence=input_path is None
+        )
+
+    prepared, adjustments = prepared_target()
+    rounds = [steps] if not fit_level or steps < 2 else _split(steps)
+    result, env, distances = None, None, []
+    agent = GradientAgent()
+    for round_steps in rounds:
+        progress.new_round()  # each round scores against its own scaling of the target
+        if fit_level and env is not None:
+            level = _render_level(plant_obj, (start + 1.0) / 2.0, None, env.state.render_key)
+            if abs(level - reference) >= LEVEL_TOLERANCE_DB:
+                reference = level
+                prepared, adjustments = prepared_target()
+        env = DDSPEnv(plant=plant, target=prepared, input=input_path, expose_grad=True, **settings)
+        result = agent.solve(
+            env, seed=seed, max_steps=round_steps, callback=progress, start=start, known=known
+        )
+        distances += result.distances
+        start = np.asarray(result.best_action, np.float64)
+        # The next round refines: it goes on at the step size this one ended with.
+        rate = agent.learning_rate * agent.decay**result.steps
+        agent = replace(agent, learning_rate=max(agent.min_learning_rate, rate))
+    return _Fit(plant_obj, settings, env, result, distances, adjustments)
+
+
+class _Progress:
+    """The progress bar's callback: it shows the best distance of the current round (the
+    one the result reports, whatever the last step, a restart or an overshoot, scored)."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+        self.best = math.inf
+
+    def new_round(self) -> None:
+        self.best = math.inf
+
+    def __call__(self, step: int, info: dict[str, Any]) -> bool:
+        self.best = min(self.best, float(info["distance"]))
+        self.bar.update(1)
+        self.bar.set_postfix(best=f"{self.best:.4g}")
+        return True
+
+
+def _shares(steps: int, parts: int) -> list[int]:
+    """``steps`` split into ``parts`` near-equal shares (the first take the remainder)."""
+    base, extra = divmod(steps, parts)
+    return [base + (i < extra) for i in range(parts)]
+
+
 def _split(steps: int) -> list[int]:
     first = max(1, int(steps * FIRST_ROUND_SHARE))
     return [first, steps - first]
@@ -203,11 +318,12 @@ def match_file(
     ``comparison.png`` (spectrograms and the loss curve).
 
     The target is analysed first (:mod:`ddsp_gym.analysis`): its leading silence is
-    skipped, a measured pitch holds the plant's pitch knob, and a plant without a level
-    knob fits the recording's level by alternation, and effects get the wide,
-    input-referred plant settings of :data:`MATCH_PLANT_CONFIG`. ``analyse=False`` fits the file as
-    it is, from the env's random start (the match of earlier releases, kept for
-    comparison in ``bench match``).
+    skipped, a measured pitch holds the plant's pitch knob, a plant without a level knob
+    fits the recording's level by alternation, effects get the wide, input-referred
+    plant settings of :data:`MATCH_PLANT_CONFIG`, and a plant with variants
+    (:data:`MATCH_PLANT_VARIANTS`) is fitted in each, the closest kept. ``analyse=False``
+    fits the file as it is, from the env's random start (the match of earlier releases,
+    kept for comparison in ``bench match``).
     """
     if agent not in AGENTS:
         raise ValueError(f"unknown agent {agent!r}; choose one of {AGENTS}")
@@ -221,135 +337,103 @@ def match_file(
                 "target), so it cannot match a recording; use a matching task such as 'spectrum'"
             )
         settings = {"task": task}
-    if analyse and plant in MATCH_PLANT_CONFIG:
-        config = {**settings.get("plant_config", {}), **MATCH_PLANT_CONFIG[plant]}
+    variants: tuple[dict[str, Any], ...] = ({},)
+    if analyse:
+        config = {**settings.get("plant_config", {}), **MATCH_PLANT_CONFIG.get(plant, {})}
         settings = {**settings, "plant_config": config}
-    plant_obj = make_plant(plant, **dict(settings.get("plant_config", {})))
-    sr, n = plant_obj.sample_rate, plant_obj.n_samples
+        variants = MATCH_PLANT_VARIANTS.get(plant, variants)
+    if steps < len(variants):
+        variants = variants[:1]
+    sr = make_plant(plant, **dict(settings.get("plant_config", {}))).sample_rate
     recording = load_audio(target, sr)
     analysis = analyze(recording, sr)
-    if analyse and analysis.f0_hz is not None and "f0_hz" in _config_fields(plant_obj):
-        # A plant whose source pitch is a setting, not a knob (the formant voice):
-        # its harmonics then fall where the recording's do.
-        config = {**settings.get("plant_config", {}), "f0_hz": analysis.f0_hz}
-        settings = {**settings, "plant_config": config}
-        plant_obj = make_plant(plant, **config)
-    # A plant without a level knob cannot follow the recording's level, and most
-    # distances are level-sensitive: the level is then fitted by alternation (scale the
-    # target to the plant's level, fit, rescale it to the fit's level, fit again).
-    fit_level = (
-        analyse
-        and input_path is None
-        and not has_level_knob(plant_obj.knob_names)
-        and not TASKS[settings["task"]].level_invariant
-    )
-    known: dict[int, float] = {}
-    start: np.ndarray | None = None
-    if analyse:
-        dry = None if input_path is None else load_audio(input_path, sr)
-        known, starts = measured_knobs(plant_obj, analysis, recording, dry)
-        start = np.zeros(len(plant_obj.knob_names))
-        for index, value in {**starts, **known}.items():
-            start[index] = value
-    reference = None
-    if fit_level:
-        reference = _render_level(plant_obj, (start + 1.0) / 2.0, None, _key(seed))
-    if analyse:
-        prepared, adjustments = prepare_target(
-            recording, sr, n, analysis, reference, skip_silence=input_path is None
-        )
-        _say(target, adjustments)  # before the progress bar, so each note has its own line
-    else:
-        prepared, adjustments = load_audio(target, sr, n), []
-    out_dir = Path(out_dir)
     bar = tqdm(
         total=steps,
         desc=f"matching {Path(target).name} with {plant}",
         unit="step",
         disable=not show_progress,
     )
-
-    best = math.inf
-
-    def progress(step: int, info: dict[str, Any]) -> bool:
-        # The bar shows the best distance so far: the one the result reports, whatever
-        # the last step (a restart, an overshoot) scored.
-        nonlocal best
-        best = min(best, float(info["distance"]))
-        bar.update(1)
-        bar.set_postfix(best=f"{best:.4g}")
-        return True
-
-    rounds = [steps] if not fit_level or steps < 2 else _split(steps)
-    result, base_env, distances = None, None, []
-    agent = GradientAgent()
-    for round_steps in rounds:
-        best = math.inf  # each round scores against its own scaling of the target
-        if fit_level and base_env is not None:
-            level = _render_level(plant_obj, (start + 1.0) / 2.0, None, base_env.state.render_key)
-            if abs(level - reference) >= LEVEL_TOLERANCE_DB:
-                reference = level
-                prepared, adjustments = prepare_target(
-                    recording, sr, n, analysis, reference, skip_silence=input_path is None
-                )
-        base_env = DDSPEnv(
-            plant=plant, target=prepared, input=input_path, expose_grad=True, **settings
+    progress = _Progress(bar)
+    fits = []
+    for variant, share in zip(variants, _shares(steps, len(variants)), strict=True):
+        config = {**settings.get("plant_config", {}), **variant}
+        fits.append(
+            _fit_variant(
+                plant,
+                {**settings, "plant_config": config},
+                recording,
+                analysis,
+                input_path,
+                share,
+                seed,
+                analyse,
+                target,
+                progress,
+            )  # fmt: skip
         )
-        result = agent.solve(
-            base_env,
-            seed=seed,
-            max_steps=round_steps,
-            callback=progress,
-            start=start,
-            known=known,
-        )
-        distances += result.distances
-        start = np.asarray(result.best_action, np.float64)
-        # The next round refines: it goes on at the step size this one ended with.
-        rate = agent.learning_rate * agent.decay**result.steps
-        agent = replace(agent, learning_rate=max(agent.min_learning_rate, rate))
     bar.close()
-    _say(target, adjustments)  # the level the last round fitted at, if it changed
-    steps_run = len(distances)
+    fit = min(fits, key=lambda f: f.result.best_distance)
+    _say(target, fit.adjustments)
+    return _write_outputs(fit, fits, variants, plant, analysis, seed, Path(out_dir))
+
+
+def _write_outputs(
+    fit: _Fit,
+    fits: list[_Fit],
+    variants: tuple[dict[str, Any], ...],
+    plant: str,
+    analysis: RecordingAnalysis,
+    seed: int,
+    out_dir: Path,
+) -> MatchResult:
+    """Render the best fit and write ``result.wav``, ``target.wav``, ``comparison.png`` and
+    ``knobs.json`` (with every variant's best distance, where there were several)."""
+    result, env, plant_obj = fit.result, fit.env, fit.plant
     best_knobs = (jnp.asarray(result.best_action) + 1.0) / 2.0
-    state = base_env.state
-    audio = np.asarray(plant_obj.render(best_knobs, state.render_key, base_env.params.input_audio))
+    audio = np.asarray(plant_obj.render(best_knobs, env.state.render_key, env.params.input_audio))
     physical = {k: float(v) for k, v in plant_obj.controls(best_knobs).items()}
-    target_audio = base_env.target_audio()
+    target_audio = env.target_audio()
     sr = plant_obj.sample_rate
     outputs = {
         "result": str(save_audio(out_dir / "result.wav", audio, sr)),
         "target": str(save_audio(out_dir / "target.wav", target_audio, sr)),
         "png": str(
-            save_comparison_png(out_dir / "comparison.png", audio, target_audio, sr, distances)
+            save_comparison_png(out_dir / "comparison.png", audio, target_audio, sr, fit.distances)
         ),
     }
-    threshold = float(base_env.params.success_threshold)
+    threshold = float(env.params.success_threshold)
     success = result.best_distance <= threshold
+    steps_run = sum(len(f.distances) for f in fits)
     report = {
         "plant": plant,
-        "task": settings["task"],
+        "plant_config": fit.settings.get("plant_config", {}),
+        "task": fit.settings["task"],
         "knobs": physical,
         "knob_units": {s.name: s.unit for s in plant_obj.knob_specs},
         "distance": result.best_distance,
-        "distance_unit": base_env.task.distance_unit,
+        "distance_unit": env.task.distance_unit,
         "success_threshold": threshold,
         "success": success,
         "steps": steps_run,
         "seed": seed,
         "analysis": analysis.to_json(),
-        "target_adjustments": adjustments,
+        "target_adjustments": fit.adjustments,
     }
+    if len(fits) > 1:
+        report["variants"] = [
+            {"variant": v, "distance": f.result.best_distance}
+            for v, f in zip(variants, fits, strict=True)
+        ]
     outputs["knobs"] = str(out_dir / "knobs.json")
-    (out_dir / "knobs.json").write_text(json.dumps(report, indent=2))
+    (out_dir / "knobs.json").write_text(json.dumps(report, indent=2, default=list))
     return MatchResult(
         physical,
         result.best_distance,
-        base_env.task.distance_unit,
+        env.task.distance_unit,
         success,
         steps_run,
         outputs,
         threshold,
         analysis,
-        tuple(adjustments),
+        tuple(fit.adjustments),
     )

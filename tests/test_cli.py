@@ -108,7 +108,7 @@ def test_match_help_lists_the_plants_and_the_exit_status(capsys):
 
 # ---- unknown names and out-of-range knobs: one error line, exit 2 --------------------------
 
-NOPE = "ddsp_gym/Nope-v0"
+NOPE = "ddsp_gym/NoSuchEnv-v0"  # no registered id is close: no "did you mean"
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from agents.match import MATCH_PLANT_CONFIG, env_settings_for_plant
 from ddsp_gym import dsp
+from ddsp_gym.agents.match import MATCH_PLANT_CONFIG, MATCH_PLANT_VARIANTS, env_settings_for_plant
 from ddsp_gym.analysis import compressor_curve, decay_rt60_s, rt60_of_impulse_response
 from ddsp_gym.audio_io import load_audio
 from ddsp_gym.bench.evalset import SAMPLE_RATE, Case, effect_cases
@@ -47,12 +47,19 @@ def _render(plant, knobs: dict[str, float], dry: np.ndarray) -> np.ndarray:
     return np.asarray(plant.render(unit, KEY, jnp.asarray(dry[: plant.n_samples], jnp.float32)))
 
 
+def _match_config(plant: str, variant: int = -1) -> dict:
+    """The plant settings ``match`` fits ``plant`` with (its last variant by default: for
+    distortion, the sox overdrive curve)."""
+    variants = MATCH_PLANT_VARIANTS.get(plant, ({},))
+    return {**MATCH_PLANT_CONFIG[plant], **variants[variant]}
+
+
 def _match_distance(folder: Path, case: Case, knobs: dict[str, float], match: bool) -> float:
     """The distance ``match`` scores ``knobs`` with on ``case`` (its task and settings;
     ``match=False``: the registered env's plant, as ``match`` used before)."""
     settings = env_settings_for_plant(case.plant)
     if match:
-        config = {**settings.get("plant_config", {}), **MATCH_PLANT_CONFIG[case.plant]}
+        config = {**settings.get("plant_config", {}), **_match_config(case.plant)}
         settings = {**settings, "plant_config": config}
     plant = make_plant(case.plant, **settings.get("plant_config", {}))
     target = load_audio(folder / case.target, SR, plant.n_samples)
@@ -82,8 +89,8 @@ def test_peak_compressor_reproduces_sox_compand(sox_set):
 def test_sox_shaper_reproduces_sox_overdrive_and_tanh_does_not(sox_set):
     folder, cases = sox_set
     dry = _audio(folder, "dry.wav")
-    sox = make_plant("distortion", duration=1.0, **MATCH_PLANT_CONFIG["distortion"])
-    tanh = make_plant("distortion", duration=1.0, level_range=(-30.0, 0.0))
+    sox = make_plant("distortion", duration=1.0, **_match_config("distortion", 1))
+    tanh = make_plant("distortion", duration=1.0, **_match_config("distortion", 0))
     for case in (c for c in cases.values() if c.kind == "distortion"):
         knobs = {"drive": case.truth["drive"], "tone": 0.0, "level": 0.0}
         target = _audio(folder, case.target)[: sox.n_samples]

@@ -14,13 +14,14 @@ from ddsp_gym import features as F
 from ddsp_gym.envs import packing
 from ddsp_gym.envs.compile import CPU_SCHEDULES, compiled, cpu_schedule_for, pack_params
 from ddsp_gym.features.summary import SUMMARY_FFT, _pool, summary_features
-from ddsp_gym.registry import load_registry
+from ddsp_gym.registry import load_registry, task_reward_ids
 
 SR = 16_000
+# Target envs with the task reward (the schedule is the sim backend's fused step's).
 MEMORY_SCHEDULED = [
     e.id
     for e in load_registry()
-    if cpu_schedule_for(e.kwargs["plant"], e.kwargs["task"]) == "memory"
+    if e.id in task_reward_ids() and cpu_schedule_for(e.kwargs["plant"], e.kwargs["task"]) == "memory"
 ]
 
 

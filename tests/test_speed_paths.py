@@ -18,10 +18,11 @@ from ddsp_gym.registry import load_registry, task_reward_ids
 
 SR = 16_000
 # Target envs with the task reward (the schedule is the sim backend's fused step's).
+TASK_REWARD_ENTRIES = [e for e in load_registry() if e.id in task_reward_ids()]
 MEMORY_SCHEDULED = [
     e.id
-    for e in load_registry()
-    if e.id in task_reward_ids() and cpu_schedule_for(e.kwargs["plant"], e.kwargs["task"]) == "memory"
+    for e in TASK_REWARD_ENTRIES
+    if cpu_schedule_for(e.kwargs["plant"], e.kwargs["task"]) == "memory"
 ]
 
 

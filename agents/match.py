@@ -39,6 +39,12 @@ PITCH_KNOBS = ("frequency", "carrier_hz")
 # (at the plant's mid-travel level), the rest to a round at the fitted sound's level.
 FIRST_ROUND_SHARE = 0.5
 LEVEL_TOLERANCE_DB = 1.0  # a second round only when the fit's level is this far off
+# Plants that match recordings with another task than their env's. The formant env's
+# task compares smoothed power spectra, which fits the plant's own renders but not a
+# recording: there the speaker's source (pitch, tilt) differs from the plant's, and that
+# difference outweighs the formants' (issue 25). lpc_envelope compares all-pole
+# envelopes with level and tilt removed, i.e. the vocal tract without the source.
+MATCH_TASKS: dict[str, dict[str, Any]] = {"formant": {"task": "lpc_envelope"}}
 
 
 @dataclass
@@ -62,13 +68,21 @@ def env_settings_for_plant(plant: str) -> dict[str, Any]:
 
     A plant is matched with the distance its own demo uses (e.g. fm2 with the FM
     bell's log-mel + flatness distance); plants only goal tasks use (they ignore the
-    target) and plants no env uses get MR-STFT.
+    target) and plants no env uses get MR-STFT. :data:`MATCH_TASKS` overrides the task
+    (and with it the task's settings; the env's plant config stays).
     """
+    settings: dict[str, Any] = {"task": "spectrum"}
     for entry in load_registry():
         if entry.kwargs.get("plant") == plant and not TASKS[entry.kwargs["task"]].is_goal:
             keep = ("task", "task_config", "plant_config", "success_threshold")
-            return {k: v for k, v in entry.kwargs.items() if k in keep}
-    return {"task": "spectrum"}
+            settings = {k: v for k, v in entry.kwargs.items() if k in keep}
+            break
+    if plant in MATCH_TASKS:
+        plant_config = (
+            {"plant_config": settings["plant_config"]} if "plant_config" in settings else {}
+        )
+        settings = {**plant_config, **MATCH_TASKS[plant]}
+    return settings
 
 
 def measured_knobs(

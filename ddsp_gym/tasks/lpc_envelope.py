@@ -134,7 +134,7 @@ class LPCEnvelopeMatch(AbstractTask):
     n_grid: int = 128
     pre_emphasis: float = 0.97
     order: int | None = None  # None: 2 + sample_rate // 1000
-    lag_window_hz: float = 60.0
+    lag_window_hz: float = 0.0
     noise_floor: float = 1e-5
     remove_tilt: bool = True
     peak_db: float = 6.0

@@ -45,6 +45,9 @@ LEVEL_TOLERANCE_DB = 1.0  # a second round only when the fit's level is this far
 # difference outweighs the formants' (issue 25). lpc_envelope compares all-pole
 # envelopes with level and tilt removed, i.e. the vocal tract without the source.
 MATCH_TASKS: dict[str, dict[str, Any]] = {"formant": {"task": "lpc_envelope"}}
+# Plants whose formant resonators (knobs f1.., b1..) are in cascade: they commute, so a
+# setting whose formants crossed during the fit is reported in frequency order.
+CASCADE_FORMANT_PLANTS = ("formant",)
 
 
 @dataclass
@@ -83,6 +86,23 @@ def env_settings_for_plant(plant: str) -> dict[str, Any]:
         )
         settings = {**plant_config, **MATCH_TASKS[plant]}
     return settings
+
+
+def ordered_formants(knobs: dict[str, float]) -> dict[str, float]:
+    """``knobs`` (physical) with the (f_i, b_i) pairs renumbered in frequency order.
+
+    Resonators in cascade commute: swapping two (frequency, bandwidth) pairs leaves the
+    sound as it was. But the fit may carry f2 above f3 (their ranges overlap), and then
+    "f2" names the third formant; numbered by frequency, the knobs say what the sound
+    has. Each value stays in its knob's range when the ranges' ends rise with the index
+    (as in :class:`~ddsp_gym.plants.formant.FormantVoice`).
+    """
+    indices = [i for i in range(1, 10) if f"f{i}" in knobs and f"b{i}" in knobs]
+    pairs = sorted((knobs[f"f{i}"], knobs[f"b{i}"]) for i in indices)
+    ordered = dict(knobs)
+    for i, (freq, bandwidth) in zip(indices, pairs, strict=True):
+        ordered[f"f{i}"], ordered[f"b{i}"] = freq, bandwidth
+    return ordered
 
 
 def measured_knobs(
@@ -273,6 +293,8 @@ def match_file(
     state = base_env.state
     audio = np.asarray(plant_obj.render(best_knobs, state.render_key, base_env.params.input_audio))
     physical = {k: float(v) for k, v in plant_obj.controls(best_knobs).items()}
+    if plant in CASCADE_FORMANT_PLANTS:
+        physical = ordered_formants(physical)
     target_audio = base_env.target_audio()
     sr = plant_obj.sample_rate
     outputs = {

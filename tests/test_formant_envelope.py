@@ -15,7 +15,7 @@ import pytest
 from scipy import linalg, signal
 
 from ddsp_gym import features as F
-from ddsp_gym.agents.match import env_settings_for_plant, match_file
+from ddsp_gym.agents.match import env_settings_for_plant, match_file, ordered_formants
 from ddsp_gym.analysis import analyze, lpc_formants, prepare_target
 from ddsp_gym.audio_io import AudioConversionWarning, load_audio
 from ddsp_gym.plants import make_plant
@@ -135,6 +135,22 @@ def test_match_uses_the_envelope_task_for_the_formant_plant():
     assert TASKS["lpc_envelope"] is LPCEnvelopeMatch
     assert env_settings_for_plant("formant") == {"task": "lpc_envelope"}
     assert env_settings_for_plant("fm2")["task"] == "fm_bell"  # others keep their env's
+
+
+def test_crossed_formants_are_reported_in_order_and_sound_the_same():
+    crossed = {**VOWEL, "f2": 2700.0, "b2": 250.0, "f3": 2150.0, "b3": 40.0}
+    ordered = ordered_formants(crossed)
+    assert (ordered["f2"], ordered["b2"], ordered["f3"], ordered["b3"]) == (
+        2150.0,
+        40.0,
+        2700.0,
+        250.0,
+    )
+    assert ordered_formants(VOWEL) == VOWEL
+    plant = make_plant("formant")
+    np.testing.assert_allclose(
+        np.asarray(_render(plant, ordered)), np.asarray(_render(plant, crossed)), atol=1e-5
+    )
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e ".[dev,sb3,hardware,plugin,physiology,web,evalset]" "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[dev,sb3,hardware,plugin,physiology,web,evalset,explore]" "$(TORCH_SPEC)"
 	@touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

@@ -34,11 +34,10 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-import ddsp_gym
 from ddsp_gym.agents import provenance
 from ddsp_gym.agents.base import QUERY_ENV_KWARGS, SolveResult
 from ddsp_gym.catalog import DEFAULT_AGENTS, RL_ALGOS, SEARCH_AGENTS, TRAINED_AGENTS
-from ddsp_gym.registry import uses_task_reward
+from ddsp_gym.registry import task_reward_ids
 
 EVAL_SEED_OFFSET = 10_000
 
@@ -289,7 +288,7 @@ def run_benchmark(
     from before versions were recorded, is run again and replaced.
     """
     # By default the task-reward envs: held-out targets and success are the task's.
-    envs = list(envs or [i for i in ddsp_gym.ENV_IDS if uses_task_reward(i)])
+    envs = list(envs or task_reward_ids())
     unknown = [a for a in agents if a not in SEARCH_AGENTS + TRAINED_AGENTS]
     if unknown:
         raise ValueError(f"unknown agents {unknown}; known: {SEARCH_AGENTS + TRAINED_AGENTS}")

@@ -18,6 +18,8 @@ from ddsp_gym.analysis import (
     ECHO_HOLD_STRENGTH,
     RecordingAnalysis,
     analyze,
+    compressor_curve,
+    decay_rt60_s,
     echo_delay_s,
     has_level_knob,
     lpc_formants,
@@ -48,6 +50,37 @@ MATCH_TASKS: dict[str, dict[str, Any]] = {"formant": {"task": "lpc_envelope"}}
 # Plants whose formant resonators (knobs f1.., b1..) are in cascade: they commute, so a
 # setting whose formants crossed during the fit is reported in frequency order.
 CASCADE_FORMANT_PLANTS = ("formant",)
+
+# A reverb's RT60 measured on at least this much free decay holds the rt60 knob: the
+# noise reverb is no model of every room (sox's Freeverb builds up and decays unevenly),
+# and its decay distance then prefers a shorter, drier room than the one measured.
+RT60_HOLD_TAIL_S = 0.25
+# Plant settings for matching recordings, over the registered env's plant_config. The
+# envs' ranges suit their own seeded targets; recordings need the knobs real effects
+# have (issue 25), and a registered env's dynamics cannot change without a version bump,
+# so these are plant config options that only ``match`` turns on:
+# - compressor: threshold referred to the input (no -10 dB trim), -60..0 dBFS, make-up
+#   -12..24 dB, knee from 0 dB; a peak follower before the static curve (the common
+#   "compander" design, and sox compand's), starting at 0 dB as sox's documented default
+#   initial volume does (a recording's compressor state before its first sample is
+#   unknown; a follower starting at silence differs only in the first ~3 release times).
+# - distortion: sox overdrive's cubic clipper with its dry blend (a tanh clipper fits
+#   its gain 3-4 dB high), output level up to 0 dB.
+# - reverb: decay times to 8 s (halls, plates).
+MATCH_PLANT_CONFIG: dict[str, dict[str, Any]] = {
+    "compressor": {
+        "input_trim_db": 0.0,
+        "detector": "peak",
+        "initial_level_db": 0.0,
+        "threshold_range": (-60.0, 0.0),
+        "makeup_range": (-12.0, 24.0),
+        # A knee is no setting a recording reveals (sox's is 0.01 dB); the dynamics
+        # distance trades a wide knee against threshold and ratio, so it spans 0-6 dB.
+        "knee_range": (0.0, 6.0),
+    },
+    "distortion": {"shaper": "sox", "level_range": (-30.0, 0.0)},
+    "reverb": {"rt60_range": (0.1, 8.0)},
+}
 
 
 @dataclass
@@ -116,7 +149,12 @@ def measured_knobs(
     Held: the pitch knob at the target's f0 (where the plant has one and the f0 lies in
     its range), a delay's time at the echo spacing of the target against its dry signal
     (where the echo is clear: :data:`~ddsp_gym.analysis.ECHO_HOLD_STRENGTH`). Starts:
-    formant knobs at the target's LPC formants; the fit may move these.
+    formant knobs at the target's LPC formants, a peak compressor's settings at the
+    hard-knee static curve read off its input and output
+    (:func:`~ddsp_gym.analysis.compressor_curve`); the fit may move these. A reverb's
+    ``rt60`` is the target's decay after its dry signal stops
+    (:func:`~ddsp_gym.analysis.decay_rt60_s`), held where measured on at least
+    :data:`RT60_HOLD_TAIL_S` of free decay, else a start.
     """
     held, starts = {}, {}
     sr = plant.sample_rate
@@ -128,6 +166,21 @@ def measured_knobs(
     if "time" in names and dry is not None:
         delay, strength = echo_delay_s(recording, dry, sr)
         (hold if strength >= ECHO_HOLD_STRENGTH else measured)["time"] = delay
+    peak_compressor = getattr(plant, "detector", None) == "peak"
+    if dry is not None and ("rt60" in names or peak_compressor):
+        n = min(recording.size, dry.size)
+        wet, dry = recording[:n], dry[:n]
+        try:
+            if "rt60" in names:
+                rt60, tail_s = decay_rt60_s(wet, dry, sr)
+                (hold if tail_s >= RT60_HOLD_TAIL_S else measured)["rt60"] = rt60
+            if peak_compressor:
+                curve = compressor_curve(wet, dry, sr, plant.initial_level_db)
+                measured.update(threshold=curve.threshold_db, ratio=curve.ratio,
+                                makeup=curve.makeup_db, attack=curve.attack_s,
+                                release=curve.release_s, knee=0.0)  # fmt: skip
+        except ValueError:
+            pass  # nothing to measure (a silent dry, no free decay): fit from mid-travel
     if analysis.f0_hz is not None:
         hold.update({name: analysis.f0_hz for name in PITCH_KNOBS})
     for index, spec in enumerate(plant.knob_specs):
@@ -186,7 +239,8 @@ def match_file(
 
     The target is analysed first (:mod:`ddsp_gym.analysis`): its leading silence is
     skipped, a measured pitch holds the plant's pitch knob, and a plant without a level
-    knob fits the recording's level by alternation. ``analyse=False`` fits the file as
+    knob fits the recording's level by alternation, and effects get the wide,
+    input-referred plant settings of :data:`MATCH_PLANT_CONFIG`. ``analyse=False`` fits the file as
     it is, from the env's random start (the match of earlier releases, kept for
     comparison in ``bench match``).
     """
@@ -202,6 +256,9 @@ def match_file(
                 "target), so it cannot match a recording; use a matching task such as 'spectrum'"
             )
         settings = {"task": task}
+    if analyse and plant in MATCH_PLANT_CONFIG:
+        config = {**settings.get("plant_config", {}), **MATCH_PLANT_CONFIG[plant]}
+        settings = {**settings, "plant_config": config}
     plant_obj = make_plant(plant, **dict(settings.get("plant_config", {})))
     sr, n = plant_obj.sample_rate, plant_obj.n_samples
     recording = load_audio(target, sr)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -341,3 +342,172 @@ def echo_delay_s(
                 peak = max(lo, lag - 2) + int(np.argmax(window))
                 break
     return peak / sample_rate, float(response[peak])
+
+
+def rt60_of_impulse_response(ir: np.ndarray, sample_rate: int) -> float:
+    """RT60 (s) from an impulse response: Schroeder's backward integral, the line fitted
+    from -5 to -25 dB (T20) extrapolated to -60 dB (ISO 3382-1)."""
+    energy = np.cumsum(np.asarray(ir, np.float64)[::-1] ** 2)[::-1]
+    edc = 10.0 * np.log10(energy / energy[0] + 1e-30)
+    span = np.flatnonzero((edc <= -5.0) & (edc >= -25.0))
+    t = span / sample_rate
+    slope, _ = np.polyfit(t, edc[span], 1)
+    return float(-60.0 / slope)
+
+
+DECAY_60DB_LN = 3.0 * np.log(10.0)  # an amplitude envelope exp(-6.91 t / RT60) falls 60 dB
+DECAY_FRAME_S = 0.01  # frames of the free-decay analysis
+MIN_DECAY_S = 0.05  # a tail shorter than this after the dry signal stops gives no RT60
+
+
+def decay_rt60_s(wet: np.ndarray, dry: np.ndarray, sample_rate: int) -> tuple[float, float]:
+    """A reverb's RT60 from its output ``wet`` after its input ``dry`` stops: (RT60 s,
+    seconds of free decay it was measured on).
+
+    The interrupted-signal method (ISO 3382-1; Schroeder 1965 showed its ensemble
+    average is the backward integral of the impulse response): the wet signal's tail
+    after the dry's last sounding 10 ms frame (above -60 dB re its loudest) is
+    integrated backwards, and T20's line (-5 to -25 dB; where the tail ends first, from
+    -1 dB to its end) is extrapolated to -60 dB. The sound ends before a long tail does,
+    and the missing energy would make the integral fall fast at the end: it is added
+    back as an exponential tail at the slope of the tail's log-energy envelope (one
+    correction step, as Lundeby et al. 1995; iterating it has no stable point when the
+    tail spans only a few dB). A deconvolved impulse response (as in
+    :func:`echo_delay_s`) was tried and is worse here: the cut-off wet signal corrupts it.
+
+    Raises ValueError when the sizes differ, the dry signal is silent, or it leaves
+    less than :data:`MIN_DECAY_S` of tail.
+    """
+    wet = np.asarray(wet, np.float64)
+    dry = np.asarray(dry, np.float64)
+    if wet.shape != dry.shape or wet.ndim != 1:
+        raise ValueError(f"wet and dry must be 1-D of one length, got {wet.shape}, {dry.shape}")
+    frame = max(1, int(DECAY_FRAME_S * sample_rate))
+    level = frame_rms(dry, frame)
+    if not np.any(level > 0):
+        raise ValueError("the dry signal is silent: no decay to measure")
+    end = (int(np.flatnonzero(level >= 1e-3 * level.max()).max()) + 1) * frame
+    tail = wet[end:]
+    if tail.size < MIN_DECAY_S * sample_rate:
+        raise ValueError(
+            f"only {tail.size / sample_rate:.3f} s of tail after the dry signal stops; "
+            f"need {MIN_DECAY_S} s"
+        )
+    whole = tail[: tail.size // frame * frame]  # no zero-padded last frame in the slope
+    envelope = _db(frame_rms(whole, frame))
+    t = np.arange(envelope.size) * DECAY_FRAME_S
+    keep = envelope > envelope.max() - 60.0
+    slope, _ = np.polyfit(t[keep], envelope[keep], 1)
+    guess = -60.0 / slope if slope < 0 else np.inf
+    power = tail**2
+    # Energy beyond the cut at the envelope's rate: the integral of p e^(-13.8 t / RT60).
+    missing = np.mean(power[-5 * frame :]) * sample_rate * guess / (2 * DECAY_60DB_LN)
+    energy = np.cumsum(power[::-1])[::-1] + (missing if np.isfinite(missing) else 0.0)
+    edc = 10.0 * np.log10(energy / energy[0])
+    lo, hi = (-5.0, -25.0) if edc[-1] < -25.0 else (-1.0, edc[-1])
+    span = np.flatnonzero((edc <= lo) & (edc >= hi))
+    tail_s = tail.size / sample_rate
+    if span.size < 2:
+        return float(guess), tail_s
+    slope, _ = np.polyfit(span / sample_rate, edc[span], 1)
+    return (float(-60.0 / slope) if slope < 0 else float("inf")), tail_s
+
+
+@dataclass(frozen=True)
+class CompressorCurve:
+    """A compander's settings read off its input and output (:func:`compressor_curve`)."""
+
+    threshold_db: float  # peak-follower level (dBFS) where the gain starts to fall
+    ratio: float
+    makeup_db: float
+    attack_s: float
+    release_s: float
+    rms_error_db: float  # of the fitted gain over the samples used: small = a clear fit
+    uncompressed_share: float  # of the samples used, those below the threshold
+
+
+# The follower times tried (s): a compander's attack is ms, its release tens to hundreds.
+CURVE_ATTACKS_S = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
+CURVE_RELEASES_S = (0.02, 0.05, 0.1, 0.2, 0.5)
+CURVE_THRESHOLDS_DB = np.arange(-60.0, 0.01, 0.5)
+CURVE_TIE_DB = 0.005  # thresholds whose fit is this close to the best (plus 10 %) tie
+
+
+def peak_follower(x: np.ndarray, attack_s: float, release_s: float, sample_rate: int,
+                  initial: float = 0.0) -> np.ndarray:  # fmt: skip
+    """|x| followed by a branching one-pole (attack when rising), as
+    :func:`ddsp_gym.dsp.compress_peak`, in numpy: (n,) -> (n,)."""
+    ka = -np.expm1(-1.0 / (attack_s * sample_rate))
+    kr = -np.expm1(-1.0 / (release_s * sample_rate))
+    out = np.empty(x.size)
+    v = initial
+    for i, s in enumerate(np.abs(np.asarray(x, np.float64))):
+        v += (s - v) * (ka if s > v else kr)
+        out[i] = v
+    return out
+
+
+def compressor_curve(
+    wet: np.ndarray, dry: np.ndarray, sample_rate: int, initial_level_db: float | None = 0.0
+) -> CompressorCurve:
+    """Threshold, ratio and make-up of a peak-detecting compander from its input and output.
+
+    Such a compressor's gain is a function of its detector's level alone (no smoothing
+    after the static curve), so sample by sample wet / dry = the curve's gain at the
+    follower's level. For each follower time pair (:data:`CURVE_ATTACKS_S` x
+    :data:`CURVE_RELEASES_S`) the dry's follower level is computed, and a hard-knee
+    curve gain = makeup - (1 - 1 / ratio) max(0, level - threshold) is fitted by least
+    squares (closed form per threshold on :data:`CURVE_THRESHOLDS_DB`) to the gains of
+    samples within 40 dB of the dry's peak; the best pair wins.
+
+    Where no sample's level falls below the threshold (``uncompressed_share`` 0), every
+    lower threshold with a higher make-up fits as well (threshold and make-up trade at
+    1 - 1 / ratio dB per dB): the data bound the threshold from above only. Of the
+    thresholds that fit within 10 % + :data:`CURVE_TIE_DB` of the best, the one whose
+    make-up is nearest 0 dB is taken: a prior (unity output gain unless the sound shows
+    otherwise, as a compander without output gain, sox's default, has), not a
+    measurement; a caller should treat the threshold as a start, not a finding.
+    ``initial_level_db`` is the follower's start (sox's default 0 dB; None: silence).
+    Raises ValueError on a silent dry signal or mismatched sizes.
+    """
+    wet = np.asarray(wet, np.float64)
+    dry = np.asarray(dry, np.float64)
+    if wet.shape != dry.shape or wet.ndim != 1:
+        raise ValueError(f"wet and dry must be 1-D of one length, got {wet.shape}, {dry.shape}")
+    peak = np.max(np.abs(dry))
+    if peak == 0.0:
+        raise ValueError("the dry signal is silent: no gain to measure")
+    used = np.abs(dry) >= peak * 10.0 ** (-40.0 / 20.0)
+    gain = _db(np.abs(wet[used])) - _db(np.abs(dry[used]))
+    start = 0.0 if initial_level_db is None else 10.0 ** (initial_level_db / 20.0)
+    best: tuple[float, Any] | None = None
+    for attack in CURVE_ATTACKS_S:
+        for release in CURVE_RELEASES_S:
+            level = _db(peak_follower(dry, attack, release, sample_rate, start)[used])
+            # Columns [1, over(T)] for every threshold at once: (thresholds, samples).
+            over = np.maximum(0.0, level[None, :] - CURVE_THRESHOLDS_DB[:, None])
+            n = gain.size
+            so, soo = over.sum(1), (over * over).sum(1)
+            sg, sog = gain.sum(), (over * gain[None, :]).sum(1)
+            det = n * soo - so * so
+            ok = det > 1e-9
+            slope = np.where(ok, (n * sog - so * sg) / np.where(ok, det, 1.0), 0.0)
+            slope = np.minimum(slope, 0.0)  # a compressor: gain only falls above threshold
+            makeup = (sg - slope * so) / n
+            residual = gain[None, :] - makeup[:, None] - slope[:, None] * over
+            rms = np.sqrt(np.mean(residual**2, axis=1))
+            if best is None or rms.min() < best[0]:
+                best = (float(rms.min()), (attack, release, level, slope, makeup, rms))
+    assert best is not None
+    attack, release, level, slope, makeup, rms = best[1]
+    tied = np.flatnonzero(rms <= 1.1 * rms.min() + CURVE_TIE_DB)
+    i = int(tied[np.argmin(np.abs(makeup[tied]))])
+    return CompressorCurve(
+        threshold_db=float(CURVE_THRESHOLDS_DB[i]),
+        ratio=float(1.0 / max(1.0 + slope[i], 1e-3)),
+        makeup_db=float(makeup[i]),
+        attack_s=attack,
+        release_s=release,
+        rms_error_db=float(rms[i]),
+        uncompressed_share=float(np.mean(level < CURVE_THRESHOLDS_DB[i])),
+    )

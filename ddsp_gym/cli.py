@@ -18,6 +18,7 @@ from typing import Any
 from ddsp_gym.backends.commands import add_hw_parser, add_plugin_parser
 from ddsp_gym.bench.commands import add_bench_parser, add_sweep_parser
 from ddsp_gym.catalog import PLANT_NAMES, check_env_ids, check_plant
+from ddsp_gym.explore.commands import add_explore_parser
 from ddsp_gym.physiology.commands import add_physiology_parser
 from ddsp_gym.preference.commands import add_prefer_parser
 
@@ -142,12 +143,10 @@ def _cmd_match(args: argparse.Namespace) -> int:
 
 def _cmd_recovery(args: argparse.Namespace) -> int:
     check_env_ids(args.envs or [])
-    import ddsp_gym
     from ddsp_gym.agents.recovery import format_table, run_recovery
-    from ddsp_gym.registry import uses_task_reward
+    from ddsp_gym.registry import task_reward_ids
 
-    default = [i for i in ddsp_gym.ENV_IDS if uses_task_reward(i)]  # hidden knobs to recover
-    rows = run_recovery(args.envs or default, args.seeds, args.output)
+    rows = run_recovery(args.envs or task_reward_ids(), args.seeds, args.output)
     print(format_table(rows))
     print(f"\nwrote {args.output / 'recovery.json'} and {args.output / 'recovery.md'}")
     return EXIT_OK
@@ -216,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_plugin_parser(sub)
     add_physiology_parser(sub)
     add_prefer_parser(sub)
+    add_explore_parser(sub)
     return parser
 
 

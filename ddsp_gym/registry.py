@@ -15,6 +15,17 @@ DEFAULT_ENTRY_POINT = "ddsp_gym.envs.gym_env:DDSPEnv"
 # The native JAX vector env of every sim env: gym.make_vec(id, num_envs=N) steps all N
 # in one jitted call (ddsp_gym/envs/vector_env.py).
 DEFAULT_VECTOR_ENTRY_POINT = "ddsp_gym.envs.vector_env:VectorDDSPEnv"
+# What an env is: "target" envs (DDSPEnv) match a target sound or reach a goal, one
+# rendered note per step; "streaming" envs (docs/streaming.md) play one block of a
+# continuous sound per step and have no target or success. A kind picks the entry points
+# and tells registry-wide tests which guarantees an env keeps (tests/test_envs.py).
+STREAMING_ENTRY_POINT = "ddsp_gym.streaming.gym_env:StreamingDDSPEnv"
+KIND_ENTRY_POINTS: dict[str, tuple[str, str | None]] = {
+    "target": (DEFAULT_ENTRY_POINT, DEFAULT_VECTOR_ENTRY_POINT),
+    # No native vector env yet: gym.make_vec falls back on Gymnasium's sync vector env;
+    # a JAX-native batch is jax.vmap of the functional step.
+    "streaming": (STREAMING_ENTRY_POINT, None),
+}
 _REQUIRED = ("id", "seed_demo", "description", "max_episode_steps", "kwargs")
 
 
@@ -27,6 +38,7 @@ class EnvEntry:
     description: str
     max_episode_steps: int
     kwargs: dict[str, Any] = field(default_factory=dict)
+    kind: str = "target"
     entry_point: str = DEFAULT_ENTRY_POINT
     vector_entry_point: str | None = DEFAULT_VECTOR_ENTRY_POINT
 
@@ -52,7 +64,17 @@ def load_registry(path: str | Path | None = None) -> list[EnvEntry]:
         if raw["id"] in seen:
             raise ValueError(f"{path}: env id {raw['id']!r} is listed twice")
         seen.add(raw["id"])
-        entries.append(EnvEntry(**raw))
+        kind = raw.get("kind", "target")
+        if kind not in KIND_ENTRY_POINTS:
+            raise ValueError(
+                f"{path}: env {raw['id']!r} has kind {kind!r}; one of {sorted(KIND_ENTRY_POINTS)}"
+            )
+        entry_point, vector_entry_point = KIND_ENTRY_POINTS[kind]
+        entries.append(
+            EnvEntry(
+                **{"entry_point": entry_point, "vector_entry_point": vector_entry_point, **raw}
+            )
+        )
     return entries
 
 
@@ -82,6 +104,20 @@ def uses_task_reward(env_id: str) -> bool:
     reward = gym.spec(env_id).kwargs.get("reward")
     name = reward.get("source") if isinstance(reward, dict) else reward
     return name in (None, "task")
+
+
+def ids_of_kind(kind: str) -> list[str]:
+    """The registry's ids of one kind ("target" or "streaming"), in file order."""
+    if kind not in KIND_ENTRY_POINTS:
+        raise ValueError(f"kind must be one of {sorted(KIND_ENTRY_POINTS)}, not {kind!r}")
+    return [entry.id for entry in load_registry() if entry.kind == kind]
+
+
+def task_reward_ids() -> list[str]:
+    """The target envs scored by their task's distance: the ones with a hidden target to
+    recover, a gradient, a native vector env and a calibrated reward (the defaults of the
+    search benchmarks, perf and recovery)."""
+    return [i for i in ids_of_kind("target") if uses_task_reward(i)]
 
 
 def registered_ids() -> list[str]:

@@ -15,8 +15,8 @@ import gymnasium as gym
 import jax
 import numpy as np
 
-import ddsp_gym
 from ddsp_gym.envs import FunctionalDDSPEnv
+from ddsp_gym.registry import ids_of_kind
 
 
 def mean_random_distance(fenv: FunctionalDDSPEnv, params, samples: int, seed: int = 0) -> float:
@@ -33,7 +33,7 @@ def mean_random_distance(fenv: FunctionalDDSPEnv, params, samples: int, seed: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("ids", nargs="*", default=ddsp_gym.ENV_IDS)
+    parser.add_argument("ids", nargs="*", default=ids_of_kind("target"))
     parser.add_argument("--samples", type=int, default=512)
     args = parser.parse_args()
     for env_id in args.ids:

@@ -13,7 +13,7 @@ import pytest
 
 import ddsp_gym
 from ddsp_gym.physiology.stream import local_lsl_config
-from ddsp_gym.registry import uses_task_reward
+from ddsp_gym.registry import ids_of_kind, task_reward_ids
 
 # Lab Streaming Layer multicasts stream discovery site-wide by default: every test's LSL
 # stays on this machine (liblsl reads the config once, when a first stream opens).
@@ -31,12 +31,6 @@ if _JAX_CACHE:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 
-# The envs whose reward is the task's distance: the gradient, vector-env and
-# reward-calibration contracts hold for these; an env with an external reward source
-# (BioFeedback's physiology stream) has none of them, and says so (tests/test_rewards.py).
-TASK_REWARD_IDS = [i for i in ddsp_gym.ENV_IDS if uses_task_reward(i)]
-
-
 @pytest.fixture(scope="session")
 def env_ids() -> list[str]:
     return list(ddsp_gym.ENV_IDS)
@@ -48,10 +42,24 @@ def env_ids() -> list[str]:
 V0_KWARGS = {"control": "absolute", "observation": "summaries", "reward_shape": "linear"}
 
 
+# Registry-wide tests ask what an env is by its kind (ddsp_gym/registry.py): a target env
+# keeps the matching guarantees (a target, success, a calibrated random score), a
+# streaming env the stream's (tests/test_streaming.py); both keep the shared ones.
+TARGET_ENV_IDS = ids_of_kind("target")
+STREAMING_ENV_IDS = ids_of_kind("streaming")
+# The target envs whose reward is the task's distance: the gradient, vector-env and
+# reward-calibration contracts hold for these; an env with an external reward source
+# (BioFeedback's physiology stream, PreferencePatch's learned taste) has none of them,
+# and says so (tests/test_rewards.py).
+TASK_REWARD_IDS = task_reward_ids()
+
+
 def make(env_id: str, **kwargs) -> gym.Env:
-    """``gym.make`` of the v0 settings (:data:`V0_KWARGS`, overridable) without the
-    order/passive checkers, so tests see the raw behaviour."""
-    return gym.make(env_id, disable_env_checker=True, **{**V0_KWARGS, **kwargs})
+    """``gym.make`` of the v0 settings (:data:`V0_KWARGS`, overridable; a target env's
+    settings, which a streaming env does not take) without the order/passive checkers,
+    so tests see the raw behaviour."""
+    defaults = {} if env_id in STREAMING_ENV_IDS else V0_KWARGS
+    return gym.make(env_id, disable_env_checker=True, **{**defaults, **kwargs})
 
 
 def require(need: str | object, reason: str) -> None:

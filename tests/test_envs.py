@@ -12,8 +12,11 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 import ddsp_gym
 from ddsp_gym.tasks import TASKS
 from ddsp_gym.tasks.goal import reference_setting
-from tests.conftest import TASK_REWARD_IDS, make
+from tests.conftest import TARGET_ENV_IDS, TASK_REWARD_IDS, make
 
+# Every env keeps the guarantees parametrized over ENV_IDS; those over TARGET_ENV_IDS
+# are about a target and success, which a streaming env has not (tests/test_streaming.py
+# checks a stream's counterparts: determinism of its audio, its reward terms).
 ENV_IDS = list(ddsp_gym.ENV_IDS)
 
 
@@ -86,7 +89,7 @@ def test_reward_grad_agrees_with_finite_differences(env_id):
     assert max(errors) < 1e-2, errors
 
 
-@pytest.mark.parametrize("env_id", ENV_IDS)
+@pytest.mark.parametrize("env_id", TARGET_ENV_IDS)
 def test_same_seed_same_target_audio_and_rewards(env_id):
     actions = np.random.default_rng(1).uniform(-1, 1, (5, *make(env_id).action_space.shape))
     runs = []
@@ -134,7 +137,10 @@ def test_fuzz_random_and_extreme_actions_stay_finite(env_id):
     actions += list(rng.uniform(-1.0, 1.0, (1000, d)))
     for action in actions:
         obs, reward, terminated, truncated, info = env.step(np.asarray(action, np.float32))
-        assert np.all(np.isfinite(obs)) and np.isfinite(reward) and np.isfinite(info["distance"])
+        assert np.all(np.isfinite(obs)) and np.isfinite(reward)
+        numbers = [v for v in info.values() if isinstance(v, float | np.ndarray)]
+        assert numbers and all(np.all(np.isfinite(v)) for v in numbers)
+        assert env_id not in TARGET_ENV_IDS or "distance" in info
         if terminated or truncated:
             env.reset()
 
@@ -180,7 +186,7 @@ def test_info_reports_distance_success_knobs_and_param_error(env_id):
     assert info["reward_grad"].shape == env.action_space.shape
 
 
-GOAL_ENV_IDS = [i for i in ENV_IDS if TASKS[gym.spec(i).kwargs["task"]].is_goal]
+GOAL_ENV_IDS = [i for i in TARGET_ENV_IDS if TASKS[gym.spec(i).kwargs["task"]].is_goal]
 
 
 @pytest.mark.parametrize("env_id", GOAL_ENV_IDS)

@@ -7,7 +7,14 @@ import pytest
 import yaml
 
 import ddsp_gym
-from ddsp_gym.registry import load_registry, registered_ids, registry_path
+from ddsp_gym.registry import (
+    DEFAULT_ENTRY_POINT,
+    STREAMING_ENTRY_POINT,
+    ids_of_kind,
+    load_registry,
+    registered_ids,
+    registry_path,
+)
 
 
 def test_yaml_ids_equal_registered_ids():
@@ -23,6 +30,20 @@ def test_every_entry_names_a_seed_demo_and_a_spec():
         assert entry.seed_demo and entry.description
         assert spec.max_episode_steps == entry.max_episode_steps
         assert spec.kwargs["plant"] and spec.kwargs["task"]
+
+
+def test_a_kind_picks_the_entry_points_and_every_id_has_one_kind():
+    target, streaming = ids_of_kind("target"), ids_of_kind("streaming")
+    assert sorted(target + streaming) == registered_ids() and not set(target) & set(streaming)
+    assert {"ddsp_gym/Drone-v0", "ddsp_gym/JamPartner-v0"} <= set(streaming)
+    for env_id in streaming:
+        assert gym.spec(env_id).entry_point == STREAMING_ENTRY_POINT
+        assert gym.spec(env_id).vector_entry_point is None
+    assert gym.spec("ddsp_gym/SineTuner-v1").entry_point == DEFAULT_ENTRY_POINT
+    for env_id in target:
+        assert gym.spec(env_id).entry_point != STREAMING_ENTRY_POINT
+    with pytest.raises(ValueError, match="kind must be one of"):
+        ids_of_kind("live")
 
 
 def test_level1_demos_are_registered():
@@ -44,6 +65,11 @@ def test_level1_demos_are_registered():
             "envs:\n"
             "  - {id: Foo-v0, seed_demo: x, description: x, max_episode_steps: 1, kwargs: {}}",
             "must start with 'ddsp_gym/'",
+        ),
+        (
+            "envs:\n  - {id: ddsp_gym/A-v0, seed_demo: x, description: x, max_episode_steps: 1,"
+            " kwargs: {}, kind: live}",
+            "has kind 'live'",
         ),
     ],
 )

@@ -16,7 +16,7 @@ from ddsp_gym.bench.compiles import count_compilations
 from ddsp_gym.envs import compile, vector_env
 from ddsp_gym.envs.rollout import init_rollout, rollout
 from ddsp_gym.envs.vector_env import VectorDDSPEnv, reset_where, vec_reset, vec_step
-from tests.conftest import TASK_REWARD_IDS, V0_KWARGS
+from tests.conftest import TARGET_ENV_IDS, TASK_REWARD_IDS, V0_KWARGS
 
 
 # Vector and single envs are compared in the v0 settings: the registry's log-difference
@@ -55,7 +55,7 @@ def _assert_step_equal(native, sync):
 
 
 def test_make_vec_builds_the_native_env_for_every_id():
-    for env_id in ddsp_gym.ENV_IDS:
+    for env_id in TARGET_ENV_IDS:
         assert gym.spec(env_id).vector_entry_point is not None
     venv = make_vec(SINE, num_envs=5)  # the vector entry point is the default
     assert isinstance(venv, VectorDDSPEnv)

@@ -89,7 +89,8 @@ def test_the_wheel_holds_every_package_and_data_file(wheel):
     assert packages == _source_packages()
     hyperparams = [f"agents/hyperparams/{algo}.yml" for algo in ("ppo", "sac", "td3")]
     page = [f"preference/static/{f}" for f in ("index.html", "app.js", "style.css")]
-    for data in ("envs_registry.yaml", "py.typed", "physiology/lsl_local.cfg", *hyperparams, *page):
+    packaged = ("physiology/lsl_local.cfg", "explore/ranges.json", *hyperparams, *page)
+    for data in ("envs_registry.yaml", "py.typed", *packaged):
         assert f"ddsp_gym/{data}" in names, data
     registry = zipfile.ZipFile(wheel).read("ddsp_gym/envs_registry.yaml").decode()
     assert registry == (ROOT / "envs_registry.yaml").read_text()  # contents, not a link

@@ -350,6 +350,32 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_sweep)
 
 
+def _cmd_prefer(args: argparse.Namespace) -> int:
+    from ddsp_gym.preference.bench import format_markdown, run_prefer_bench, write_results
+
+    results = run_prefer_bench(seeds=args.seeds, votes_grid=tuple(args.votes))
+    paths = write_results(results, args.output)
+    print(format_markdown(results))
+    print("wrote " + ", ".join(str(path) for path in paths))
+    return 0
+
+
+def add_prefer_bench_parser(bench_sub: argparse._SubParsersAction) -> None:
+    """Register ``bench prefer`` (the simulated-rater preference benchmark)."""
+    p = bench_sub.add_parser(
+        "prefer",
+        help="preference searches on a simulated rater: found patch's true utility per vote count",
+        description="Random pairs, plain CMA-ES on noisy votes and the learned GP search "
+        "against a simulated rater (hidden target timbre, noisy votes) on the 4-knob "
+        "subtractive synth; writes prefer_bench.json, .md and .png.",
+    )
+    p.add_argument("--seeds", type=int, default=10, help="hidden tastes (10)")
+    p.add_argument("--votes", type=int, nargs="+", default=[10, 20, 30, 40, 60], metavar="N",
+                   help="vote counts to score (10 20 30 40 60)")  # fmt: skip
+    _output_arg(p)
+    p.set_defaults(func=_cmd_prefer)
+
+
 def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``bench agents | perf | hw`` on the top-level subparsers.
 
@@ -358,7 +384,7 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser(
         "bench",
         help="benchmarks: agents on envs, speed of plants and envs, agents on a real synth",
-        description="Benchmarks. Choose one: agents, perf, hw, rl, rl-throughput or match.",
+        description="Benchmarks. Choose one: agents, perf, hw, rl, rl-throughput, match or prefer.",
     )
     bench.set_defaults(func=None, help_parser=bench)
     bench_sub = bench.add_subparsers(dest="bench_command", title="benchmarks", metavar="WHAT")
@@ -479,6 +505,8 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
               "when set, else on a local Ray (the ray extra; docs/ray.md)")  # fmt: skip
     _output_arg(p)
     p.set_defaults(func=_cmd_rl)
+
+    add_prefer_bench_parser(bench_sub)
 
     p = bench_sub.add_parser(
         "rl-throughput",

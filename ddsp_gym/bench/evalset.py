@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from ddsp_gym.analysis import rt60_of_impulse_response
+
 SAMPLE_RATE = 16_000
 SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
 # Program (General MIDI, 0-based) -> name, for the instrument cases.
@@ -176,17 +178,6 @@ def _sox_effect(folder: Path, name: str, dry: Path, effect: Sequence[str]) -> Pa
         audio = _read_mono(raw)
     _write(wet, audio)
     return wet
-
-
-def rt60_of_impulse_response(ir: np.ndarray, sample_rate: int) -> float:
-    """RT60 (s) from an impulse response: Schroeder's backward integral, the line fitted
-    from -5 to -25 dB (T20) extrapolated to -60 dB (ISO 3382-1)."""
-    energy = np.cumsum(np.asarray(ir, np.float64)[::-1] ** 2)[::-1]
-    edc = 10.0 * np.log10(energy / energy[0] + 1e-30)
-    span = np.flatnonzero((edc <= -5.0) & (edc >= -25.0))
-    t = span / sample_rate
-    slope, _ = np.polyfit(t, edc[span], 1)
-    return float(-60.0 / slope)
 
 
 def effect_cases(folder: Path) -> list[Case]:

@@ -4,6 +4,7 @@ from ddsp_gym.dsp.convolution import fft_convolve, gaussian_smooth
 from ddsp_gym.dsp.delay import echo_impulse_response, feedback_delay, fractional_delay_kernel
 from ddsp_gym.dsp.dynamics import (
     compress,
+    compress_peak,
     gain_computer_db,
     mean_square,
     one_pole_step,
@@ -67,7 +68,7 @@ from ddsp_gym.dsp.units import (
     power_to_db,
 )
 from ddsp_gym.dsp.voice import pre_emphasis, radiate, resonator_coeffs, rosenberg_pulse
-from ddsp_gym.dsp.waveshaping import tanh_drive
+from ddsp_gym.dsp.waveshaping import sox_overdrive, tanh_drive
 
 __all__ = [
     "adsr",
@@ -83,6 +84,7 @@ __all__ = [
     "biquad_response",
     "cents",
     "compress",
+    "compress_peak",
     "control_times",
     "cosine",
     "db_to_amp",
@@ -131,6 +133,7 @@ __all__ = [
     "square_polyblep",
     "svf_lowpass",
     "svf_lowpass_coeffs",
+    "sox_overdrive",
     "tanh_drive",
     "tilt_eq",
     "upsample_linear",

@@ -68,7 +68,12 @@ def mean_square(x: Array, step: Array | float) -> Array:
     return m
 
 
-def smooth_branching(x: Array, attack_step: Array | float, release_step: Array | float) -> Array:
+def smooth_branching(
+    x: Array,
+    attack_step: Array | float,
+    release_step: Array | float,
+    initial: Array | float = 0.0,
+) -> Array:
     """Smooth branching peak detector (Giannoulis eq. 17), run by ``lax.scan``.
 
     y[n] = y[n-1] + k_A (x[n] - y[n-1])  if x[n] > y[n-1]  (attack)
@@ -79,7 +84,7 @@ def smooth_branching(x: Array, attack_step: Array | float, release_step: Array |
         attack_step, release_step: one-pole step sizes k in (0, 1] from
             :func:`one_pole_step` (k = 1 - alpha of the paper).
     Returns:
-        (n,) the detector output, starting from y[-1] = 0. Both branches agree
+        (n,) the detector output, starting from y[-1] = ``initial``. Both branches agree
         when x[n] == y[n-1], so the output is continuous in the step sizes.
     """
 
@@ -88,7 +93,7 @@ def smooth_branching(x: Array, attack_step: Array | float, release_step: Array |
         y = y + step * (xn - y)
         return y, y
 
-    _, y = jax.lax.scan(tick, jnp.zeros((), x.dtype), x)
+    _, y = jax.lax.scan(tick, jnp.asarray(initial, x.dtype), x)
     return y
 
 
@@ -121,3 +126,43 @@ def compress(
         reduction, one_pole_step(attack_s, sample_rate), one_pole_step(release_s, sample_rate)
     )
     return x * db_to_amp(makeup_db - smoothed)
+
+
+def compress_peak(
+    x: Array,
+    sample_rate: int,
+    threshold_db: Array | float,
+    ratio: Array | float,
+    knee_db: Array | float,
+    attack_s: Array | float,
+    release_s: Array | float,
+    makeup_db: Array | float,
+    initial_level_db: float | None = None,
+) -> Array:
+    """Compander with a peak envelope follower before the gain computer (sox ``compand``).
+
+    The level is |x| followed by a branching one-pole (attack when |x| rises above it,
+    release otherwise) on the *linear* amplitude, in dB re full-scale peak (a full-scale
+    sine reads 0 dB, not -3 dB as with :func:`compress`); the static curve
+    (:func:`gain_computer_db`) then sets the gain directly, with no smoothing after it.
+    This is Giannoulis Fig. 7(a) with a peak detector, and sox's compand.c (``doVolume``:
+    ``v += (|x| - v) * k``, k = 1 - exp(-1 / (time * rate)) for attack or decay), which
+    it reproduces to float precision for a hard knee.
+
+    Args:
+        initial_level_db: the follower's level before the first sample (dBFS); None
+            starts it at silence. sox starts at its ``initial-volume`` argument, 0 dB by
+            default, so a sox-compressed sound begins fully turned down and recovers at
+            the release rate.
+    """
+    start = 0.0 if initial_level_db is None else 10.0 ** (float(initial_level_db) / 20.0)
+    envelope = smooth_branching(
+        jnp.abs(x),
+        one_pole_step(attack_s, sample_rate),
+        one_pole_step(release_s, sample_rate),
+        initial=start,
+    )
+    # The floor keeps the log finite in silence, where the gain below threshold is 0 dB.
+    level = 20.0 * jnp.log10(jnp.maximum(envelope, 1e-6))
+    curve = gain_computer_db(level, threshold_db, ratio, knee_db)
+    return x * db_to_amp(makeup_db + curve - level)

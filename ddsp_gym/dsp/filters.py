@@ -286,6 +286,26 @@ def run_svf_lowpass(x: Array, coeffs: SVFLowpass) -> Array:
     return _svf(x, *(jnp.broadcast_to(c, (n,)).astype(x.dtype) for c in coeffs))
 
 
+def svf_lowpass_from(
+    x: Array, coeffs: SVFLowpass, state: tuple[Array, Array]
+) -> tuple[Array, tuple[Array, Array]]:
+    """The SVF low-pass of :func:`run_svf_lowpass`, started from ``state`` and returning the
+    state after the last sample: a stream filtered block by block equals one long run.
+
+    Args:
+        x: (n,) input block.
+        coeffs: :class:`SVFLowpass` coefficients, each scalar or (n,).
+        state: the two integrator states (ic1, ic2), scalars; zeros for a fresh filter.
+    Returns:
+        ((n,) output, (ic1, ic2) after the block). Plain autodiff through the scan: a
+        block is short, so its tape is small.
+    """
+    n = x.shape[0]
+    a1, a2, a3 = (jnp.broadcast_to(c, (n,)).astype(x.dtype) for c in coeffs)
+    new_state, y = jax.lax.scan(_svf_tick, state, (x, a1, a2, a3))
+    return y, new_state
+
+
 def _svf_tick(state, inputs):
     """One sample of the SVF: (ic1, ic2), (x, a1, a2, a3) -> (next (ic1, ic2), y)."""
     ic1, ic2 = state

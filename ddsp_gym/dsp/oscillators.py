@@ -43,6 +43,22 @@ def phase_accumulator(
     return _integrated_phase(phase_increment(freq, sample_rate, n), phase0)
 
 
+def running_phase(inc: Array, phase0: Array | float) -> tuple[Array, Array]:
+    """A block of running phase from per-sample increments, and the next block's start phase.
+
+    Streaming renders carry an oscillator's phase across blocks: block k + 1 starts where
+    block k left off, so a block edge is no discontinuity.
+
+    Args:
+        inc: (n,) per-sample phase increments in cycles (:func:`phase_increment`).
+        phase0: the phase of the first sample, in cycles.
+    Returns:
+        (phase (n,) wrapped to [0, 1), the phase one sample past the block's end).
+    """
+    phase = _integrated_phase(inc, phase0)
+    return phase, _frac(phase[-1] + inc[-1])
+
+
 def _frac(x: Array) -> Array:
     return x - jnp.floor(x)
 

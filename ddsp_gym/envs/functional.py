@@ -487,6 +487,9 @@ class FunctionalDDSPEnv:
 def make_functional(env_id: str, **kwargs: Any) -> tuple[FunctionalDDSPEnv, EnvParams]:
     """``(env, default_params)`` of a registered id, gymnax-style, for JAX-native loops.
 
+    A streaming id gives its :class:`~ddsp_gym.streaming.functional.StreamingEnv` and
+    ``StreamParams`` (docs/streaming.md), with the same reset / step signatures.
+
     Takes the keyword arguments ``gym.make`` takes (sim backend only); the params'
     ``max_steps_in_episode`` is the registry's ``max_episode_steps`` unless
     ``max_episode_steps=`` is given.
@@ -494,7 +497,13 @@ def make_functional(env_id: str, **kwargs: Any) -> tuple[FunctionalDDSPEnv, EnvP
     import gymnasium as gym
 
     import ddsp_gym  # noqa: F401  (registers the envs)
+    from ddsp_gym.registry import ids_of_kind
 
+    if env_id in ids_of_kind("streaming"):
+        # A stream's functional pair: (StreamingEnv, StreamParams), same signatures.
+        from ddsp_gym.streaming.gym_env import make_streaming_functional
+
+        return make_streaming_functional(env_id, **kwargs)  # type: ignore[return-value]
     spec = gym.spec(env_id)
     max_steps = kwargs.pop("max_episode_steps", spec.max_episode_steps)
     if kwargs.get("backend", "sim") != "sim":

@@ -20,16 +20,32 @@ class Reverb(AbstractEffect):
     RT60 * (1 - 0.9 damping)^(b / 3), so ``damping`` shortens the treble's
     decay. The response is as long as the output and normalised to unit energy.
     The mix starts at 10% so the room is always audible.
+
+    ``rt60_range`` widens the decay time (``ddsp-gym match`` uses 0.1-8 s: concert
+    halls and plate reverbs ring for 2-8 s); the default is the registered env's.
+    The response is cut at the output's length, so a decay longer than the sound is
+    heard only as its slope.
     """
 
     duration: float = 1.0
     program: str = "drums"
     ir_seed: int = 0
+    rt60_range: tuple[float, float] = (0.1, 2.0)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        low, high = (float(v) for v in self.rt60_range)
+        if not 0.0 < low < high:
+            raise ValueError(
+                f"rt60_range must be (low, high) with 0 < low < high, got {self.rt60_range}"
+            )
 
     @property
     def knob_specs(self) -> tuple[KnobSpec, ...]:
         return (
-            KnobSpec("rt60", 0.1, 2.0, "log", "s", "time for the tail to decay 60 dB"),
+            KnobSpec(
+                "rt60", *map(float, self.rt60_range), "log", "s", "time for the tail to decay 60 dB"
+            ),  # fmt: skip
             KnobSpec("damping", 0.0, 1.0, "linear", "", "extra decay of high frequencies"),
             KnobSpec("mix", 0.1, 1.0, "linear", "", "wet share of the output"),
         )

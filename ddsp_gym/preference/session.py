@@ -256,6 +256,16 @@ def replay(records: Sequence[dict[str, Any]]) -> tuple[list[Vote], list[dict[str
     return votes, history
 
 
+def session_votes(folder: str | Path) -> list[Vote]:
+    """The votes in force in a session folder (its log replayed: votes less undos), for a
+    reward model trained on a person's session (``PreferenceReward(session=folder)``)."""
+    path = Path(folder) / "votes.jsonl"
+    if not path.is_file():
+        raise SessionNotFoundError(f"{folder} is not a listening session: it has no votes.jsonl")
+    records, _, _ = parse_log(path.read_bytes())
+    return replay(records)[0]
+
+
 class Session:
     """One session folder. Thread- and process-safe: every read and write of the log
     happens under a thread lock and an fcntl lock on ``.lock``, and re-reads the log

@@ -115,9 +115,9 @@ class LPCEnvelopeMatch(AbstractTask):
     points, ``fmin_hz`` to ``fmax_hz``). The grid stops at 3 kHz: the formant plant's
     F4 is fixed (3.5 kHz) and it has no F5, so a recording's envelope above 3 kHz is
     out of its reach, and there (grid to 4 kHz) the fit bent F2 and F3 to make up
-    for it (6 of the 10 espeak-ng vowels within 10 % instead of 8). Its mean and its straight-line slope in octaves are removed
-    (``remove_tilt``): the recording's level, the source's spectral tilt and the
-    model's gain then do not count.
+    for it (6 of the 10 espeak-ng vowels within 10 % instead of 8). Its mean and its
+    straight-line slope in octaves are removed (``remove_tilt``): the recording's
+    level, the source's spectral tilt and the model's gain then do not count.
 
     Distance: weighted mean of smooth|E - E*| (dB, rounded within ``round_db``). The
     weights favour the target's peaks: exp((E* - max E*) / ``peak_db``) on a floor of
@@ -126,8 +126,9 @@ class LPCEnvelopeMatch(AbstractTask):
     noise) moves the LPC fit most.
 
     Reward settings: ``distance_scale`` 13.3 dB is the mean distance between two
-    uniformly random settings of the formant plant (256 pairs, seed 0); ``success_threshold`` 1.5 dB is
-    about what a 3-5 % shift of F1 or F2 costs (tests/test_formant_envelope.py).
+    uniformly random settings of the formant plant (256 pairs, seed 0);
+    ``success_threshold`` 1.5 dB lies between what a 2 % and a 10 % shift of F2 costs
+    (tests/test_formant_envelope.py).
     """
 
     settings: ClassVar[RewardSettings] = RewardSettings(13.3, 1.5)

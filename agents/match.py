@@ -41,6 +41,16 @@ PITCH_KNOBS = ("frequency", "carrier_hz")
 # (at the plant's mid-travel level), the rest to a round at the fitted sound's level.
 FIRST_ROUND_SHARE = 0.5
 LEVEL_TOLERANCE_DB = 1.0  # a second round only when the fit's level is this far off
+# Plants that match recordings with another task than their env's. The formant env's
+# task compares smoothed power spectra, which fits the plant's own renders but not a
+# recording: there the speaker's source (pitch, tilt) differs from the plant's, and that
+# difference outweighs the formants' (issue 25). lpc_envelope compares all-pole
+# envelopes with level and tilt removed, i.e. the vocal tract without the source.
+MATCH_TASKS: dict[str, dict[str, Any]] = {"formant": {"task": "lpc_envelope"}}
+# Plants whose formant resonators (knobs f1.., b1..) are in cascade: they commute, so a
+# setting whose formants crossed during the fit is reported in frequency order.
+CASCADE_FORMANT_PLANTS = ("formant",)
+
 # A reverb's RT60 measured on at least this much free decay holds the rt60 knob: the
 # noise reverb is no model of every room (sox's Freeverb builds up and decays unevenly),
 # and its decay distance then prefers a shorter, drier room than the one measured.
@@ -95,18 +105,44 @@ class MatchResult:
     adjustments: tuple[str, ...] = ()  # what was done to the target before fitting
 
 
-def env_settings_for_plant(plant: str) -> dict[str, Any]:
+def env_settings_for_plant(plant: str, recordings: bool = True) -> dict[str, Any]:
     """The task and its settings of the first registered env that matches with ``plant``.
 
     A plant is matched with the distance its own demo uses (e.g. fm2 with the FM
     bell's log-mel + flatness distance); plants only goal tasks use (they ignore the
-    target) and plants no env uses get MR-STFT.
+    target) and plants no env uses get MR-STFT. For ``recordings`` (``match`` with its
+    analysis) :data:`MATCH_TASKS` overrides the task (and with it the task's settings;
+    the env's plant config stays).
     """
+    settings: dict[str, Any] = {"task": "spectrum"}
     for entry in load_registry():
         if entry.kwargs.get("plant") == plant and not TASKS[entry.kwargs["task"]].is_goal:
             keep = ("task", "task_config", "plant_config", "success_threshold")
-            return {k: v for k, v in entry.kwargs.items() if k in keep}
-    return {"task": "spectrum"}
+            settings = {k: v for k, v in entry.kwargs.items() if k in keep}
+            break
+    if recordings and plant in MATCH_TASKS:
+        plant_config = (
+            {"plant_config": settings["plant_config"]} if "plant_config" in settings else {}
+        )
+        settings = {**plant_config, **MATCH_TASKS[plant]}
+    return settings
+
+
+def ordered_formants(knobs: dict[str, float]) -> dict[str, float]:
+    """``knobs`` (physical) with the (f_i, b_i) pairs renumbered in frequency order.
+
+    Resonators in cascade commute: swapping two (frequency, bandwidth) pairs leaves the
+    sound as it was. But the fit may carry f2 above f3 (their ranges overlap), and then
+    "f2" names the third formant; numbered by frequency, the knobs say what the sound
+    has. Each value stays in its knob's range when the ranges' ends rise with the index
+    (as in :class:`~ddsp_gym.plants.formant.FormantVoice`).
+    """
+    indices = [i for i in range(1, 10) if f"f{i}" in knobs and f"b{i}" in knobs]
+    pairs = sorted((knobs[f"f{i}"], knobs[f"b{i}"]) for i in indices)
+    ordered = dict(knobs)
+    for i, (freq, bandwidth) in zip(indices, pairs, strict=True):
+        ordered[f"f{i}"], ordered[f"b{i}"] = freq, bandwidth
+    return ordered
 
 
 def measured_knobs(
@@ -329,7 +365,7 @@ def match_file(
         raise ValueError(f"unknown agent {agent!r}; choose one of {AGENTS}")
     if steps < 1:
         raise ValueError(f"--steps must be at least 1, got {steps}")
-    settings = env_settings_for_plant(plant)
+    settings = env_settings_for_plant(plant, recordings=analyse)
     if task is not None:
         if task in TASKS and TASKS[task].is_goal:
             raise ValueError(
@@ -392,6 +428,8 @@ def _write_outputs(
     best_knobs = (jnp.asarray(result.best_action) + 1.0) / 2.0
     audio = np.asarray(plant_obj.render(best_knobs, env.state.render_key, env.params.input_audio))
     physical = {k: float(v) for k, v in plant_obj.controls(best_knobs).items()}
+    if plant in CASCADE_FORMANT_PLANTS:
+        physical = ordered_formants(physical)
     target_audio = env.target_audio()
     sr = plant_obj.sample_rate
     outputs = {

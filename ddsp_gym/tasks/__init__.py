@@ -5,6 +5,7 @@ from __future__ import annotations
 from ddsp_gym.tasks.base import AbstractTask, RewardSettings
 from ddsp_gym.tasks.brightness import BrightnessGoal
 from ddsp_gym.tasks.effects import DecayMatch, DynamicsMatch, EchoMatch, HarmonicsMatch, ToneMatch
+from ddsp_gym.tasks.lpc_envelope import LPCEnvelopeMatch
 from ddsp_gym.tasks.matching import CentroidMatch, EnvelopeMatch, LoudnessMatch, SpectrumMatch
 from ddsp_gym.tasks.patch import PatchMatch
 from ddsp_gym.tasks.resonance import ResonanceBand
@@ -26,6 +27,7 @@ TASKS: dict[str, type[AbstractTask]] = {
     "fm_bell": FMBellMatch,
     "subtractive_patch": SubtractiveMatch,
     "formant": FormantMatch,
+    "lpc_envelope": LPCEnvelopeMatch,
     "pitch_waveform": PitchWaveformMatch,
     "brightness": BrightnessGoal,
     "resonance_band": ResonanceBand,
@@ -71,6 +73,7 @@ __all__ = [
     "FMBellMatch",
     "FormantMatch",
     "HarmonicsMatch",
+    "LPCEnvelopeMatch",
     "LoudnessMatch",
     "PitchWaveformMatch",
     "ResonanceBand",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import warnings
 from typing import Any
 
@@ -16,6 +15,7 @@ from ddsp_gym.backends.base import AbstractBackend, Capabilities, EnvCore, Outco
 from ddsp_gym.envs.compile import chain_from_int
 from ddsp_gym.envs.config import EnvConfig, build_functional
 from ddsp_gym.envs.functional import EnvParams, EnvState
+from ddsp_gym.envs.spaces import checked_action
 from ddsp_gym.features.summary import SUMMARY_BOUND
 
 
@@ -307,25 +307,7 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
             )
 
     def _checked_action(self, action) -> np.ndarray:
-        """``action`` as float32, refused if misshapen or not finite; not clipped here
-        (every path clips it to [-1, 1]).
-
-        Checked with Python's math on the action's few numbers: right after a jitted
-        step, each numpy call costs several times its isolated time (cold caches).
-        """
-        array = np.asarray(action, dtype=np.float32)
-        if array.shape != self.action_space.shape:
-            raise ValueError(
-                f"action has shape {array.shape}; this env expects {self.action_space.shape}"
-            )
-        values = array.tolist()
-        if not all(map(math.isfinite, values)):
-            i = next(i for i, v in enumerate(values) if not math.isfinite(v))
-            name = self.plant.knob_names[i]
-            raise ValueError(
-                f"action[{i}] ({name}) is {values[i]}: actions must be finite numbers in [-1, 1]"
-            )
-        return array
+        return checked_action(action, self.action_space.shape, self.plant.knob_names)
 
     def _physical(self, knobs: list[float]) -> dict[str, float]:
         return dict(zip(self.plant.knob_names, knobs, strict=True))

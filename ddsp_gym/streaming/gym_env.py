@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import gymnasium as gym
@@ -12,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ddsp_gym.envs.compile import chain_from_int
+from ddsp_gym.envs.spaces import checked_action
 from ddsp_gym.features.summary import SUMMARY_BOUND
 from ddsp_gym.streaming.config import StreamConfig, build_streaming
 from ddsp_gym.streaming.functional import StreamingEnv, StreamParams, StreamState
@@ -123,19 +123,7 @@ class StreamingDDSPEnv(gym.Env[np.ndarray, np.ndarray]):
         return self.state
 
     def _checked_action(self, action) -> np.ndarray:
-        array = np.asarray(action, dtype=np.float32)
-        if array.shape != self.action_space.shape:
-            raise ValueError(
-                f"action has shape {array.shape}; this env expects {self.action_space.shape}"
-            )
-        values = array.tolist()
-        if not all(map(math.isfinite, values)):
-            i = next(i for i, v in enumerate(values) if not math.isfinite(v))
-            raise ValueError(
-                f"action[{i}] ({self.plant.knob_names[i]}) is {values[i]}: actions must be "
-                "finite numbers in [-1, 1]"
-            )
-        return array
+        return checked_action(action, self.action_space.shape, self.plant.knob_names)
 
     def _physical(self, knobs) -> dict[str, float]:
         return {name: float(v) for name, v in self.plant.physical(jnp.asarray(knobs)).items()}

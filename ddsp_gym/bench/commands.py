@@ -351,9 +351,19 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_prefer(args: argparse.Namespace) -> int:
-    from ddsp_gym.preference.bench import format_markdown, run_prefer_bench, write_results
+    from ddsp_gym.preference.bench import (
+        STRATEGIES,
+        format_markdown,
+        run_prefer_bench,
+        write_results,
+    )
 
-    results = run_prefer_bench(seeds=args.seeds, votes_grid=tuple(args.votes))
+    unknown = sorted(set(args.strategies or ()) - set(STRATEGIES))
+    if unknown:
+        raise SystemExit(f"unknown strategies {unknown}; known: {sorted(STRATEGIES)}")
+    strategies = {name: STRATEGIES[name] for name in (args.strategies or STRATEGIES)}
+    results = run_prefer_bench(seeds=args.seeds, votes_grid=tuple(args.votes),
+                               strategies=strategies, first_seed=args.first_seed)  # fmt: skip
     paths = write_results(results, args.output)
     print(format_markdown(results))
     print("wrote " + ", ".join(str(path) for path in paths))
@@ -372,6 +382,10 @@ def add_prefer_bench_parser(bench_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=int, default=10, help="hidden tastes (10)")
     p.add_argument("--votes", type=int, nargs="+", default=[10, 20, 30, 40, 60], metavar="N",
                    help="vote counts to score (10 20 30 40 60)")  # fmt: skip
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="first hidden taste (0); e.g. 10 for held-out tastes")  # fmt: skip
+    p.add_argument("--strategies", nargs="+", metavar="NAME",
+                   help="compare only these (default all of preference/bench.py's)")  # fmt: skip
     _output_arg(p)
     p.set_defaults(func=_cmd_prefer)
 

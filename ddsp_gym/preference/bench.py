@@ -27,6 +27,8 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "random": {"strategy": "random"},
     "cma": {"strategy": "cma"},
     "model-ucb": {"strategy": "model", "acquisition": "ucb", "beta": 2.0},
+    # The default until issue 26's work: model length scales 0.15-0.7, 4 random pairs.
+    "model-v1": {"strategy": "model", "length_scales": (0.15, 0.25, 0.4, 0.7), "n_initial": 4},
     "model": {"strategy": "model"},  # the default: expected improvement
 }
 VOTES: tuple[int, ...] = (10, 20, 30, 40, 60)
@@ -56,14 +58,17 @@ def run_prefer_bench(
     strategies: Mapping[str, Mapping[str, Any]] = STRATEGIES,
     rater_options: Mapping[str, Any] | None = None,
     dense: int = 4096,
+    first_seed: int = 0,
 ) -> dict[str, Any]:
-    """Every strategy on every seed; the raw utilities and the fractions of the best."""
+    """Every strategy on seeds ``first_seed`` ... ``first_seed + seeds - 1``; the raw
+    utilities and the fractions of the best. Seeds past the usual 10 are held-out tastes
+    on which to check a setting chosen on the first 10."""
     from ddsp_gym.preference.rater import SimulatedRater, TimbreUtility
 
     rater_options = dict(rater_options or {})
     defaults = SimulatedRater(lambda x: x, **rater_options)
     rows = []
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         utility = TimbreUtility(seed)
         best = utility.best_reachable(n=dense)
         typical = float(np.median(utility(np.random.default_rng([seed, 5]).uniform(size=(256, 4)))))
@@ -118,7 +123,7 @@ def format_markdown(results: Mapping[str, Any]) -> str:
         "Made by `ddsp-gym bench prefer` (ddsp_gym/preference/bench.py). Hidden utility: "
         f"{rater['utility']}; Bradley-Terry temperature {rater['temperature']}, "
         f"{rater['flip_rate']:.0%} flipped votes, both_bad below {rater['both_bad_below']}. "
-        f"Seeds: {len({r['seed'] for r in results['rows']})}. The found patch is scored on "
+        f"Seeds: {_seed_range(results['rows'])}. The found patch is scored on "
         "the noiseless utility as a fraction of the best reachable utility (dense search).",
         "",
         "Mean fraction of the best reachable utility (median in brackets):",
@@ -149,6 +154,11 @@ def format_markdown(results: Mapping[str, Any]) -> str:
     lines += ["", f"Best reachable utility (dense search): {min(best):.3f}-{max(best):.3f}; "
               f"a typical random patch: median {np.median(typical):.3f}.", ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def _seed_range(rows: Sequence[Mapping[str, Any]]) -> str:
+    seeds = sorted({row["seed"] for row in rows})
+    return f"{len(seeds)} ({seeds[0]}-{seeds[-1]})"
 
 
 def write_results(results: Mapping[str, Any], out: Path) -> list[Path]:

@@ -32,6 +32,12 @@ from scipy.stats import norm
 Outcome = Literal["a", "b", "both_bad"]
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
 
+# The kernel length scales (of the knob travel) the search's model chooses among by the
+# evidence. Shorter than the model's own defaults: a taste defined by a distance between
+# sounds falls off sharply from its peak (utility 0.8 at 0.03 of one knob's travel, on the
+# benchmark's synth), and a model limited to 0.15+ smooths the peak away.
+LENGTH_SCALES: tuple[float, ...] = (0.05, 0.1, 0.15, 0.25, 0.4)
+
 
 @dataclass(frozen=True)
 class Vote:
@@ -167,9 +173,13 @@ class ModelPairSearch(PairSearch):
         n_random, n_local: random candidate patches, and patches near the incumbent
             (Gaussian, scales ``local_scales`` of the travel), among which the challenger
             is chosen.
-        n_initial: votes on pairs of random patches before the model picks pairs.
+        n_initial: votes on pairs of random patches before the model picks pairs (8: a
+            wider first look than 4 found the peak's neighbourhood more often in the
+            benchmark, docs/preference.md).
         amplitudes: the kernel amplitudes the evidence chooses among (default the
             model's :data:`~ddsp_gym.preference.model.AMPLITUDES`).
+        length_scales: the kernel length scales the evidence chooses among
+            (:data:`LENGTH_SCALES`).
         best_from: "heard" (the best patch is a patch the listener heard: the heard
             patch of highest posterior mean) or "model" (the candidate of highest mean).
     """
@@ -185,8 +195,9 @@ class ModelPairSearch(PairSearch):
         n_local: int = 300,
         local_scales: tuple[float, ...] = (0.03, 0.1, 0.25),
         best_from: Literal["heard", "model"] = "heard",
-        n_initial: int = 4,
+        n_initial: int = 8,
         amplitudes: tuple[float, ...] | None = None,
+        length_scales: tuple[float, ...] = LENGTH_SCALES,
     ) -> None:
         super().__init__(n_knobs, seed)
         if acquisition not in ("ei", "ucb"):
@@ -200,6 +211,9 @@ class ModelPairSearch(PairSearch):
         self.best_from = best_from
         self.n_initial = int(n_initial)
         self.amplitudes = tuple(amplitudes) if amplitudes else None
+        self.length_scales = tuple(float(s) for s in length_scales)
+        if not self.length_scales or min(self.length_scales) <= 0:
+            raise ValueError(f"length_scales must be positive, got {length_scales}")
         self._cache: dict[tuple, Any] = {}
 
     def model(self, votes: Sequence[Vote]) -> Any:
@@ -212,7 +226,9 @@ class ModelPairSearch(PairSearch):
         if key not in self._cache:
             if len(self._cache) > 8:  # a session asks about its last few vote lists only
                 self._cache.pop(next(iter(self._cache)))
-            options = {"amplitudes": self.amplitudes} if self.amplitudes else {}
+            options: dict[str, Any] = {"length_scales": self.length_scales}
+            if self.amplitudes:
+                options["amplitudes"] = self.amplitudes
             self._cache[key] = fit(votes, self.n_knobs, **options)
         return self._cache[key]
 

@@ -9,10 +9,10 @@ Three strategies, compared by the simulated-rater benchmark (``ddsp-gym bench pr
 results/prefer_bench.md; docs/preference.md):
 
 * ``"model"`` (the default, :class:`ModelPairSearch`): a Gaussian-process preference
-  model (:mod:`ddsp_gym.preference.model`) fit on all the votes; the pair is the
-  incumbent (the heard patch the model rates best) against the candidate with the
-  highest upper confidence bound, mean + ``beta`` * std, among random patches and
-  patches near the incumbent. The best patch is the incumbent.
+  model (:mod:`ddsp_gym.preference.model`) fit on all the votes; after 8 pairs of
+  random patches, the pair is the incumbent (the heard patch the model rates best)
+  against the candidate with the highest expected improvement over it, among random
+  patches and patches near the incumbent. The best patch is the incumbent.
 * ``"cma"`` (:class:`CMAPairSearch`): plain CMA-ES (Hansen's ``cma``) with a population
   of two, each vote ranking its pair; the best patch is the distribution's mean.
 * ``"random"`` (:class:`RandomPairSearch`): the incumbent by net wins against a random
@@ -35,7 +35,7 @@ OUTCOMES: tuple[str, ...] = get_args(Outcome)
 # The kernel length scales (of the knob travel) the search's model chooses among by the
 # evidence. Shorter than the model's own defaults: a taste defined by a distance between
 # sounds falls off sharply from its peak (utility 0.8 at 0.03 of one knob's travel, on the
-# benchmark's synth), and a model limited to 0.15+ smooths the peak away.
+# benchmark's synth, a probe on 4 seeds), and a model limited to 0.15+ smooths it away.
 LENGTH_SCALES: tuple[float, ...] = (0.05, 0.1, 0.15, 0.25, 0.4)
 
 

@@ -7,6 +7,8 @@ logarithmic curve, as a synth's front panel would.
 
 from __future__ import annotations
 
+import abc
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -77,3 +79,23 @@ def to_unit(specs: Sequence[KnobSpec], values: dict[str, float]) -> Array:
             f"knobs are {[s.name for s in specs]}"
         )
     return jnp.stack([spec.to_unit(values[spec.name]) for spec in specs])
+
+
+class Knobbed(abc.ABC):
+    """What is played by named knobs (a plant, a streaming plant): their specs, in the
+    order of the unit vector, and the count and names derived from them."""
+
+    @property
+    @abc.abstractmethod
+    def knob_specs(self) -> tuple[KnobSpec, ...]:
+        """The knobs, in the order of the unit vector."""
+
+    @property
+    def num_knobs(self) -> int:
+        return len(self.knob_specs)
+
+    @functools.cached_property
+    def knob_names(self) -> tuple[str, ...]:
+        # Cached: subclasses build their knob specs on each access, and envs name the knobs
+        # in every step's info (a frozen dataclass still has an instance dict for this).
+        return tuple(spec.name for spec in self.knob_specs)

@@ -102,8 +102,8 @@ def _match(tmp_path, audio: np.ndarray, plant: str, steps: int, capsys) -> tuple
 
 
 def test_match_hears_a_tone_after_leading_silence(tmp_path, capsys):
-    """0.3 s of silence before a 440 Hz tone: once 'the audio is silent' (the sine plant
-    hears 0.25 s); now the onset is found, the pitch measured and the knob placed there."""
+    """0.3 s of silence before a 440 Hz tone, longer than the sine plant's 0.25 s: the
+    onset is found and skipped, the pitch measured and the knob held there."""
     audio = np.concatenate([np.zeros(int(0.3 * SR)), _tone(440.0, 0.5)])
     report, out, err = _match(tmp_path, audio, "sine", 20, capsys)
     assert report["success"] and _cents(report["knobs"]["frequency"], 440.0) < 5.0
@@ -121,10 +121,10 @@ def _filtered_saw(cutoff_hz: float, amplitude: float) -> np.ndarray:
 
 
 def test_a_quiet_recording_is_matched_like_a_loud_one(tmp_path, capsys):
-    """A -30 dBFS target once drove CutoffSweeper's fit to its lowest cutoff: the
-    distance is level-sensitive and filtered_saw has no level knob. The level is now
-    fitted by alternation, so -30 dBFS and -6 dBFS give the same cutoff (measured 1453 Hz
-    for both; the plant's saw and filter are not scipy's)."""
+    """The spectrum distance is level-sensitive and filtered_saw has no level knob, so a
+    quiet file would pull the fit toward a dark, quiet cutoff; the level is fitted by
+    alternation instead, so -30 dBFS and -6 dBFS give the same cutoff (the plant's saw
+    and filter are not scipy's, so not necessarily 1200 Hz)."""
     fits = {}
     for peak_db in (-6.0, -30.0):
         report, _, err = _match(

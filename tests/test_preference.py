@@ -192,8 +192,8 @@ def test_the_learned_search_beats_random_pairs_on_a_noisy_rater():
     for name in ("model", "random"):
         found[name] = [run_session({"strategy": name}, _BumpUtility(), seed, (30,), rater)[30]
                        for seed in range(8)]  # fmt: skip
-    # Measured: 0.78 against 0.51 (random pairs) on these seeds with the first defaults
-    # (4 random pairs, length scales 0.15-0.7); 0.84 against 0.51 with the present ones.
+    # Bars below the learned search's level on this taste, with room for run-to-run
+    # variation: a learned model must beat random pairs by a clear margin.
     assert np.mean(found["model"]) > np.mean(found["random"]) + 0.15, found
     assert np.mean(found["model"]) > 0.7, found
 

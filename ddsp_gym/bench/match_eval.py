@@ -45,7 +45,9 @@ def knob_errors(case: Case, knobs: dict[str, float]) -> dict[str, float]:
     """The fit's errors against the case's truth, named as in :data:`CRITERIA`."""
     truth = case.truth
     if case.kind == "instrument":
-        pitch = next(knobs[k] for k in ("carrier_hz", "frequency") if k in knobs)
+        from ddsp_gym.agents.match import PITCH_KNOBS
+
+        pitch = next(knobs[k] for k in PITCH_KNOBS if k in knobs)
         return {"pitch_cents": 1200.0 * abs(math.log2(pitch / truth["f0_hz"]))}
     if case.kind == "vowel":
         return {k + "_pct": _pct(knobs[k], truth[k]) for k in ("f1", "f2")}

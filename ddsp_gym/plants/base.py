@@ -14,7 +14,7 @@ import numpy as np
 from jax import Array
 
 from ddsp_gym import knobs as knobs_lib
-from ddsp_gym.knobs import KnobSpec
+from ddsp_gym.knobs import Knobbed
 
 PlantT = TypeVar("PlantT", bound="AbstractPlant")
 
@@ -47,7 +47,7 @@ def knob_independent(method: Callable[[PlantT], Any]) -> Callable[[PlantT], Any]
 
 
 @dataclass(frozen=True)
-class AbstractPlant(abc.ABC):
+class AbstractPlant(Knobbed):
     """A synth or effect with named knobs and a differentiable ``render``.
 
     Shape-setting configuration (sample rate, duration) is static: it lives in
@@ -61,11 +61,6 @@ class AbstractPlant(abc.ABC):
     sample_rate: int = 16_000
     duration: float = 0.25
 
-    @property
-    @abc.abstractmethod
-    def knob_specs(self) -> tuple[KnobSpec, ...]:
-        """The plant's knobs, in the order of the unit vector."""
-
     @abc.abstractmethod
     def synthesize(self, controls: dict[str, Array], key: Array, audio_in: Array | None) -> Array:
         """Render audio (n_samples,) from physical ``controls`` (see :meth:`controls`)."""
@@ -73,16 +68,6 @@ class AbstractPlant(abc.ABC):
     @property
     def n_samples(self) -> int:
         return int(round(self.sample_rate * self.duration))
-
-    @property
-    def num_knobs(self) -> int:
-        return len(self.knob_specs)
-
-    @functools.cached_property
-    def knob_names(self) -> tuple[str, ...]:
-        # Cached: subclasses build their knob specs on each access, and envs name the knobs
-        # in every step's info (a frozen dataclass still has an instance dict for this).
-        return tuple(spec.name for spec in self.knob_specs)
 
     @property
     def gate_s(self) -> float:

@@ -15,7 +15,6 @@ queue (docs/streaming.md).
 from __future__ import annotations
 
 import abc
-import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from ddsp_gym.knobs import KnobSpec
+from ddsp_gym.knobs import Knobbed
 
 PlantState = Any  # a pytree of arrays, the plant's own
 
@@ -41,7 +40,7 @@ def knob_ramp(knobs_prev: Array, knobs_next: Array, n: int) -> Array:
 
 
 @dataclass(frozen=True)
-class AbstractBlockPlant(abc.ABC):
+class AbstractBlockPlant(Knobbed):
     """A streaming synth or effect: named knobs, a state and ``render_samples``.
 
     Static configuration (sample rate, block size) lives in the frozen fields, so a
@@ -50,11 +49,6 @@ class AbstractBlockPlant(abc.ABC):
 
     sample_rate: int = 16_000
     block_size: int = 1024
-
-    @property
-    @abc.abstractmethod
-    def knob_specs(self) -> tuple[KnobSpec, ...]:
-        """The plant's knobs, in the order of the unit vector."""
 
     @abc.abstractmethod
     def init_state(self) -> PlantState:
@@ -81,14 +75,6 @@ class AbstractBlockPlant(abc.ABC):
 
         A reward charges it; plants with a resonance or feedback override it."""
         return jnp.zeros(())
-
-    @property
-    def num_knobs(self) -> int:
-        return len(self.knob_specs)
-
-    @functools.cached_property
-    def knob_names(self) -> tuple[str, ...]:
-        return tuple(spec.name for spec in self.knob_specs)
 
     @property
     def block_seconds(self) -> float:

@@ -38,7 +38,7 @@ FIR_TAPS = 129  # odd: the band FIRs share one centre tap, so they sum to a pure
 # gain, since the knobs themselves move along 10-20 ms ramps.
 AMP_STRIDE = 32
 NYQUIST_FADE_HZ = 250.0  # a harmonic fades out over this span below Nyquist (no click on a glide)
-ENVELOPE_FLOOR_DB = -60.0  # the envelope and band knobs' travel: shape, 0 dB at the top
+ENVELOPE_FLOOR_DB = -80.0  # the envelope and band knobs' travel: shape, 0 dB at the top
 LEVEL_FLOOR_DB = -80.0  # the level knobs' travel (RMS dBFS)
 EPS = 1e-12
 
@@ -94,8 +94,8 @@ class HarmonicNoiseVoice(AbstractBlockPlant):
     """Harmonics of ``f0`` shaped by a 16-point mel envelope, plus noise in 8 mel bands.
 
     Knobs (27): f0 40-1600 Hz (log); harmonic_level -80..0 dB (RMS of the harmonic
-    part); env_00..env_15 -60..0 dB (the harmonic envelope's shape); noise_level -80..0 dB
-    (RMS of the noise); noise_0..noise_7 -60..0 dB (the noise bands' shape).
+    part); env_00..env_15 -80..0 dB (the harmonic envelope's shape); noise_level -80..0 dB
+    (RMS of the noise); noise_0..noise_7 -80..0 dB (the noise bands' shape).
     """
 
     @property

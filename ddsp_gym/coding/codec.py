@@ -2,11 +2,11 @@
 
 encode: analysis starts (YIN f0 and frame RMS, :mod:`ddsp_gym.analysis`) -> gradient
 descent (optax Adam) on the whole trajectory through the differentiable block plant,
-minimising the multi-resolution STFT distance plus a smoothness prior -> uniform
+minimising a spectral distance (:func:`coding_distance`) plus a smoothness prior -> uniform
 quantization of each knob track to the bit budget (:mod:`ddsp_gym.coding.quantize`).
 decode: dequantize, ramp the knobs linearly between frames, render the plant from its
-initial state in one call (the block plant contract: the same sound as a stream of
-frame-sized blocks), cut to the original length.
+initial state in one call (the block plant contract: the sound a stream of frame-sized
+blocks plays, but for the noise's random draw), cut to the original length.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import soundfile as sf
+from scipy.signal import resample_poly
 
 from ddsp_gym.cli import main
 from ddsp_gym.coding.bench import log_mel_db, synthetic_tone
@@ -222,6 +223,13 @@ def test_analysis_start_follows_pitch_and_level() -> None:
     assert level[5] > level[-2] + 5  # the tone decays
 
 
+def test_analysis_start_of_unpitched_noise() -> None:
+    plant = make_plant("harmonic_noise", 50)
+    noise = 0.1 * np.random.default_rng(5).standard_normal(8000).astype(np.float32)
+    start = initial_points(plant, noise, 26)
+    np.testing.assert_allclose(plant.knob_specs[0].to_physical(start[:, 0]), 200.0, rtol=1e-4)
+
+
 def test_round_trip_codes_a_tone_within_budget_and_bound() -> None:
     tone = synthetic_tone(0.5)
     code, fit = encode(tone, "harmonic_noise", kbps=6.0, frame_rate=50, steps=80)
@@ -252,6 +260,18 @@ def test_cli_encode_decode_and_errors(tmp_path, capsys) -> None:
     assert main(["decode", str(code_path), "-o", str(out)]) == 0
     audio, rate = sf.read(out)
     assert rate == SAMPLE_RATE and audio.shape == (int(0.5 * SAMPLE_RATE),)
+
+    # Stereo at 44.1 kHz: mixed down and resampled, each said on stderr.
+    stereo = tmp_path / "stereo.wav"
+    tone = resample_poly(synthetic_tone(0.5), 441, 160)
+    sf.write(stereo, np.stack([tone, tone], 1), 44_100, subtype="FLOAT")
+    assert (
+        main(["encode", str(stereo), "-o", str(code_path), "--kbps", "3", "--steps", "80", "-q"])
+        == 0
+    )
+    err = capsys.readouterr().err
+    assert "mixed 2 channels down" in err and "resampled from 44100 Hz" in err
+    assert read_code(code_path).n_samples == 8000
 
     sf.write(tmp_path / "silent.wav", np.zeros(8000), SAMPLE_RATE)
     (tmp_path / "bad.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")

@@ -300,6 +300,12 @@ def decode(code: Code) -> np.ndarray:
             f"a code at {code.sample_rate} Hz and {code.frame_rate} frames/s; this version "
             f"decodes {SAMPLE_RATE} Hz at {FRAME_RATES} frames/s"
         )
+    if (
+        code.duration_s > MAX_SECONDS
+    ):  # the encoder never writes one; rendering would exhaust memory
+        raise CodeFormatError(
+            f"a code of {code.duration_s:.1f} s; the decoder renders at most {MAX_SECONDS:g} s"
+        )
     plant = make_plant(code.plant, code.frame_rate)
     names = tuple(s.name for s in plant.knob_specs)
     if code.knobs != names:

@@ -312,8 +312,11 @@ def decode(code: Code) -> np.ndarray:
         raise CodeFormatError(
             f"the code's knobs are not the {code.plant} plant's: {', '.join(names)}"
         )
+    import jax
+
     points = dequantize(code.codes, code.bits)
-    audio = render_trajectory(plant, points, code.seed)
+    # One compiled render: op-by-op dispatch compiles each primitive apart (~4x slower).
+    audio = jax.jit(render_trajectory, static_argnums=(0, 2))(plant, points, code.seed)
     return np.asarray(audio[: code.n_samples], np.float32)
 
 

@@ -3,6 +3,7 @@ the code.json format and its errors, an encode/decode round trip, the CLI."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import jax.numpy as jnp
@@ -37,6 +38,10 @@ from ddsp_gym.coding.quantize import (
     pack_bits,
     payload_bits_per_second,
     quantize,
+    rice_bits_for_budget,
+    rice_pack,
+    rice_size_bits,
+    rice_unpack,
     unpack_bits,
 )
 
@@ -137,6 +142,37 @@ def test_packing_round_trips_and_counts_bits() -> None:
         unpack_bits(payload[:-1], 13, bits)
 
 
+def test_rice_packing_is_lossless_and_small_for_smooth_tracks() -> None:
+    bits = [9, 5, 4, 1, 16]
+    rng = np.random.default_rng(6)
+    levels = (1 << np.asarray(bits)) - 1
+    smooth = np.clip(np.cumsum(rng.integers(-1, 2, (120, 5)), axis=0) + levels // 2, 0, levels)
+    jumpy = np.stack([rng.integers(0, 1 << b, 120) for b in bits], axis=1)
+    for codes in (smooth, jumpy, smooth[:1]):
+        payload = rice_pack(codes, bits)
+        assert len(payload) == -(-rice_size_bits(codes, bits) // 8)
+        np.testing.assert_array_equal(rice_unpack(payload, len(codes), bits), codes)
+    assert len(rice_pack(smooth, bits)) < 0.5 * len(pack_bits(smooth, bits))
+    payload = rice_pack(smooth, bits)
+    with pytest.raises(ValueError, match="ends inside a track"):
+        rice_unpack(payload[: len(payload) // 2], 120, bits)
+    with pytest.raises(ValueError, match="follow the last track"):
+        rice_unpack(payload + b"\x00", 120, bits)
+
+
+def test_rice_budget_is_met_by_the_payload() -> None:
+    t = np.linspace(0.0, 1.0, 51)[:, None]
+    unit = np.clip(0.5 + 0.3 * np.sin(2 * np.pi * (t + np.arange(len(NAMES)) / 7)), 0, 1)
+    for kbps in (2.0, 4.0, 8.0):
+        bits = rice_bits_for_budget(NAMES, unit, 1.0, kbps)
+        size = -(-rice_size_bits(quantize(unit, bits), bits) // 8) * 8
+        assert size <= kbps * 1000
+        deeper = knob_bits(NAMES, bits[NAMES.index("env_00")] + 1)
+        assert -(-rice_size_bits(quantize(unit, deeper), deeper) // 8) * 8 > kbps * 1000
+    with pytest.raises(ValueError, match="below what this sound"):
+        rice_bits_for_budget(NAMES, unit, 1.0, 0.5)
+
+
 def test_budget_allocation_stays_within_budget() -> None:
     for kbps in (1.7, 3.0, 6.0, 12.0):
         bits = bits_for_budget(NAMES, 50, kbps)
@@ -148,22 +184,27 @@ def test_budget_allocation_stays_within_budget() -> None:
         bits_for_budget(NAMES, 50, 1.0)
 
 
-def _code(n_frames: int = 6) -> Code:
+def _code(n_frames: int = 6, packing: str = "fixed") -> Code:
     bits = tuple(knob_bits(NAMES, 4))
     rng = np.random.default_rng(4)
     codes = np.stack([rng.integers(0, 1 << b, n_frames) for b in bits], axis=1)
     return Code("harmonic_noise", SAMPLE_RATE, 50, (n_frames - 1) * 320 - 7, 0, tuple(NAMES),
-                bits, codes)  # fmt: skip
+                bits, codes, packing)  # fmt: skip
 
 
-def test_code_file_round_trips(tmp_path) -> None:
-    code = _code()
-    back = read_code(write_code(tmp_path / "c.json", code))
-    assert (back.plant, back.bits, back.knobs, back.n_samples) == (
-        code.plant, code.bits, code.knobs, code.n_samples)  # fmt: skip
+@pytest.mark.parametrize("packing", ["fixed", "rice"])
+def test_code_file_round_trips(tmp_path, packing) -> None:
+    code = _code(packing=packing)
+    path = write_code(tmp_path / "c.json", code)
+    back = read_code(path)
+    assert (back.plant, back.bits, back.knobs, back.n_samples, back.packing) == (
+        code.plant, code.bits, code.knobs, code.n_samples, packing)  # fmt: skip
     np.testing.assert_array_equal(back.codes, code.codes)
-    # The bitrate counts whole bytes of packed tracks over the sound's length.
-    assert back.payload_bps == pytest.approx(8 * -(-6 * sum(code.bits) // 8) / code.duration_s)
+    # The bitrate counts the payload's whole bytes over the sound's length.
+    payload = base64.b64decode(json.loads(path.read_text())["payload"])
+    assert back.payload_bps == pytest.approx(8 * len(payload) / code.duration_s)
+    if packing == "fixed":
+        assert len(payload) == -(-6 * sum(code.bits) // 8)
 
 
 @pytest.mark.parametrize(
@@ -178,6 +219,8 @@ def test_code_file_round_trips(tmp_path) -> None:
         (lambda d: d.update(n_samples=True), "should be int"),
         (lambda d: d.update(n_frames=60), "do not cover"),
         (lambda d: d.update(frame_rate=33), "must divide"),
+        (lambda d: d.update(packing="zip"), "unknown packing"),
+        (lambda d: d.update(packing="rice"), "track"),
     ],
 )
 def test_corrupt_code_files_fail_clearly(tmp_path, change, message) -> None:

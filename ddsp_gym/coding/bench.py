@@ -41,6 +41,7 @@ BUDGETS: dict[tuple[str, int], tuple[float, ...]] = {
     ("harmonic_noise", 25): (1.0, 2.0, 4.0),
     ("drone", 50): (1.0, 2.0, 4.0),
 }
+PACKINGS = ("fixed", "rice")
 FIT_STEPS = 150
 SECONDS = 1.0
 LOG_MEL_RANGE_DB = 80.0  # both spectrograms floored this far under the reference's peak
@@ -199,11 +200,17 @@ def run_coding_bench(out_dir: str | Path = "results", steps: int = FIT_STEPS) ->
             fit_start = time.time()
             fit = fit_trajectory(plant, audio, steps)
             fit_s = time.time() - fit_start
-            for kbps in budgets:
-                code = code_for_points(plant_name, plant, fit.points, audio.size, kbps)
+            for packing, kbps in [(p, k) for p in PACKINGS for k in budgets]:
+                try:
+                    code = code_for_points(
+                        plant_name, plant, fit.points, audio.size, kbps, packing=packing
+                    )
+                except ValueError as err:  # a Rice budget this sound's tracks cannot meet
+                    skipped[f"{name} / {label} {packing} at {kbps:g} kbps"] = str(err)
+                    continue
                 decoded = decode(code)
                 file_kbps = 8.0 * len(json.dumps(code.to_json(), separators=(",", ":")))
-                rows.append(_row(name, label, kbps, code.payload_bps / 1000.0,
+                rows.append(_row(name, f"{label} {packing}", kbps, code.payload_bps / 1000.0,
                                  file_kbps / code.duration_s / 1000.0, decoded, audio,
                                  visqol, fit_s=round(fit_s, 1)))  # fmt: skip
             print(f"coding bench: {name} / {label} done ({time.time() - started:.0f} s)",
@@ -269,7 +276,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"`{result['command']}` ({result['seconds']:.0f} s). {s['seconds']:g} s targets at "
         f"{s['sample_rate']} Hz; each codec plant fitted once per target and frame rate "
-        f"({s['fit_steps']} Adam steps), each budget quantizes that fit. "
+        f"({s['fit_steps']} Adam steps), each budget quantizes that fit, packed fixed "
+        "(every frame the same bits) or rice (frame-to-frame changes Rice-coded). "
         f"payload: the packed knob tracks (Opus, GSM: the file less its container headers, "
         f"estimated as a 20 ms file's size); file: the whole code.json, Ogg or WAV file. "
         f"log-mel: mean |dB| difference, floored {s['log_mel_range_db']:g} dB under the "
@@ -306,6 +314,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
             pts = sorted((r["payload_kbps"], r["log_mel_db"], r["visqol_mos"])
                          for r in rows if r["codec"] == codec)  # fmt: skip
             style = "s" if codec.startswith(("opus", "gsm")) else "o-"
+            style = "^--" if codec.endswith("rice") else style
             x = [p[0] for p in pts]
             axes[0, col].plot(x, [p[1] for p in pts], style, label=codec)
             if all(p[2] is not None for p in pts):

@@ -26,6 +26,7 @@ from ddsp_gym.coding.quantize import (
     bits_for_budget,
     dequantize,
     quantize,
+    rice_bits_for_budget,
 )
 from ddsp_gym.streaming.base import AbstractBlockPlant
 from ddsp_gym.streaming.drone import DroneVoice
@@ -52,6 +53,7 @@ CODEC_PLANTS: dict[str, type[AbstractBlockPlant]] = {
     "drone": DroneVoice,
 }
 DEFAULT_PLANT = "harmonic_noise"
+DEFAULT_PACKING = "rice"
 
 
 def make_plant(name: str, frame_rate: int) -> AbstractBlockPlant:
@@ -242,11 +244,20 @@ def code_for_points(
     n_samples: int,
     kbps: float,
     seed: int = 0,
+    packing: str = DEFAULT_PACKING,
 ) -> Code:
-    """Quantize fitted unit points (P, d) to the deepest allocation within ``kbps``."""
+    """Quantize fitted unit points (P, d) to the deepest allocation within ``kbps``.
+
+    "fixed" packing: a constant rate, every frame the same bits. "rice": the deepest
+    allocation whose delta + Rice coded tracks of *these* points fit the budget."""
     names = [s.name for s in plant.knob_specs]
     frame_rate = plant.sample_rate // plant.block_size
-    bits = bits_for_budget(names, frame_rate, kbps)
+    if packing == "rice":
+        bits = rice_bits_for_budget(names, points, n_samples / plant.sample_rate, kbps)
+    elif packing == "fixed":
+        bits = bits_for_budget(names, frame_rate, kbps)
+    else:
+        raise ValueError(f"unknown packing {packing!r}; choose fixed or rice")
     return Code(
         plant=plant_name,
         sample_rate=plant.sample_rate,
@@ -256,6 +267,7 @@ def code_for_points(
         knobs=tuple(names),
         bits=tuple(bits),
         codes=quantize(points, bits),
+        packing=packing,
     )
 
 
@@ -278,12 +290,33 @@ def encode(
     steps: int = DEFAULT_STEPS,
     seed: int = 0,
     progress: bool = False,
+    packing: str = DEFAULT_PACKING,
 ) -> tuple[Code, FitResult]:
     """Code 16 kHz mono ``audio`` (n,): (the code, the fit it quantizes)."""
     plant = make_plant(plant_name, frame_rate)
-    bits_for_budget([s.name for s in plant.knob_specs], frame_rate, kbps)  # fail before fitting
+    check_budget(plant, kbps, packing)
     fit = fit_trajectory(plant, np.asarray(audio, np.float32), steps, seed, progress)
-    return code_for_points(plant_name, plant, fit.points, audio.size, kbps, seed), fit
+    code = code_for_points(plant_name, plant, fit.points, audio.size, kbps, seed, packing)
+    return code, fit
+
+
+def check_budget(plant: AbstractBlockPlant, kbps: float, packing: str) -> None:
+    """Fail before fitting on a budget no fit can meet: fixed packing's least rate, or
+    one bit per knob and frame (a Rice code's least) for rice packing."""
+    names = [s.name for s in plant.knob_specs]
+    frame_rate = plant.sample_rate // plant.block_size
+    if packing == "fixed":
+        bits_for_budget(names, frame_rate, kbps)
+    elif packing == "rice":
+        least = frame_rate * len(names) / 1000.0
+        if not kbps >= least:
+            raise ValueError(
+                f"{kbps:g} kbps is below the least this plant takes at {frame_rate} "
+                f"frames/s ({least:.2f} kbps: a bit per knob and frame); lower "
+                "--frame-rate or raise --kbps"
+            )
+    else:
+        raise ValueError(f"unknown packing {packing!r}; choose fixed or rice")
 
 
 def decode(code: Code) -> np.ndarray:
@@ -300,9 +333,8 @@ def decode(code: Code) -> np.ndarray:
             f"a code at {code.sample_rate} Hz and {code.frame_rate} frames/s; this version "
             f"decodes {SAMPLE_RATE} Hz at {FRAME_RATES} frames/s"
         )
-    if (
-        code.duration_s > MAX_SECONDS
-    ):  # the encoder never writes one; rendering would exhaust memory
+    # The encoder never writes one; rendering it could exhaust memory.
+    if code.duration_s > MAX_SECONDS:
         raise CodeFormatError(
             f"a code of {code.duration_s:.1f} s; the decoder renders at most {MAX_SECONDS:g} s"
         )
@@ -329,13 +361,14 @@ def encode_file(
     steps: int = DEFAULT_STEPS,
     seed: int = 0,
     progress: bool = False,
+    packing: str = DEFAULT_PACKING,
 ) -> tuple[Code, FitResult]:
     """Load a sound file (mono 16 kHz; each conversion warned), encode it, write the code."""
     from ddsp_gym.audio_io import load_audio
 
     audio = load_audio(source, SAMPLE_RATE)
     check_audio_for_coding(audio, str(source))
-    code, fit = encode(audio, plant_name, kbps, frame_rate, steps, seed, progress)
+    code, fit = encode(audio, plant_name, kbps, frame_rate, steps, seed, progress, packing)
     write_code(output, code)
     return code, fit
 

@@ -3,11 +3,13 @@
 ```json
 {"format": "ddsp-gym-code", "version": 1, "plant": "harmonic_noise",
  "sample_rate": 16000, "frame_rate": 50, "n_samples": 16000, "n_frames": 51, "seed": 0,
- "knobs": ["f0", ...], "bits": [7, ...], "payload": "<base64>"}
+ "knobs": ["f0", ...], "bits": [7, ...], "packing": "rice", "payload": "<base64>"}
 ```
 
-``payload`` is the integer tracks, frame-major, each value in its knob's bits (most
-significant first, :func:`ddsp_gym.coding.quantize.pack_bits`), base64-encoded. Frame
+``payload`` is the integer tracks, base64-encoded, packed as ``packing`` says: "fixed",
+frame-major, each value in its knob's bits (most significant first,
+:func:`ddsp_gym.coding.quantize.pack_bits`), or "rice", knob-major, first values and
+Rice-coded changes (:func:`ddsp_gym.coding.quantize.rice_pack`). Frame
 ``t`` sits at sample ``t * sample_rate / frame_rate``; the decoder ramps the knobs linearly
 between frames. :func:`read_code` checks every field and raises :class:`CodeFormatError`
 naming the file and what is wrong with it.
@@ -24,10 +26,22 @@ from typing import Any
 
 import numpy as np
 
-from ddsp_gym.coding.quantize import MAX_BITS, pack_bits, packed_size, unpack_bits
+from ddsp_gym.coding.quantize import (
+    MAX_BITS,
+    pack_bits,
+    packed_size,
+    rice_pack,
+    rice_size_bits,
+    rice_unpack,
+    unpack_bits,
+)
 
 FORMAT_NAME = "ddsp-gym-code"
 FORMAT_VERSION = 1
+# How the integer tracks are packed: "fixed" (each value in its knob's bits) or "rice"
+# (each knob's first value, then its frame-to-frame changes Rice-coded: lossless, smaller
+# for smooth tracks, variable rate).
+PACKINGS = ("fixed", "rice")
 
 
 class CodeFormatError(ValueError):
@@ -46,6 +60,7 @@ class Code:
     knobs: tuple[str, ...]
     bits: tuple[int, ...]
     codes: np.ndarray
+    packing: str = "fixed"
 
     @property
     def n_frames(self) -> int:
@@ -62,7 +77,14 @@ class Code:
 
     @property
     def payload_bytes(self) -> int:
+        if self.packing == "rice":
+            return -(-rice_size_bits(self.codes, self.bits) // 8)
         return packed_size(self.n_frames, self.bits)
+
+    def payload(self) -> bytes:
+        """The packed tracks."""
+        pack = rice_pack if self.packing == "rice" else pack_bits
+        return pack(self.codes, self.bits)
 
     @property
     def payload_bps(self) -> float:
@@ -70,7 +92,6 @@ class Code:
         return 8.0 * self.payload_bytes / self.duration_s
 
     def to_json(self) -> dict[str, Any]:
-        payload = pack_bits(self.codes, self.bits)
         return {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
@@ -82,7 +103,8 @@ class Code:
             "seed": self.seed,
             "knobs": list(self.knobs),
             "bits": list(self.bits),
-            "payload": base64.b64encode(payload).decode("ascii"),
+            "packing": self.packing,
+            "payload": base64.b64encode(self.payload()).decode("ascii"),
         }
 
 
@@ -128,7 +150,10 @@ def code_from_json(doc: Any, where: str = "code") -> Code:
     seed = _field(doc, "seed", int, where)
     knobs = _field(doc, "knobs", list, where)
     bits = _field(doc, "bits", list, where)
+    packing = _field(doc, "packing", str, where)
     payload_text = _field(doc, "payload", str, where)
+    if packing not in PACKINGS:
+        raise CodeFormatError(f"{where}: unknown packing {packing!r} (one of {PACKINGS})")
     if sample_rate <= 0 or frame_rate <= 0 or sample_rate % frame_rate:
         raise CodeFormatError(
             f"{where}: frame_rate {frame_rate} must divide sample_rate {sample_rate}"
@@ -153,10 +178,13 @@ def code_from_json(doc: Any, where: str = "code") -> Code:
     except (binascii.Error, ValueError):
         raise CodeFormatError(f"{where}: the payload is not valid base64") from None
     try:
-        codes = unpack_bits(payload, n_frames, bits)
+        unpack = rice_unpack if packing == "rice" else unpack_bits
+        codes = unpack(payload, n_frames, bits)
     except ValueError as err:
         raise CodeFormatError(f"{where}: {err}") from None
-    return Code(plant, sample_rate, frame_rate, n_samples, seed, tuple(knobs), tuple(bits), codes)
+    return Code(
+        plant, sample_rate, frame_rate, n_samples, seed, tuple(knobs), tuple(bits), codes, packing
+    )
 
 
 def read_code(path: str | Path) -> Code:

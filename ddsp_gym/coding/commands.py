@@ -17,12 +17,13 @@ def _cmd_encode(args: argparse.Namespace) -> int:
         raise ValueError(f"--steps must be >= 0, got {args.steps}")
     code, fit = encode_file(
         args.input, args.output, args.plant, args.kbps, args.frame_rate, args.steps,
-        args.seed, progress=not args.quiet,
+        args.seed, progress=not args.quiet, packing=args.packing,
     )  # fmt: skip
     file_bps = 8.0 * args.output.stat().st_size / code.duration_s
     print(
         f"{args.output}: {code.plant}, {code.n_frames} frames at {code.frame_rate}/s, "
-        f"{sum(code.bits)} bits a frame; payload {code.payload_bps / 1000:.2f} kbps, "
+        f"{sum(code.bits)} bits a frame before {code.packing} packing; payload "
+        f"{code.payload_bps / 1000:.2f} kbps, "
         f"whole file {file_bps / 1000:.2f} kbps; fit distance "
         f"{fit.start_distance:.3f} -> {fit.distance:.3f}"
     )
@@ -54,6 +55,9 @@ def add_codec_parser(sub: argparse._SubParsersAction) -> None:
                    help="budget for the knob tracks in kbit/s (default 6)")  # fmt: skip
     p.add_argument("--frame-rate", type=int, default=50, help="knob frames per second (default 50)")
     p.add_argument("--steps", type=int, default=200, help="gradient steps (default 200)")
+    p.add_argument("--packing", default="rice", choices=("rice", "fixed"),
+                   help="rice: frame-to-frame changes Rice-coded, variable rate (default); "
+                   "fixed: every frame the same bits")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the plant's noise")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_encode)

@@ -10,7 +10,7 @@ and thresholds), so a goal on descriptor changes has a gradient in the knobs.
 | brightness | log2 of the spectral centroid (Welch power spectrum)            | oct    |
 | warmth     | energy share below 500 Hz                                       | dB     |
 | metallic   | inharmonicity: 1 - the best normalized autocorrelation at a     | 0..1   |
-|            | period of 50-1000 Hz (harmonic tones repeat; inharmonic don't)  |        |
+|            | period of 100-1000 Hz (harmonic tones repeat; inharmonic don't)  |        |
 | roughness  | depth of amplitude modulation at 20-150 Hz (beating partials)   | depth  |
 | attack     | log2 of the 10-90 % rise time of the energy envelope, in ms     | oct    |
 | noisiness  | spectral flatness of the Welch power spectrum                   | dB     |
@@ -59,8 +59,13 @@ WELCH_FFT = 1024
 WARM_BELOW_HZ = 500.0
 PERIOD_HZ = (100.0, 1000.0)
 ROUGH_BAND_HZ = (20.0, 150.0)
-# Envelope frames: 4 ms hops resolve a 5 ms attack to within a hop.
+# Envelope frames: 16 ms frames at 4 ms hops for the level; the attack uses 4 ms
+# frames at 1 ms hops, so a 5 ms attack spans several frames and its count is smooth.
 ENV_FRAME, ENV_HOP = 256, 64
+ATTACK_FRAME, ATTACK_HOP = 64, 16
+FLATNESS_SMOOTH_BINS = 17
+# Soft band edges (Hz): a beat crossing a hard edge would jump the measure.
+ROUGH_EDGE_HZ = (3.0, 15.0)
 EPS = 1e-10
 
 
@@ -86,7 +91,14 @@ def noisiness(audio: Array, sample_rate: int) -> Array:
     """
     del sample_rate
     power = power_spectrogram(audio, WELCH_FFT).mean(0)[1:]  # no DC bin
-    floor = 1e-7 * power.max() + EPS  # a floor relative to the level keeps it scale-free
+    # Smoothed across frequency (a 17-bin triangle, ~250 Hz): the log of single bins
+    # between partials reads window sidelobes, which ripple as partials cross bins and
+    # make the measure ragged in the knobs; white noise stays flat under the smoothing.
+    kernel = np.bartlett(FLATNESS_SMOOTH_BINS + 2)[1:-1]
+    power = jnp.convolve(power, kernel / kernel.sum(), mode="same")
+    # A floor 30 dB under the mean power (the mean, not the peak bin, whose switching
+    # between bins would put kinks in the measure): what lies below is leakage.
+    floor = 1e-3 * power.mean() + EPS
     flatness = jnp.exp(jnp.log(power + floor).mean()) / (power.mean() + floor)
     return 10.0 * jnp.log10(flatness)
 
@@ -124,57 +136,68 @@ def hilbert_envelope(audio: Array) -> Array:
     return jnp.sqrt(analytic.real**2 + analytic.imag**2 + EPS)
 
 
+def moving_average(x: Array, width: int) -> Array:
+    """Centred moving average of (n,) ``x`` over ``width`` samples (zero-padded ends), O(n)."""
+    padded = jnp.pad(x, (width // 2 + 1, width - width // 2))
+    total = jnp.cumsum(padded)
+    return (total[width:] - total[:-width])[: x.shape[-1]] / width
+
+
 def roughness(audio: Array, sample_rate: int) -> Array:
     """Depth of amplitude modulation at 20-150 Hz: the beating that sounds rough.
 
-    The Hilbert envelope is divided by its 50 ms moving average (which removes the
-    note's slow decay), and the RMS of that ratio's 20-150 Hz band times sqrt(2) is
-    returned: for (1 + m cos(2 pi f t)) sin(...) with f in the band, it is m. Two equal
-    partials 20-150 Hz apart beat with full depth (about 1).
+    The squared Hilbert envelope minus its 50 ms moving average (which removes the
+    note's slow decay) is band-limited to 20-150 Hz; its RMS over the moving average's
+    RMS, over sqrt(2), is returned. For (1 + m cos(2 pi f t)) sin(...) with f and 2 f
+    in the band that is sqrt((2 m^2 + m^4 / 8) / 2) / (1 + m^2 / 2): about m for a
+    shallow modulation, 0.45 for m = 0.5; two equal partials 20-150 Hz apart give 0.5.
     """
-    env = hilbert_envelope(audio)
+    # The squared envelope: |analytic|^2 is smooth where the envelope nears zero
+    # (beating partials), where |analytic| has an unbounded gradient.
+    env = hilbert_envelope(audio) ** 2
     width = int(0.05 * sample_rate)
-    kernel = jnp.ones(width) / width
-    smooth = jnp.convolve(env, kernel, mode="same")
-    # Weight by the envelope so the silent tail's noise does not count.
-    weight = smooth / (smooth.max() + EPS)
-    ratio = (env / (smooth + 1e-4 * env.max() + EPS) - 1.0) * weight
-    n = ratio.shape[-1]
-    spectrum = jnp.abs(jnp.fft.rfft(ratio)) ** 2
+    # Averaged over the samples inside the note only, so the ends do not read as a jump.
+    smooth = moving_average(env, width) / moving_average(jnp.ones_like(env), width)
+    # Energy-weighted, not a sample-wise ratio: dividing by the near-silent tail's
+    # envelope would amplify rounding noise (and the gradient's).
+    n = env.shape[-1]
+    spectrum = jnp.abs(jnp.fft.rfft(env - smooth)) ** 2
     freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
-    band = jnp.asarray((freqs >= ROUGH_BAND_HZ[0]) & (freqs <= ROUGH_BAND_HZ[1]))
-    # Parseval: mean square of the band-limited ratio = 2 sum|X_k|^2 / n^2 (one-sided).
-    mean_square = 2.0 * (spectrum * band).sum() / n**2 / (jnp.mean(weight**2) + EPS)
-    return jnp.sqrt(2.0 * mean_square + 1e-8)
+    low, high = ROUGH_BAND_HZ
+    band = jax.nn.sigmoid((freqs - low) / ROUGH_EDGE_HZ[0]) * jax.nn.sigmoid(
+        (high - freqs) / ROUGH_EDGE_HZ[1]
+    )
+    # Parseval: the band's mean square is 2 sum |X_k|^2 / n^2 (one-sided spectrum).
+    mean_square = 2.0 * (spectrum * band).sum() / n**2 / (jnp.mean(smooth**2) + EPS)
+    return jnp.sqrt(0.5 * mean_square + 1e-8)
 
 
-def frame_energy(audio: Array) -> Array:
-    """Mean square per frame (ENV_FRAME samples, ENV_HOP hop), shape (frames,)."""
+def frame_energy(audio: Array, frame: int = ENV_FRAME, hop: int = ENV_HOP) -> Array:
+    """Mean square per frame (``frame`` samples every ``hop``), shape (frames,)."""
     n = audio.shape[-1]
-    frames = 1 + max(n - ENV_FRAME, 0) // ENV_HOP
-    idx = np.arange(ENV_FRAME)[None, :] + ENV_HOP * np.arange(frames)[:, None]
-    padded = jnp.pad(audio, (0, max(ENV_FRAME - n, 0)))
+    frames = 1 + max(n - frame, 0) // hop
+    idx = np.arange(frame)[None, :] + hop * np.arange(frames)[:, None]
+    padded = jnp.pad(audio, (0, max(frame - n, 0)))
     return jnp.mean(padded[idx] ** 2, axis=1)
 
 
 def attack(audio: Array, sample_rate: int) -> Array:
     """log2 of the 10-90 % rise time in ms of the amplitude (RMS) envelope.
 
-    Counts, with sigmoid weights, the frames before the peak that lie below 90 % and
-    below 10 % of the peak amplitude; their difference times the hop is the rise
-    time (for a linear ramp of T seconds, 0.8 T). Frames after the first one within
-    5 % of the peak do not count, so a decay below 10 % later is no attack.
+    Counts, with sigmoid weights, the frames before the envelope first reaches 90 %
+    and 10 % of its peak; their difference times the hop is the rise time (for a
+    linear ramp of T seconds, 0.8 T). A decay below 10 % later is no attack.
     """
-    amp = jnp.sqrt(frame_energy(audio) + EPS)
+    amp = jnp.sqrt(frame_energy(audio, ATTACK_FRAME, ATTACK_HOP) + EPS)
     peak = amp.max()
-    first_peak = jnp.argmax(amp >= 0.95 * peak)
-    before = jnp.arange(amp.shape[0]) < first_peak
-    width = 0.02 * peak
+    # A frame counts towards t(x) while the loudest frame so far is below x of the peak:
+    # sigmoid counts on the running maximum, continuous in the envelope (no argmax).
+    running = jax.lax.cummax(amp)
 
     def frames_below(level: float) -> Array:
-        return jnp.sum(before * jax.nn.sigmoid((level * peak - amp) / width))
+        return jnp.sum(jax.nn.sigmoid((level * peak - running) / (0.02 * peak)))
 
-    rise_s = (frames_below(0.9) - frames_below(0.1)) * ENV_HOP / sample_rate
+    rise_s = (frames_below(0.9) - frames_below(0.1)) * ATTACK_HOP / sample_rate
     return jnp.log2(1000.0 * rise_s + 1.0)
 
 

@@ -244,7 +244,7 @@ def test_task_measures_its_start_and_refuses_bad_config():
 
 def test_env_takes_a_prompt_and_its_reference_meets_it():
     env = gym.make(
-        "ddsp_gym/SoundDesigner-v0",
+        "ddsp_gym/SoundDesigner-v1",
         task_config={"prompt": "more sustained", "plant": "fm2", "distance_scale": 5.1},
     ).unwrapped
     env.reset(seed=0)

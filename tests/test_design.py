@@ -318,3 +318,18 @@ def test_design_command_prints_a_line_per_descriptor(tmp_path, capsys):
     assert (tmp_path / "after.wav").exists() and (tmp_path / "patch.json").exists()
     assert main(["design", "make it brigter", "--out", str(tmp_path)]) != 0
     assert "did you mean brighter" in capsys.readouterr().err
+
+
+def test_bench_writes_a_case_per_prompt_and_start_patch(tmp_path):
+    from ddsp_gym.design.bench import PROMPTS, START_PATCHES, run_bench
+
+    assert len(PROMPTS) >= 20 and all(parse_prompt(p) for p in PROMPTS)
+    report = run_bench(tmp_path, "fm2", STEPS, RESTARTS, ("brighter", "louder"), reach_samples=16)
+    assert report["total"] == 2 * len(START_PATCHES["fm2"]) == len(report["cases"])
+    assert report["passed"] == sum(case["success"] for case in report["cases"])
+    saved = json.loads((tmp_path / "sound_designer.json").read_text())
+    assert saved["passed"] == report["passed"]
+    table = (tmp_path / "sound_designer.md").read_text()
+    assert "| brighter | brightness +0.5 |" in table and "| louder | loudness +3 |" in table
+    with pytest.raises(ValueError, match="no start patches"):
+        run_bench(tmp_path, "sine")

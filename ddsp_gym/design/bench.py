@@ -15,8 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from ddsp_gym.design.designer import PASS_SHARE, design
+from ddsp_gym.design.designer import PASS_SHARE, design, render_and_measure
 from ddsp_gym.design.parser import default_lexicon
+from ddsp_gym.features.timbre import DESCRIPTORS
+from ddsp_gym.plants import make_plant
+
+REACH_SAMPLES = 1024
 
 # A fixed list: plain words, comparatives, intensities, negations and combinations.
 PROMPTS: tuple[str, ...] = (
@@ -57,12 +61,44 @@ START_PATCHES: dict[str, dict[str, list[float]]] = {
 }
 
 
+def reach(plant: str, starts: dict[str, list[float]], samples: int = REACH_SAMPLES) -> dict:
+    """How far each descriptor can move at all from each start: the least and greatest
+    change over ``samples`` uniformly random knob settings (no bound on the others).
+
+    Tells a prompt the plant cannot follow (a fixed attack, a fixed level) from one the
+    solver failed at.
+    """
+    import jax
+
+    from ddsp_gym.design.designer import RENDER_KEY
+    from ddsp_gym.features.timbre import descriptors
+
+    plant_obj = make_plant(plant)
+    key = jax.random.PRNGKey(RENDER_KEY)
+    knobs = jax.random.uniform(jax.random.PRNGKey(1), (samples, plant_obj.num_knobs))
+    heard = jax.jit(
+        jax.vmap(lambda k: descriptors(plant_obj.render(k, key), plant_obj.sample_rate))
+    )
+    values = np.concatenate(
+        [np.asarray(heard(chunk)) for chunk in np.split(knobs, max(1, samples // 128))]
+    )
+    table = {}
+    for name, start in starts.items():
+        base = render_and_measure(plant_obj, np.asarray(start, np.float32))[1]
+        table[name] = {
+            d: [float(values[:, i].min() - base[i]), float(values[:, i].max() - base[i])]
+            for i, d in enumerate(DESCRIPTORS)
+        }
+    return table
+
+
 def run_bench(
     out_dir: str | Path = "results",
     plant: str = "fm2",
     steps: int = 150,
     restarts: int = 4,
     prompts: tuple[str, ...] = PROMPTS,
+    reach_samples: int = REACH_SAMPLES,
 ) -> dict[str, Any]:
     """Design every prompt from every start patch; write sound_designer.{json,md}."""
     if plant not in START_PATCHES:
@@ -95,6 +131,8 @@ def run_bench(
             )
     lexicon = default_lexicon()
     report = {
+        "reach": reach(plant, START_PATCHES[plant], reach_samples),
+        "reach_samples": reach_samples,
         "plant": plant,
         "steps": steps,
         "restarts": restarts,
@@ -114,10 +152,15 @@ def run_bench(
     return report
 
 
-def _cell(case: dict[str, Any]) -> str:
+def _cell(case: dict[str, Any], reach: dict[str, list[float]]) -> str:
+    """pass, or FAIL naming the short targets (``*``: beyond the plant's reach) and drifts."""
     if case["success"]:
         return "pass"
-    short = [n for n, d in case["descriptors"].items() if d["role"] == "target" and not d["ok"]]
+    short = []
+    for name, d in case["descriptors"].items():
+        if d["role"] == "target" and not d["ok"]:
+            low, high = reach[name]
+            short.append(name + ("*" if not low <= d["limit"] <= high else ""))
     drift = [n for n, d in case["descriptors"].items() if d["role"] == "untouched" and not d["ok"]]
     parts = [f"short: {', '.join(short)}"] if short else []
     parts += [f"drift: {', '.join(drift)}"] if drift else []
@@ -149,8 +192,35 @@ def markdown(report: dict[str, Any]) -> str:
         by_prompt.setdefault(case["prompt"], []).append(case)
     for prompt, cases in by_prompt.items():
         goal = ", ".join(f"{k} {v:+.3g}" for k, v in cases[0]["goal"].items())
-        cells = " | ".join(_cell(c) for c in cases)
+        cells = " | ".join(_cell(c, report["reach"][c["start"]]) for c in cases)
         lines.append(f"| {prompt} | {goal} | {cells} |")
+    beyond = sum(
+        any(
+            d["role"] == "target"
+            and not report["reach"][c["start"]][n][0]
+            <= d["limit"]
+            <= report["reach"][c["start"]][n][1]
+            for n, d in c["descriptors"].items()
+        )
+        for c in report["cases"]
+    )
+    lines += [
+        "",
+        f"`*`: the asked change lies beyond what any of {report['reach_samples']} random "
+        f"knob settings reaches from that start (table below): {beyond} of "
+        f"{report['total']} cases ask for what the plant cannot do at all.",
+        "",
+        f"Reach: the least and greatest change of each descriptor over {report['reach_samples']} "
+        "random knob settings (others unconstrained): a target outside it cannot be met.",
+        "",
+        "| descriptor | " + " | ".join(starts) + " |",
+        "|---|" + "---|" * len(starts),
+    ]
+    for d in DESCRIPTORS:
+        cells = " | ".join(
+            f"{report['reach'][s][d][0]:+.2f} .. {report['reach'][s][d][1]:+.2f}" for s in starts
+        )
+        lines.append(f"| {d} | {cells} |")
     lines += [
         "",
         "Bounds on untouched drift: "

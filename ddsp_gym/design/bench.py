@@ -147,9 +147,20 @@ def run_bench(
     }
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "sound_designer.json").write_text(json.dumps(report, indent=2))
+    (out / "sound_designer.json").write_text(json.dumps(_rounded(report), indent=1))
     (out / "sound_designer.md").write_text(markdown(report))
     return report
+
+
+def _rounded(value: Any, digits: int = 4) -> Any:
+    """``value`` with every float rounded to ``digits`` significant digits (a small file)."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_rounded(v, digits) for v in value]
+    return value
 
 
 def _cell(case: dict[str, Any], reach: dict[str, list[float]]) -> str:

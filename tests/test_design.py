@@ -153,6 +153,8 @@ def test_intensities_negations_and_conjunctions(prompt, expected):
 
 def test_comparatives_are_derived():
     assert {"brighter"} <= comparatives("bright")
+    assert comparatives("metallic") == comparatives("sustained") == set()  # "more metallic"
+    assert parse_prompt("more sustain, less noise") == {"sustain": 0.5, "noisiness": -3.0}
     assert {"noisier", "thinner", "wider"} <= (
         comparatives("noisy") | comparatives("thin") | comparatives("wide")
     )

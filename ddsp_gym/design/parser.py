@@ -25,7 +25,8 @@ from ddsp_gym.features.timbre import DESCRIPTORS
 class Lexicon:
     """The parsed lexicon file: words, intensities, negations, steps and bounds."""
 
-    words: dict[str, tuple[str, int]]
+    words: dict[str, tuple[str, int]]  # every accepted form, comparatives included
+    base_words: frozenset[str]  # the forms the lexicon file lists (for suggestions)
     intensity: dict[str, float]
     negation: frozenset[str]
     filler: frozenset[str]
@@ -36,19 +37,25 @@ class Lexicon:
     coupled: dict[str, tuple[str, ...]]
 
 
+# Endings of adjectives compared with "more" (long or participle forms), not with -er.
+TAKES_MORE = ("ed", "ing", "ic", "al", "ive", "ant", "less", "o", "ful", "ous", "ow")
+
+
 def comparatives(word: str) -> set[str]:
     """English comparative spellings of an adjective: bright -> brighter, noisy -> noisier,
-    thin -> thinner, wide -> wider (the parser also accepts the plain form)."""
-    forms = {word + "er", word + "r" if word.endswith("e") else word + "er"}
-    if word.endswith("y"):
-        forms.add(word[:-1] + "ier")
-    if (
-        len(word) >= 3
-        and word[-1] not in "aeiouwy"
-        and word[-2] in "aeiou"
-        and word[-3] not in "aeiou"
-    ):
-        forms.add(word + word[-1] + "er")  # thin -> thinner, fat -> fatter
+    wide -> wider, thin -> thinner (the parser also accepts the plain form). Adjectives
+    that take "more" instead ("more metallic", "more sustained") get none."""
+    if word.endswith(TAKES_MORE):
+        return set()
+    if word.endswith("e"):
+        return {word + "r"}
+    if len(word) > 2 and word.endswith("y") and word[-2] not in "aeiou":
+        return {word[:-1] + "ier"}
+    forms = {word + "er"}
+    # One short vowel before one final consonant doubles it: thin -> thinner, fat -> fatter.
+    if len(word) >= 3 and word[-1] not in "aeiouwxy" and word[-2] in "aeiou":
+        if word[-3] not in "aeiou" and len(word) <= 4:
+            forms = {word + word[-1] + "er"}
     return forms
 
 
@@ -62,13 +69,16 @@ def load_lexicon(text: str | None = None) -> Lexicon:
     if unknown:
         raise ValueError(f"lexicon descriptors differ from the measured ones: {sorted(unknown)}")
     words: dict[str, tuple[str, int]] = {}
-    for word, (descriptor, direction) in doc["words"].items():
+    listed = {**doc["words"], **doc.get("nouns", {})}
+    for word, (descriptor, direction) in listed.items():
         if descriptor not in descriptors or direction not in (-1, 1):
             raise ValueError(f"lexicon word {word!r}: bad entry {[descriptor, direction]}")
-        for form in {word} | comparatives(word):
+        forms = {word} | (comparatives(word) if word in doc["words"] else set())
+        for form in forms:
             words.setdefault(form, (descriptor, int(direction)))
     return Lexicon(
         words=words,
+        base_words=frozenset(listed),
         intensity={k: float(v) for k, v in doc["intensity"].items()},
         negation=frozenset(doc["negation"]),
         filler=frozenset(doc["filler"]),
@@ -115,7 +125,9 @@ def parse_prompt(prompt: str, lexicon: Lexicon | None = None) -> dict[str, float
     """
     lexicon = lexicon or default_lexicon()
     goal: dict[str, float] = {}
-    known = sorted(set(lexicon.words) | set(lexicon.intensity) | lexicon.negation)
+    # Suggest listed words, and derived comparatives only for a word that looks like one
+    # ("brigter" -> brighter, but "metallicc" -> metallic, not "metalliccer").
+    listed = lexicon.base_words | set(lexicon.intensity) | lexicon.negation
     for clause in _clauses(prompt, lexicon):
         scale, sign = 1.0, 1
         i = 0
@@ -139,7 +151,8 @@ def parse_prompt(prompt: str, lexicon: Lexicon | None = None) -> dict[str, float
             elif token in lexicon.intensity:
                 scale *= lexicon.intensity[token]
             elif token not in lexicon.filler:
-                close = difflib.get_close_matches(token, known, n=5, cutoff=0.6)
+                known = listed | set(lexicon.words) if token.endswith("r") else listed
+                close = difflib.get_close_matches(token, sorted(known), n=5, cutoff=0.6)
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
                 raise PromptError(
                     f"unknown word {token!r} in {prompt!r}{hint} "

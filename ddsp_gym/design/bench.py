@@ -205,21 +205,27 @@ def markdown(report: dict[str, Any]) -> str:
         goal = ", ".join(f"{k} {v:+.3g}" for k, v in cases[0]["goal"].items())
         cells = " | ".join(_cell(c, report["reach"][c["start"]]) for c in cases)
         lines.append(f"| {prompt} | {goal} | {cells} |")
-    beyond = sum(
-        any(
-            d["role"] == "target"
-            and not report["reach"][c["start"]][n][0]
-            <= d["limit"]
-            <= report["reach"][c["start"]][n][1]
-            for n, d in c["descriptors"].items()
+
+    def within_reach(case: dict[str, Any]) -> bool:
+        span = report["reach"][case["start"]]
+        return all(
+            span[n][0] <= d["limit"] <= span[n][1]
+            for n, d in case["descriptors"].items()
+            if d["role"] == "target"
         )
-        for c in report["cases"]
-    )
+
+    every = report["cases"]
+    reachable = [c for c in every if within_reach(c)]
+    beyond = len(every) - len(reachable)
     lines += [
         "",
         f"`*`: the asked change lies beyond what any of {report['reach_samples']} random "
         f"knob settings reaches from that start (table below): {beyond} of "
-        f"{report['total']} cases ask for what the plant cannot do at all.",
+        f"{report['total']} cases ask for what the plant cannot do at all. Of the "
+        f"{len(reachable)} within reach, {sum(c['success'] for c in reachable)} passed. "
+        f"Named descriptors moved far enough in {sum(c['targets_ok'] for c in every)} of "
+        f"{len(every)} cases; untouched ones stayed within their bounds in "
+        f"{sum(c['untouched_ok'] for c in every)} of {len(every)}.",
         "",
         f"Reach: the least and greatest change of each descriptor over {report['reach_samples']} "
         "random knob settings (others unconstrained): a target outside it cannot be met.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ddsp_gym.tasks.base import AbstractTask, RewardSettings
 from ddsp_gym.tasks.brightness import BrightnessGoal
+from ddsp_gym.tasks.design import SoundDesignGoal
 from ddsp_gym.tasks.effects import DecayMatch, DynamicsMatch, EchoMatch, HarmonicsMatch, ToneMatch
 from ddsp_gym.tasks.lpc_envelope import LPCEnvelopeMatch
 from ddsp_gym.tasks.matching import CentroidMatch, EnvelopeMatch, LoudnessMatch, SpectrumMatch
@@ -31,6 +32,7 @@ TASKS: dict[str, type[AbstractTask]] = {
     "pitch_waveform": PitchWaveformMatch,
     "brightness": BrightnessGoal,
     "resonance_band": ResonanceBand,
+    "sound_design": SoundDesignGoal,
 }
 
 
@@ -79,6 +81,7 @@ __all__ = [
     "ResonanceBand",
     "PatchMatch",
     "RewardSettings",
+    "SoundDesignGoal",
     "SpectrumMatch",
     "SubtractiveMatch",
     "ToneMatch",

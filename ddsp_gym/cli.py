@@ -19,6 +19,7 @@ from ddsp_gym.backends.commands import add_hw_parser, add_plugin_parser
 from ddsp_gym.bench.commands import add_bench_parser, add_sweep_parser
 from ddsp_gym.catalog import PLANT_NAMES, check_env_ids, check_plant
 from ddsp_gym.explore.commands import add_explore_parser
+from ddsp_gym.live.commands import add_live_parser
 from ddsp_gym.physiology.commands import add_physiology_parser
 from ddsp_gym.preference.commands import add_prefer_parser
 
@@ -216,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_physiology_parser(sub)
     add_prefer_parser(sub)
     add_explore_parser(sub)
+    add_live_parser(sub)
     return parser
 
 

@@ -352,3 +352,17 @@ def test_watchdog_panics_once_when_the_heartbeat_stops():
     thread.join(5.0)
     assert port.panics == 2 and not thread.is_alive()
     os.close(read)
+
+
+def test_the_drone_map_fits_the_drone_and_moves_every_knob_monotonically():
+    from ddsp_gym.backends.knob_map import load_knob_map
+    from ddsp_gym.streaming.drone import DroneVoice
+
+    knob_map, specs = load_knob_map("amsynth_drone"), DroneVoice().knob_specs
+    knob_map.check_specs(specs)
+    sent = [knob_map.encode(np.full(5, u), specs)[1] for u in np.linspace(0, 1, 9)]
+    for spec in specs:
+        values = [s[spec.name].value for s in sent]
+        assert values == sorted(values) and values[0] < values[-1], (spec.name, values)
+    # The level law: -30..-6 dB is master_vol 23..90 ((v / 127)^2 amplitude).
+    assert (sent[0]["level"].value, sent[-1]["level"].value) == (23, 90)

@@ -51,6 +51,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ddsp_gym.backends.errors import HardwareError
+
 LIVE_BACKENDS = ("sim", "hardware", "plugin")
 AGENTS = ("random-walk", "scripted")
 DEFAULT_LATENCY_BLOCKS = 2  # blocks rendered ahead of the callback (128 ms at 16 kHz)
@@ -60,7 +62,12 @@ DEFAULT_MIDI_OUT = "amsynth:midi_in"
 DEFAULT_AUDIO_IN = "amsynth"
 AFTER_STOP_S = 0.5  # hardware: how long the capture runs on after the panic
 SILENT_DBFS = -60.0  # a synth quieter than this after the stop counts as silent
+FLOOR_DBFS = -120.0  # the level reported for digital silence
 EXIT_INTERRUPTED = 130
+
+
+class LiveError(HardwareError):
+    """A live session could not start (its devices, its watchdog, its first blocks)."""
 
 
 class LiveStop(Exception):
@@ -194,9 +201,9 @@ class StreamResampler:
 
 
 def dbfs(x: np.ndarray) -> float:
-    """Peak level in dBFS (-inf for digital silence)."""
+    """Peak level in dBFS, floored at FLOOR_DBFS (digital silence; JSON has no -inf)."""
     peak = float(np.max(np.abs(x))) if len(x) else 0.0
-    return 20.0 * math.log10(peak) if peak > 0 else float("-inf")
+    return max(FLOOR_DBFS, 20.0 * math.log10(peak)) if peak > 0 else FLOOR_DBFS
 
 
 # ---- the block core: the offline env's functions, one block at a time ---------------------
@@ -468,6 +475,7 @@ class LiveSession:
         self.stop_reason: str | None = None
         self._stopped = False
         self._server_xruns_before = _server_xruns()
+        self._load_at_start = _load_avg()
 
     # -- the agent thread --------------------------------------------------------------
 
@@ -515,7 +523,13 @@ class LiveSession:
             self._new_obs.notify_all()
         if self.recorder is not None:
             t = self.blocks * self.core.plant.block_seconds
-            record = {"block": self.blocks, "t": round(t, 4), "knobs": knobs, "reward": reward}
+            # t: stream time (blocks played); wall: the clock since the start. A device
+            # that drops periods (the JACK dummy driver under load) falls behind the wall.
+            wall = self.clock() - self.started_at if self.started_at is not None else 0.0
+            record = {
+                "block": self.blocks, "t": round(t, 4), "wall": round(wall, 4),
+                "knobs": knobs, "reward": reward,
+            }  # fmt: skip
             record.update(info)
             record["xruns"] = self.xruns
             self.recorder.add(audio, record)
@@ -605,11 +619,22 @@ class LiveSession:
             "targets_taken": self.slot.taken,
             "stop_reason": self.stop_reason,
             "errors": self.errors,
+            # Xruns depend on what else the machine runs: the load beside them.
+            "cpu_count": os.cpu_count(),
+            "load_avg_1min_at_start": self._load_at_start,
+            "load_avg_1min_at_stop": _load_avg(),
         }
         if self.recorder is not None:
             out["wav"] = str(self.recorder.wav_path)
             out["knob_log"] = str(self.recorder.log_path)
         return out
+
+
+def _load_avg() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def _server_xruns() -> int | None:
@@ -684,7 +709,7 @@ class SimLive(LiveSession):
         self._spawn(self._block_loop, "live-block")
         if not self.fifo.wait(lambda f: f.space < self.device_block, prefill_timeout):
             self._fail("the block thread did not fill the buffer in time")
-            raise RuntimeError(self.errors[-1])
+            raise LiveError(self.errors[-1])
         self._spawn(self._agent_loop, "live-agent")
         self._playing = True
         self.started_at = self.clock()
@@ -774,7 +799,7 @@ class Watchdog:
         if line != "ready":
             self.process.kill()
             self.process.wait(timeout=5)
-            raise RuntimeError(f"the note watchdog did not start: {line or 'no answer'}")
+            raise LiveError(f"the note watchdog did not start: {line or 'no answer'}")
 
     def _read_line(self, timeout: float) -> str:
         import select
@@ -1155,6 +1180,11 @@ def report_markdown(summary: dict[str, Any], command: str) -> str:
         row("  late blocks", summary["late_blocks"]),
         row("  device over/underruns", summary["device_xruns"]),
         row("jackd's logged xruns", summary["server_xruns"]),
+        row(
+            "machine load (1-min average, start / stop)",
+            f"{summary['load_avg_1min_at_start']} / {summary['load_avg_1min_at_stop']} "
+            f"on {summary['cpu_count']} cores",
+        ),
         row(
             "mean reward per block",
             f"{summary['mean_reward']:.3f}" if summary["mean_reward"] is not None else "-",

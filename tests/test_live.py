@@ -366,3 +366,29 @@ def test_the_drone_map_fits_the_drone_and_moves_every_knob_monotonically():
         assert values == sorted(values) and values[0] < values[-1], (spec.name, values)
     # The level law: -30..-6 dB is master_vol 23..90 ((v / 127)^2 amplitude).
     assert (sent[0]["level"].value, sent[-1]["level"].value) == (23, 90)
+
+
+def test_sigterm_stops_the_session_cleanly(core_factory, tmp_path):
+    import signal
+
+    core = core_factory()
+    session, streams = sim_session(core, RandomWalk(5, 0), tmp_path)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
+    previous = signal.getsignal(signal.SIGTERM)
+    timer.start()
+    summary = run_session(session, 30.0, tick_s=0.05)
+    timer.join()
+    assert summary["stop_reason"].startswith("terminated")
+    assert signal.getsignal(signal.SIGTERM) is previous  # the handler is put back
+    assert streams[0].closed and not any(t.is_alive() for t in session._threads)
+    assert (tmp_path / "knobs.jsonl").read_text().count("\n") == session.blocks
+
+
+def test_watchdog_tells_a_clean_stop_from_a_death():
+    read, write = os.pipe()
+    port = FakePort()
+    os.write(write, watchdog.HEARTBEAT * 3 + watchdog.CLEAN_EXIT)
+    os.close(write)
+    assert watchdog.watch(read, port, heartbeat_s=5.0, log=lambda m: None) == "clean"
+    assert port.panics == 1  # once more for good measure; no 3-s panic window after it
+    os.close(read)

@@ -52,6 +52,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ddsp_gym.backends.errors import HardwareError
+from ddsp_gym.live import watchdog
 
 LIVE_BACKENDS = ("sim", "hardware", "plugin")
 AGENTS = ("random-walk", "scripted")
@@ -61,6 +62,7 @@ DEFAULT_KNOB_MAPS = {"drone": "amsynth_drone"}
 DEFAULT_MIDI_OUT = "amsynth:midi_in"
 DEFAULT_AUDIO_IN = "amsynth"
 AFTER_STOP_S = 0.5  # hardware: how long the capture runs on after the panic
+STOP_PANICS = 4  # hardware: panics sent at most while the synth is still heard
 SILENT_DBFS = -60.0  # a synth quieter than this after the stop counts as silent
 FLOOR_DBFS = -120.0  # the level reported for digital silence
 EXIT_INTERRUPTED = 130
@@ -816,13 +818,16 @@ class Watchdog:
     def beat(self) -> bool:
         """One heartbeat; False if the watchdog is gone."""
         try:
-            os.write(self.process.stdin.fileno(), b".")
+            os.write(self.process.stdin.fileno(), watchdog.HEARTBEAT)
             return True
         except OSError:
             return False
 
     def close(self, timeout: float = 3.0) -> None:
-        """Close the pipe (the watchdog panics once more and exits) and wait for it."""
+        """Say "clean exit", close the pipe (the watchdog panics once more and exits) and
+        wait for it. Called after the runner's own panic and silence check."""
+        with contextlib.suppress(OSError):
+            os.write(self.process.stdin.fileno(), watchdog.CLEAN_EXIT)
         with contextlib.suppress(OSError):
             self.process.stdin.close()
         try:
@@ -875,6 +880,7 @@ class HardwareLive(LiveSession):
         self._sent: dict[str, int] = {}
         self._tail: list[np.ndarray] | None = None
         self.after_stop_peak_dbfs: float | None = None
+        self.panics_sent = 0
         self.device_rate = 0
         self.dropped_frames = 0
         self.watchdog_lost = False
@@ -954,15 +960,24 @@ class HardwareLive(LiveSession):
         self._spawn(self._agent_loop, "live-agent")
 
     def _stop_devices(self) -> None:
-        """Panic, listen on for a moment (is the synth silent?), then close everything."""
+        """Panic and listen (is the synth silent?), panic again while it is not; close all.
+
+        A synth that misses an audio period (an xrun) misses that period's MIDI too, so
+        one panic can be lost; the messages are idempotent, so they are simply resent.
+        """
         try:
-            self.panic()
-            if self._stream is not None:
+            for attempt in range(1, STOP_PANICS + 1):
+                self.panic()
+                self.panics_sent = attempt
+                if self._stream is None:
+                    break
                 self._tail = []
                 time.sleep(AFTER_STOP_S)
                 tail = np.concatenate(self._tail) if self._tail else np.zeros(0, np.float32)
                 last = tail[len(tail) // 2 :]  # after the release (and amsynth's smoothing)
                 self.after_stop_peak_dbfs = dbfs(last) if len(last) else None
+                if self.after_stop_peak_dbfs is None or self.after_stop_peak_dbfs < SILENT_DBFS:
+                    break
         finally:
             stream, self._stream = self._stream, None
             midi, self.midi = self.midi, None
@@ -986,6 +1001,7 @@ class HardwareLive(LiveSession):
             "knob_map": self.knob_map.source,
             "dropped_frames": self.dropped_frames,
             "after_stop_peak_dbfs": self.after_stop_peak_dbfs,
+            "panics_sent": self.panics_sent,
             "watchdog_pid": self.watchdog.pid if self.watchdog is not None else None,
             "watchdog_lost": self.watchdog_lost,
         }

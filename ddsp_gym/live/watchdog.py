@@ -17,8 +17,9 @@ the watchdog must outlive it to send the last panic).
 
     python -m ddsp_gym.live.watchdog PORT [--api jack] [--heartbeat-s 2.0]
 
-Prints ``ready`` once its MIDI port is open, ``panic: <why>`` on each panic. Imports no
-JAX (it starts in well under a second).
+Prints ``ready`` on stdout once its MIDI port is open, ``panic: <why>`` on stderr. On
+the way out it repeats the panic for ``PANIC_WINDOW_S`` (3 s): see there why. Imports no JAX (it
+starts in well under a second).
 """
 
 from __future__ import annotations
@@ -35,14 +36,35 @@ from ddsp_gym.backends import midi
 
 READY = "ready"
 DEFAULT_HEARTBEAT_S = 2.0
+# After the runner is gone the panic is repeated for PANIC_WINDOW_S, every PANIC_GAP_S
+# (the messages are idempotent). A synth that misses an audio period to an xrun misses
+# that period's MIDI too; and a client killed outright stalls a JACK graph until the
+# server evicts it (0.65 s measured on the rig), while rtmidi queues our panic for a
+# process cycle that does not come: a port closed then would drop it.
+PANIC_WINDOW_S = 3.0
+PANIC_GAP_S = 0.2
+
+
+def _log(message: str) -> None:
+    """To stderr (stdout is the runner's pipe, which it stops reading after "ready")."""
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except OSError:  # a runner that took its terminal with it
+        pass
+
+
+HEARTBEAT = b"."
+CLEAN_EXIT = b"q"  # the runner stopped cleanly and checked the synth is silent
 
 
 def watch(fd: int, port: midi.MidiOutput, heartbeat_s: float, log=print) -> str:
     """Read heartbeats from ``fd`` until end-of-file; panic on EOF and on heartbeat silence.
 
-    Returns why it ended ("eof"). Separate from :func:`main` so tests can drive it with
-    an ordinary pipe and a stand-in port.
+    Returns why it ended: "clean" (the runner said :data:`CLEAN_EXIT` before closing) or
+    "eof" (it died). Separate from :func:`main` so tests can drive it with an ordinary
+    pipe and a stand-in port.
     """
+    clean = False
     silenced = False
     while True:
         readable, _, _ = select.select([fd], [], [], heartbeat_s)
@@ -55,8 +77,9 @@ def watch(fd: int, port: midi.MidiOutput, heartbeat_s: float, log=print) -> str:
         data = os.read(fd, 4096)
         if not data:
             port.panic()
-            log("panic: the live runner is gone")
-            return "eof"
+            log("panic: the live runner stopped" if clean else "panic: the live runner is gone")
+            return "clean" if clean else "eof"
+        clean = clean or CLEAN_EXIT in data
         silenced = False  # the runner is back: a later silence panics again
 
 
@@ -73,12 +96,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", flush=True)
         return 2
     print(READY, flush=True)
+    why = "eof"
     try:
-        watch(sys.stdin.fileno(), port, args.heartbeat_s, log=lambda m: print(m, flush=True))
+        why = watch(sys.stdin.fileno(), port, args.heartbeat_s, log=_log)
     finally:
-        # close() panics again and waits for the messages to leave (rtmidi over JACK
+        repeats = 0 if why == "clean" else round(PANIC_WINDOW_S / PANIC_GAP_S)
+        for _ in range(repeats):
+            time.sleep(PANIC_GAP_S)
+            port.panic()
+        # close() panics once more and waits for the messages to leave (rtmidi over JACK
         # sends on the next audio period and drops what is queued at close).
-        time.sleep(0.05)
         port.close(flush_s=0.2)
     return 0
 

@@ -78,6 +78,8 @@ def markdown(rows: dict[str, dict], seconds: float, agent: str) -> str:
         ("jackd's logged xruns", "server_xruns", "{}"),
         ("load (1-min avg) at start", "load_avg_1min_at_start", "{}"),
         ("load (1-min avg) at stop", "load_avg_1min_at_stop", "{}"),
+        ("block thread, ms per 64-ms block (mean)", "block_thread_ms_mean", "{:.2f}"),
+        ("block thread, ms per block (max)", "block_thread_ms_max", "{:.1f}"),
         ("mean reward per block", "mean_reward", "{:.3f}"),
         ("synth peak 0.25-0.5 s after the stop, dBFS", "after_stop_peak_dbfs", "{:.1f}"),
         ("stop", "stop_reason", "{}"),

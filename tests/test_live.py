@@ -273,6 +273,7 @@ def test_run_session_stops_cleanly_on_time_and_summarizes(core_factory):
     assert summary["stop_reason"] == "time up" and summary["blocks"] > 0
     assert summary["xruns"] == summary["late_blocks"] + summary["device_xruns"]
     assert len(ticks) >= 3 and streams[0].closed
+    assert 0 < summary["block_thread_ms_mean"] <= summary["block_thread_ms_max"]
     text = report_markdown(summary, "test")
     assert "xruns" in text and DRONE in text
 

@@ -472,6 +472,8 @@ class LiveSession:
         self.reward_sum = 0.0
         self.late_blocks = 0
         self.device_xruns = 0
+        self.work_s_sum = 0.0  # the block thread's time per block: render/score, I/O
+        self.work_s_max = 0.0
         self.last: dict[str, Any] = {"reward": 0.0, "knobs": core.physical(self.target)}
         self.started_at: float | None = None
         self.stop_reason: str | None = None
@@ -535,6 +537,11 @@ class LiveSession:
             record.update(info)
             record["xruns"] = self.xruns
             self.recorder.add(audio, record)
+
+    def _work(self, seconds: float) -> None:
+        """Book the block thread's time for one block (its margin against the deadline)."""
+        self.work_s_sum += seconds
+        self.work_s_max = max(self.work_s_max, seconds)
 
     # -- xruns and info -------------------------------------------------------------------
 
@@ -619,6 +626,10 @@ class LiveSession:
             "server_xruns": self.server_xruns,
             "targets_posted": self.slot.posted,
             "targets_taken": self.slot.taken,
+            "block_thread_ms_mean": round(1e3 * self.work_s_sum / self.blocks, 3)
+            if self.blocks
+            else None,
+            "block_thread_ms_max": round(1e3 * self.work_s_max, 3),
             "stop_reason": self.stop_reason,
             "errors": self.errors,
             # Xruns depend on what else the machine runs: the load beside them.
@@ -700,10 +711,12 @@ class SimLive(LiveSession):
         while not self._stop.is_set():
             if not self.fifo.wait(lambda f: f.space >= self.device_block, timeout=0.1):
                 continue
+            began = time.perf_counter()
             target = self._next_target()
             audio, reward, info = self.core.render(target)
             self.fifo.write(self.resampler.process(audio))
             self._played(audio, target, reward, info)
+            self._work(time.perf_counter() - began)
 
     def start(self, prefill_timeout: float = 10.0) -> None:
         """Compile, fill the FIFO, then open the stream (the first callback finds blocks)."""
@@ -925,6 +938,7 @@ class HardwareLive(LiveSession):
                 continue
             if self._capture.available >= self._capture.capacity - need:
                 self.late_blocks += 1  # fell a whole block behind the capture
+            began = time.perf_counter()
             chunk = np.empty(need, np.float32)
             self._capture.read_into(chunk)
             audio = downsample.process(chunk)
@@ -934,6 +948,7 @@ class HardwareLive(LiveSession):
             self._send_knobs(pending)
             if self.watchdog is not None and not self.watchdog.beat():
                 self.watchdog_lost = True
+            self._work(time.perf_counter() - began)
 
     def start(self) -> None:
         from ddsp_gym.backends.midi import MidiOutput, reset_all_controllers

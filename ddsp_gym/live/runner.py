@@ -72,10 +72,6 @@ class LiveError(HardwareError):
     """A live session could not start (its devices, its watchdog, its first blocks)."""
 
 
-class LiveStop(Exception):
-    """Raised in the main thread by SIGTERM: stop the session cleanly."""
-
-
 # ---- the pieces the threads share (pure, testable without a sound card) -----------------
 
 
@@ -502,6 +498,11 @@ class LiveSession:
                 self._fail(f"the agent failed: {type(err).__name__}: {err}")
                 return
 
+    def request_stop(self, reason: str) -> None:
+        """Ask the session to stop (safe from a signal handler: it only sets flags)."""
+        self.stop_reason = self.stop_reason or reason
+        self._stop.set()
+
     def _fail(self, message: str) -> None:
         self.errors.append(message)
         self.stop_reason = self.stop_reason or "error"
@@ -722,7 +723,12 @@ class SimLive(LiveSession):
         """Compile, fill the FIFO, then open the stream (the first callback finds blocks)."""
         self.core.warm_up()
         self._spawn(self._block_loop, "live-block")
-        if not self.fifo.wait(lambda f: f.space < self.device_block, prefill_timeout):
+        full = self.fifo.wait(
+            lambda f: f.space < self.device_block or self._stop.is_set(), prefill_timeout
+        )
+        if self._stop.is_set():  # asked to stop (SIGTERM) before a sound was made
+            return
+        if not full:
             self._fail("the block thread did not fill the buffer in time")
             raise LiveError(self.errors[-1])
         self._spawn(self._agent_loop, "live-agent")
@@ -1071,14 +1077,19 @@ def open_session(
 
 
 @contextlib.contextmanager
-def _sigterm_stops():
-    """SIGTERM raises :class:`LiveStop` in the main thread (SIGINT raises KeyboardInterrupt)."""
+def _sigterm_stops(session: LiveSession):
+    """SIGTERM asks ``session`` to stop (SIGINT raises KeyboardInterrupt, as ever).
+
+    The handler only sets the session's stop flag, which the run loop checks: an
+    exception raised at an arbitrary point of the main thread could land in some
+    library's ``except Exception`` and be lost.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):
-        raise LiveStop(f"signal {signum}")
+        session.request_stop(f"terminated (signal {signum})")
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
@@ -1099,7 +1110,7 @@ def run_session(
     """
     if not seconds > 0:
         raise ValueError(f"seconds must be > 0, got {seconds}")
-    with _sigterm_stops():
+    with _sigterm_stops(session):
         try:
             session.start()
             end = time.monotonic() + seconds
@@ -1107,11 +1118,9 @@ def run_session(
                 time.sleep(min(tick_s, max(0.0, end - time.monotonic())))
                 if on_tick is not None:
                     on_tick(session)
-            session.stop("time up" if not session.done else "error")
+            session.stop("time up")
         except KeyboardInterrupt:
             session.stop("interrupted (Ctrl-C)")
-        except LiveStop as why:
-            session.stop(f"terminated ({why})")
         finally:
             session.stop("error")
     summary = session.summary()

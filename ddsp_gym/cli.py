@@ -21,6 +21,7 @@ from ddsp_gym.catalog import PLANT_NAMES, check_env_ids, check_plant
 from ddsp_gym.coding.commands import add_codec_parser
 from ddsp_gym.design.commands import add_design_parser
 from ddsp_gym.explore.commands import add_explore_parser
+from ddsp_gym.live.commands import add_live_parser
 from ddsp_gym.physiology.commands import add_physiology_parser
 from ddsp_gym.preference.commands import add_prefer_parser
 
@@ -220,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_explore_parser(sub)
     add_codec_parser(sub)
     add_design_parser(sub)
+    add_live_parser(sub)
     return parser
 
 

@@ -217,6 +217,23 @@ class StreamingEnv:
             jax.random.fold_in(state.key, state.block),
             audio_in,
         )
+        return self.score_played(state, knobs_next, audio, audio_in, plant_state, params)
+
+    def score_played(
+        self,
+        state: StreamState,
+        knobs_next: Array,
+        audio: Array,
+        audio_in: Array | None,
+        plant_state: PlantState,
+        params: StreamParams,
+    ) -> tuple[StreamState, Array, dict[str, Array]]:
+        """Score a block that was played with the knobs ramping to ``knobs_next``.
+
+        The second half of :meth:`transition`, apart so that live mode scores what was
+        really heard with the same function: the block rendered here, or a block
+        captured back from a real synth (then ``plant_state`` is the old one, unused).
+        """
         summary = summary_features(audio, self.plant.sample_rate)
         ctx = BlockContext(audio, summary, state.block, audio_in, self.plant.sample_rate)
         terms, task_state = self.task.score(state.task, ctx, params)

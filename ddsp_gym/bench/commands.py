@@ -11,6 +11,7 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
+from ddsp_gym.bench.meta_abs import add_meta_bench_parser
 from ddsp_gym.catalog import (
     DEFAULT_AGENTS,
     DEFAULT_HW_ENV,
@@ -428,6 +429,7 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     )
     _output_arg(p)
     p.set_defaults(func=_cmd_agents)
+    add_meta_bench_parser(bench_sub)
 
     p = bench_sub.add_parser(
         "perf",

@@ -413,16 +413,25 @@ def meta_train(
                                    template.min_learning_rate)  # fmt: skip
 
     initial = float(loss_fn(raw, states))
+    best = {"loss": initial, "raw": raw, "step": 0}
+
+    def checkpoint(candidate: Raw, step: int) -> None:
+        """Keep the settings with the lowest meta-loss on *all* training targets: a
+        noisy batch gradient may make a late step worse (the hand-set start included)."""
+        loss = float(loss_fn(candidate, states))
+        if np.isfinite(loss) and loss < best["loss"]:
+            best.update(loss=loss, raw=candidate, step=step)
+
     method, diagnosis = config.method, None
     if method == "auto":
         diagnosis = diagnose_meta_gradient(value_and_grad, raw, states, config.batch)
         method = diagnosis["method"]
     if method == "grad":
-        raw, losses = _train_by_gradient(raw, value_and_grad, batch_states, config)
+        losses = _train_by_gradient(raw, value_and_grad, batch_states, config, checkpoint)
     else:
-        raw, losses = _train_by_cma(raw, loss_fn, batch_states, config)
-    learned = from_raw(raw, template, config.learn_start)
-    final = float(loss_fn(raw, states))
+        losses = _train_by_cma(raw, loss_fn, batch_states, config, checkpoint)
+    learned = from_raw(best["raw"], template, config.learn_start)
+    final = best["loss"]
     env.close()
     learned.training = {
         "method": method,
@@ -437,6 +446,7 @@ def meta_train(
         "seed": config.seed,
         "meta_loss_hand_set": initial,
         "meta_loss_learned": final,
+        "kept_step": best["step"],
         "batch_losses": losses,
         "wall_s": time.perf_counter() - start_time,
     }
@@ -475,12 +485,17 @@ def diagnose_meta_gradient(value_and_grad, raw: Raw, states: EnvState, batch: in
     }
 
 
-def _train_by_gradient(raw: Raw, value_and_grad, batch_states, config: MetaConfig):
-    """Outer optax Adam on the meta-gradient through the unrolled inner steps."""
+def _checkpoint_every(config: MetaConfig) -> int:
+    return max(1, config.meta_steps // 8)
+
+
+def _train_by_gradient(raw: Raw, value_and_grad, batch_states, config: MetaConfig, checkpoint):
+    """Outer optax Adam on the meta-gradient through the unrolled inner steps; offers
+    ``checkpoint(raw, step)`` the settings every few steps and at the end."""
     outer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(config.meta_learning_rate))
     opt_state = outer.init(raw)
     losses = []
-    for _ in range(config.meta_steps):
+    for step in range(1, config.meta_steps + 1):
         loss, grads = value_and_grad(raw, batch_states())
         # A non-finite meta-gradient (a chaotic unroll) skips the step, not poisons the settings.
         finite = all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree_util.tree_leaves(grads))
@@ -488,11 +503,14 @@ def _train_by_gradient(raw: Raw, value_and_grad, batch_states, config: MetaConfi
             updates, opt_state = outer.update(grads, opt_state, raw)
             raw = optax.apply_updates(raw, updates)
         losses.append(float(loss))
-    return raw, losses
+        if step % _checkpoint_every(config) == 0 or step == config.meta_steps:
+            checkpoint(raw, step)
+    return losses
 
 
-def _train_by_cma(raw: Raw, loss_fn, batch_states, config: MetaConfig):
-    """CMA-ES (``cma``) over the flattened raw settings, forward meta-loss only."""
+def _train_by_cma(raw: Raw, loss_fn, batch_states, config: MetaConfig, checkpoint):
+    """CMA-ES (``cma``) over the flattened raw settings, forward meta-loss only; offers
+    ``checkpoint`` the distribution's mean every few generations and at the end."""
     import cma
 
     flat, unravel = jax.flatten_util.ravel_pytree(raw)
@@ -501,13 +519,18 @@ def _train_by_cma(raw: Raw, loss_fn, batch_states, config: MetaConfig):
         0.3,
         {"seed": config.seed + 1, "verbose": -9, "maxiter": config.meta_steps},
     )
-    losses = []
+    # All of a generation's candidates in one vmapped call (one compilation per popsize).
+    population_loss = jax.jit(jax.vmap(lambda f, b: loss_fn(unravel(f), b), in_axes=(0, None)))
+    losses, generation = [], 0
     while not es.stop():
+        generation += 1
         batch = batch_states()  # one batch per generation: candidates compared fairly
         candidates = es.ask()
-        values = [float(loss_fn(unravel(jnp.asarray(c, jnp.float32)), batch)) for c in candidates]
-        values = [v if np.isfinite(v) else 1e9 for v in values]
-        es.tell(candidates, values)
-        losses.append(min(values))
-    # The mean of the search distribution: less fitted to one batch's noise than the best.
-    return unravel(jnp.asarray(es.mean, jnp.float32)), losses
+        values = np.asarray(population_loss(jnp.asarray(np.stack(candidates), jnp.float32), batch))
+        values = np.where(np.isfinite(values), values, 1e9)
+        es.tell(candidates, values.tolist())
+        losses.append(float(values.min()))
+        if generation % _checkpoint_every(config) == 0 or es.stop():
+            # The distribution's mean: less fitted to one batch's noise than the best candidate.
+            checkpoint(unravel(jnp.asarray(es.mean, jnp.float32)), generation)
+    return losses

@@ -157,3 +157,37 @@ def test_meta_bench_report_formats_rows():
     low, high = bootstrap_ci([0.0, 1.0] * 10)
     assert 0.2 < low < 0.5 < high < 0.8
     assert bootstrap_ci([1.0] * 5) == (1.0, 1.0)
+
+
+@pytest.mark.slow
+def test_bench_meta_command_writes_results_and_loadable_settings(tmp_path):
+    """End to end on a tiny config: the JSON, the Markdown table and a settings file the
+    agent loads; every agent row on the same held-out targets and budget."""
+    from ddsp_gym.cli import main
+
+    out = tmp_path / "meta.json"
+    argv = f"bench meta --envs {SINE}=grad --budget 6 --seeds 3 --meta-steps 2 --targets 4"
+    argv = [*argv.split(), "--batch", "4", "--output", str(out)]
+    assert main(argv) == 0
+    document = json.loads(out.read_text())
+    rows = document["rows"]
+    assert [r["agent"] for r in rows] == [
+        "meta-gradient", "meta-gradient, env start", "gradient", "hybrid"
+    ]  # fmt: skip
+    assert {(r["budget"], r["targets"]) for r in rows} == {(6, 3)}
+    assert document["held_out"] == [10_000, 10_002]
+    assert document["training"][0]["method"] == "grad"
+    assert "| SineTuner-v1 | meta-gradient |" in out.with_suffix(".md").read_text()
+    settings = MetaSettings.from_json(tmp_path / "meta" / "SineTuner-v1.json", SINE)
+    assert settings.training["train_seeds"] == [0, 3]
+
+
+def test_bench_meta_refuses_an_unknown_env_or_method_before_writing(tmp_path, monkeypatch, capsys):
+    from ddsp_gym.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "meta", "--envs", "ddsp_gym/NoSuchEnv-v0"]) == 2
+    assert "unknown env id 'ddsp_gym/NoSuchEnv-v0'" in capsys.readouterr().err
+    assert main(["bench", "meta", "--envs", f"{SINE}=sgd"]) != 0
+    assert "unknown meta-training method 'sgd'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -36,7 +36,7 @@ METHOD_WHY = {
     "cma": "the unrolled meta-gradient is chaotic (batches disagree or a norm blows up): "
     "CMA-ES over the same settings on the forward meta-loss",
 }
-AGENTS = ("meta-gradient", "gradient", "hybrid")
+AGENTS = ("meta-gradient", "meta-gradient, env start", "gradient", "hybrid")
 
 
 def bootstrap_ci(
@@ -78,7 +78,10 @@ def run_env(
     config_overrides: dict[str, Any],
     settings_dir: Path,
 ) -> tuple[list[dict], dict]:
-    """Meta-train on one env, then score the three agents on its held-out targets."""
+    """Meta-train on one env, then score the learned agent, its ablation and the hand-set
+    agents on its held-out targets."""
+    from dataclasses import replace
+
     from ddsp_gym.agents.benchmark import eval_seeds, make_eval_env
     from ddsp_gym.agents.gradient import GradientAgent
     from ddsp_gym.agents.hybrid import HybridAgent
@@ -89,8 +92,14 @@ def run_env(
     settings = meta_train(env_id, config, held_out)
     path = settings.to_json(settings_dir / f"{env_id.split('/')[-1]}.json")
     env = make_eval_env(env_id, budget)
+    learned = MetaGradientAgent.from_file(path, env)
     agents = {
-        "meta-gradient": MetaGradientAgent.from_file(path, env),
+        "meta-gradient": learned,
+        # Ablation: the learned step sizes, decay and momentum from the env's own random
+        # start, as the hand-set agents start: how much of any gain is the start point.
+        "meta-gradient, env start": MetaGradientAgent(
+            settings=replace(learned.settings, start=None)
+        ),
         "gradient": GradientAgent(),
         "hybrid": HybridAgent(),
     }
@@ -199,13 +208,27 @@ def run_meta_bench(
     return document
 
 
+def parse_env_methods(items: Sequence[str] | None) -> dict[str, str]:
+    """``["ID=method", "ID"]`` -> {id: method} (default "auto"); unknown ids or methods
+    are refused before any env is made."""
+    from ddsp_gym.catalog import check_env_ids
+
+    if not items:
+        return dict(DEFAULT_ENVS)
+    envs = {}
+    for item in items:
+        env_id, _, method = item.partition("=")
+        envs[env_id] = method or "auto"
+    check_env_ids(envs)
+    methods = ("grad", "cma", "auto")
+    for env_id, method in envs.items():
+        if method not in methods:
+            raise ValueError(f"{env_id}: unknown meta-training method {method!r}; known: {methods}")
+    return envs
+
+
 def _cmd_meta(args: argparse.Namespace) -> int:
-    envs = DEFAULT_ENVS
-    if args.envs:
-        envs = {}
-        for item in args.envs:
-            env_id, _, method = item.partition("=")
-            envs[env_id] = method or "auto"
+    envs = parse_env_methods(args.envs)
     overrides = {"meta_steps": args.meta_steps, "targets": args.targets, "batch": args.batch}
     if args.unroll is not None:
         overrides["unroll"] = args.unroll

@@ -51,7 +51,9 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
-def summarize(env_id: str, agent: str, results: Sequence[SolveResult], budget: int) -> dict:
+def summarize(
+    env_id: str, agent: str, results: Sequence[SolveResult], budget: int, unit: str = ""
+) -> dict:
     """One row: success rate and median best distance with bootstrap CIs."""
     success = [float(r.success) for r in results]
     best = [r.best_distance for r in results]
@@ -64,6 +66,7 @@ def summarize(env_id: str, agent: str, results: Sequence[SolveResult], budget: i
         "success_rate": float(np.mean(success)),
         "success_ci95": bootstrap_ci(success),
         "median_best_distance": float(np.median(best)),
+        "distance_unit": unit,
         "median_best_distance_ci95": bootstrap_ci(best, np.median),
         "median_queries": float(np.median([r.queries for r in results])),
         "wall_s": float(sum(r.wall_s for r in results)),
@@ -106,7 +109,7 @@ def run_env(
     rows = []
     for name, agent in agents.items():
         results = [agent.solve(env, seed, budget) for seed in held_out]
-        rows.append(summarize(env_id, name, results, budget))
+        rows.append(summarize(env_id, name, results, budget, env.unwrapped.task.distance_unit))
     env.close()
     training = {
         "env": env_id,
@@ -135,7 +138,8 @@ def format_report(document: dict) -> str:
         dlo, dhi = r["median_best_distance_ci95"]
         lines.append(
             f"| {r['env'].split('/')[-1]} | {r['agent']} | {r['successes']}/{r['targets']} "
-            f"| {lo:.2f}-{hi:.2f} | {r['median_best_distance']:.3g} ({dlo:.3g}-{dhi:.3g}) |"
+            f"| {lo:.2f}-{hi:.2f} | {r['median_best_distance']:.3g} ({dlo:.3g}-{dhi:.3g}) "
+            f"{r.get('distance_unit', '')} |"
         )
     lines += [
         "",

@@ -399,7 +399,8 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser(
         "bench",
         help="benchmarks: agents on envs, speed of plants and envs, agents on a real synth",
-        description="Benchmarks. Choose one: agents, perf, hw, rl, rl-throughput, match or prefer.",
+        description="Benchmarks. Choose one: agents, meta, perf, hw, rl, rl-throughput, match "
+        "or prefer.",
     )
     bench.set_defaults(func=None, help_parser=bench)
     bench_sub = bench.add_subparsers(dest="bench_command", title="benchmarks", metavar="WHAT")

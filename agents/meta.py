@@ -19,7 +19,10 @@ scan, second-order terms included) and updates the settings with optax Adam
 unrolls through a rippled landscape make that gradient chaotic (Metz et al. 2019,
 "Understanding and correcting pathologies in the training of learned optimizers"),
 ``method="cma"`` runs CMA-ES (Hansen's ``cma``) over the same settings with the same
-forward-only meta-loss.
+forward-only meta-loss. ``method="auto"`` picks one per env from the meta-gradient's
+consistency across disjoint training batches (:func:`diagnose_meta_gradient`). Either
+way the settings kept are the best checkpoint on all training targets, the hand-set
+start included.
 
 Targets: training targets are the env's own resets with seeds ``0..n-1``, each mapped
 to its episode key exactly as ``env.reset(seed=s)`` maps it; held-out targets (the

@@ -5,6 +5,7 @@ settings file round-trips and refuses another env's."""
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -191,3 +192,29 @@ def test_bench_meta_refuses_an_unknown_env_or_method_before_writing(tmp_path, mo
     assert main(["bench", "meta", "--envs", f"{SINE}=sgd"]) != 0
     assert "unknown meta-training method 'sgd'" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+class _Batches(NamedTuple):
+    knobs: jax.Array  # (targets, 1): target i of batch b holds b, so a batch names itself
+
+
+def _diagnose(directions: list[list[float]]) -> dict:
+    """diagnose_meta_gradient on a stand-in meta-gradient: directions[b] for batch b."""
+    from ddsp_gym.agents.meta import Raw, diagnose_meta_gradient
+
+    def value_and_grad(raw, part):
+        return 0.0, raw._replace(log_lr=jnp.asarray(directions[int(part.knobs[0, 0])]))
+
+    raw = Raw(jnp.zeros(2), jnp.zeros(()), jnp.zeros(()), jnp.zeros(2))
+    states = _Batches(jnp.repeat(jnp.arange(4.0), 2)[:, None])  # 4 batches of 2
+    return diagnose_meta_gradient(value_and_grad, raw, states, batch=2)
+
+
+def test_auto_method_follows_consistent_meta_gradients_and_not_chaotic_ones():
+    consistent = _diagnose([[1.0, 0.1], [1.2, 0.0], [0.9, 0.2], [1.0, -0.1]])
+    assert consistent["method"] == "grad" and consistent["mean_cosine"] > 0.9
+    flipping = _diagnose([[1.0, 0.0], [-1.0, 0.0], [1.0, 0.0], [-1.0, 0.0]])
+    assert flipping["method"] == "cma" and flipping["mean_cosine"] < 0.0
+    exploding = _diagnose([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [1e4, 0.0]])
+    assert exploding["method"] == "cma" and exploding["max_over_median_norm"] > 100
+    assert _diagnose([[1.0, 0.0], [np.nan, 0.0], [1.0, 0.0], [1.0, 0.0]])["method"] == "cma"

@@ -92,27 +92,34 @@ def midi_note_hz(note: int) -> float:
     return 440.0 * 2.0 ** ((note - 69) / 12.0)
 
 
-def instrument_cases(folder: Path) -> list[Case]:
-    """FluidSynth plays one 1 s note of each program at each of :data:`NOTES`."""
+def fluidsynth_note(program: int, note: int, folder: Path) -> Path:
+    """FluidSynth plays General MIDI ``program``'s ``note`` for 1 s (then its release)
+    with TimGM6mb into ``folder``/raw.wav, at FluidSynth's own rate and channels."""
     import mido
 
+    song = mido.MidiFile(ticks_per_beat=480)  # 120 bpm: 960 ticks = 1 s
+    track = mido.MidiTrack()
+    song.tracks.append(track)
+    track.append(mido.Message("program_change", program=program, time=0))
+    track.append(mido.Message("note_on", note=note, velocity=100, time=0))
+    track.append(mido.Message("note_off", note=note, velocity=0, time=960))
+    midi, raw = folder / "note.mid", folder / "raw.wav"
+    song.save(midi)
+    _run(["fluidsynth", "-ni", "-q", "-g", "0.8", "-r", str(SAMPLE_RATE),
+          "-F", str(raw), SOUNDFONT, str(midi)])  # fmt: skip
+    return raw
+
+
+def instrument_cases(folder: Path) -> list[Case]:
+    """FluidSynth plays one 1 s note of each program at each of :data:`NOTES`."""
     if not Path(SOUNDFONT).is_file():
         raise EvalSetError(f"{SOUNDFONT} is missing: apt-get install timgm6mb-soundfont")
     cases = []
     for program, label in GM_PROGRAMS.items():
         for note in NOTES:
-            song = mido.MidiFile(ticks_per_beat=480)  # 120 bpm: 480 ticks = 0.5 s
-            track = mido.MidiTrack()
-            song.tracks.append(track)
-            track.append(mido.Message("program_change", program=program, time=0))
-            track.append(mido.Message("note_on", note=note, velocity=100, time=0))
-            track.append(mido.Message("note_off", note=note, velocity=0, time=960))
             name = f"gm{program:03d}_n{note}"
             with tempfile.TemporaryDirectory() as tmp:
-                midi, raw = Path(tmp) / "note.mid", Path(tmp) / "raw.wav"
-                song.save(midi)
-                _run(["fluidsynth", "-ni", "-q", "-g", "0.8", "-r", str(SAMPLE_RATE),
-                      "-F", str(raw), SOUNDFONT, str(midi)])  # fmt: skip
+                raw = fluidsynth_note(program, note, Path(tmp))
                 _write(folder / f"{name}.wav", _read_mono(raw))
             cases.append(
                 Case(

@@ -26,6 +26,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from ddsp_gym.bench import evalset
 from ddsp_gym.coding.codec import (
     SAMPLE_RATE,
     code_for_points,
@@ -45,7 +46,6 @@ PACKINGS = ("fixed", "rice")
 FIT_STEPS = 150
 SECONDS = 1.0
 LOG_MEL_RANGE_DB = 80.0  # both spectrograms floored this far under the reference's peak
-SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
 VIOLIN, NOTE = 40, 57  # General MIDI program (0-based) and MIDI note (A3, 220 Hz)
 
 
@@ -75,22 +75,9 @@ def espeak_word(tmp: Path) -> np.ndarray:
     return _load(raw)
 
 
-def fluidsynth_note(tmp: Path) -> np.ndarray:
-    """FluidSynth plays a 1 s violin A3 with TimGM6mb."""
-    import mido
-
-    song = mido.MidiFile(ticks_per_beat=480)  # 120 bpm: 960 ticks = 1 s
-    track = mido.MidiTrack()
-    song.tracks.append(track)
-    track.append(mido.Message("program_change", program=VIOLIN, time=0))
-    track.append(mido.Message("note_on", note=NOTE, velocity=100, time=0))
-    track.append(mido.Message("note_off", note=NOTE, velocity=0, time=960))
-    midi, raw = tmp / "note.mid", tmp / "note.wav"
-    song.save(midi)
-    subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.8", "-r", str(SAMPLE_RATE), "-F",
-                    str(raw), SOUNDFONT, str(midi)], check=True, capture_output=True,
-                   timeout=60)  # fmt: skip
-    return _load(raw)
+def fluidsynth_violin(tmp: Path) -> np.ndarray:
+    """FluidSynth plays a 1 s violin A3 with TimGM6mb (the match benchmark's renderer)."""
+    return _load(evalset.fluidsynth_note(VIOLIN, NOTE, tmp))
 
 
 def make_targets() -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -102,8 +89,8 @@ def make_targets() -> tuple[dict[str, np.ndarray], dict[str, str]]:
             targets["espeak_hello"] = espeak_word(tmp)
         else:
             skipped["espeak_hello"] = "espeak-ng is not installed (apt-get install espeak-ng)"
-        if shutil.which("fluidsynth") and Path(SOUNDFONT).is_file():
-            targets["fluidsynth_violin"] = fluidsynth_note(tmp)
+        if shutil.which("fluidsynth") and Path(evalset.SOUNDFONT).is_file():
+            targets["fluidsynth_violin"] = fluidsynth_violin(tmp)
         else:
             skipped["fluidsynth_violin"] = "fluidsynth or the TimGM6mb soundfont is missing"
     return targets, skipped

@@ -17,19 +17,11 @@ import pytest
 
 from ddsp_gym.cli import main
 from ddsp_gym.live import watchdog
-from ddsp_gym.live.runner import (
-    BlockCore,
-    RandomWalk,
-    SampleFifo,
-    Scripted,
-    SimLive,
-    StreamResampler,
-    TargetSlot,
-    make_agent,
-    open_session,
-    report_markdown,
-    run_session,
-)
+from ddsp_gym.live.agents import RandomWalk, Scripted, make_agent
+from ddsp_gym.live.buffers import SampleFifo, StreamResampler, TargetSlot
+from ddsp_gym.live.core import BlockCore
+from ddsp_gym.live.runner import open_session, report_markdown, run_session
+from ddsp_gym.live.sim import SimLive
 from ddsp_gym.streaming.gym_env import make_streaming_functional
 
 DRONE = "ddsp_gym/Drone-v0"

@@ -22,7 +22,7 @@ import pytest
 import soundfile as sf
 
 from ddsp_gym.backends import audio
-from ddsp_gym.live.runner import SILENT_DBFS
+from ddsp_gym.live.hardware import SILENT_DBFS
 from ddsp_gym.live.watchdog import PANIC_WINDOW_S
 
 pytestmark = pytest.mark.hardware

@@ -12,10 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from ddsp_gym.live.hardware import DEFAULT_AUDIO_IN, DEFAULT_MIDI_OUT
 from ddsp_gym.live.runner import (
-    DEFAULT_AUDIO_IN,
-    DEFAULT_LATENCY_BLOCKS,
-    DEFAULT_MIDI_OUT,
     EXIT_INTERRUPTED,
     LIVE_BACKENDS,
     TerminalView,
@@ -23,6 +21,7 @@ from ddsp_gym.live.runner import (
     report_markdown,
     run_session,
 )
+from ddsp_gym.live.sim import DEFAULT_LATENCY_BLOCKS
 
 # ---- the command ------------------------------------------------------------------------------
 

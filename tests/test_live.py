@@ -366,11 +366,17 @@ def test_sigterm_stops_the_session_cleanly(core_factory, tmp_path):
 
     core = core_factory()
     session, streams = sim_session(core, RandomWalk(5, 0), tmp_path)
-    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
     previous = signal.getsignal(signal.SIGTERM)
-    timer.start()
-    summary = run_session(session, 30.0, tick_s=0.05)
-    timer.join()
+    sent = []
+
+    def terminate_once_playing(s) -> None:
+        # On a tick, i.e. once the session has started: a fixed timer could fire while a
+        # loaded machine is still compiling the block function, before any stream opens.
+        if not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    summary = run_session(session, 30.0, on_tick=terminate_once_playing, tick_s=0.05)
     assert summary["stop_reason"].startswith("terminated")
     assert signal.getsignal(signal.SIGTERM) is previous  # the handler is put back
     assert streams[0].closed and not any(t.is_alive() for t in session._threads)

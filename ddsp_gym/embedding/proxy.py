@@ -1,21 +1,17 @@
-"""A differentiable JAX stand-in for the embedding distance: multi-scale log-mel and
-MFCC statistics.
+"""A differentiable JAX stand-in for the embedding distance: multi-scale log-mel
+statistics.
 
 The pretrained embeddings (:mod:`ddsp_gym.embedding.models`) run in torch on the host,
-so they give no gradient to a JAX agent. This proxy summarises a sound as the mean and
-standard deviation over time of its log-mel bands and MFCCs at several frame sizes (a
-timbre summary much like the embeddings' own mel front ends, but fixed), on a level-
-normalised signal (both embeddings ignore level). How well it ranks sounds like the
+so they give no gradient to a JAX agent. This proxy summarises a sound as the mean over
+time of its log-mel bands at several frame sizes (a timbre summary much like the
+embeddings' own mel front ends, but fixed), on a level-normalised signal (both
+embeddings ignore level). How well it ranks sounds like the
 embedding does is measured, not assumed: :mod:`ddsp_gym.embedding.agreement`.
 """
 
 from __future__ import annotations
 
-import functools
-
 import jax.numpy as jnp
-import numpy as np
-import scipy.fft
 from jax import Array
 
 from ddsp_gym import features as F
@@ -24,22 +20,19 @@ from ddsp_gym import features as F
 # the formant motion, long ones resolve the harmonics.
 DEFAULT_SCALES: tuple[int, ...] = (256, 512, 1024)
 N_MELS = 40
-N_MFCC = 13
 FLOOR_DB = -60.0  # power floor relative to a unit-RMS signal: silence counts alike
-
-
-@functools.lru_cache(maxsize=8)
-def _dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
-    """Orthonormal DCT-II (n_mels, n_mfcc): log-mel frames @ it = MFCCs."""
-    return scipy.fft.dct(np.eye(n_mels), type=2, norm="ortho", axis=0)[:, :n_mfcc].astype(
-        np.float32
-    )
 
 
 def proxy_features(
     audio: Array, sample_rate: int, scales: tuple[int, ...] = DEFAULT_SCALES
 ) -> dict[str, Array]:
-    """Per scale: mean and std over time of the log-mel (dB) and MFCCs of ``audio``."""
+    """Per scale, the mean over time of the log-mel spectrum (dB) of ``audio``.
+
+    Only the means: the time spread (log-mel and MFCC standard deviations) and the MFCC
+    means ranked held-out formant-plant patches less like the aiSFX embedding (Spearman
+    0.16 with all of them, 0.42 with the log-mel means alone, 4 words x 40 patches), so
+    the proxy keeps the long-term spectral shape at three resolutions.
+    """
     x = jnp.asarray(audio, jnp.float32)
     x = x / jnp.sqrt(jnp.mean(x * x) + 1e-8)  # level-invariant, like both embeddings
     out: dict[str, Array] = {}
@@ -49,11 +42,7 @@ def proxy_features(
         )
         # Per-band power normalised by the FFT size, so scales share one dB scale.
         log_mel = 10.0 * jnp.log10(mel / n_fft + 10.0 ** (FLOOR_DB / 10.0))
-        mfcc = log_mel @ _dct_matrix(N_MELS, N_MFCC)
-        for name, value in (("mel", log_mel), ("mfcc", mfcc)):
-            out[f"{name}{n_fft}_mean"] = jnp.mean(value, axis=0)
-            # sqrt(var + 1): a smooth std whose gradient stays finite at a steady sound.
-            out[f"{name}{n_fft}_std"] = jnp.sqrt(jnp.var(value, axis=0) + 1.0)
+        out[f"mel{n_fft}_mean"] = jnp.mean(log_mel, axis=0)
     return out
 
 

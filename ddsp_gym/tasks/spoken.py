@@ -19,7 +19,7 @@ class ProxyTimbreMatch(AbstractTask):
     JAX): an env on it reports ``info["grad_source"] = "proxy"`` with each gradient.
     """
 
-    settings: ClassVar[RewardSettings] = RewardSettings(distance_scale=20.7, success_threshold=2.0)
+    settings: ClassVar[RewardSettings] = RewardSettings(distance_scale=19.1, success_threshold=2.0)
     level_invariant: ClassVar[bool] = True
     grad_source: ClassVar[str] = "proxy"
     distance_unit: str = "dB"

@@ -163,3 +163,20 @@ def test_spoken_timbre_takes_a_target_and_the_embedding_reward(tmp_path):
     assert reward == pytest.approx(-info["distance"])
     assert 0 < info["reward_source"]["sound_distance"] < 2
     env.close()
+
+
+def test_a_target_bank_draws_a_row_per_episode_and_bad_targets_are_refused():
+    bank = np.stack([SINE, SQUARE, NOISE])
+    env = gym.make("ddsp_gym/FormantVowel-v1", target=bank)
+    seen = set()
+    for seed in range(8):
+        env.reset(seed=seed)
+        row = env.unwrapped.target_audio()
+        assert any(np.array_equal(row, b[: row.size]) for b in bank)
+        seen.add(row.tobytes())
+    assert len(seen) > 1
+    env.close()
+    with pytest.raises(ValueError, match="finite samples"):
+        gym.make("ddsp_gym/FormantVowel-v1", target=np.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match="spoken"):
+        gym.make("ddsp_gym/FormantVowel-v1", target={"words": ["heed"]})

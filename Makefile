@@ -31,7 +31,11 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e ".[dev,sb3,hardware,plugin,physiology,web,evalset,explore]" "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[dev,sb3,hardware,plugin,physiology,web,evalset,explore,embedding]" "$(TORCH_SPEC)"
+	# The embedding models (ddsp_gym.embedding) ship their weights in these wheels, but
+	# their metadata pins numpy 1.23 / librosa 0.9: --no-deps keeps our numpy; what they
+	# import comes with the embedding extra. webrtcvad-wheels is resemblyzer's VAD, built.
+	$(BIN)/pip install -q --no-deps aisfx==0.1.2 resemblyzer==0.1.4 webrtcvad-wheels==2.0.14.post1
 	@touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

@@ -131,6 +131,7 @@ REWARD_SOURCES: dict[str, str] = {
     "task": "ddsp_gym.rewards:TaskReward",
     "preference": "ddsp_gym.preference.reward:PreferenceReward",
     "physiology": "ddsp_gym.physiology.reward:PhysiologyReward",
+    "embedding": "ddsp_gym.embedding.reward:EmbeddingReward",
 }
 
 RewardSpec = RewardSource | str | Mapping[str, Any] | None

@@ -63,6 +63,10 @@ STREAMING_ENV_IDS = ids_of_kind("streaming")
 # (BioFeedback's physiology stream, PreferencePatch's learned taste) has none of them,
 # and says so (tests/test_rewards.py).
 TASK_REWARD_IDS = task_reward_ids()
+# The task-reward envs whose default target is rendered from hidden knobs: "play the
+# target's knobs and succeed" holds for these. An env whose registry entry gives the
+# target as a sound (SpokenTimbre-v1: a spoken word) has no target knobs to play.
+HIDDEN_TARGET_IDS = [i for i in TASK_REWARD_IDS if gym.spec(i).kwargs.get("target") is None]
 
 
 def make(env_id: str, **kwargs) -> gym.Env:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ddsp_gym.features.summary import SUMMARY_SIZE, summary_features
-from tests.conftest import TARGET_ENV_IDS, TASK_REWARD_IDS, make
+from tests.conftest import HIDDEN_TARGET_IDS, TARGET_ENV_IDS, make
 
 ENV_IDS = TARGET_ENV_IDS  # success and targets: a streaming env has neither
 _summary = jax.jit(summary_features, static_argnums=1)
@@ -67,7 +67,7 @@ def _assert_flips_by_distance(env, center: np.ndarray) -> None:
         assert info["success"] == succeeds, (factor, info["distance"], threshold)
 
 
-@pytest.mark.parametrize("env_id", TASK_REWARD_IDS)
+@pytest.mark.parametrize("env_id", HIDDEN_TARGET_IDS)
 def test_success_flips_between_0_9_and_1_1_times_the_tolerance(env_id):
     env = make(env_id).unwrapped
     env.reset(seed=4)

@@ -155,7 +155,7 @@ class AbstractBackend(abc.ABC):
             target = self.render(np.asarray(target_knobs), core.input_audio, render_key)
             target_audio, target_knobs, known = target.audio, target.knobs, True
         else:
-            target_audio, known = np.asarray(params.target_audio), False
+            target_audio, known = np.asarray(fenv.given_target(key, params)), False
         take = self.render(np.asarray(knobs), core.input_audio, render_key)
         self.last_take = take
         state, obs = _start(

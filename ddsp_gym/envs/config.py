@@ -16,7 +16,7 @@ from ddsp_gym.plants import make_plant
 from ddsp_gym.rewards import RewardSource, RewardSpec, TaskReward, make_reward_source
 from ddsp_gym.tasks import make_task_with_settings
 
-AudioSource = str | Path | np.ndarray | None
+AudioSource = str | Path | np.ndarray | Mapping[str, Any] | None
 
 
 @dataclass(frozen=True, eq=False)
@@ -141,11 +141,27 @@ def build_functional(config: EnvConfig) -> tuple[FunctionalDDSPEnv, EnvParams]:
 
 
 def _as_audio(source: AudioSource, sample_rate: int, n: int, what: str) -> np.ndarray | None:
+    """(n,) audio of a WAV path or array; for a target also a (k, n) bank (each episode
+    draws a row), from a 2-D array or ``{"spoken": [words], "voice": ...}`` (espeak-ng)."""
     if source is None:
         return None
     if isinstance(source, str | Path):
         return load_audio(source, sample_rate, n)
+    if isinstance(source, Mapping):
+        if what != "target" or set(source) - {"spoken", "voice"} or "spoken" not in source:
+            raise ValueError(
+                f"{what} as a mapping must be {{'spoken': [words], 'voice': name}} (targets only)"
+            )
+        from ddsp_gym.embedding.spoken import spoken_bank
+
+        words = source["spoken"]
+        words = words if isinstance(words, str) else list(words)
+        return spoken_bank(words, sample_rate, n, source.get("voice", "en-us"))
     audio = np.asarray(source, np.float32)
-    if audio.ndim != 1 or audio.size == 0 or not np.all(np.isfinite(audio)):
-        raise ValueError(f"{what} must be a non-empty 1-D array of finite samples")
+    bank = what == "target" and audio.ndim == 2 and audio.shape[0] > 0
+    if not (audio.ndim == 1 or bank) or audio.size == 0 or not np.all(np.isfinite(audio)):
+        kinds = "a 1-D array (or a 2-D bank of rows)" if what == "target" else "a 1-D array"
+        raise ValueError(f"{what} must be {kinds} of finite samples, non-empty")
+    if bank:
+        return np.stack([fit_length(row, n) for row in audio])
     return fit_length(audio, n)

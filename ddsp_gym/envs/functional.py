@@ -65,7 +65,8 @@ class EnvParams(NamedTuple):
     grad_penalty: Array  # () weight of the sensitivity penalty (tasks that charge one)
     grad_norm_limit: Array  # () gradient norm the sensitivity penalty tolerates
     max_steps_in_episode: Array  # () int32: gymnax's truncation horizon
-    target_audio: Array | None = None  # (n,) a fixed target sound
+    # (n,) a fixed target sound, or (k, n) a bank: each episode draws one row
+    target_audio: Array | None = None
     input_audio: Array | None = None  # (n,) the signal an effect plant processes
 
 
@@ -353,6 +354,16 @@ class FunctionalDDSPEnv:
             knobs = jnp.full((d,), 0.5)
         return target_knobs, knobs, k_render
 
+    @staticmethod
+    def given_target(key: Array, params: EnvParams) -> Array:
+        """The episode's given target sound (n,): ``params.target_audio`` itself, or one
+        row of a (k, n) bank drawn with the episode ``key`` (same key, same row)."""
+        audio = jnp.asarray(params.target_audio, jnp.float32)
+        if audio.ndim == 1:
+            return audio
+        row = jax.random.randint(jax.random.fold_in(key, 0x7A6), (), 0, audio.shape[0])
+        return audio[row]
+
     def start(
         self,
         knobs: Array,
@@ -382,7 +393,7 @@ class FunctionalDDSPEnv:
             target_audio = self.plant.render(target_knobs, k_render, params.input_audio)
             target_known = jnp.array(True)
         else:
-            target_audio = jnp.asarray(params.target_audio, jnp.float32)
+            target_audio = self.given_target(key, params)
             target_known = jnp.array(False)
         state = self.start(knobs, target_knobs, target_known, target_audio, k_render)
         audio = self.plant.render(knobs, k_render, params.input_audio)

@@ -278,6 +278,10 @@ class DDSPEnv(gym.Env[np.ndarray, np.ndarray]):
             info["param_error"] = out.param_error
         if out.reward_grad is not None:
             info["reward_grad"] = out.reward_grad
+            # A task whose distance stands in for another (the embedding proxy) says so.
+            grad_source = getattr(self.functional.task, "grad_source", None)
+            if grad_source is not None:
+                info["grad_source"] = grad_source
         info.update(out.info)
         return info
 

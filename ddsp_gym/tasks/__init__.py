@@ -10,6 +10,7 @@ from ddsp_gym.tasks.lpc_envelope import LPCEnvelopeMatch
 from ddsp_gym.tasks.matching import CentroidMatch, EnvelopeMatch, LoudnessMatch, SpectrumMatch
 from ddsp_gym.tasks.patch import PatchMatch
 from ddsp_gym.tasks.resonance import ResonanceBand
+from ddsp_gym.tasks.spoken import ProxyTimbreMatch
 from ddsp_gym.tasks.timbre import FMBellMatch, FormantMatch, SubtractiveMatch
 from ddsp_gym.tasks.waveform import PitchWaveformMatch
 
@@ -33,6 +34,7 @@ TASKS: dict[str, type[AbstractTask]] = {
     "brightness": BrightnessGoal,
     "resonance_band": ResonanceBand,
     "sound_design": SoundDesignGoal,
+    "proxy_timbre": ProxyTimbreMatch,
 }
 
 

@@ -97,8 +97,13 @@ debian-deps:
 # stopped, the Ray tests in .venv-ray (a local Ray of two CPUs). The rig is stopped
 # whatever the outcome; the exit status is the first failing run's.
 TEST_WORKERS ?= 2
+# A test whose xdist worker crashed gets one more run (pytest-rerunfailures); a failed
+# assertion is never rerun (--only-rerun matches no assertion). XLA has crashed a worker
+# natively while serializing an executable for JAX's persistent compilation cache, in
+# different tests and about one full run in three.
+RERUN_CRASHED ?= --reruns 1 --only-rerun "crashed while running"
 test: $(VENV)/.installed-dev $(VENV_RAY)/.installed debian-deps rig-start
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not hardware" $(PYTEST_ARGS); first=$$?; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not hardware" $(RERUN_CRASHED) $(PYTEST_ARGS); first=$$?; \
 		$(BIN)/python -m pytest -m hardware $(PYTEST_ARGS); second=$$?; \
 		$(MAKE) --no-print-directory rig-stop; \
 		$(MAKE) --no-print-directory test-ray; third=$$?; \
@@ -106,7 +111,7 @@ test: $(VENV)/.installed-dev $(VENV_RAY)/.installed debian-deps rig-start
 			if [ $$status -ne 0 ]; then exit $$status; fi; done
 
 test-fast: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow and not hardware" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow and not hardware" $(RERUN_CRASHED) $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

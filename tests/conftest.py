@@ -31,17 +31,6 @@ if _JAX_CACHE:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 
-@pytest.fixture
-def no_compilation_cache_writes():
-    """Reads the persistent cache but writes nothing to it during one test: XLA has
-    aborted the process while serializing one of that test's executables for the cache
-    (a native crash in ``executable.serialize()``, seen only in full parallel runs)."""
-    before = jax.config.jax_persistent_cache_min_compile_time_secs
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", float("inf"))
-    yield
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", before)
-
-
 @pytest.fixture(scope="session")
 def env_ids() -> list[str]:
     return list(ddsp_gym.ENV_IDS)

@@ -218,11 +218,6 @@ def _random_policy(obs, key):
     return jax.random.uniform(key, (obs.shape[0], 1), minval=-1.0, maxval=1.0)
 
 
-# The cache writes are off and a crashed worker gets one more try: XLA aborted a worker
-# while serializing this test's executables in 2 of 6 full CI runs (never alone). A
-# failing assertion is not retried (only_rerun matches only a worker crash's message).
-@pytest.mark.usefixtures("no_compilation_cache_writes")
-@pytest.mark.flaky(reruns=1, only_rerun=["crashed while running"])
 def test_rollout_is_jittable_and_equals_stepping():
     n, steps, horizon = 3, 7, 3
     fenv, params = ddsp_gym.make_functional(SINE, max_episode_steps=horizon)

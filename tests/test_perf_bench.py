@@ -33,17 +33,19 @@ def test_interleaved_timing_alternates_rounds_and_keeps_each_sides_rate():
 
     def slow():
         order.append("slow")
-        time.sleep(0.004)
+        time.sleep(0.01)
 
     def fast():
         order.append("fast")
         time.sleep(0.001)
 
-    slow_t, fast_t = time_interleaved([slow, fast], min_time=0.02, rounds=3)
+    slow_t, fast_t = time_interleaved([slow, fast], min_time=0.03, rounds=3)
     runs = [name for i, name in enumerate(order) if i == 0 or order[i - 1] != name]
     assert runs == ["slow", "fast"] * 3  # A B A B A B, not A A A B B B
     assert slow_t.calls + fast_t.calls == len(order)
-    assert 2.0 < slow_t.best_s / fast_t.best_s < 5.0  # each side timed on its own calls
+    # Each side timed on its own calls: mixed, both would show the same time (ratio ~1).
+    # The bounds are wide because a loaded machine oversleeps by milliseconds.
+    assert 3.0 < slow_t.best_s / fast_t.best_s < 30.0
 
 
 def test_compile_seconds_recompiles_from_scratch_and_keeps_the_fastest():

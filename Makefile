@@ -98,9 +98,9 @@ debian-deps:
 # whatever the outcome; the exit status is the first failing run's.
 TEST_WORKERS ?= 2
 # A test whose xdist worker crashed gets one more run (pytest-rerunfailures); a failed
-# assertion is never rerun (--only-rerun matches no assertion). XLA has crashed a worker
-# natively while serializing an executable for JAX's persistent compilation cache, in
-# different tests and about one full run in three.
+# assertion is never rerun (--only-rerun matches no assertion). XLA (jaxlib 0.10, CPU) can
+# crash a worker natively while it (de)serializes an executable for JAX's persistent
+# compilation cache, in any test: a native crash, not the test's logic.
 RERUN_CRASHED ?= --reruns 1 --only-rerun "crashed while running"
 test: $(VENV)/.installed-dev $(VENV_RAY)/.installed debian-deps rig-start
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not hardware" $(RERUN_CRASHED) $(PYTEST_ARGS); first=$$?; \

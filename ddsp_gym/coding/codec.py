@@ -15,6 +15,7 @@ import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -352,23 +353,14 @@ def decode(code: Code) -> np.ndarray:
     return np.asarray(audio[: code.n_samples], np.float32)
 
 
-def encode_file(
-    source: str | Path,
-    output: str | Path,
-    plant_name: str = DEFAULT_PLANT,
-    kbps: float = DEFAULT_KBPS,
-    frame_rate: int = DEFAULT_FRAME_RATE,
-    steps: int = DEFAULT_STEPS,
-    seed: int = 0,
-    progress: bool = False,
-    packing: str = DEFAULT_PACKING,
-) -> tuple[Code, FitResult]:
-    """Load a sound file (mono 16 kHz; each conversion warned), encode it, write the code."""
+def encode_file(source: str | Path, output: str | Path, **options: Any) -> tuple[Code, FitResult]:
+    """Load a sound file (mono 16 kHz; each conversion warned), :func:`encode` it with
+    ``options``, write the code."""
     from ddsp_gym.audio_io import load_audio
 
     audio = load_audio(source, SAMPLE_RATE)
     check_audio_for_coding(audio, str(source))
-    code, fit = encode(audio, plant_name, kbps, frame_rate, steps, seed, progress, packing)
+    code, fit = encode(audio, **options)
     write_code(output, code)
     return code, fit
 

@@ -16,8 +16,9 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     if args.steps < 0:
         raise ValueError(f"--steps must be >= 0, got {args.steps}")
     code, fit = encode_file(
-        args.input, args.output, args.plant, args.kbps, args.frame_rate, args.steps,
-        args.seed, progress=not args.quiet, packing=args.packing,
+        args.input, args.output, plant_name=args.plant, kbps=args.kbps,
+        frame_rate=args.frame_rate, steps=args.steps, seed=args.seed,
+        progress=not args.quiet, packing=args.packing,
     )  # fmt: skip
     file_bps = 8.0 * args.output.stat().st_size / code.duration_s
     print(

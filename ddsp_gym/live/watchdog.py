@@ -39,7 +39,7 @@ DEFAULT_HEARTBEAT_S = 2.0
 # After the runner is gone the panic is repeated for PANIC_WINDOW_S, every PANIC_GAP_S
 # (the messages are idempotent). A synth that misses an audio period to an xrun misses
 # that period's MIDI too; and a client killed outright stalls a JACK graph until the
-# server evicts it (0.65 s measured on the rig), while rtmidi queues our panic for a
+# server evicts it (most of a second on the rig), while rtmidi queues our panic for a
 # process cycle that does not come: a port closed then would drop it.
 PANIC_WINDOW_S = 3.0
 PANIC_GAP_S = 0.2

@@ -28,10 +28,9 @@ def proxy_features(
 ) -> dict[str, Array]:
     """Per scale, the mean over time of the log-mel spectrum (dB) of ``audio``.
 
-    Only the means: the time spread (log-mel and MFCC standard deviations) and the MFCC
-    means ranked held-out formant-plant patches less like the aiSFX embedding (Spearman
-    0.16 with all of them, 0.42 with the log-mel means alone, 4 words x 40 patches), so
-    the proxy keeps the long-term spectral shape at three resolutions.
+    Only the means: adding the time spread (log-mel and MFCC standard deviations) and
+    MFCC means made the proxy rank held-out formant-plant patches less like the aiSFX
+    embedding does, so it keeps the long-term spectral shape at three resolutions.
     """
     x = jnp.asarray(audio, jnp.float32)
     x = x / jnp.sqrt(jnp.mean(x * x) + 1e-8)  # level-invariant, like both embeddings

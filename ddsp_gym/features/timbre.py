@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from ddsp_gym.features.spectral import fft_frequencies, power_spectrogram
+from ddsp_gym.features.spectral import fft_frequencies, power_spectrogram, spectral_centroid
 
 DESCRIPTORS: tuple[str, ...] = (
     "brightness",
@@ -72,8 +72,7 @@ EPS = 1e-10
 def brightness(audio: Array, sample_rate: int) -> Array:
     """log2 of the spectral centroid in Hz of the Welch-averaged power spectrum (octaves)."""
     power = power_spectrogram(audio, WELCH_FFT).mean(0)
-    freqs = jnp.asarray(fft_frequencies(sample_rate, WELCH_FFT))
-    centroid = (power * freqs).sum() / (power.sum() + EPS)
+    centroid = spectral_centroid(power, jnp.asarray(fft_frequencies(sample_rate, WELCH_FFT)))
     return jnp.log2(centroid + 1.0)
 
 

@@ -102,9 +102,11 @@ TEST_WORKERS ?= 2
 # crash a worker natively while it (de)serializes an executable for JAX's persistent
 # compilation cache, in any test: a native crash, not the test's logic.
 RERUN_CRASHED ?= --reruns 1 --only-rerun "crashed while running"
+# The slowest tests are listed at the end of each run, to keep the suite's time in view.
+DURATIONS ?= --durations=25
 test: $(VENV)/.installed-dev $(VENV_RAY)/.installed debian-deps rig-start
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not hardware" $(RERUN_CRASHED) $(PYTEST_ARGS); first=$$?; \
-		$(BIN)/python -m pytest -m hardware $(PYTEST_ARGS); second=$$?; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not hardware" $(RERUN_CRASHED) $(DURATIONS) $(PYTEST_ARGS); first=$$?; \
+		$(BIN)/python -m pytest -m hardware $(DURATIONS) $(PYTEST_ARGS); second=$$?; \
 		$(MAKE) --no-print-directory rig-stop; \
 		$(MAKE) --no-print-directory test-ray; third=$$?; \
 		for status in $$first $$second $$third; do \

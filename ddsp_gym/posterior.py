@@ -381,6 +381,26 @@ class PosteriorSampler:
             lambda unit: features(plant, self.model, unit, self.key, self.audio_in)
         )
         self._chains = make_nuts(self.log_lik, self.sampler)
+        self._check_gradient()
+
+    def _check_gradient(self) -> None:
+        """Fail here, with the plant named, when its render cannot be differentiated
+        (a host callback, a hardware take) or its gradient is not finite at mid-travel."""
+        d = len(self.plant.knob_names)
+        mid = jnp.full(len(self.free_idx), 0.5, jnp.float32)
+        y = jnp.zeros_like(self._features(jnp.full(d, 0.5, jnp.float32)))  # frames checked
+        try:
+            grad = self._grad(mid, jnp.full(d, 0.5, jnp.float32), y, jnp.float32(1.0))
+        except (ValueError, TypeError, NotImplementedError) as err:
+            raise ValueError(
+                f"the {type(self.plant).__name__} render has no gradient, so NUTS cannot "
+                f"sample its knobs ({err})"
+            ) from err
+        if not np.all(np.isfinite(np.asarray(grad))):
+            raise ValueError(
+                f"the {type(self.plant).__name__} render's gradient is not finite at "
+                "mid-travel: NUTS cannot sample its knobs"
+            )
 
     def features(self, unit: np.ndarray) -> jax.Array:
         """phi(unit) for this sampler's plant, key and input."""

@@ -269,7 +269,7 @@ def add_posterior_bench_parser(bench_sub: argparse._SubParsersAction) -> None:
         help="calibration of match --posterior's intervals on the plants' own renders",
         description="Simulation-based calibration: truths from the prior, data from the "
         "observation model, NUTS posteriors; writes posterior_sbc.json, .md and .png "
-        "(coverage of the 50 %% and 90 %% intervals, rank histograms, interval widths).",
+        "(coverage of the 50 % and 90 % intervals, rank histograms, interval widths).",
     )
     p.add_argument("--truths", type=int, default=50, help="truths per case (default 50)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 # Nominal rates and the tolerance: coverage within +/- 10 points of nominal.
 LEVELS = (0.5, 0.9)
@@ -110,7 +111,7 @@ def run_case(case: Case, truths: int, seed: int, sampler: Any, model: Any) -> di
     n_truths = case.truths or truths
     ranks, cover, widths, r_hats, divergences = [], {lv: [] for lv in LEVELS}, [], [], 0
     start = time.perf_counter()
-    for i in range(n_truths):
+    for i in tqdm(range(n_truths), desc=f"SBC {case.name}", unit="truth"):
         truth = draw_truth(rng, names, case)
         clean = np.asarray(post_sampler.features(truth))
         y = clean + model.noise_db * rng.standard_normal(clean.shape)

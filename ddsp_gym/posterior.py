@@ -520,11 +520,13 @@ def save_corner_png(
             np.log10(truth[n]) if log else truth[n]
             for n, log in zip(posterior.names, logs, strict=True)
         ]
-    # A knob whose draws are all equal would give corner an empty range.
-    ranges = [
-        (lo, hi) if hi > lo else (lo - 1e-6, hi + 1e-6)
-        for lo, hi in zip(data.min(0), data.max(0), strict=True)
-    ]
+    # The marked setting stays in view (a fit may lie outside the draws); the padding
+    # also gives a knob whose draws are all equal a range corner can plot.
+    lows, highs = data.min(0), data.max(0)
+    if truths is not None:
+        lows, highs = np.minimum(lows, truths), np.maximum(highs, truths)
+    pad = np.maximum(0.05 * (highs - lows), 1e-6)
+    ranges = list(zip(lows - pad, highs + pad, strict=True))
     one_knob = data.shape[1] == 1  # corner 2.3 cannot overplot truths on one axis
     fig = corner.corner(
         data,

@@ -20,6 +20,7 @@ from ddsp_gym.posterior import (
     SamplerConfig,
     check_plant,
     residual_noise_db,
+    save_corner_png,
 )
 
 # Short renders and small frames: the posterior of a 0.1 s filtered saw is as real as
@@ -82,7 +83,7 @@ def test_same_seed_same_draws_other_seed_other_draws(saw_sampler, saw_target):
 
 
 @pytest.mark.slow
-def test_an_inaudible_release_gets_a_wide_interval():
+def test_an_inaudible_release_gets_a_wide_interval(tmp_path):
     """Sustain 0 and a 7 ms decay: the note is silent long before its gate closes, so
     the release time cannot be heard. Its 90 % interval must span most of the travel,
     while the decay, which is heard, is pinned down."""
@@ -97,6 +98,8 @@ def test_an_inaudible_release_gets_a_wide_interval():
     assert summary["release"]["width90_unit"] > 0.6, summary["release"]
     assert summary["decay"]["width90_unit"] < 0.3, summary["decay"]
     assert post.held == pytest.approx(held, rel=1e-4)
+    png = save_corner_png(tmp_path / "corner.png", post, {"decay": 0.007, "release": 0.05})
+    assert png.stat().st_size > 5000
 
 
 @pytest.mark.slow

@@ -204,3 +204,25 @@ def test_bench_posterior_refuses_bad_arguments(capsys):
     assert "--truths must be at least 1" in capsys.readouterr().err
     assert main(["bench", "posterior", "--cases", "theremin"]) == 2
     assert "unknown cases ['theremin']" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sbc_case_reports_coverage_ranks_and_writes_its_files(tmp_path):
+    from ddsp_gym.bench.posterior_sbc import (
+        RANK_BINS,
+        Case,
+        format_markdown,
+        run_case,
+        save_rank_png,
+    )
+
+    case = Case("saw", "filtered_saw", SAW)
+    result = run_case(case, 4, 0, FAST, MODEL)
+    knob = result["knobs"]["cutoff"]
+    assert result["truths"] == 4 and result["calibration_expected"]
+    assert sum(knob["rank_counts"]) == 4 and len(knob["rank_counts"]) == RANK_BINS
+    assert 0.0 <= knob["coverage50"] <= knob["coverage90"] <= 1.0
+    assert 0.0 < knob["width90_median"] < 0.5
+    report = {"command": "x", "model": "m", "sampler": "s", "cases": {"saw": result}}
+    assert "| saw | cutoff | 4 |" in format_markdown(report)
+    assert save_rank_png(tmp_path / "ranks.png", report).stat().st_size > 2000

@@ -31,7 +31,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e ".[dev,sb3,hardware,plugin,physiology,web,evalset,explore,embedding]" "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[dev,sb3,hardware,plugin,physiology,web,evalset,explore,embedding,posterior]" "$(TORCH_SPEC)"
 	# The embedding models (ddsp_gym.embedding) ship their weights in these wheels, but
 	# their metadata pins numpy 1.23 / librosa 0.9: --no-deps keeps our numpy; what they
 	# import comes with the embedding extra. webrtcvad-wheels is resemblyzer's VAD, built.

@@ -103,6 +103,7 @@ class MatchResult:
     success_threshold: float
     analysis: RecordingAnalysis | None = None
     adjustments: tuple[str, ...] = ()  # what was done to the target before fitting
+    posterior: Any = None  # a ddsp_gym.posterior.Posterior with ``posterior=True``
 
 
 def env_settings_for_plant(plant: str, recordings: bool = True) -> dict[str, Any]:
@@ -345,6 +346,7 @@ def match_file(
     task: str | None = None,
     show_progress: bool = True,
     analyse: bool = True,
+    posterior: bool = False,
 ) -> MatchResult:
     """Fit ``plant``'s knobs to the sound in ``target`` and write the results to ``out_dir``.
 
@@ -360,6 +362,10 @@ def match_file(
     (:data:`MATCH_PLANT_VARIANTS`) is fitted in each, the closest kept. ``analyse=False``
     fits the file as it is, from the env's random start (the match of earlier releases,
     kept for comparison in ``bench match``).
+
+    ``posterior=True`` then samples p(knobs | target) by NUTS from the fit
+    (:func:`add_posterior`): per-knob median and 90 % interval in ``knobs.json`` and a
+    corner plot, ``corner.png``.
     """
     if agent not in AGENTS:
         raise ValueError(f"unknown agent {agent!r}; choose one of {AGENTS}")
@@ -410,7 +416,7 @@ def match_file(
     bar.close()
     fit = min(fits, key=lambda f: f.result.best_distance)
     _say(target, fit.adjustments)
-    return _write_outputs(fit, fits, variants, plant, analysis, seed, Path(out_dir))
+    return _write_outputs(fit, fits, variants, plant, analysis, seed, Path(out_dir), posterior)
 
 
 def _write_outputs(
@@ -421,9 +427,11 @@ def _write_outputs(
     analysis: RecordingAnalysis,
     seed: int,
     out_dir: Path,
+    posterior: bool = False,
 ) -> MatchResult:
     """Render the best fit and write ``result.wav``, ``target.wav``, ``comparison.png`` and
-    ``knobs.json`` (with every variant's best distance, where there were several)."""
+    ``knobs.json`` (with every variant's best distance, where there were several; with
+    ``posterior``, the knobs' posterior summary and ``corner.png``)."""
     result, env, plant_obj = fit.result, fit.env, fit.plant
     best_knobs = (jnp.asarray(result.best_action) + 1.0) / 2.0
     audio = np.asarray(plant_obj.render(best_knobs, env.state.render_key, env.params.input_audio))
@@ -462,6 +470,11 @@ def _write_outputs(
             {"variant": v, "distance": f.result.best_distance}
             for v, f in zip(variants, fits, strict=True)
         ]
+    post = None
+    if posterior:
+        post, report["posterior"], outputs["corner"] = add_posterior(
+            plant_obj, best_knobs, target_audio, env, seed, out_dir, physical
+        )
     outputs["knobs"] = str(out_dir / "knobs.json")
     (out_dir / "knobs.json").write_text(json.dumps(report, indent=2, default=list))
     return MatchResult(
@@ -474,4 +487,45 @@ def _write_outputs(
         threshold,
         analysis,
         tuple(fit.adjustments),
+        post,
     )
+
+
+def add_posterior(
+    plant: AbstractPlant,
+    best_unit: Any,
+    target_audio: np.ndarray,
+    env: DDSPEnv,
+    seed: int,
+    out_dir: Path,
+    fit_knobs: dict[str, float],
+) -> tuple[Any, dict[str, Any], str]:
+    """Sample p(knobs | target) from the fit: (posterior, its knobs.json block, corner.png).
+
+    The observation model of :mod:`ddsp_gym.posterior` with its noise scale set to the
+    fit's own RMS feature residual (a recording is no render of the plant: the scale
+    stands for all that the plant cannot make, so a poor fit gets wide intervals). One
+    chain starts at the fit, the other at the best of the prior draws; the render's
+    noise key and an effect's input are the fit's.
+    """
+    from ddsp_gym.posterior import (
+        ObservationModel,
+        PosteriorSampler,
+        SamplerConfig,
+        audio_features,
+        residual_noise_db,
+        save_corner_png,
+    )
+
+    model, config = ObservationModel(), SamplerConfig()
+    sampler = PosteriorSampler(
+        plant, model, config, key=env.state.render_key, audio_in=env.params.input_audio
+    )
+    y = audio_features(jnp.asarray(target_audio), plant.sample_rate, model)
+    unit = np.asarray(best_unit, np.float64)
+    noise = residual_noise_db(y, sampler.features(unit))
+    post = sampler.run(y, seed=seed, noise_db=noise, start=unit)
+    block = post.to_json(model, config)
+    block["noise_from"] = "the fit's RMS log-mel residual"
+    corner = save_corner_png(out_dir / "corner.png", post, fit_knobs)
+    return post, block, str(corner)

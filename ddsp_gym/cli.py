@@ -126,8 +126,9 @@ def _cmd_match(args: argparse.Namespace) -> int:
     from ddsp_gym.agents.match import match_file
 
     result = match_file(
-        args.target, args.plant, args.output, args.input, args.agent, args.steps, args.seed
-    )
+        args.target, args.plant, args.output, args.input, args.agent, args.steps, args.seed,
+        posterior=args.posterior,
+    )  # fmt: skip
     unit = result.distance_unit
     if result.success:
         print(f"matched: distance {result.distance:.4g} {unit} after {result.steps} steps")
@@ -140,6 +141,12 @@ def _cmd_match(args: argparse.Namespace) -> int:
     print("knobs: " + ", ".join(f"{k}={v:.4g}" for k, v in result.knobs.items()))
     if result.analysis is not None:
         print("target analysis: " + "; ".join(result.analysis.lines()))
+    if result.posterior is not None:
+        from ddsp_gym.posterior import format_lines
+
+        units = {s.name: s.unit for s in result.posterior.plant.knob_specs}
+        print(f"posterior (noise {result.posterior.noise_db:.2g} dB, the fit's residual):")
+        print("\n".join("  " + line for line in format_lines(result.posterior, units)))
     print("wrote " + ", ".join(result.outputs.values()))
     return EXIT_OK if result.success else EXIT_NOT_MET
 
@@ -195,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agent", default="gradient", help="search agent (default gradient)")
     p.add_argument("--steps", type=int, default=300, help="plant queries (default 300)")
     p.add_argument("--seed", type=int, default=0, help="seed for starts and restarts")
+    p.add_argument("--posterior", action="store_true",
+                   help="also sample p(knobs | target) by NUTS: medians and 90 %% intervals "
+                   "in knobs.json, corner.png (docs/matching.md)")  # fmt: skip
     p.add_argument("-o", "--output", type=Path, default=Path("match_out"), help="output folder")
     p.set_defaults(func=_cmd_match)
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ddsp_gym.bench.meta_abs import add_meta_bench_parser
+from ddsp_gym.bench.posterior_sbc import add_posterior_bench_parser
 from ddsp_gym.catalog import (
     DEFAULT_AGENTS,
     DEFAULT_HW_ENV,
@@ -400,7 +401,7 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
         "bench",
         help="benchmarks: agents on envs, speed of plants and envs, agents on a real synth",
         description="Benchmarks. Choose one: agents, meta, perf, hw, rl, rl-throughput, match "
-        "or prefer.",
+        "prefer or posterior.",
     )
     bench.set_defaults(func=None, help_parser=bench)
     bench_sub = bench.add_subparsers(dest="bench_command", title="benchmarks", metavar="WHAT")
@@ -431,6 +432,7 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     _output_arg(p)
     p.set_defaults(func=_cmd_agents)
     add_meta_bench_parser(bench_sub)
+    add_posterior_bench_parser(bench_sub)
 
     p = bench_sub.add_parser(
         "perf",

@@ -12,7 +12,9 @@ results/prefer_bench.md; docs/preference.md):
   model (:mod:`ddsp_gym.preference.model`) fit on all the votes; after 8 pairs of
   random patches, the pair is the incumbent (the heard patch the model rates best)
   against the candidate with the highest expected improvement over it, among random
-  patches and patches near the incumbent. The best patch is the incumbent.
+  patches and patches near the incumbent. The best patch is the incumbent. Given a
+  sim ``plant`` (or ``features``), its kernel measures distance between the candidates'
+  *sounds* (:mod:`ddsp_gym.preference.sound_features`) instead of their knob positions.
 * ``"cma"`` (:class:`CMAPairSearch`): plain CMA-ES (Hansen's ``cma``) with a population
   of two, each vote ranking its pair; the best patch is the distribution's mean.
 * ``"random"`` (:class:`RandomPairSearch`): the incumbent by net wins against a random
@@ -185,6 +187,10 @@ class ModelPairSearch(PairSearch):
             (:data:`LENGTH_SCALES`).
         best_from: "heard" (the best patch is a patch the listener heard: the heard
             patch of highest posterior mean) or "model" (the candidate of highest mean).
+        plant, plant_config: a sim plant whose renders' sound descriptors
+            (:class:`~ddsp_gym.preference.sound_features.SoundFeatures`) the kernel
+            measures distance in; ``features`` gives such a map (unit knobs (m, d) ->
+            (m, k)) directly. Default (neither): the knob positions themselves.
     """
 
     def __init__(

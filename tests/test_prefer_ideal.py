@@ -175,3 +175,11 @@ def test_the_sound_space_gp_search_beats_random_pairs_and_is_deterministic():
     chance = [run_session({"strategy": "random"}, taste, s, (24,), rater)[24] for s in range(4)]
     assert again == found[0]
     assert np.mean(found) > np.mean(chance) + 0.25, (found, chance)
+
+
+def test_the_prefer_command_refuses_a_sound_search_off_the_sim_backend(capsys, tmp_path):
+    from ddsp_gym.cli import main
+
+    args = ["prefer", "--plant", "sine", "--backend", "hardware", "--search", "sound"]
+    assert main([*args, "--root", str(tmp_path)]) == 2
+    assert "--search sound" in capsys.readouterr().err and not any(tmp_path.iterdir())

@@ -1,4 +1,4 @@
-"""Issue 26: the ideal-point search, sound descriptors, the GP over them, session compat."""
+"""Issue 26: sound descriptors, the GP over them, the ideal-point search, session compat."""
 
 from __future__ import annotations
 
@@ -130,9 +130,9 @@ def test_sessions_saved_before_the_search_field_load_as_the_model_search(tmp_pat
 
 
 @pytest.mark.slow
-def test_sound_features_describe_renders_and_an_ideal_session_runs(tmp_path):
+def test_sound_features_describe_renders_and_a_sound_session_runs(tmp_path):
     """The real descriptors (JAX renders of the benchmark's synth): deterministic, scaled
-    so random patches lie about 1 apart, cached; a sim session with search "ideal"."""
+    so random patches lie about 1 apart, cached; a sim session with search "sound"."""
     from ddsp_gym.preference.sound_features import SoundFeatures
 
     features = SoundFeatures()

@@ -354,18 +354,22 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_prefer(args: argparse.Namespace) -> int:
     from ddsp_gym.preference.bench import (
+        ALL_STRATEGIES,
         STRATEGIES,
         format_markdown,
         run_prefer_bench,
         write_results,
     )
 
-    unknown = sorted(set(args.strategies or ()) - set(STRATEGIES))
+    unknown = sorted(set(args.strategies or ()) - set(ALL_STRATEGIES))
     if unknown:
-        raise SystemExit(f"unknown strategies {unknown}; known: {sorted(STRATEGIES)}")
-    strategies = {name: STRATEGIES[name] for name in (args.strategies or STRATEGIES)}
+        raise SystemExit(f"unknown strategies {unknown}; known: {sorted(ALL_STRATEGIES)}")
+    strategies = {name: ALL_STRATEGIES[name] for name in (args.strategies or STRATEGIES)}
+    # A noiseless rater: how good each search is when no vote is wrong (its ceiling).
+    rater = {"temperature": 0.0, "flip_rate": 0.0} if args.noiseless else None
     results = run_prefer_bench(seeds=args.seeds, votes_grid=tuple(args.votes),
-                               strategies=strategies, first_seed=args.first_seed)  # fmt: skip
+                               strategies=strategies, first_seed=args.first_seed,
+                               rater_options=rater)  # fmt: skip
     paths = write_results(results, args.output)
     print(format_markdown(results))
     print("wrote " + ", ".join(str(path) for path in paths))
@@ -387,7 +391,10 @@ def add_prefer_bench_parser(bench_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--first-seed", type=int, default=0,
                    help="first hidden taste (0); e.g. 10 for held-out tastes")  # fmt: skip
     p.add_argument("--strategies", nargs="+", metavar="NAME",
-                   help="compare only these (default all of preference/bench.py's)")  # fmt: skip
+                   help="compare these (default preference/bench.py's STRATEGIES; also "
+                   "model-ucb, model-v1, ideal)")  # fmt: skip
+    p.add_argument("--noiseless", action="store_true",
+                   help="a rater never wrong (temperature 0, no flips): the ceiling")  # fmt: skip
     _output_arg(p)
     p.set_defaults(func=_cmd_prefer)
 

@@ -85,6 +85,7 @@ def create_app(
     player: Player,
     seed: int = 0,
     allowed_hosts: tuple[str, ...] = LOCAL_HOSTS,
+    search: str = "model",
 ) -> FastAPI:
     """The app over ``store``; ``player`` plays every candidate (one sound, one backend).
 
@@ -94,7 +95,9 @@ def create_app(
     app = FastAPI(title="ddsp-gym prefer", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-    config_for = player.spec.config
+
+    def config_for(knobs: Any, seed: int) -> Any:  # new sessions use ``search``
+        return player.spec.config(knobs, seed, search)
 
     @app.middleware("http")
     async def same_origin_json(request: Request, call_next):
@@ -299,6 +302,7 @@ def serve(
     session_id: str | None = None,
     seed: int = 0,
     open_browser: bool = False,
+    search: str = "model",
 ) -> int:
     """Run the app until Ctrl-C, then close the player (a synth: all notes off).
 
@@ -334,8 +338,8 @@ def serve(
     player = Player(spec, seed=seed)
     try:
         if session is None:
-            session = store.create(spec.config(player.knobs, seed))
-        app = create_app(store, player, seed, LOCAL_HOSTS if local else ("*",))
+            session = store.create(spec.config(player.knobs, seed, search))
+        app = create_app(store, player, seed, LOCAL_HOSTS if local else ("*",), search)
         url = page_url(host, port, session.id)
         config = uvicorn.Config(app, host=host, port=port, log_level="warning")
 

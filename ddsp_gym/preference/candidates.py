@@ -43,8 +43,9 @@ class SoundSpec:
         if self.backend == "sim" and self.options:
             raise ValueError("backend options (--hardware key=val) need backend hardware or plugin")
 
-    def config(self, knobs: Sequence[KnobInfo], seed: int) -> SessionConfig:
+    def config(self, knobs: Sequence[KnobInfo], seed: int, search: str = "model") -> SessionConfig:
         return SessionConfig(
+            search=search,
             knobs=tuple(knobs),
             env_id=self.env_id,
             plant=self.plant,

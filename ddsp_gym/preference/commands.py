@@ -59,6 +59,9 @@ def add_prefer_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="sessions folder")
     p.add_argument("--session", metavar="ID", help="resume this session (its sound and backend)")
     p.add_argument("--seed", type=int, default=0, help="search seed of new sessions")
+    p.add_argument("--search", choices=("model", "sound"), default="model",
+                   help="new sessions' search: model (GP over knob positions, any backend) or "
+                   "sound (GP over the renders' sound, sim; docs/preference.md)")  # fmt: skip
     p.add_argument("--open", action="store_true", help="open the page in a browser")
     p.set_defaults(func=_cmd_prefer)
 
@@ -81,7 +84,10 @@ def _cmd_prefer(args: argparse.Namespace) -> int:
         raise ValueError("give --env ID or --plant NAME (or --session ID to resume one)")
     from ddsp_gym.preference.app import serve
 
-    return serve(spec, args.root, args.host, args.port, args.session, args.seed, args.open)
+    if args.search == "sound" and args.backend != "sim":
+        raise ValueError("--search sound renders candidates offline: it needs --backend sim")
+    return serve(spec, args.root, args.host, args.port, args.session, args.seed, args.open,
+                 args.search)  # fmt: skip
 
 
 __all__ = ["add_prefer_parser", "parse_options"]

@@ -21,7 +21,7 @@ gives, n <= 2 * votes patches make every matrix tiny (a fit takes milliseconds).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +89,15 @@ class PreferenceModel:
     length_scale: float
     amplitude: float
     log_evidence: float
+    # The space the kernel measures distance in: None, the knob box itself, or a map of
+    # unit knobs (m, d) -> descriptors (m, k), e.g. a render's sound features
+    # (:class:`~ddsp_gym.preference.sound_features.SoundFeatures`).
+    embed: Callable[[np.ndarray], np.ndarray] | None = None
+    features: np.ndarray | None = None  # (n, k) embed(points), computed once per fit
+
+    def _z(self, points: np.ndarray) -> np.ndarray:
+        points = np.atleast_2d(points)
+        return points if self.embed is None else self.embed(points)
 
     def mean(self, points: np.ndarray) -> np.ndarray:
         """Posterior mean utility of ``points`` (m, d) -> (m,)."""
@@ -111,12 +120,10 @@ class PreferenceModel:
         utilities are strongly correlated, so the difference's deviation goes to zero (a
         vote on two near-identical sounds teaches little) even where each alone is unsure.
         """
-        points = np.atleast_2d(points)
-        anchor = np.atleast_2d(anchor)
-        mean = self.mean(points) - self.mean(anchor)[0]
-        k_x = self._kernel(points)
-        k_a = self._kernel(anchor)
-        prior = rbf(points, anchor, self.length_scale, self.amplitude)[:, 0]
+        z_x, z_a = self._z(points), self._z(anchor)
+        k_x, k_a = self._kernel_z(z_x), self._kernel_z(z_a)
+        mean = k_x @ self.alpha - float(k_a[0] @ self.alpha)
+        prior = rbf(z_x, z_a, self.length_scale, self.amplitude)[:, 0]
         if len(self.points):
             var_x = self.amplitude**2 - np.einsum("mi,ij,mj->m", k_x, self.precision, k_x)
             var_a = self.amplitude**2 - float(k_a[0] @ self.precision @ k_a[0])
@@ -126,7 +133,13 @@ class PreferenceModel:
         return mean, np.sqrt(np.maximum(var_x + var_a - 2.0 * cov, 0.0))
 
     def _kernel(self, points: np.ndarray) -> np.ndarray:
-        return rbf(np.atleast_2d(points), self.points, self.length_scale, self.amplitude)
+        return self._kernel_z(self._z(points))
+
+    def _kernel_z(self, z: np.ndarray) -> np.ndarray:
+        if not len(self.points):
+            return np.zeros((len(z), 0))
+        heard = self.points if self.features is None else self.features
+        return rbf(z, heard, self.length_scale, self.amplitude)
 
 
 def _laplace(
@@ -180,10 +193,15 @@ def fit(
     n_knobs: int,
     length_scales: Sequence[float] = LENGTH_SCALES,
     amplitudes: Sequence[float] = AMPLITUDES,
+    embed: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> PreferenceModel:
-    """The preference model of ``votes``, its kernel chosen by the Laplace evidence."""
+    """The preference model of ``votes``, its kernel chosen by the Laplace evidence.
+
+    ``embed`` (unit knobs (m, d) -> (m, k)) makes the kernel measure distance between
+    the patches' descriptors instead of their knob positions (see :class:`PreferenceModel`).
+    """
     with one_blas_thread():
-        return _fit(votes, n_knobs, length_scales, amplitudes)
+        return _fit(votes, n_knobs, length_scales, amplitudes, embed)
 
 
 def _fit(
@@ -191,24 +209,27 @@ def _fit(
     n_knobs: int,
     length_scales: Sequence[float],
     amplitudes: Sequence[float],
+    embed: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> PreferenceModel:
     points, comps = comparisons(votes)
     if not len(points):
         empty = np.zeros((0, n_knobs))
         return PreferenceModel(empty, np.zeros(0), np.zeros(0), np.zeros((0, 0)),
-                               length_scales[0], amplitudes[0], 0.0)  # fmt: skip
+                               length_scales[0], amplitudes[0], 0.0, embed)  # fmt: skip
     if points.shape[1] != n_knobs:
         raise ValueError(f"the votes compare {points.shape[1]}-knob patches, not {n_knobs}")
+    features = None if embed is None else np.asarray(embed(points), np.float64)
+    z = points if features is None else features
     best: PreferenceModel | None = None
     for length_scale in length_scales:
         for amplitude in amplitudes:
-            kernel = rbf(points, points, length_scale, amplitude)
+            kernel = rbf(z, z, length_scale, amplitude)
             f, alpha, hess, evidence = _laplace(kernel, comps)
             if best is None or evidence > best.log_evidence:
                 precision = hess @ np.linalg.inv(np.eye(len(points)) + kernel @ hess)
                 best = PreferenceModel(
                     points, f, alpha, 0.5 * (precision + precision.T), length_scale, amplitude,
-                    evidence,
+                    evidence, embed, features,
                 )  # fmt: skip
     assert best is not None
     return best

@@ -12,7 +12,9 @@ results/prefer_bench.md; docs/preference.md):
   model (:mod:`ddsp_gym.preference.model`) fit on all the votes; after 8 pairs of
   random patches, the pair is the incumbent (the heard patch the model rates best)
   against the candidate with the highest expected improvement over it, among random
-  patches and patches near the incumbent. The best patch is the incumbent.
+  patches and patches near the incumbent. The best patch is the incumbent. Given a
+  sim ``plant`` (or ``features``), its kernel measures distance between the candidates'
+  *sounds* (:mod:`ddsp_gym.preference.sound_features`) instead of their knob positions.
 * ``"cma"`` (:class:`CMAPairSearch`): plain CMA-ES (Hansen's ``cma``) with a population
   of two, each vote ranking its pair; the best patch is the distribution's mean.
 * ``"random"`` (:class:`RandomPairSearch`): the incumbent by net wins against a random
@@ -22,7 +24,7 @@ results/prefer_bench.md; docs/preference.md):
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -37,6 +39,9 @@ OUTCOMES: tuple[str, ...] = get_args(Outcome)
 # sounds falls off sharply from its peak (utility 0.8 at 0.03 of one knob's travel, on the
 # benchmark's synth, a probe on 4 seeds), and a model limited to 0.15+ smooths it away.
 LENGTH_SCALES: tuple[float, ...] = (0.05, 0.1, 0.15, 0.25, 0.4)
+# The same in sound space (:mod:`ddsp_gym.preference.sound_features`, where two random
+# patches lie 1 apart, median).
+SOUND_LENGTH_SCALES: tuple[float, ...] = (0.1, 0.2, 0.35, 0.6, 1.0)
 
 
 @dataclass(frozen=True)
@@ -182,6 +187,10 @@ class ModelPairSearch(PairSearch):
             (:data:`LENGTH_SCALES`).
         best_from: "heard" (the best patch is a patch the listener heard: the heard
             patch of highest posterior mean) or "model" (the candidate of highest mean).
+        plant, plant_config: a sim plant whose renders' sound descriptors
+            (:class:`~ddsp_gym.preference.sound_features.SoundFeatures`) the kernel
+            measures distance in; ``features`` gives such a map (unit knobs (m, d) ->
+            (m, k)) directly. Default (neither): the knob positions themselves.
     """
 
     def __init__(
@@ -197,9 +206,23 @@ class ModelPairSearch(PairSearch):
         best_from: Literal["heard", "model"] = "heard",
         n_initial: int = 8,
         amplitudes: tuple[float, ...] | None = None,
-        length_scales: tuple[float, ...] = LENGTH_SCALES,
+        length_scales: tuple[float, ...] | None = None,
+        plant: str | None = None,
+        plant_config: Mapping[str, Any] | None = None,
+        features: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         super().__init__(n_knobs, seed)
+        if features is None and plant is not None:
+            from ddsp_gym.preference.sound_features import SoundFeatures
+
+            features = SoundFeatures(plant, plant_config)
+        if features is not None and getattr(features, "n_knobs", n_knobs) != n_knobs:
+            raise ValueError(
+                f"the features describe {features.n_knobs}-knob patches, not {n_knobs}"
+            )
+        self.features = features
+        if length_scales is None:
+            length_scales = LENGTH_SCALES if features is None else SOUND_LENGTH_SCALES
         if acquisition not in ("ei", "ucb"):
             raise ValueError(f"acquisition is 'ei' or 'ucb', not {acquisition!r}")
         self.acquisition = acquisition
@@ -226,7 +249,8 @@ class ModelPairSearch(PairSearch):
         if key not in self._cache:
             if len(self._cache) > 8:  # a session asks about its last few vote lists only
                 self._cache.pop(next(iter(self._cache)))
-            options: dict[str, Any] = {"length_scales": self.length_scales}
+            options: dict[str, Any] = {"length_scales": self.length_scales,
+                                       "embed": self.features}  # fmt: skip
             if self.amplitudes:
                 options["amplitudes"] = self.amplitudes
             self._cache[key] = fit(votes, self.n_knobs, **options)
@@ -240,9 +264,15 @@ class ModelPairSearch(PairSearch):
         rng = self._rng(votes)
         near = [center + scale * rng.standard_normal((self.n_local, self.n_knobs))
                 for scale in self.local_scales]  # fmt: skip
-        return np.clip(
-            np.concatenate([rng.uniform(size=(self.n_random, self.n_knobs)), *near]), 0, 1
-        )
+        if self.features is None:
+            spread = rng.uniform(size=(self.n_random, self.n_knobs))
+        else:
+            # One random set per session (a function of the seed): its sounds are
+            # rendered once and cached, so each pair renders only the local patches.
+            spread = np.random.default_rng([self.seed, 2**31]).uniform(
+                size=(self.n_random, self.n_knobs)
+            )
+        return np.clip(np.concatenate([spread, *near]), 0, 1)
 
     def next_pair(self, votes: Sequence[Vote]) -> tuple[np.ndarray, np.ndarray]:
         votes = self._check(votes)
@@ -302,10 +332,17 @@ class PreferenceSearch:
     def __init__(
         self, n_knobs: int, seed: int = 0, *, strategy: str = "model", **options: Any
     ) -> None:
-        if strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {strategy!r}; known: {sorted(STRATEGIES)}")
+        if strategy == "ideal":  # imported here: ideal.py builds on this module
+            from ddsp_gym.preference.ideal import IdealPointSearch
+
+            impl: type[PairSearch] = IdealPointSearch
+        elif strategy in STRATEGIES:
+            impl = STRATEGIES[strategy]
+        else:
+            known = sorted([*STRATEGIES, "ideal"])
+            raise ValueError(f"unknown strategy {strategy!r}; known: {known}")
         self.strategy = strategy
-        self.impl = STRATEGIES[strategy](n_knobs, seed, **options)
+        self.impl = impl(n_knobs, seed, **options)
         self.n_knobs, self.seed = self.impl.n_knobs, self.impl.seed
 
     def next_pair(self, votes: Sequence[Vote]) -> tuple[np.ndarray, np.ndarray]:

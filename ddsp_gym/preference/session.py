@@ -42,6 +42,10 @@ from ddsp_gym.preference.search import OUTCOMES, PreferenceSearch, Vote
 
 SESSION_ID_PATTERN = re.compile(r"^[0-9a-f]{16}$")
 FORMAT_VERSION = 1
+# The searches a session can use: "model" (the GP over knob positions, any backend) and
+# "sound" (the same GP with its kernel over the sim plant's renders' sound descriptors,
+# ddsp_gym.preference.sound_features; docs/preference.md).
+SEARCHES: tuple[str, ...] = ("model", "sound")
 
 
 class SessionError(ValueError):
@@ -87,7 +91,9 @@ class SessionConfig:
     """What a session tunes; written once to ``session.json``.
 
     ``env_id`` or ``plant`` names the sound; ``backend`` and ``options`` (the backend's
-    ``hardware=`` / ``plugin=`` settings) say where it plays; ``seed`` seeds the search.
+    ``hardware=`` / ``plugin=`` settings) say where it plays; ``seed`` seeds the search;
+    ``search`` names it (:data:`SEARCHES`). Sessions saved before ``search`` existed
+    have none in their ``session.json`` and load as "model", the search they used.
     """
 
     knobs: tuple[KnobInfo, ...]
@@ -96,10 +102,15 @@ class SessionConfig:
     backend: str = "sim"
     options: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    search: str = "model"
 
     def __post_init__(self) -> None:
         if (self.env_id is None) == (self.plant is None):
             raise ValueError("a session tunes an env (env_id) or a plant, exactly one")
+        if self.search not in SEARCHES:
+            raise ValueError(f"search is one of {SEARCHES}, not {self.search!r}")
+        if self.search == "sound" and self.backend != "sim":
+            raise ValueError("search 'sound' renders candidates offline: it needs backend sim")
         if not self.knobs:
             raise ValueError("a session needs at least one knob")
 
@@ -275,12 +286,22 @@ class Session:
         self.folder = folder
         self.id = folder.name
         self.config = config
-        self.search = PreferenceSearch(len(config.knobs), seed=config.seed)
+        self._search: PreferenceSearch | None = None
+        self._search_lock = threading.Lock()
         self._thread_lock = threading.Lock()
         # next_pair/best may fit a model: remember them per log length (pure functions).
         self._pairs: dict[tuple[int, tuple[Vote, ...]], Pair] = {}
         self._best: dict[tuple[Vote, ...], tuple[float, ...]] = {}
         self._memo_lock = threading.Lock()
+
+    @property
+    def search(self) -> PreferenceSearch:
+        """The session's search, made on first use ("sound" builds the sim plant to
+        describe its candidates' sounds: JAX, seconds)."""
+        with self._search_lock:
+            if self._search is None:
+                self._search = _make_search(self.config)
+            return self._search
 
     @property
     def log_path(self) -> Path:
@@ -398,6 +419,17 @@ class Session:
             record = {"seq": state.log_length, "type": "undo", "time": round(time.time(), 3)}
             self._append(record, good)
             return self._state([*records, record], None)
+
+
+def _make_search(config: SessionConfig) -> PreferenceSearch:
+    n_knobs = len(config.knobs)
+    if config.search == "model":
+        return PreferenceSearch(n_knobs, seed=config.seed)
+    from ddsp_gym.preference.candidates import SoundSpec, make_env
+    from ddsp_gym.preference.sound_features import SoundFeatures
+
+    plant = make_env(SoundSpec.of(config)).plant
+    return PreferenceSearch(n_knobs, config.seed, features=SoundFeatures.of_plant(plant))
 
 
 def _require_current(pair_id: int, state: SessionState, what: str) -> None:

@@ -110,11 +110,12 @@ def test_coarse_search_lowers_the_coarse_loss_and_holds_known_knobs():
         coarse_search(plant, target, start, known, POPSIZE, seed=0, key=key)
 
 
+@pytest.mark.slow
 def test_schedule_runs_coarse_then_fine_from_the_coarse_point(tmp_path, monkeypatch):
     """The stages run in order: the gradient starts where the coarse stage ended, with
     the pitch still held, and knobs.json states the split."""
     path = tmp_path / "saw.wav"
-    sf.write(path, _saw(), SR)
+    sf.write(path, _saw(seconds=1.2), SR)
     calls = []
     real_coarse, real_solve = match_mod.coarse_search, match_mod.GradientAgent.solve
 

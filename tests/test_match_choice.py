@@ -166,3 +166,23 @@ def test_match_without_plant_chooses_and_writes_the_table(tmp_path, capsys):
     assert choice["chosen"] == report["plant"] == best["plant"]
     assert all(np.isfinite(r["heard_db"]) and r["heard_db"] > 0 for r in rows)
     assert all(f"{r['heard_db']:8.2f}" in printed for r in rows) and "<- kept" in printed
+
+
+@pytest.mark.slow
+def test_match_time_script_writes_its_figures(tmp_path):
+    """scripts/match_time.py times a fresh `ddsp-gym match` on its generated 2 s saw."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "match_time.py"
+    argv = [sys.executable, str(script), "--steps", "2", "--repeats", "1", "-o", str(tmp_path)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-800:]
+    payload = json.loads((tmp_path / "match_time.json").read_text())
+    (run,) = payload["runs"]
+    assert run["wall_s"] > 0 and run["cpu_s"] > 0 and run["plant"] in ("harmonic", "fm2")
+    assert [c["plant"] for c in run["candidates"]] == ["harmonic", "fm2"]
+    assert "| 1 |" in (tmp_path / "match_time.md").read_text()
+    bad = subprocess.run([*argv[:2], "--repeats", "0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--repeats must be" in bad.stderr

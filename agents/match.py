@@ -95,10 +95,10 @@ MATCH_PLANT_VARIANTS: dict[str, tuple[dict[str, Any], ...]] = {
 # harmonic note (any static spectrum, stretched partials, a decay per partial) and by
 # 2-operator FM (the bell recipe); an unpitched one is noise the harmonic note's noise
 # bands shape. The formant voice is no candidate: its knobs are what a user asks for
-# by name (`--plant formant`), its fit takes ~10x as long, and on every instrument of
-# the evaluation set it sounded further off than the harmonic note (measured 17-19 vs
-# 6-9 dB heard). With a dry signal the effects are the candidates; a wet signal that is
-# the dry one at another level is a gain stage.
+# by name (`--plant formant`), its fit takes ~10x as long, and in a trial on three of
+# the evaluation set's notes it sounded further off than the harmonic note. With a dry
+# signal the effects are the candidates; a wet signal that is the dry one at another
+# level is a gain stage.
 PLANT_CANDIDATES: dict[str, tuple[str, ...]] = {
     "pitched": ("harmonic", "fm2"),
     "unpitched": ("harmonic",),
@@ -326,7 +326,8 @@ def _fit_variant(
 
     prepared, adjustments = prepared_target()
     coarse = None
-    if analyse and _uses_schedule(plant, plant_obj) and n_starts(_coarse_budget(steps)):
+    schedule = analyse and input_path is None and _uses_schedule(plant, plant_obj)
+    if schedule and n_starts(_coarse_budget(steps)):
         names = COARSE_KNOBS.get(plant, plant_obj.knob_names)
         search = [i for i, name in enumerate(plant_obj.knob_names) if name in names]
         coarse = coarse_search(
@@ -361,9 +362,9 @@ def _coarse_budget(steps: int) -> int:
 
 
 def _uses_schedule(plant: str, plant_obj: AbstractPlant) -> bool:
-    """Sources take the coarse stage; effects do not (their knobs are mostly measured off
-    wet against dry, and a smoothed spectrogram hides what they do), nor plants matched
-    with their own source-free task (:data:`MATCH_TASKS`: a coarse log-mel loss would
+    """Sources take the coarse stage (without a dry signal); effects do not (their knobs
+    are mostly measured off wet against dry, and a smoothed spectrogram hides what they
+    do), nor plants matched with their own source-free task (:data:`MATCH_TASKS`: a coarse log-mel loss would
     charge the source difference that task was chosen to ignore)."""
     return not plant_obj.needs_input and plant not in MATCH_TASKS
 

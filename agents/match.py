@@ -364,8 +364,8 @@ def _coarse_budget(steps: int) -> int:
 def _uses_schedule(plant: str, plant_obj: AbstractPlant) -> bool:
     """Sources take the coarse stage (without a dry signal); effects do not (their knobs
     are mostly measured off wet against dry, and a smoothed spectrogram hides what they
-    do), nor plants matched with their own source-free task (:data:`MATCH_TASKS`: a coarse log-mel loss would
-    charge the source difference that task was chosen to ignore)."""
+    do), nor plants matched with their own source-free task (:data:`MATCH_TASKS`: a
+    coarse log-mel loss would charge the source difference that task ignores)."""
     return not plant_obj.needs_input and plant not in MATCH_TASKS
 
 
@@ -626,12 +626,15 @@ def choose_plant(
 
 def format_candidates(rows: tuple[dict[str, Any], ...], chosen: str | None) -> str:
     """The plant-choice table ``match`` prints: plant, heard distance, own distance, time."""
-    lines = ["plant        heard dB   own distance           steps  time s"]
-    for row in rows:
+    owns = [f"{row['distance']:.4g} {row['distance_unit']}" for row in rows]
+    width = max(len("own distance"), *map(len, owns))
+    lines = [
+        f"{'plant':<12} {'heard dB':>8}   {'own distance':<{width}} {'steps':>5} {'time s':>7}"
+    ]
+    for row, own in zip(rows, owns, strict=True):
         mark = "  <- kept" if row["plant"] == chosen else ""
-        own = f"{row['distance']:.4g} {row['distance_unit']}"
-        lines.append(f"{row['plant']:<12} {row['heard_db']:8.2f}   {own:<22} {row['steps']:5d} "
-                     f"{row['wall_s']:7.1f}{mark}")  # fmt: skip
+        lines.append(f"{row['plant']:<12} {row['heard_db']:8.2f}   {own:<{width}} "
+                     f"{row['steps']:5d} {row['wall_s']:7.1f}{mark}")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -186,3 +186,23 @@ def test_match_time_script_writes_its_figures(tmp_path):
     assert "| 1 |" in (tmp_path / "match_time.md").read_text()
     bad = subprocess.run([*argv[:2], "--repeats", "0"], capture_output=True, text=True)
     assert bad.returncode == 2 and "--repeats must be" in bad.stderr
+
+
+@pytest.mark.slow
+def test_match_without_plant_on_a_processed_pair_keeps_the_delay(tmp_path):
+    """An echo of a pluck sequence with its dry signal: the effects are the candidates
+    and the delay, its time held at the measured echo, sounds closest."""
+    from ddsp_gym.bench.evalset import dry_plucks
+
+    dry = dry_plucks()
+    wet = dry.copy()
+    wet[1920:] += 0.5 * dry[:-1920]  # 120 ms
+    sf.write(tmp_path / "dry.wav", dry, SR)
+    sf.write(tmp_path / "wet.wav", wet, SR)
+    result = match_mod.match_file(tmp_path / "wet.wav", None, tmp_path / "o",
+                                  input_path=tmp_path / "dry.wav", steps=4,
+                                  show_progress=False)  # fmt: skip
+    assert [r["plant"] for r in result.candidates] == list(match_mod.PLANT_CANDIDATES["processed"])
+    assert result.plant == "delay" and result.knobs["time"] == pytest.approx(0.12, abs=1e-3)
+    table = match_mod.format_candidates(result.candidates, result.plant)
+    assert table.count("\n") == 4 and "delay" in table.splitlines()[1] and "<- kept" in table

@@ -225,10 +225,14 @@ def measured_knobs(
     if analysis.f0_hz is not None:
         hold.update({name: analysis.f0_hz for name in PITCH_KNOBS})
     if isinstance(plant, HarmonicNote) and dry is None:
-        # Its level knobs are RMS dBFS at the note's peak; the noise starts well under
-        # the tone. Its envelope starts at the recording's harmonic levels.
-        measured.update(level=analysis.rms_dbfs, noise_level=analysis.rms_dbfs - 30.0)
-        if analysis.f0_hz is not None:
+        # Its level knobs are RMS dBFS at the note's peak: the part that carries the
+        # sound (the tone where a pitch was measured, else the noise) starts at the
+        # recording's level, the other 30 dB under it. Its envelope starts at the
+        # recording's harmonic levels.
+        loud, quiet = analysis.rms_dbfs, analysis.rms_dbfs - 30.0
+        pitched = analysis.f0_hz is not None
+        measured.update(level=loud if pitched else quiet, noise_level=quiet if pitched else loud)
+        if pitched:
             first = int(analysis.onset_s * sr)
             note = recording[first : first + plant.n_samples]
             measured.update(envelope_knobs_from_audio(plant, note, analysis.f0_hz))

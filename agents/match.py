@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from ddsp_gym.agents.coarse import CoarseResult, coarse_search, n_starts
 from ddsp_gym.agents.gradient import GradientAgent
 from ddsp_gym.analysis import (
     ECHO_HOLD_STRENGTH,
@@ -30,6 +32,7 @@ from ddsp_gym.audio_io import AudioConversionWarning, load_audio, save_audio
 from ddsp_gym.envs.gym_env import DDSPEnv
 from ddsp_gym.plants import make_plant
 from ddsp_gym.plants.base import AbstractPlant
+from ddsp_gym.plants.harmonic import HarmonicNote, envelope_knobs_from_audio
 from ddsp_gym.plotting import save_comparison_png
 from ddsp_gym.registry import load_registry
 from ddsp_gym.tasks import TASKS
@@ -87,6 +90,35 @@ MATCH_PLANT_CONFIG: dict[str, dict[str, Any]] = {
 MATCH_PLANT_VARIANTS: dict[str, tuple[dict[str, Any], ...]] = {
     "distortion": ({"shaper": "tanh"}, {"shaper": "sox"}),
 }
+# Plant choice (``match`` without a plant): the candidates for each kind of target, as
+# the analysis classifies it (:func:`target_kind`). A pitched sound is fitted by the
+# harmonic note (any static spectrum, stretched partials, a decay per partial) and by
+# 2-operator FM (the bell recipe); an unpitched one is noise the harmonic note's noise
+# bands shape. The formant voice is no candidate: its knobs are what a user asks for
+# by name (`--plant formant`), its fit takes ~10x as long, and in a trial on three of
+# the evaluation set's notes it sounded further off than the harmonic note. With a dry
+# signal the effects are the candidates; a wet signal that is the dry one at another
+# level is a gain stage.
+PLANT_CANDIDATES: dict[str, tuple[str, ...]] = {
+    "pitched": ("harmonic", "fm2"),
+    "unpitched": ("harmonic",),
+    "processed": ("delay", "reverb", "compressor", "distortion"),
+    "dry": ("gain",),
+}
+# A wet signal this correlated with its dry one (at lag 0) is the dry one, only louder
+# or quieter: no effect plant has anything to fit.
+DRY_CORRELATION = 0.999
+# The knobs the coarse stage searches, per plant (the others stay where the analysis put
+# them): the note's shape in time and its broad levels, the things a coarse spectrogram
+# shows; the harmonic envelope's 16 points are measured and left to the gradient. A plant
+# not listed has every free knob searched.
+COARSE_KNOBS: dict[str, tuple[str, ...]] = {
+    "harmonic": ("level", "inharmonicity", "glide_cents", "attack", "decay", "damping",
+                 "noise_level", "noise_decay"),
+}  # fmt: skip
+# Coarse-to-fine (docs/matching.md): this share of a plant's queries goes to the coarse
+# stage (CMA-ES on a coarse loss, agents/coarse.py), the rest to gradient refinement.
+COARSE_SHARE = 0.3
 
 
 @dataclass
@@ -103,6 +135,8 @@ class MatchResult:
     success_threshold: float
     analysis: RecordingAnalysis | None = None
     adjustments: tuple[str, ...] = ()  # what was done to the target before fitting
+    plant: str | None = None  # the plant chosen, where match chose (else the one given)
+    candidates: tuple[dict[str, Any], ...] = ()  # plant choice: every candidate's row
     posterior: Any = None  # a ddsp_gym.posterior.Posterior with ``posterior=True``
 
 
@@ -191,6 +225,18 @@ def measured_knobs(
             pass  # nothing to measure (a silent dry, no free decay): fit from mid-travel
     if analysis.f0_hz is not None:
         hold.update({name: analysis.f0_hz for name in PITCH_KNOBS})
+    if isinstance(plant, HarmonicNote) and dry is None:
+        # Its level knobs are RMS dBFS at the note's peak: the part that carries the
+        # sound (the tone where a pitch was measured, else the noise) starts at the
+        # recording's level, the other 30 dB under it. Its envelope starts at the
+        # recording's harmonic levels.
+        loud, quiet = analysis.rms_dbfs, analysis.rms_dbfs - 30.0
+        pitched = analysis.f0_hz is not None
+        measured.update(level=loud if pitched else quiet, noise_level=quiet if pitched else loud)
+        if pitched:
+            first = int(analysis.onset_s * sr)
+            note = recording[first : first + plant.n_samples]
+            measured.update(envelope_knobs_from_audio(plant, note, analysis.f0_hz))
     for index, spec in enumerate(plant.knob_specs):
         for values, into in ((hold, held), (measured, starts)):
             value = values.get(spec.name)
@@ -225,6 +271,12 @@ class _Fit:
     result: Any  # SolveResult
     distances: list[float]
     adjustments: list[str]
+    coarse: CoarseResult | None = None  # the coarse stage's report, where it ran
+
+    @property
+    def steps(self) -> int:
+        """Plant queries spent: the coarse stage's renders and the gradient steps."""
+        return len(self.distances) + (self.coarse.evaluations if self.coarse else 0)
 
 
 def _fit_variant(
@@ -278,6 +330,16 @@ def _fit_variant(
         )
 
     prepared, adjustments = prepared_target()
+    coarse = None
+    schedule = analyse and input_path is None and _uses_schedule(plant, plant_obj)
+    if schedule and n_starts(_coarse_budget(steps)):
+        names = COARSE_KNOBS.get(plant, plant_obj.knob_names)
+        search = [i for i, name in enumerate(plant_obj.knob_names) if name in names]
+        coarse = coarse_search(
+            plant_obj, prepared, start, known, _coarse_budget(steps), seed, _key(seed), search
+        )
+        start, steps = coarse.action, steps - coarse.evaluations
+        progress.bar.update(coarse.evaluations)
     rounds = [steps] if not fit_level or steps < 2 else _split(steps)
     result, env, distances = None, None, []
     agent = GradientAgent()
@@ -297,7 +359,19 @@ def _fit_variant(
         # The next round refines: it goes on at the step size this one ended with.
         rate = agent.learning_rate * agent.decay**result.steps
         agent = replace(agent, learning_rate=max(agent.min_learning_rate, rate))
-    return _Fit(plant_obj, settings, env, result, distances, adjustments)
+    return _Fit(plant_obj, settings, env, result, distances, adjustments, coarse)
+
+
+def _coarse_budget(steps: int) -> int:
+    return int(steps * COARSE_SHARE)
+
+
+def _uses_schedule(plant: str, plant_obj: AbstractPlant) -> bool:
+    """Sources take the coarse stage (without a dry signal); effects do not (their knobs
+    are mostly measured off wet against dry, and a smoothed spectrogram hides what they
+    do), nor plants matched with their own source-free task (:data:`MATCH_TASKS`: a
+    coarse log-mel loss would charge the source difference that task ignores)."""
+    return not plant_obj.needs_input and plant not in MATCH_TASKS
 
 
 class _Progress:
@@ -337,7 +411,7 @@ def _key(seed: int) -> Any:
 
 def match_file(
     target: str | Path,
-    plant: str,
+    plant: str | None,
     out_dir: str | Path,
     input_path: str | Path | None = None,
     agent: str = "gradient",
@@ -359,11 +433,16 @@ def match_file(
     skipped, a measured pitch holds the plant's pitch knob, a plant without a level knob
     fits the recording's level by alternation, effects get the wide, input-referred
     plant settings of :data:`MATCH_PLANT_CONFIG`, and a plant with variants
-    (:data:`MATCH_PLANT_VARIANTS`) is fitted in each, the closest kept. ``analyse=False``
-    fits the file as it is, from the env's random start (the match of earlier releases,
-    kept for comparison in ``bench match``).
+    (:data:`MATCH_PLANT_VARIANTS`) is fitted in each, the closest kept. Sources then go
+    coarse to fine: :data:`COARSE_SHARE` of the queries to CMA-ES on a coarse loss
+    (:mod:`ddsp_gym.agents.coarse`), the rest to the gradient on the fine one.
+    ``analyse=False`` fits the file as it is, from the env's random start (the match of
+    earlier releases, kept for comparison in ``bench match``).
 
-    ``posterior=True`` then samples p(knobs | target) by NUTS from the fit
+    ``plant=None`` chooses the plant (:func:`choose_plant`): each candidate of the
+    target's kind gets an equal share of ``steps``, the one that sounds closest is kept.
+
+    ``posterior=True`` then samples p(knobs | target) by NUTS from the (kept) fit
     (:func:`add_posterior`): per-knob median and 90 % interval in ``knobs.json`` and a
     corner plot, ``corner.png``.
     """
@@ -371,6 +450,53 @@ def match_file(
         raise ValueError(f"unknown agent {agent!r}; choose one of {AGENTS}")
     if steps < 1:
         raise ValueError(f"--steps must be at least 1, got {steps}")
+    if plant is None:
+        return choose_plant(
+            target, out_dir, input_path, steps, seed, task, show_progress, posterior
+        )
+    fit, fits, variants, analysis = _fit_plant(
+        target, plant, input_path, steps, seed, task, show_progress, analyse
+    )
+    _say(target, fit.adjustments)
+    result = _write_outputs(fit, fits, variants, plant, analysis, seed, Path(out_dir), posterior)
+    if fit.coarse is not None:
+        _amend_report(result, {"schedule": _schedule_report(fit, steps)})
+    return replace(result, plant=plant)
+
+
+def _schedule_report(fit: _Fit, steps: int) -> dict[str, Any]:
+    """What each stage of the coarse-to-fine schedule did (knobs.json's ``schedule``)."""
+    assert fit.coarse is not None
+    return {
+        "stages": ["analysis: pitch held, level placed", "coarse: CMA-ES", "fine: gradient"],
+        "coarse_share": COARSE_SHARE,
+        **fit.coarse.to_json(),
+        "fine_steps": len(fit.distances),
+        "fine_distance": fit.result.best_distance,
+        "steps": steps,
+    }
+
+
+def _amend_report(result: MatchResult, extra: dict[str, Any]) -> None:
+    """Add ``extra`` to the knobs.json ``result`` wrote (keeps :func:`_write_outputs` as
+    it is for every plant)."""
+    path = Path(result.outputs["knobs"])
+    report = json.loads(path.read_text())
+    report.update(extra)
+    path.write_text(json.dumps(report, indent=2, default=list))
+
+
+def _fit_plant(
+    target: str | Path,
+    plant: str,
+    input_path: str | Path | None,
+    steps: int,
+    seed: int,
+    task: str | None,
+    show_progress: bool,
+    analyse: bool,
+) -> tuple[_Fit, list[_Fit], tuple[dict[str, Any], ...], RecordingAnalysis]:
+    """Fit one plant (each of its variants): (best fit, all fits, variants, analysis)."""
     settings = env_settings_for_plant(plant, recordings=analyse)
     if task is not None:
         if task in TASKS and TASKS[task].is_goal:
@@ -415,8 +541,122 @@ def match_file(
         )
     bar.close()
     fit = min(fits, key=lambda f: f.result.best_distance)
+    return fit, fits, variants, analysis
+
+
+def heard_distance(audio: np.ndarray, target: np.ndarray, sample_rate: int) -> float:
+    """Log-mel L1 distance (dB) of two sounds each normalised to 0 dBFS RMS, over their
+    common length: what a listener hears differ, whatever the level. It compares plants
+    whose own distances differ in kind and unit; no fit optimises exactly this."""
+    from ddsp_gym.features.distances import log_mel_distance
+
+    def normalised(x: np.ndarray) -> Any:
+        x = np.asarray(x, np.float64)
+        return jnp.asarray(x / max(np.sqrt(np.mean(x**2)), 1e-9), jnp.float32)
+
+    n = min(audio.size, target.size)
+    return float(log_mel_distance(normalised(audio[:n]), normalised(target[:n]), sample_rate))
+
+
+def target_kind(recording: np.ndarray, analysis: RecordingAnalysis, dry: np.ndarray | None) -> str:
+    """The target's kind, a key of :data:`PLANT_CANDIDATES`.
+
+    With a dry signal: "dry" when the wet one is the dry one at another level (their
+    correlation at lag 0 reaches :data:`DRY_CORRELATION`), else "processed". Without:
+    "pitched" when the analysis measured a pitch, else "unpitched".
+    """
+    if dry is not None:
+        n = min(recording.size, dry.size)
+        wet, dry = np.asarray(recording[:n], np.float64), np.asarray(dry[:n], np.float64)
+        norm = np.sqrt(np.sum(wet**2) * np.sum(dry**2))
+        correlation = float(np.sum(wet * dry) / norm) if norm > 0 else 0.0
+        return "dry" if correlation >= DRY_CORRELATION else "processed"
+    return "pitched" if analysis.f0_hz is not None else "unpitched"
+
+
+def choose_plant(
+    target: str | Path,
+    out_dir: str | Path,
+    input_path: str | Path | None = None,
+    steps: int = 300,
+    seed: int = 0,
+    task: str | None = None,
+    show_progress: bool = True,
+    posterior: bool = False,
+) -> MatchResult:
+    """Fit every candidate plant of the target's kind; keep the one that sounds closest.
+
+    The kind (:func:`target_kind`) picks the candidates (:data:`PLANT_CANDIDATES`); each
+    gets an equal share of ``steps`` (the first the remainder) and is fitted as
+    ``match --plant`` fits it. The plants' own distances differ in kind, so they are
+    compared on :func:`heard_distance` over the span all their renders cover. The kept
+    fit's files are written; knobs.json's ``plant_choice`` lists every candidate.
+    """
+    sample_rate = make_plant(PLANT_CANDIDATES["unpitched"][0]).sample_rate
+    recording = load_audio(target, sample_rate)
+    dry = None if input_path is None else load_audio(input_path, sample_rate)
+    kind = target_kind(recording, analyze(recording, sample_rate), dry)
+    candidates = PLANT_CANDIDATES[kind]
+    if steps < len(candidates):
+        raise ValueError(
+            f"--steps {steps} is fewer than the {len(candidates)} candidate plants for a "
+            f"{kind} target ({', '.join(candidates)}); give at least {len(candidates)}"
+        )
+    runs = []
+    for name, share in zip(candidates, _shares(steps, len(candidates)), strict=True):
+        began = time.perf_counter()
+        fit, fits, variants, analysis = _fit_plant(
+            target, name, input_path, share, seed, task, show_progress, True
+        )
+        audio, heard_target = _best_render(fit)
+        runs.append((name, fit, fits, variants, analysis, audio, heard_target, share,
+                     time.perf_counter() - began))  # fmt: skip
+    span = min(r[6].size for r in runs)
+    rows = [
+        {
+            "plant": r[0],
+            "heard_db": heard_distance(r[5][:span], r[6][:span], sample_rate),
+            "distance": r[1].result.best_distance,
+            "distance_unit": r[1].env.task.distance_unit,
+            "steps": r[7],
+            "wall_s": r[8],
+        }  # fmt: skip
+        for r in runs
+    ]
+    best = min(range(len(runs)), key=lambda i: rows[i]["heard_db"])
+    name, fit, fits, variants, analysis = runs[best][:5]
     _say(target, fit.adjustments)
-    return _write_outputs(fit, fits, variants, plant, analysis, seed, Path(out_dir), posterior)
+    result = _write_outputs(fit, fits, variants, name, analysis, seed, Path(out_dir), posterior)
+    choice = {"kind": kind, "chosen": name, "heard_span_s": span / sample_rate,
+              "budget": f"{steps} steps split equally across {len(candidates)} plants",
+              "candidates": rows}  # fmt: skip
+    extra: dict[str, Any] = {"plant_choice": choice}
+    if fit.coarse is not None:
+        extra["schedule"] = _schedule_report(fit, rows[best]["steps"])
+    _amend_report(result, extra)
+    return replace(result, plant=name, candidates=tuple(rows))
+
+
+def format_candidates(rows: tuple[dict[str, Any], ...], chosen: str | None) -> str:
+    """The plant-choice table ``match`` prints: plant, heard distance, own distance, time."""
+    owns = [f"{row['distance']:.4g} {row['distance_unit']}" for row in rows]
+    width = max(len("own distance"), *map(len, owns))
+    lines = [
+        f"{'plant':<12} {'heard dB':>8}   {'own distance':<{width}} {'steps':>5} {'time s':>7}"
+    ]
+    for row, own in zip(rows, owns, strict=True):
+        mark = "  <- kept" if row["plant"] == chosen else ""
+        lines.append(f"{row['plant']:<12} {row['heard_db']:8.2f}   {own:<{width}} "
+                     f"{row['steps']:5d} {row['wall_s']:7.1f}{mark}")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _best_render(fit: _Fit) -> tuple[np.ndarray, np.ndarray]:
+    """(the fit's best render, the target as that plant heard it)."""
+    unit = (jnp.asarray(fit.result.best_action) + 1.0) / 2.0
+    env = fit.env
+    audio = fit.plant.render(unit, env.state.render_key, env.params.input_audio)
+    return np.asarray(audio), np.asarray(env.target_audio())
 
 
 def _write_outputs(
@@ -449,7 +689,7 @@ def _write_outputs(
     }
     threshold = float(env.params.success_threshold)
     success = result.best_distance <= threshold
-    steps_run = sum(len(f.distances) for f in fits)
+    steps_run = sum(f.steps for f in fits)
     report = {
         "plant": plant,
         "plant_config": fit.settings.get("plant_config", {}),
@@ -487,7 +727,7 @@ def _write_outputs(
         threshold,
         analysis,
         tuple(fit.adjustments),
-        post,
+        posterior=post,
     )
 
 

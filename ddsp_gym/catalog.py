@@ -27,6 +27,7 @@ PLANT_NAMES: tuple[str, ...] = (
     "subtractive",
     "formant",
     "fm_sine",
+    "harmonic",
     "resonant_filter",
     "faust",
 )

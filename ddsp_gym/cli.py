@@ -122,8 +122,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_match(args: argparse.Namespace) -> int:
-    check_plant(args.plant)
-    from ddsp_gym.agents.match import match_file
+    if args.plant is not None:
+        check_plant(args.plant)
+    from ddsp_gym.agents.match import format_candidates, match_file
 
     result = match_file(
         args.target, args.plant, args.output, args.input, args.agent, args.steps, args.seed,
@@ -138,6 +139,8 @@ def _cmd_match(args: argparse.Namespace) -> int:
             f"({result.success_threshold:.4g} {unit}); best distance {result.distance:.4g} "
             f"{unit} after {result.steps} steps"
         )
+    if result.candidates:
+        print(format_candidates(result.candidates, result.plant))
     print("knobs: " + ", ".join(f"{k}={v:.4g}" for k, v in result.knobs.items()))
     if result.analysis is not None:
         print("target analysis: " + "; ".join(result.analysis.lines()))
@@ -197,10 +200,25 @@ def build_parser() -> argparse.ArgumentParser:
         "1 ran fine but no match (the outputs are written all the same); 2 error",
     )
     p.add_argument("target", type=Path, help="the sound to match (WAV, FLAC, ...)")
-    p.add_argument("--plant", required=True, metavar="NAME", help=", ".join(PLANT_NAMES))
+    p.add_argument(
+        "--plant",
+        default=None,
+        metavar="NAME",
+        help="force one plant: " + ", ".join(PLANT_NAMES) + ". Without it match chooses: "
+        "a pitched target tries harmonic and fm2; an unpitched one harmonic; with "
+        "--input, delay, reverb, compressor, distortion (gain when the wet file is the dry "
+        "one at another level). --steps is split equally across the candidates; the one "
+        "with the lowest heard distance (log-mel, both at equal RMS) is kept",
+    )
     p.add_argument("--input", type=Path, default=None, help="dry signal for effect plants")
     p.add_argument("--agent", default="gradient", help="search agent (default gradient)")
-    p.add_argument("--steps", type=int, default=300, help="plant queries (default 300)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=300,
+        help="plant queries (default 300); a source plant spends 30%% of its share on a "
+        "coarse CMA-ES search and the rest on gradient refinement",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for starts and restarts")
     p.add_argument("--posterior", action="store_true",
                    help="also sample p(knobs | target) by NUTS: medians and 90 %% intervals "

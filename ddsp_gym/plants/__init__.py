@@ -16,6 +16,7 @@ from ddsp_gym.plants.fm_sine import FMSine
 from ddsp_gym.plants.formant import FormantVoice
 from ddsp_gym.plants.gain_stage import GainStage
 from ddsp_gym.plants.guitar_amp import GuitarAmp
+from ddsp_gym.plants.harmonic import HarmonicNote
 from ddsp_gym.plants.resonant_filter import ResonantFilter
 from ddsp_gym.plants.reverb import Reverb
 from ddsp_gym.plants.sine import SineOscillator
@@ -37,6 +38,7 @@ PLANTS: dict[str, type[AbstractPlant]] = {
     "subtractive": Subtractive,
     "formant": FormantVoice,
     "fm_sine": FMSine,
+    "harmonic": HarmonicNote,
     "resonant_filter": ResonantFilter,
     "faust": FaustPlant,
 }
@@ -67,6 +69,7 @@ __all__ = [
     "FormantVoice",
     "GainStage",
     "GuitarAmp",
+    "HarmonicNote",
     "Reverb",
     "ResonantFilter",
     "SineOscillator",

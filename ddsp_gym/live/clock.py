@@ -1,0 +1,304 @@
+"""An incoming MIDI clock: ticks (0xF8, 24 per beat), Start / Stop / Continue, received
+with python-rtmidi, timestamped, and turned into a tempo and a beat phase.
+
+:class:`ClockTracker` is pure (no MIDI, no threads' clock: the caller gives every time),
+so it is tested on synthetic tick streams; :class:`MidiClockInput` feeds it from a MIDI
+input port (a named one, or a virtual port that a sender connects to).
+
+Estimating. Each received tick gets an index (ticks since the last Start, or since the
+first tick heard). The tempo and the phase come from a least-squares line through the
+last ``window`` (index, arrival time) pairs: the slope is the tick interval, the line's
+value at index 24 k a beat. A line averages the arrival jitter out (on the JACK rig a tick
+arrives 0-23 ms late, one audio period of quantization) where the last interval alone
+would be off by as much as the jitter itself.
+
+- **Missing ticks.** A gap since the last tick longer than 1.5 intervals plus three
+  times the line's residual spread skips the indices it missed (the gap over the
+  interval, rounded), so the phase survives a dropout. Under jitter comparable to the
+  interval a single lost tick cannot be told from a late one; a longer dropout can.
+- **Tempo changes.** When the newest ticks all lie on one side of the line by more than
+  the jitter explains, the window is cut to them and the line refits at the new tempo.
+- **No clock.** :meth:`ClockTracker.estimate` returns None until ``min_ticks`` have
+  arrived, and again when none has for ``stale_s`` (the sender stopped or the cable
+  was pulled); callers decide what to do without a beat (live mode holds its last one).
+- **Latency.** ``latency_s`` is subtracted from every arrival: the beat was *sent* that
+  much earlier than it reached us (measured on the rig: docs/streaming.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+
+TICKS_PER_BEAT = 24
+CLOCK, START, CONTINUE, STOP = 0xF8, 0xFA, 0xFB, 0xFC
+
+
+@dataclasses.dataclass(frozen=True)
+class ClockEstimate:
+    """What the tracker believes at one moment (times in the tracker's clock, seconds).
+
+    ``beat_s`` is the time of a beat (one whose tick index is a multiple of 24) on the
+    fitted line, latency compensated; beats fall every ``beat_period_s`` from it.
+    """
+
+    tempo_bpm: float
+    tick_interval_s: float
+    beat_s: float
+    running: bool  # False after a Stop (ticks may still come: tempo only)
+    ticks: int  # ticks received in all
+    dropped_ticks: int  # indices skipped over gaps
+    jitter_s: float  # rms residual of the arrivals about the line
+
+    @property
+    def beat_period_s(self) -> float:
+        return self.tick_interval_s * TICKS_PER_BEAT
+
+    def beat_phase(self, t: float) -> float:
+        """Where in the beat time ``t`` lies, in [0, 1) (0: on a beat)."""
+        return ((t - self.beat_s) / self.beat_period_s) % 1.0
+
+    def last_beat(self, t: float) -> float:
+        """Time of the latest beat at or before ``t``."""
+        return self.beat_s + math.floor((t - self.beat_s) / self.beat_period_s) * self.beat_period_s
+
+
+class ClockTracker:
+    """MIDI clock ticks in, tempo and beat phase out; see the module docstring.
+
+    Thread safe: the MIDI callback thread calls :meth:`message`, the block thread
+    :meth:`estimate`.
+
+    Args:
+        window: ticks the line is fitted through (96: four beats).
+        min_ticks: ticks needed before an estimate (12: half a beat).
+        stale_s: no estimate once the last tick is older than this.
+        latency_s: arrival latency subtracted from every tick.
+    """
+
+    def __init__(
+        self,
+        window: int = 96,
+        min_ticks: int = 12,
+        stale_s: float = 0.5,
+        latency_s: float = 0.0,
+    ) -> None:
+        if window < 4 or min_ticks < 3 or min_ticks > window:
+            raise ValueError(
+                f"need 4 <= window and 3 <= min_ticks <= window, got {window}, {min_ticks}"
+            )
+        if not (stale_s > 0 and math.isfinite(latency_s)):
+            raise ValueError(
+                f"stale_s must be > 0 and latency_s finite, got {stale_s}, {latency_s}"
+            )
+        self.window, self.min_ticks, self.stale_s = window, min_ticks, stale_s
+        self.latency_s = latency_s
+        self._lock = threading.Lock()
+        self._points: deque[tuple[int, float]] = deque(maxlen=window)
+        self._index = -1
+        self._fit: tuple[float, float, float] | None = None  # (slope, intercept, rms)
+        self.running = False
+        self.ticks = 0
+        self.dropped_ticks = 0
+        self.tempo_resets = 0
+        self.last_tick_s: float | None = None
+
+    # -- input ---------------------------------------------------------------------------
+
+    def message(self, status: int, t: float) -> None:
+        """One MIDI real-time message (its status byte) that arrived at time ``t``."""
+        if status == CLOCK:
+            self.tick(t)
+        elif status == START:
+            self.start()
+        elif status == CONTINUE:
+            with self._lock:
+                self.running = True
+        elif status == STOP:
+            with self._lock:
+                self.running = False
+
+    def start(self) -> None:
+        """Start: the next tick is the first of beat 1 (the MIDI spec's meaning)."""
+        with self._lock:
+            self.running = True
+            self._points.clear()
+            self._index = -1
+            self._fit = None
+
+    def tick(self, t: float) -> None:
+        """A clock tick that arrived at ``t``."""
+        t = float(t) - self.latency_s
+        with self._lock:
+            self.ticks += 1
+            if self._index < 0:
+                self.running = True  # a clock without Start: a receiver joining mid-song
+            self._index += 1 + self._missed(t)
+            self._points.append((self._index, t))
+            self.last_tick_s = t
+            self._refit()
+
+    def _missed(self, t: float) -> int:
+        """Indices skipped before the tick at ``t`` (0 without a line to judge by).
+
+        Judged from the gap since the last tick, not from the line: a tempo that slows
+        down moves ticks off the old line a little more each tick, but each gap grows
+        only by the change itself.
+        """
+        if self._fit is None or self.last_tick_s is None:
+            return 0
+        slope, _, rms = self._fit
+        gap = t - self.last_tick_s
+        if gap <= 1.5 * slope + 3.0 * rms:
+            return 0
+        missed = max(1, round(gap / slope) - 1)
+        self.dropped_ticks += missed
+        return missed
+
+    def _refit(self) -> None:
+        if len(self._points) < 3:
+            self._fit = None
+            return
+        points = list(self._points)
+        if len(points) > 18:
+            # A tempo change: the newest 6 ticks all off the line of the ticks before
+            # them, on one side, by more than that line's jitter explains. Keep only
+            # them, and the line refits at the new tempo.
+            slope, intercept, rms = _line(points[:-6])
+            residuals = [t - (intercept + slope * k) for k, t in points[-6:]]
+            bound = max(4.0 * rms, 0.05 * slope)
+            if all(r > bound for r in residuals) or all(r < -bound for r in residuals):
+                self._points.clear()
+                self._points.extend(points[-6:])
+                self.tempo_resets += 1
+        self._fit = _line(self._points)
+
+    # -- output --------------------------------------------------------------------------
+
+    def estimate(self, now: float) -> ClockEstimate | None:
+        """The tempo and phase at ``now``, or None (too few ticks yet, or none lately)."""
+        with self._lock:
+            if (
+                self._fit is None
+                or len(self._points) < self.min_ticks
+                or self.last_tick_s is None
+                or now - self.latency_s - self.last_tick_s > self.stale_s
+            ):
+                return None
+            slope, intercept, rms = self._fit
+            if not slope > 0:
+                return None
+            # The newest beat on the line (index a multiple of 24) at or before the last tick.
+            beat_index = (self._index // TICKS_PER_BEAT) * TICKS_PER_BEAT
+            return ClockEstimate(
+                tempo_bpm=60.0 / (slope * TICKS_PER_BEAT),
+                tick_interval_s=slope,
+                beat_s=intercept + slope * beat_index,
+                running=self.running,
+                ticks=self.ticks,
+                dropped_ticks=self.dropped_ticks,
+                jitter_s=rms,
+            )
+
+
+def _line(points) -> tuple[float, float, float]:
+    """Least-squares (slope, intercept, rms residual) of time against tick index."""
+    k = np.fromiter((p[0] for p in points), np.float64)
+    t = np.fromiter((p[1] for p in points), np.float64)
+    k0, t0 = k.mean(), t.mean()
+    dk = k - k0
+    slope = float(np.dot(dk, t - t0) / np.dot(dk, dk))
+    intercept = float(t0 - slope * k0)
+    rms = float(np.sqrt(np.mean((t - intercept - slope * k) ** 2)))
+    return slope, intercept, rms
+
+
+# ---- the MIDI input ---------------------------------------------------------------------------
+
+
+class MidiClockInput:
+    """A python-rtmidi input that feeds a :class:`ClockTracker`.
+
+    ``port`` is a MIDI output port to listen to (exact name or unique substring, as
+    :func:`ddsp_gym.backends.midi.match_port` matches), or ``"virtual"``: a virtual input
+    port named ``client_name:clock`` that a sender connects to. Each message is timestamped
+    with ``clock()`` when rtmidi's callback thread delivers it (on JACK: once per audio
+    period, which the tracker's line averages out).
+    """
+
+    def __init__(
+        self,
+        port: str,
+        tracker: ClockTracker | None = None,
+        api: str = "auto",
+        client_name: str = "ddsp_gym-clock",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        from ddsp_gym.backends.errors import MidiPortNotFoundError
+        from ddsp_gym.backends.midi import _candidate_apis, api_name, import_rtmidi, match_port
+
+        rtmidi = import_rtmidi()
+        self.tracker = tracker or ClockTracker()
+        self.clock = clock
+        self.port_name: str | None = None
+        self.messages = 0
+        listing: dict[str, str] = {}
+        for rtapi in _candidate_apis(api):
+            try:
+                midi_in = rtmidi.MidiIn(rtapi=rtapi, name=client_name)
+            except (rtmidi.RtMidiError, SystemError, RuntimeError) as err:
+                listing[api_name(rtapi)] = f"unavailable ({err})"
+                continue
+            # rtmidi drops timing messages unless told not to.
+            midi_in.ignore_types(sysex=True, timing=False, active_sense=True)
+            if port == "virtual":
+                midi_in.open_virtual_port("clock")
+                self.port_name = f"{client_name}:clock (virtual)"
+            else:
+                ports = list(midi_in.get_ports())
+                index = match_port(port, ports)
+                if index is None:
+                    listing[api_name(rtapi)] = ", ".join(map(repr, ports)) or "(none)"
+                    midi_in.delete()
+                    continue
+                midi_in.open_port(index, "clock")
+                self.port_name = ports[index]
+            midi_in.set_callback(self._on_message)
+            self._in = midi_in
+            return
+        shown = "\n".join(f"  {name}: {ports}" for name, ports in listing.items())
+        raise MidiPortNotFoundError(
+            f"no MIDI port {port!r} to take a clock from. Ports that exist:\n{shown}\n"
+            "(or --clock virtual: a port a clock sender connects to)"
+        )
+
+    def _on_message(self, event, data=None) -> None:
+        message, _delta = event
+        if message:
+            self.messages += 1
+            self.tracker.message(message[0], self.clock())
+
+    def close(self) -> None:
+        midi_in, self._in = self._in, None
+        if midi_in is not None:
+            midi_in.cancel_callback()
+            midi_in.close_port()
+            midi_in.delete()
+
+
+def wait_for_lock(
+    tracker: ClockTracker, timeout_s: float, clock: Callable[[], float] = time.monotonic
+) -> ClockEstimate | None:
+    """Poll until the tracker has an estimate, or None after ``timeout_s``."""
+    end = clock() + timeout_s
+    while True:
+        est = tracker.estimate(clock())
+        if est is not None or clock() >= end:
+            return est
+        time.sleep(0.01)

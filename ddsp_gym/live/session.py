@@ -107,6 +107,7 @@ class LiveSession:
         self.started_at: float | None = None
         self.stop_reason: str | None = None
         self._stopped = False
+        self.on_close: list[Callable[[], None]] = []  # after the devices, at stop
         self._server_xruns_before = _server_xruns()
         self._load_at_start = _load_avg()
 
@@ -187,8 +188,13 @@ class LiveSession:
         return max(0, now - self._server_xruns_before)
 
     @property
+    def input_xruns(self) -> int:
+        """Over/underruns of a live audio input (the sim backend's effect input)."""
+        return 0
+
+    @property
     def xruns(self) -> int:
-        return self.late_blocks + self.device_xruns
+        return self.late_blocks + self.device_xruns + self.input_xruns
 
     def info(self) -> dict[str, Any]:
         """The latest block's reward terms and knobs, and the xrun counts so far."""
@@ -198,6 +204,7 @@ class LiveSession:
             "xruns": self.xruns,
             "late_blocks": self.late_blocks,
             "device_xruns": self.device_xruns,
+            "input_xruns": self.input_xruns,
             "targets_posted": self.slot.posted,
             "targets_taken": self.slot.taken,
         }
@@ -233,6 +240,11 @@ class LiveSession:
         try:
             self._stop_devices()
         finally:
+            for close in self.on_close:
+                try:
+                    close()
+                except Exception as err:  # noqa: BLE001 - reported, the rest still closes
+                    self.errors.append(f"closing failed: {type(err).__name__}: {err}")
             for thread in self._threads:
                 thread.join(timeout=5.0)
             if self.recorder is not None:
@@ -257,6 +269,7 @@ class LiveSession:
             "xruns": self.xruns,
             "late_blocks": self.late_blocks,
             "device_xruns": self.device_xruns,
+            "input_xruns": self.input_xruns,
             "server_xruns": self.server_xruns,
             "targets_posted": self.slot.posted,
             "targets_taken": self.slot.taken,

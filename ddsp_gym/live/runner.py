@@ -87,13 +87,16 @@ def open_session(
     clock: str | None = None,
     clock_latency_ms: float = DEFAULT_CLOCK_LATENCY_MS,
     clock_timeout_s: float = 5.0,
+    core: BlockCore | None = None,
 ) -> LiveSession:
     """A session ready to ``start()`` (nothing sounds yet).
 
     ``live_input`` (effects): a recording (played in real time, looped, as the offline
     env's ``input``) or an input device's name (``default``: PortAudio's). ``clock``
     (JamPartner): a MIDI port sending clock, or ``virtual``. ``audio_out="null"``: no
-    sound card, a clocked null output paces the session in real time.
+    sound card, a clocked null output paces the session in real time. ``core``: play an
+    already built (compiled) core from its current state; ``agent=None``: no agent
+    thread (the live env posts the targets).
     """
     if backend not in LIVE_BACKENDS:
         raise ValueError(f"--backend must be one of {LIVE_BACKENDS}, got {backend!r}")
@@ -107,7 +110,7 @@ def open_session(
             "--input and --clock play on the sim backend (the block plant out through the "
             "sound card); the hardware backend plays the drone on a MIDI synth"
         )
-    core = BlockCore(env_id, seed=seed, **_input_kwargs(live_input))
+    core = core or make_core(env_id, live_input, seed)
     the_agent = make_agent(agent, core, seed) if agent is not None else None
     if backend == "sim":
         opener, rate = output_opener(audio_out, hostapi, core.sample_rate)
@@ -133,6 +136,11 @@ def open_session(
         core, the_agent, out_dir, midi_out=midi_out, audio_in=audio_in,
         knob_map=knob_map, hostapi=hostapi,
     )  # fmt: skip
+
+
+def make_core(env_id: str, live_input: str | None = None, seed: int = 0) -> BlockCore:
+    """The env's block core, its input set for ``live_input`` (see :func:`_input_kwargs`)."""
+    return BlockCore(env_id, seed=seed, **_input_kwargs(live_input))
 
 
 def _input_kwargs(live_input: str | None) -> dict[str, Any]:

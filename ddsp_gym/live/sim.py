@@ -89,7 +89,10 @@ class SimLive(LiveSession):
             if not self.fifo.wait(lambda f: f.space >= self.device_block, timeout=0.1):
                 continue
             began = time.perf_counter()
-            target = self._next_target()
+            # Lockstep (the live env): a stepping agent has until the FIFO would run dry,
+            # less half a block for the render, to post this block's target.
+            slack = self.fifo.available / self.device_rate - 0.5 * self.core.plant.block_seconds
+            target = self._next_target(wait_s=slack if self._playing else 0.0)
             audio_in = None
             if self.capture is not None:
                 audio_in = self.capture.read_block(timeout=self.capture.block_s)
@@ -150,6 +153,10 @@ class SimLive(LiveSession):
         if not full:
             self._fail("the block thread did not fill the buffer in time")
             raise LiveError(self.errors[-1])
+        with self._new_obs:  # and booked them (the FIFO is written first)
+            self._new_obs.wait_for(
+                lambda: self.blocks >= self.latency_blocks or self._stop.is_set(), 5.0
+            )
         if self.agent is not None:
             self._spawn(self._agent_loop, "live-agent")
         self._playing = True

@@ -10,19 +10,21 @@ first tick heard). The tempo and the phase come from a least-squares line throug
 last ``window`` (index, arrival time) pairs: the slope is the tick interval, the line's
 value at index 24 k a beat. A line averages the arrival jitter out (on the JACK rig a tick
 arrives 0-23 ms late, one audio period of quantization) where the last interval alone
-would be off by as much as the jitter itself.
+would be off by as much as the jitter itself; it is fitted to the earliest-arriving half
+of the ticks, so a stalled machine's late bursts do not drag it.
 
-- **Missing ticks.** A gap since the last tick longer than 1.5 intervals plus three
-  times the line's residual spread skips the indices it missed (the gap over the
-  interval, rounded), so the phase survives a dropout. Under jitter comparable to the
-  interval a single lost tick cannot be told from a late one; a longer dropout can.
-- **Tempo changes.** When the newest ticks all lie on one side of the line by more than
-  the jitter explains, the window is cut to them and the line refits at the new tempo.
+- **Missing ticks.** After a dropout (no tick for ``stale_s``, then ticks at their
+  pace) the indices move to where the line puts them, so a clock that kept time keeps
+  its phase; a stall's burst of late ticks is told from it (:meth:`ClockTracker._missed`).
+- **Tempo changes.** When the newest 12 ticks all lie on one side of the older ticks'
+  line, by more than its jitter explains, and on a plausible line of their own, the
+  window is cut to them and the line refits at the new tempo.
 - **No clock.** :meth:`ClockTracker.estimate` returns None until ``min_ticks`` have
   arrived, and again when none has for ``stale_s`` (the sender stopped or the cable
   was pulled); callers decide what to do without a beat (live mode holds its last one).
 - **Latency.** ``latency_s`` is subtracted from every arrival: the beat was *sent* that
-  much earlier than it reached us (measured on the rig: docs/streaming.md).
+  much earlier than the earliest-arriving ticks reached us (the line follows their
+  lower envelope, see :func:`_line`; measured on the rig: docs/streaming.md).
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ import numpy as np
 
 TICKS_PER_BEAT = 24
 CLOCK, START, CONTINUE, STOP = 0xF8, 0xFA, 0xFB, 0xFC
+MIN_INTERVAL_S = 60.0 / (400.0 * TICKS_PER_BEAT)  # 400 BPM: faster is no musical clock
+MAX_INTERVAL_S = 60.0 / (20.0 * TICKS_PER_BEAT)  # 20 BPM
+TEMPO_CHANGE_TICKS = 12  # the newest ticks that must agree on a new tempo (half a beat)
+REPHASE_TICKS = 6  # ticks after a silence that tell a stall's burst from a dropout
+RELOCK_S = 8.0  # a silence longer than this starts a new clock (phase unknown)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +83,7 @@ class ClockTracker:
     :meth:`estimate`.
 
     Args:
-        window: ticks the line is fitted through (96: four beats).
+        window: ticks the line is fitted through (192: eight beats, 4 s at 120 BPM).
         min_ticks: ticks needed before an estimate (12: half a beat).
         stale_s: no estimate once the last tick is older than this.
         latency_s: arrival latency subtracted from every tick.
@@ -84,7 +91,7 @@ class ClockTracker:
 
     def __init__(
         self,
-        window: int = 96,
+        window: int = 192,
         min_ticks: int = 12,
         stale_s: float = 0.5,
         latency_s: float = 0.0,
@@ -103,6 +110,7 @@ class ClockTracker:
         self._points: deque[tuple[int, float]] = deque(maxlen=window)
         self._index = -1
         self._fit: tuple[float, float, float] | None = None  # (slope, intercept, rms)
+        self._pending: tuple[int, float, tuple[float, float, float]] | None = None  # _rephase
         self.running = False
         self.ticks = 0
         self.dropped_ticks = 0
@@ -131,6 +139,7 @@ class ClockTracker:
             self._points.clear()
             self._index = -1
             self._fit = None
+            self._pending = None
 
     def tick(self, t: float) -> None:
         """A clock tick that arrived at ``t``."""
@@ -142,42 +151,79 @@ class ClockTracker:
             self._index += 1 + self._missed(t)
             self._points.append((self._index, t))
             self.last_tick_s = t
+            if self._pending is not None:
+                self._rephase()
             self._refit()
 
     def _missed(self, t: float) -> int:
-        """Indices skipped before the tick at ``t`` (0 without a line to judge by).
+        """Indices skipped before the tick at ``t``: each tick counts one, except after a
+        silence (0 without a line to judge by).
 
-        Judged from the gap since the last tick, not from the line: a tempo that slows
-        down moves ticks off the old line a little more each tick, but each gap grows
-        only by the change itself.
+        A tick is never early, only late: by up to an audio period on JACK, by more on a
+        stalled machine, whose held-up ticks then arrive in a burst. A silence longer
+        than ``stale_s`` is therefore either a stall (a burst follows: the count was
+        right) or a dropout (ticks resume at their pace: the sender went on without us).
+        Which one is decided :data:`REPHASE_TICKS` ticks later (:meth:`_rephase`); a
+        silence longer than :data:`RELOCK_S` is a new clock (the line would not hold that
+        long) and the window restarts. A single tick lost inside a stream cannot be told
+        from a late one under JACK's jitter, and is not looked for (none were lost in the
+        rig's tests: every tick sent was received).
         """
         if self._fit is None or self.last_tick_s is None:
             return 0
-        slope, _, rms = self._fit
         gap = t - self.last_tick_s
-        if gap <= 1.5 * slope + 3.0 * rms:
-            return 0
-        missed = max(1, round(gap / slope) - 1)
-        self.dropped_ticks += missed
-        return missed
+        if gap > RELOCK_S:
+            self._points.clear()
+            self._fit = None
+            self._pending = None
+        elif gap > self.stale_s:
+            self._pending = (self._index + 1, t, self._fit)
+        return 0
+
+    def _rephase(self) -> None:
+        """After a silence: a burst was a stall; ticks at their pace were a dropout, and
+        the indices since it move to where the old line puts them."""
+        first_index, _, (slope, intercept, _) = self._pending
+        since = [(k, t) for k, t in self._points if k >= first_index]
+        if len(since) < REPHASE_TICKS:
+            return
+        self._pending = None
+        gaps = np.diff([t for _, t in since])
+        if np.median(gaps) < 0.5 * slope:
+            return  # a burst: late ticks, all counted
+        # Where the line puts them, by the least late of them (ticks are never early;
+        # the first after a stall may be held up more than the rest).
+        shift = round(min((t - intercept) / slope - k for k, t in since))
+        if shift <= 0:
+            return
+        moved = [(k + shift if k >= first_index else k, t) for k, t in self._points]
+        self._points.clear()
+        self._points.extend(moved)
+        self._index += shift
+        self.dropped_ticks += shift
 
     def _refit(self) -> None:
         if len(self._points) < 3:
             self._fit = None
             return
         points = list(self._points)
-        if len(points) > 18:
-            # A tempo change: the newest 6 ticks all off the line of the ticks before
-            # them, on one side, by more than that line's jitter explains. Keep only
-            # them, and the line refits at the new tempo.
-            slope, intercept, rms = _line(points[:-6])
-            residuals = [t - (intercept + slope * k) for k, t in points[-6:]]
+        new = TEMPO_CHANGE_TICKS
+        if len(points) >= 3 * new:
+            # A tempo change: the newest ticks all off the line of the ticks before them,
+            # on one side, by more than that line's jitter explains, and on a line of
+            # their own at a plausible tempo (a burst of late ticks after a stall is not).
+            slope, intercept, rms = _line(points[:-new])
+            residuals = [t - (intercept + slope * k) for k, t in points[-new:]]
             bound = max(4.0 * rms, 0.05 * slope)
             if all(r > bound for r in residuals) or all(r < -bound for r in residuals):
-                self._points.clear()
-                self._points.extend(points[-6:])
-                self.tempo_resets += 1
-        self._fit = _line(self._points)
+                new_slope, _, new_rms = _line(points[-new:])
+                if 0.5 * slope < new_slope < 2.0 * slope and new_rms <= max(2.0 * rms, 0.1 * slope):
+                    self._points.clear()
+                    self._points.extend(points[-new:])
+                    self.tempo_resets += 1
+        fit = _line(self._points)
+        # A line at an impossible tempo (a burst fitted alone) is no estimate.
+        self._fit = fit if MIN_INTERVAL_S <= fit[0] <= MAX_INTERVAL_S else None
 
     # -- output --------------------------------------------------------------------------
 
@@ -208,15 +254,32 @@ class ClockTracker:
 
 
 def _line(points) -> tuple[float, float, float]:
-    """Least-squares (slope, intercept, rms residual) of time against tick index."""
+    """(slope, intercept, rms residual) of arrival time against tick index, fitted to the
+    earliest-arriving half of the ticks.
+
+    A tick is never early, only late, and by a lot when the machine stalls (the late
+    ticks then arrive in a burst): a least-squares line through all of them leans
+    toward the late ones. A second fit through the ticks at or below the first line's
+    median residual follows the lower envelope, which the stalls do not move. The rms is
+    over all the ticks (how jittery the clock is).
+    """
     k = np.fromiter((p[0] for p in points), np.float64)
     t = np.fromiter((p[1] for p in points), np.float64)
+    slope, intercept = _least_squares(k, t)
+    residual = t - intercept - slope * k
+    if len(k) >= 8:
+        early = residual <= np.median(residual)
+        if np.ptp(k[early]) > 0:
+            slope, intercept = _least_squares(k[early], t[early])
+            residual = t - intercept - slope * k
+    return slope, intercept, float(np.sqrt(np.mean(residual**2)))
+
+
+def _least_squares(k: np.ndarray, t: np.ndarray) -> tuple[float, float]:
     k0, t0 = k.mean(), t.mean()
     dk = k - k0
     slope = float(np.dot(dk, t - t0) / np.dot(dk, dk))
-    intercept = float(t0 - slope * k0)
-    rms = float(np.sqrt(np.mean((t - intercept - slope * k) ** 2)))
-    return slope, intercept, rms
+    return slope, float(t0 - slope * k0)
 
 
 # ---- the MIDI input ---------------------------------------------------------------------------

@@ -63,9 +63,11 @@ from ddsp_gym.live.sim import DEFAULT_LATENCY_BLOCKS, SimLive
 
 LIVE_BACKENDS = ("sim", "hardware", "plugin")
 EXIT_INTERRUPTED = 130
-# A MIDI clock's arrival latency on the JACK rig (rtmidi delivers MIDI once per audio
-# period, 1024 frames at 48 kHz): 10.5 ms mean, 0-24 ms, measured (docs/streaming.md).
-DEFAULT_CLOCK_LATENCY_MS = 10.5
+# A MIDI clock's latency on the JACK rig, as the tracker's line sees it: rtmidi delivers
+# MIDI once per audio period (1024 frames at 48 kHz), 0-25 ms late, 10-11 ms on average;
+# the line follows the earliest-arriving ticks, which lie ~2 ms late (tests/
+# test_live_io_rig.py measures both; docs/streaming.md).
+DEFAULT_CLOCK_LATENCY_MS = 2.0
 
 
 # ---- one call: build, run, stop on every path -------------------------------------------------

@@ -1,0 +1,136 @@
+"""Live inputs for real on the software rig (JACK dummy driver): a 120 BPM MIDI clock sent
+over a JACK MIDI port to a live JamPartner, and a live PerformerAssistant whose input is
+amsynth's output captured over JACK. About 20 s in all."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ddsp_gym.backends import audio
+from ddsp_gym.live.clock import CLOCK, START, TICKS_PER_BEAT
+from ddsp_gym.live.runner import open_session, run_session
+
+pytestmark = pytest.mark.hardware
+
+JAM = "ddsp_gym/JamPartner-v0"
+PERFORMER = "ddsp_gym/PerformerAssistant-v0"
+SENDER = "ddsp_gym-test-clock"
+
+
+class ClockSender:
+    """A MIDI clock master on a JACK MIDI port: 24 ticks a beat, each send timed; after
+    :meth:`start_song`, a Start and then tick 0 of the song (a beat)."""
+
+    def __init__(self, bpm: float) -> None:
+        import rtmidi
+
+        self.interval = 60.0 / (bpm * TICKS_PER_BEAT)
+        self.out = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name=SENDER)
+        self.out.open_virtual_port("out")
+        self.sent: list[float] = []  # monotonic send time of tick k of the song
+        self._song = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def start_song(self) -> None:
+        self._song.set()
+
+    def _run(self) -> None:
+        due = time.monotonic()
+        started = False
+        while not self._stop.is_set():
+            due += self.interval
+            while (left := due - time.monotonic()) > 0:
+                time.sleep(min(left, 0.002))
+            if self._song.is_set() and not started:
+                self.out.send_message([START])
+                started = True
+            if started:
+                self.sent.append(time.monotonic())
+            self.out.send_message([CLOCK])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        self.out.close_port()
+        self.out.delete()
+
+
+def test_a_120_bpm_midi_clock_is_followed_tempo_and_phase(rig_config, tmp_path):
+    sender = ClockSender(120.0)
+    try:
+        session = open_session(
+            JAM, backend="sim", agent="scripted", audio_out="system", hostapi="JACK",
+            out_dir=tmp_path, clock=SENDER,
+        )  # fmt: skip
+        sender.start_song()  # the runner listens now: the song's tick 0 is a beat
+        errors, tempos = [], []
+
+        def probe(s) -> None:
+            est = s.beat.estimate(time.monotonic())
+            if est is None or len(sender.sent) < 48:
+                return
+            tempos.append(est.tempo_bpm)
+            beat0 = sender.sent[0]  # tick 0 after Start is a beat
+            period = est.beat_period_s
+            errors.append((est.beat_s - beat0 + period / 2) % period - period / 2)
+
+        summary = run_session(session, 6.0, on_tick=probe, tick_s=0.25)
+        tracker = session.beat
+        # The arrival latency, as measured here: arrival minus send time of each tick.
+        arrivals = [(k, t + tracker.latency_s) for k, t in tracker._points]
+        latency = [t - sender.sent[k] for k, t in arrivals if k < len(sender.sent)]
+    finally:
+        sender.close()
+    print(
+        f"clock latency on the rig: mean {1e3 * np.mean(latency):.1f} ms, "
+        f"range {1e3 * np.min(latency):.1f}-{1e3 * np.max(latency):.1f} ms; "
+        f"phase error after compensating {1e3 * tracker.latency_s:.1f} ms: "
+        f"{1e3 * np.mean(errors[-8:]):+.1f} +- {1e3 * np.std(errors[-8:]):.1f} ms (last 2 s)"
+    )
+    assert summary["errors"] == [] and summary["stop_reason"] == "time up"
+    clock = summary["clock"]
+    assert clock["tempo_bpm"] == pytest.approx(120.0, rel=0.01)
+    assert float(session.core.state.task.clock.tempo_bpm) == pytest.approx(120.0, rel=0.01)
+    assert len(tempos) >= 8 and all(abs(t / 120.0 - 1) < 0.01 for t in tempos[-8:])
+    # Locked: the predicted beats stay put, within a tick (1/24 beat, 21 ms) of the sent
+    # ones. On a quiet rig the error is 1-3 ms; a machine loaded to 4x its cores delays
+    # every tick more than the compensated 2 ms (seen: +14 ms).
+    assert abs(np.mean(errors[-8:])) < 0.021 and np.std(errors[-8:]) < 0.006
+    assert clock["dropped_ticks"] <= 2
+    log = [json.loads(line) for line in (tmp_path / "knobs.jsonl").read_text().splitlines()]
+    assert len(log) == summary["blocks"] and "beat_alignment" in log[-1]
+
+
+def test_performer_processes_amsynth_captured_live(rig_synth, tmp_path):
+    from ddsp_gym.backends.midi import MidiOutput, note_on
+
+    with MidiOutput("amsynth:midi_in", "jack", "ddsp_gym-test-notes") as synth:
+        synth.send(note_on(1, 57, 100))
+        session = open_session(
+            PERFORMER, backend="sim", agent="scripted", audio_out="system", hostapi="JACK",
+            out_dir=tmp_path, live_input="amsynth",
+        )  # fmt: skip
+        summary = run_session(session, 4.0)
+        synth.panic()
+    assert summary["errors"] == [] and summary["stop_reason"] == "time up"
+    assert summary["xruns"] == (
+        summary["late_blocks"] + summary["device_xruns"] + summary["input_xruns"]
+    )
+    assert summary["input_xruns"] == summary["input_overruns"] + summary["input_underruns"]
+    capture = session.capture
+    # Captured in real time at JACK's rate (48 kHz): about the session's length of it.
+    assert capture.frames_in / capture.device_rate > 3.0
+    played, rate = sf.read(tmp_path / "live.wav")
+    assert rate == 16_000 and audio.rms_dbfs(played) > -45.0  # the synth, processed
+    print(
+        f"performer live on the rig: {summary['blocks']} blocks, xruns {summary['xruns']} "
+        f"(input over/under {summary['input_overruns']}/{summary['input_underruns']})"
+    )

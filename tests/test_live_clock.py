@@ -32,7 +32,7 @@ def test_jittered_clock_gives_tempo_and_phase():
     est = tracker.estimate(sent[-1] + 0.01)
     assert est is not None and est.running
     assert est.tempo_bpm == pytest.approx(120.0, rel=2e-3)
-    assert abs(phase_error_s(est, sent[0])) < 0.002  # tick 0 is a beat
+    assert abs(phase_error_s(est, sent[0])) < 0.003  # tick 0 is a beat
     assert est.dropped_ticks == 0 and est.ticks == 400
     assert est.beat_phase(sent[240]) == pytest.approx(0.0, abs=0.01) or est.beat_phase(
         sent[240]
@@ -41,20 +41,20 @@ def test_jittered_clock_gives_tempo_and_phase():
 
 def test_rig_like_late_deliveries_are_compensated():
     # The JACK rig delivers MIDI once per audio period: 0-21 ms late. The line follows the
-    # earliest-arriving half of the ticks, ~5 ms late: that is the latency to compensate.
+    # earliest-arriving quarter of the ticks, ~3 ms late: that is the latency to compensate.
     rng = np.random.default_rng(1)
     sent = tick_grid(120.0, 300)
     arrived = sent + rng.uniform(0.0, 0.021, sent.shape)
-    tracker = ClockTracker(latency_s=0.005)
+    tracker = ClockTracker(latency_s=0.003)
     feed(tracker, arrived)
     est = tracker.estimate(arrived[-1])
     assert est.tempo_bpm == pytest.approx(120.0, rel=0.005)
-    assert abs(phase_error_s(est, sent[0])) < 0.004
+    assert abs(phase_error_s(est, sent[0])) < 0.003
     assert est.dropped_ticks == 0  # late deliveries are not lost ticks
     # Uncompensated, the beat lands that much late: the latency is what moves it.
     raw = ClockTracker()
     feed(raw, arrived)
-    assert phase_error_s(raw.estimate(arrived[-1]), sent[0]) == pytest.approx(0.005, abs=0.004)
+    assert phase_error_s(raw.estimate(arrived[-1]), sent[0]) == pytest.approx(0.003, abs=0.003)
 
 
 def test_a_tempo_change_is_followed_and_the_new_grid_locked():
@@ -122,9 +122,9 @@ def test_bad_settings_are_refused():
 
 def test_a_loaded_machine_delivering_late_and_in_bursts_loses_nothing():
     # The rig under load: JACK-period quantization, plus a 150-ms stall once a second
-    # after which the held-up ticks arrive at once (a burst at the same instant). The
-    # line puts the beat late by the stalls' mean extra delay (~11 ms here): arrival
-    # delays are one-sided, and a least-squares line averages them.
+    # after which the held-up ticks arrive at once (a burst at the same instant). A
+    # least-squares line through all the ticks would put the beat ~11 ms late; the
+    # line through the least late quarter does not lean toward the stalls.
     rng = np.random.default_rng(4)
     sent = tick_grid(120.0, 480)
     arrived = sent + rng.uniform(0.0, 0.021, sent.shape)
@@ -140,4 +140,4 @@ def test_a_loaded_machine_delivering_late_and_in_bursts_loses_nothing():
             assert est is not None and est.tempo_bpm == pytest.approx(120.0, rel=0.01)
     est = tracker.estimate(float(arrived[-1]))
     assert est.dropped_ticks == 0 and tracker.tempo_resets == 0
-    assert 0.0 < phase_error_s(est, sent[0]) < 0.02
+    assert abs(phase_error_s(est, sent[0])) < 0.008

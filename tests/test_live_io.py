@@ -271,3 +271,12 @@ def test_live_env_refuses_what_it_cannot_do():
     with pytest.raises(RuntimeError, match="reset"):
         env.step(np.zeros(5, np.float32))
     env.close()
+
+
+def test_live_inputs_on_the_wrong_env_are_refused(tmp_path):
+    wav = tmp_path / "take.wav"
+    sf.write(wav, np.zeros(1600), 16_000)
+    with pytest.raises(ValueError, match="instrument"):
+        LiveEnv(DRONE, live_input=str(wav))
+    with pytest.raises(ValueError, match="clock-latency-ms"):
+        LiveEnv(JAM, clock="virtual", clock_latency_ms=-1.0)

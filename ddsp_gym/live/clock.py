@@ -10,7 +10,7 @@ first tick heard). The tempo and the phase come from a least-squares line throug
 last ``window`` (index, arrival time) pairs: the slope is the tick interval, the line's
 value at index 24 k a beat. A line averages the arrival jitter out (on the JACK rig a tick
 arrives 0-23 ms late, one audio period of quantization) where the last interval alone
-would be off by as much as the jitter itself; it is fitted to the earliest-arriving half
+would be off by as much as the jitter itself; it is fitted to the earliest-arriving quarter
 of the ticks, so a stalled machine's late bursts do not drag it.
 
 - **Missing ticks.** After a dropout (no tick for ``stale_s``, then ticks at their
@@ -43,6 +43,7 @@ CLOCK, START, CONTINUE, STOP = 0xF8, 0xFA, 0xFB, 0xFC
 MIN_INTERVAL_S = 60.0 / (400.0 * TICKS_PER_BEAT)  # 400 BPM: faster is no musical clock
 MAX_INTERVAL_S = 60.0 / (20.0 * TICKS_PER_BEAT)  # 20 BPM
 TEMPO_CHANGE_TICKS = 12  # the newest ticks that must agree on a new tempo (half a beat)
+EARLY_SHARE = 0.25  # the share of the ticks (the least late) the line is fitted to
 REPHASE_TICKS = 6  # ticks after a silence that tell a stall's burst from a dropout
 RELOCK_S = 8.0  # a silence longer than this starts a new clock (phase unknown)
 
@@ -255,12 +256,12 @@ class ClockTracker:
 
 def _line(points) -> tuple[float, float, float]:
     """(slope, intercept, rms residual) of arrival time against tick index, fitted to the
-    earliest-arriving half of the ticks.
+    earliest-arriving quarter of the ticks.
 
     A tick is never early, only late, and by a lot when the machine stalls (the late
     ticks then arrive in a burst): a least-squares line through all of them leans
-    toward the late ones. A second fit through the ticks at or below the first line's
-    median residual follows the lower envelope, which the stalls do not move. The rms is
+    toward the late ones. Fits through the ticks at or below the lower quartile of the
+    residuals follow the lower envelope, which the stalls do not move. The rms is
     over all the ticks (how jittery the clock is).
     """
     k = np.fromiter((p[0] for p in points), np.float64)
@@ -268,10 +269,11 @@ def _line(points) -> tuple[float, float, float]:
     slope, intercept = _least_squares(k, t)
     residual = t - intercept - slope * k
     if len(k) >= 8:
-        early = residual <= np.median(residual)
-        if np.ptp(k[early]) > 0:
-            slope, intercept = _least_squares(k[early], t[early])
-            residual = t - intercept - slope * k
+        for _ in range(2):  # twice: the second fit starts from a line the stalls moved less
+            early = residual <= np.quantile(residual, EARLY_SHARE)
+            if np.ptp(k[early]) > 0:
+                slope, intercept = _least_squares(k[early], t[early])
+                residual = t - intercept - slope * k
     return slope, intercept, float(np.sqrt(np.mean(residual**2)))
 
 

@@ -65,7 +65,7 @@ LIVE_BACKENDS = ("sim", "hardware", "plugin")
 EXIT_INTERRUPTED = 130
 # A MIDI clock's latency on the JACK rig, as the tracker's line sees it: rtmidi delivers
 # MIDI once per audio period (1024 frames at 48 kHz), 0-25 ms late, 10-11 ms on average;
-# the line follows the earliest-arriving ticks, which lie ~2 ms late (tests/
+# the line follows the least late ticks, which lie ~2 ms late (tests/
 # test_live_io_rig.py measures both; docs/streaming.md).
 DEFAULT_CLOCK_LATENCY_MS = 2.0
 

@@ -26,7 +26,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ddsp_gym.live.runner import make_core, open_session
+from ddsp_gym.live.runner import check_clock_latency, make_core, open_session
 from ddsp_gym.live.session import LiveError, LiveSession
 
 LIVE_ENV_BACKENDS = ("sim", "hardware")
@@ -62,6 +62,8 @@ class LiveEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ValueError(f"backend must be one of {LIVE_ENV_BACKENDS}, got {backend!r}")
         if not step_timeout_s > 0:
             raise ValueError(f"step_timeout_s must be > 0, got {step_timeout_s}")
+        if "clock_latency_ms" in options:  # fail here, not at the first reset
+            check_clock_latency(options["clock_latency_ms"])
         self.env_id, self.backend = env_id, backend
         self.step_timeout_s = step_timeout_s
         # Built and compiled once; each reset plays a fresh stream on it.

@@ -181,11 +181,15 @@ def capture_input(device: str, hostapi: str | None, core: BlockCore) -> CaptureI
     return CaptureInput(opener, rate, core.sample_rate, core.block_size)
 
 
+def check_clock_latency(latency_ms: float) -> None:
+    if not (math.isfinite(latency_ms) and 0.0 <= latency_ms < 1000.0):
+        raise ValueError(f"--clock-latency-ms must lie in [0, 1000), got {latency_ms}")
+
+
 def clock_tracker(port: str, latency_ms: float) -> ClockTracker:
     """A tracker fed by a MIDI clock on ``port`` (``virtual``: a port to connect to);
     its input is ``tracker.midi_input`` (closed with the session)."""
-    if not (math.isfinite(latency_ms) and 0.0 <= latency_ms < 1000.0):
-        raise ValueError(f"--clock-latency-ms must lie in [0, 1000), got {latency_ms}")
+    check_clock_latency(latency_ms)
     tracker = ClockTracker(latency_s=latency_ms / 1000.0)
     tracker.midi_input = MidiClockInput(port, tracker, client_name=f"ddsp_gym-clock-{os.getpid()}")
     return tracker

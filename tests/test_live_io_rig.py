@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 
 import numpy as np
@@ -14,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from ddsp_gym.backends import audio
-from ddsp_gym.live.clock import CLOCK, START, TICKS_PER_BEAT
+from ddsp_gym.live.clock import MidiClockSender, measure_against
 from ddsp_gym.live.runner import open_session, run_session
 
 pytestmark = pytest.mark.hardware
@@ -23,46 +22,6 @@ JAM = "ddsp_gym/JamPartner-v0"
 PERFORMER = "ddsp_gym/PerformerAssistant-v0"
 SENDER = "ddsp_gym-test-clock"
 MAX_LOAD_PER_CORE = 4.5
-
-
-class ClockSender:
-    """A MIDI clock master on a JACK MIDI port: 24 ticks a beat, each send timed; after
-    :meth:`start_song`, a Start and then tick 0 of the song (a beat)."""
-
-    def __init__(self, bpm: float) -> None:
-        import rtmidi
-
-        self.interval = 60.0 / (bpm * TICKS_PER_BEAT)
-        self.out = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name=SENDER)
-        self.out.open_virtual_port("out")
-        self.sent: list[float] = []  # monotonic send time of tick k of the song
-        self._song = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def start_song(self) -> None:
-        self._song.set()
-
-    def _run(self) -> None:
-        due = time.monotonic()
-        started = False
-        while not self._stop.is_set():
-            due += self.interval
-            while (left := due - time.monotonic()) > 0:
-                time.sleep(min(left, 0.002))
-            if self._song.is_set() and not started:
-                self.out.send_message([START])
-                started = True
-            if started:
-                self.sent.append(time.monotonic())
-            self.out.send_message([CLOCK])
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2.0)
-        self.out.close_port()
-        self.out.delete()
 
 
 def real_time_possible() -> None:
@@ -76,7 +35,7 @@ def real_time_possible() -> None:
 
 def test_a_120_bpm_midi_clock_is_followed_tempo_and_phase(rig_config, tmp_path):
     real_time_possible()
-    sender = ClockSender(120.0)
+    sender = MidiClockSender(120.0, SENDER)
     try:
         session = open_session(
             JAM, backend="sim", agent="scripted", audio_out="system", hostapi="JACK",
@@ -86,19 +45,15 @@ def test_a_120_bpm_midi_clock_is_followed_tempo_and_phase(rig_config, tmp_path):
         errors, tempos = [], []
 
         def probe(s) -> None:
-            est = s.beat.estimate(time.monotonic())
-            if est is None or len(sender.sent) < 48:
-                return
-            tempos.append(est.tempo_bpm)
-            beat0 = sender.sent[0]  # tick 0 after Start is a beat
-            period = est.beat_period_s
-            errors.append((est.beat_s - beat0 + period / 2) % period - period / 2)
+            measured = measure_against(s.beat, sender.sent, time.monotonic())
+            if measured is not None and len(sender.sent) >= 48:
+                tempos.append(measured[0])
+                errors.append(measured[1])
 
         summary = run_session(session, 6.0, on_tick=probe, tick_s=0.25)
         tracker = session.beat
         # The arrival latency, as measured here: arrival minus send time of each tick.
-        arrivals = [(k, t + tracker.latency_s) for k, t in tracker._points]
-        latency = [t - sender.sent[k] for k, t in arrivals if k < len(sender.sent)]
+        latency = measure_against(tracker, sender.sent, tracker.last_tick_s)[2]
     finally:
         sender.close()
     print(

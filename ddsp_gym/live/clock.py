@@ -13,11 +13,9 @@ arrives 0-23 ms late, one audio period of quantization) where the last interval 
 would be off by as much as the jitter itself; it is fitted to the earliest-arriving quarter
 of the ticks, so a stalled machine's late bursts do not drag it.
 
-- **Missing ticks.** Ticks that keep the line's pace but arrive whole intervals later
-  than the count says were preceded by lost ones (a dropout, or a JACK cycle missed
-  under load): their indices move to where the line puts them, so a clock that kept
-  time keeps its phase; a stall's burst of late ticks is told from them
-  (:meth:`ClockTracker._find_lost`).
+- **Missing ticks.** After a dropout (no tick for ``stale_s``, then ticks at their
+  pace) the indices move to where the line puts them, so a clock that kept time keeps
+  its phase; a stall's burst of late ticks is told from it (:meth:`ClockTracker._missed`).
 - **Tempo changes.** When the newest 12 ticks all lie on one side of the older ticks'
   line, by more than its jitter explains, and on a plausible line of their own, the
   window is cut to them and the line refits at the new tempo.
@@ -46,8 +44,7 @@ MIN_INTERVAL_S = 60.0 / (400.0 * TICKS_PER_BEAT)  # 400 BPM: faster is no musica
 MAX_INTERVAL_S = 60.0 / (20.0 * TICKS_PER_BEAT)  # 20 BPM
 TEMPO_CHANGE_TICKS = 12  # the newest ticks that must agree on a new tempo (half a beat)
 EARLY_SHARE = 0.25  # the share of the ticks (the least late) the line is fitted to
-REPHASE_TICKS = 12  # the newest ticks whose pace and lateness show ticks lost before them
-LOSS_EVIDENCE = 24  # ticks on the line before lost ones are looked for
+REPHASE_TICKS = 6  # ticks after a silence that tell a stall's burst from a dropout
 RELOCK_S = 8.0  # a silence longer than this starts a new clock (phase unknown)
 
 
@@ -114,6 +111,7 @@ class ClockTracker:
         self._points: deque[tuple[int, float]] = deque(maxlen=window)
         self._index = -1
         self._fit: tuple[float, float, float] | None = None  # (slope, intercept, rms)
+        self._pending: tuple[int, float, tuple[float, float, float]] | None = None  # _rephase
         self.running = False
         self.ticks = 0
         self.dropped_ticks = 0
@@ -142,6 +140,7 @@ class ClockTracker:
             self._points.clear()
             self._index = -1
             self._fit = None
+            self._pending = None
 
     def tick(self, t: float) -> None:
         """A clock tick that arrived at ``t``."""
@@ -153,55 +152,56 @@ class ClockTracker:
             self._index += 1 + self._missed(t)
             self._points.append((self._index, t))
             self.last_tick_s = t
-            self._find_lost()
+            if self._pending is not None:
+                self._rephase()
             self._refit()
 
     def _missed(self, t: float) -> int:
-        """Each tick counts one; a silence longer than :data:`RELOCK_S` is a new clock
-        (the line would not hold that long): the window restarts. Lost ticks are found
-        afterwards, by the pace of the ticks that follow (:meth:`_find_lost`)."""
-        if self.last_tick_s is not None and t - self.last_tick_s > RELOCK_S:
-            self._points.clear()
-            self._fit = None
-        return 0
-
-    def _find_lost(self) -> None:
-        """Move the newest ticks on by the ticks lost before them, if any were.
+        """Indices skipped before the tick at ``t``: each tick counts one, except after a
+        silence (0 without a line to judge by).
 
         A tick is never early, only late: by up to an audio period on JACK, by more on a
-        stalled machine, whose held-up ticks then arrive in a burst; and some are lost (a
-        JACK client that misses its cycle loses that cycle's MIDI; a cable pulled for a
-        while). When even the least late of the newest :data:`REPHASE_TICKS` ticks is
-        whole intervals later than its counted slot on the line, *and* those ticks keep
-        the line's pace, ticks were lost before them: their indices move on by that many.
-        A burst (no pace) or a new tempo (another pace) is not lost ticks.
+        stalled machine, whose held-up ticks then arrive in a burst. A silence longer
+        than ``stale_s`` is therefore either a stall (a burst follows: the count was
+        right) or a dropout (ticks resume at their pace: the sender went on without us).
+        Which one is decided :data:`REPHASE_TICKS` ticks later (:meth:`_rephase`); a
+        silence longer than :data:`RELOCK_S` is a new clock (the line would not hold that
+        long) and the window restarts. A single tick lost inside a stream cannot be told
+        from a late one under JACK's jitter, and is not looked for (none were lost in the
+        rig's tests: every tick sent was received).
         """
-        if self._fit is None or len(self._points) < LOSS_EVIDENCE + REPHASE_TICKS:
+        if self._fit is None or self.last_tick_s is None:
+            return 0
+        gap = t - self.last_tick_s
+        if gap > RELOCK_S:
+            self._points.clear()
+            self._fit = None
+            self._pending = None
+        elif gap > self.stale_s:
+            self._pending = (self._index + 1, t, self._fit)
+        return 0
+
+    def _rephase(self) -> None:
+        """After a silence: a burst was a stall; ticks at their pace were a dropout, and
+        the indices since it move to where the old line puts them."""
+        first_index, _, (slope, intercept, _) = self._pending
+        since = [(k, t) for k, t in self._points if k >= first_index]
+        if len(since) < REPHASE_TICKS:
             return
-        slope, intercept, _ = self._fit
-        points = list(self._points)
-        recent = points[-REPHASE_TICKS:]
-        shift = round(min((t - intercept) / slope - k for k, t in recent))
-        if shift < 1:
+        self._pending = None
+        gaps = np.diff([t for _, t in since])
+        if np.median(gaps) < 0.5 * slope:
+            return  # a burst: late ticks, all counted
+        # Where the line puts them, by the least late of them (ticks are never early;
+        # the first after a stall may be held up more than the rest).
+        shift = round(min((t - intercept) / slope - k for k, t in since))
+        if shift <= 0:
             return
-        k = np.array([p[0] for p in recent], np.float64)
-        t = np.array([p[1] for p in recent], np.float64)
-        if abs(_least_squares(k, t)[0] / slope - 1.0) > 0.1:
-            return
-        # The ticks since the loss: the trailing run that is that late.
-        first = len(points)
-        while first > 0 and self._lateness(points[first - 1]) > shift - 0.5:
-            first -= 1
-        moved = points[:first] + [(k + shift, t) for k, t in points[first:]]
+        moved = [(k + shift if k >= first_index else k, t) for k, t in self._points]
         self._points.clear()
         self._points.extend(moved)
         self._index += shift
         self.dropped_ticks += shift
-
-    def _lateness(self, point: tuple[int, float]) -> float:
-        """How many intervals after its slot on the line a tick arrived."""
-        slope, intercept, _ = self._fit
-        return (point[1] - intercept) / slope - point[0]
 
     def _refit(self) -> None:
         if len(self._points) < 3:
@@ -217,8 +217,18 @@ class ClockTracker:
             residuals = [t - (intercept + slope * k) for k, t in points[-new:]]
             bound = max(4.0 * rms, 0.05 * slope)
             if all(r > bound for r in residuals) or all(r < -bound for r in residuals):
-                new_slope, _, new_rms = _line(points[-new:])
-                if 0.5 * slope < new_slope < 2.0 * slope and new_rms <= max(2.0 * rms, 0.1 * slope):
+                # A plain fit: a quarter of 12 ticks is too few for the envelope's.
+                k = np.array([p[0] for p in points[-new:]], np.float64)
+                t = np.array([p[1] for p in points[-new:]], np.float64)
+                new_slope, new_intercept = _least_squares(k, t)
+                new_rms = float(np.sqrt(np.mean((t - new_intercept - new_slope * k) ** 2)))
+                # Another pace: a tempo change, by more than the new ticks' own slope
+                # could be off by (3 standard errors). The same pace, only later, is a
+                # delay (a machine running late), which the envelope line rides out.
+                spread = float(np.sqrt(TEMPO_CHANGE_TICKS**3 / 12.0))  # sqrt(sum (k - mean)^2)
+                off = max(0.02 * slope, 3.0 * new_rms / spread)
+                paced = 0.5 * slope < new_slope < 2.0 * slope and abs(new_slope - slope) > off
+                if paced and new_rms <= max(2.0 * rms, 0.1 * slope):
                     self._points.clear()
                     self._points.extend(points[-new:])
                     self.tempo_resets += 1
@@ -269,7 +279,7 @@ def _line(points) -> tuple[float, float, float]:
     slope, intercept = _least_squares(k, t)
     residual = t - intercept - slope * k
     if len(k) >= 8:
-        for _ in range(2):  # twice: the second fit starts from a line the stalls moved less
+        for _ in range(4):  # each fit starts from a line the late ticks moved less
             early = residual <= np.quantile(residual, EARLY_SHARE)
             if np.ptp(k[early]) > 0:
                 slope, intercept = _least_squares(k[early], t[early])

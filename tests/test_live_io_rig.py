@@ -50,7 +50,7 @@ def test_a_120_bpm_midi_clock_is_followed_tempo_and_phase(rig_config, tmp_path):
                 tempos.append(measured[0])
                 errors.append(measured[1])
 
-        summary = run_session(session, 6.0, on_tick=probe, tick_s=0.25)
+        summary = run_session(session, 7.0, on_tick=probe, tick_s=0.25)
         tracker = session.beat
         # The arrival latency, as measured here: arrival minus send time of each tick.
         latency = measure_against(tracker, sender.sent, tracker.last_tick_s)[2]
@@ -60,19 +60,21 @@ def test_a_120_bpm_midi_clock_is_followed_tempo_and_phase(rig_config, tmp_path):
         f"clock latency on the rig: mean {1e3 * np.mean(latency):.1f} ms, "
         f"range {1e3 * np.min(latency):.1f}-{1e3 * np.max(latency):.1f} ms; "
         f"phase error after compensating {1e3 * tracker.latency_s:.1f} ms: "
-        f"{1e3 * np.mean(errors[-8:]):+.1f} +- {1e3 * np.std(errors[-8:]):.1f} ms (last 2 s); "
-        f"tempo {np.median(tempos[-8:]):.2f} BPM; load {os.getloadavg()[0]:.1f}"
+        f"{1e3 * np.median(errors[-12:]):+.1f} ms median (last 3 s); "
+        f"tempo {np.median(tempos[-12:]):.2f} BPM; load {os.getloadavg()[0]:.1f}"
     )
     assert summary["errors"] == [] and summary["stop_reason"] == "time up"
     clock = summary["clock"]
-    assert clock["locked"] and len(tempos) >= 8
-    # The tempo over the last 2 s (a probe every 0.25 s), as the runner played it.
-    assert np.median(tempos[-8:]) == pytest.approx(120.0, rel=0.01)
+    assert clock["locked"] and len(tempos) >= 12
+    # Over the last 3 s (a probe every 0.25 s), as the runner played it: the tempo...
+    assert np.median(tempos[-12:]) == pytest.approx(120.0, rel=0.01)
     assert float(session.core.state.task.clock.tempo_bpm) == pytest.approx(120.0, rel=0.015)
-    # Locked: the predicted beats stay put, within a tick (1/24 beat, 21 ms) of the sent
-    # ones. On a quiet rig the error is 1-3 ms; a machine loaded to 4x its cores delays
-    # every tick more than the compensated 2 ms (seen: +14 ms).
-    assert abs(np.mean(errors[-8:])) < 0.021 and np.std(errors[-8:]) < 0.006
+    # ...and locked: the predicted beats stay put, within a tick (1/24 beat, 21 ms) of
+    # the sent ones. results/live_clock.md: -5 to +2 ms in most runs at a load of 6-8
+    # on 2 cores; a tick lost to JACK now and then moves a run's phase by a tick.
+    last = np.asarray(errors[-12:])
+    assert abs(np.median(last)) < 0.021
+    assert np.subtract(*np.percentile(last, [75, 25])) < 0.010
     assert clock["dropped_ticks"] <= 2
     log = [json.loads(line) for line in (tmp_path / "knobs.jsonl").read_text().splitlines()]
     assert len(log) == summary["blocks"] and "beat_alignment" in log[-1]

@@ -302,9 +302,15 @@ class MidiClockInput:
 
     ``port`` is a MIDI output port to listen to (exact name or unique substring, as
     :func:`ddsp_gym.backends.midi.match_port` matches), or ``"virtual"``: a virtual input
-    port named ``client_name:clock`` that a sender connects to. Each message is timestamped
-    with ``clock()`` when rtmidi's callback thread delivers it (on JACK: once per audio
-    period, which the tracker's line averages out).
+    port named ``client_name:clock`` that a sender connects to.
+
+    No Python callback: rtmidi's own thread (on JACK, the process callback) queues each
+    message with its time since the one before, and a Python thread polls the queue. A
+    callback would need the GIL inside JACK's process cycle; while JAX or anything else
+    held it the client missed its cycles, and JACK dropped their MIDI (ticks lost, seen on
+    the rig under load). A message's time is rtmidi's (the sum of the deltas: on JACK
+    once per audio period, which the tracker's line averages out) on ``clock()``'s axis:
+    the offset is the smallest seen of poll time minus rtmidi time, the least delayed poll.
     """
 
     def __init__(
@@ -323,10 +329,13 @@ class MidiClockInput:
         self.clock = clock
         self.port_name: str | None = None
         self.messages = 0
+        self._midi_t = 0.0  # rtmidi's time of the last message (sum of its deltas)
+        self._offset: float | None = None  # clock() minus rtmidi time, least delayed poll
+        self._stop = threading.Event()
         listing: dict[str, str] = {}
         for rtapi in _candidate_apis(api):
             try:
-                midi_in = rtmidi.MidiIn(rtapi=rtapi, name=client_name)
+                midi_in = rtmidi.MidiIn(rtapi=rtapi, name=client_name, queue_size_limit=4096)
             except (rtmidi.RtMidiError, SystemError, RuntimeError) as err:
                 listing[api_name(rtapi)] = f"unavailable ({err})"
                 continue
@@ -344,8 +353,9 @@ class MidiClockInput:
                     continue
                 midi_in.open_port(index, "clock")
                 self.port_name = ports[index]
-            midi_in.set_callback(self._on_message)
             self._in = midi_in
+            self._thread = threading.Thread(target=self._poll, name="midi-clock", daemon=True)
+            self._thread.start()
             return
         shown = "\n".join(f"  {name}: {ports}" for name, ports in listing.items())
         raise MidiPortNotFoundError(
@@ -353,16 +363,33 @@ class MidiClockInput:
             "(or --clock virtual: a port a clock sender connects to)"
         )
 
-    def _on_message(self, event, data=None) -> None:
-        message, _delta = event
-        if message:
-            self.messages += 1
-            self.tracker.message(message[0], self.clock())
+    def _poll(self, idle_s: float = 0.001) -> None:
+        while not self._stop.is_set():
+            midi_in = self._in
+            event = midi_in.get_message() if midi_in is not None else None
+            if event is None:
+                self._stop.wait(idle_s)
+                continue
+            self.receive(event[0], event[1], self.clock())
+
+    def receive(self, message, delta_s: float, polled_at: float) -> None:
+        """One message from rtmidi's queue (``delta_s`` after the one before it), polled
+        at ``polled_at``: timestamped on ``clock()``'s axis and given to the tracker."""
+        if not message:
+            return
+        self.messages += 1
+        self._midi_t += float(delta_s)
+        offset = polled_at - self._midi_t
+        self._offset = offset if self._offset is None else min(self._offset, offset)
+        self.tracker.message(message[0], self._offset + self._midi_t)
 
     def close(self) -> None:
+        self._stop.set()
+        thread = getattr(self, "_thread", None)
+        if thread is not None:
+            thread.join(timeout=2.0)
         midi_in, self._in = self._in, None
         if midi_in is not None:
-            midi_in.cancel_callback()
             midi_in.close_port()
             midi_in.delete()
 

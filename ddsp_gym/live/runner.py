@@ -121,6 +121,9 @@ def open_session(
             capture = capture_input(live_input, hostapi, core)
         beat = None
         if clock is not None:
+            # Compile first: a MIDI input open while JAX compiles waits for the GIL, and
+            # a JACK client that misses its cycles loses their MIDI (ticks, a Start).
+            core.warm_up(live_input=capture is not None)
             beat = clock_tracker(clock, clock_latency_ms)
         try:
             session = SimLive(

@@ -81,21 +81,33 @@ class TargetSlot:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._cond = threading.Condition(threading.Lock())
         self._value: np.ndarray | None = None
         self.posted = 0
         self.taken = 0
+        self.taken_seq = 0  # the ``posted`` count of the newest target taken (0: none yet)
 
-    def put(self, target: np.ndarray) -> None:
-        with self._lock:
+    def put(self, target: np.ndarray) -> int:
+        """Post a target; returns its sequence number (1, 2, ...)."""
+        with self._cond:
             self._value = np.asarray(target, np.float32).copy()
             self.posted += 1
+            self._cond.notify_all()
+            return self.posted
 
-    def take(self) -> np.ndarray | None:
-        """The newest target not taken yet, or None (keep the last one)."""
-        with self._lock:
+    def take(self, wait_s: float = 0.0) -> np.ndarray | None:
+        """The newest target not taken yet, or None (keep the last one).
+
+        ``wait_s`` > 0: wait that long for one to be posted (the live env's lockstep:
+        the block thread gives a stepping agent until its deadline, never longer).
+        """
+        with self._cond:
+            if wait_s > 0.0 and self._value is None:
+                self._cond.wait_for(lambda: self._value is not None, wait_s)
             value, self._value = self._value, None
-            self.taken += value is not None
+            if value is not None:
+                self.taken += 1
+                self.taken_seq = self.posted
             return value
 
 

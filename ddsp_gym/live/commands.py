@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ddsp_gym.live.hardware import DEFAULT_AUDIO_IN, DEFAULT_MIDI_OUT
 from ddsp_gym.live.runner import (
+    DEFAULT_CLOCK_LATENCY_MS,
     EXIT_INTERRUPTED,
     LIVE_BACKENDS,
     TerminalView,
@@ -46,7 +47,27 @@ def add_live_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--midi-out", default=DEFAULT_MIDI_OUT, help=f"({DEFAULT_MIDI_OUT})")
     p.add_argument("--audio-in", default=DEFAULT_AUDIO_IN, help="hardware capture device")
-    p.add_argument("--audio-out", default=None, help="sim output device (default: PortAudio's)")
+    p.add_argument(
+        "--audio-out", default=None,
+        help="sim output device (default: PortAudio's; 'null': none, paced in real time)",
+    )  # fmt: skip
+    p.add_argument(
+        "--input", dest="live_input", default=None, metavar="DEVICE|FILE.wav",
+        help="an effect env's live input (PerformerAssistant-v0): an input device "
+        "('default': PortAudio's) or a recording played in real time, looped",
+    )  # fmt: skip
+    p.add_argument(
+        "--clock", default=None, metavar="PORT|virtual",
+        help="JamPartner-v0 plays to an incoming MIDI clock: a MIDI port sending it, or "
+        "'virtual' (a port named ddsp_gym-clock-PID:clock for a sender to connect to)",
+    )  # fmt: skip
+    p.add_argument(
+        "--clock-latency-ms", type=float, default=DEFAULT_CLOCK_LATENCY_MS,
+        help=f"the clock's arrival latency, compensated ({DEFAULT_CLOCK_LATENCY_MS}: the JACK rig)",
+    )  # fmt: skip
+    p.add_argument(
+        "--clock-timeout", type=float, default=5.0, help="seconds to wait for a clock (5)"
+    )
     p.add_argument("--knob-map", default=None, help="hardware knob map (default per plant)")
     p.add_argument("--hostapi", default=None, help="e.g. JACK")
     p.add_argument("--latency-blocks", type=int, default=DEFAULT_LATENCY_BLOCKS)
@@ -77,6 +98,8 @@ def _cmd_live(args: argparse.Namespace) -> int:
         args.env_id, backend=args.backend, agent=args.agent, out_dir=args.out, seed=args.seed,
         audio_out=args.audio_out, audio_in=args.audio_in, midi_out=args.midi_out,
         knob_map=args.knob_map, hostapi=args.hostapi, latency_blocks=args.latency_blocks,
+        live_input=args.live_input, clock=args.clock, clock_latency_ms=args.clock_latency_ms,
+        clock_timeout_s=args.clock_timeout,
     )  # fmt: skip
     with TerminalView() as view:
         summary = run_session(session, args.seconds, on_tick=view.update)

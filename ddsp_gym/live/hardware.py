@@ -177,7 +177,7 @@ class HardwareLive(LiveSession):
             audio = downsample.process(chunk)
             reward, info = self.core.score(pending, audio)
             self._played(audio, pending, reward, info)
-            pending = self._next_target()
+            pending = self._next_target(wait_s=0.25 * self.core.plant.block_seconds)
             self._send_knobs(pending)
             if self.watchdog is not None and not self.watchdog.beat():
                 self.watchdog_lost = True
@@ -205,7 +205,8 @@ class HardwareLive(LiveSession):
         self.midi.send(self.knob_map.note_messages()[0])
         self.started_at = self.clock()
         self._spawn(self._block_loop, "live-block")
-        self._spawn(self._agent_loop, "live-agent")
+        if self.agent is not None:
+            self._spawn(self._agent_loop, "live-agent")
 
     def _stop_devices(self) -> None:
         """Panic and listen (is the synth silent?), panic again while it is not; close all.

@@ -42,6 +42,8 @@ terminal.
 from __future__ import annotations
 
 import contextlib
+import math
+import os
 import signal
 import sys
 import threading
@@ -51,14 +53,21 @@ from pathlib import Path
 from typing import Any
 
 from ddsp_gym.live.agents import make_agent
+from ddsp_gym.live.clock import ClockTracker, MidiClockInput
 from ddsp_gym.live.core import BlockCore
-from ddsp_gym.live.devices import CallbackStream, device_rate
+from ddsp_gym.live.devices import NULL_DEVICE, CallbackStream, NullOutput, device_rate
 from ddsp_gym.live.hardware import DEFAULT_AUDIO_IN, DEFAULT_MIDI_OUT, HardwareLive
+from ddsp_gym.live.inputs import CaptureInput, is_audio_file
 from ddsp_gym.live.session import LiveSession
 from ddsp_gym.live.sim import DEFAULT_LATENCY_BLOCKS, SimLive
 
 LIVE_BACKENDS = ("sim", "hardware", "plugin")
 EXIT_INTERRUPTED = 130
+# A MIDI clock's latency on the JACK rig, as the tracker's line sees it: rtmidi delivers
+# MIDI once per audio period (1024 frames at 48 kHz), 0-25 ms late, 10-11 ms on average;
+# the line follows the least late ticks, which lie ~2 ms late (tests/
+# test_live_io_rig.py measures both; docs/streaming.md).
+DEFAULT_CLOCK_LATENCY_MS = 2.0
 
 
 # ---- one call: build, run, stop on every path -------------------------------------------------
@@ -76,8 +85,21 @@ def open_session(
     knob_map: str | None = None,
     hostapi: str | None = None,
     latency_blocks: int = DEFAULT_LATENCY_BLOCKS,
+    live_input: str | None = None,
+    clock: str | None = None,
+    clock_latency_ms: float = DEFAULT_CLOCK_LATENCY_MS,
+    clock_timeout_s: float = 5.0,
+    core: BlockCore | None = None,
 ) -> LiveSession:
-    """A session ready to ``start()`` (nothing sounds yet)."""
+    """A session ready to ``start()`` (nothing sounds yet).
+
+    ``live_input`` (effects): a recording (played in real time, looped, as the offline
+    env's ``input``) or an input device's name (``default``: PortAudio's). ``clock``
+    (JamPartner): a MIDI port sending clock, or ``virtual``. ``audio_out="null"``: no
+    sound card, a clocked null output paces the session in real time. ``core``: play an
+    already built (compiled) core from its current state; ``agent=None``: no agent
+    thread (the live env posts the targets).
+    """
     if backend not in LIVE_BACKENDS:
         raise ValueError(f"--backend must be one of {LIVE_BACKENDS}, got {backend!r}")
     if backend == "plugin":
@@ -85,19 +107,95 @@ def open_session(
             "live mode's plugin backend is not supported yet (DawDreamer renders offline, "
             "faster than real time); use --backend sim, or hardware for the rig's synth"
         )
-    core = BlockCore(env_id, seed=seed)
-    the_agent = make_agent(agent, core, seed)
+    if backend == "hardware" and (live_input is not None or clock is not None):
+        raise NotImplementedError(
+            "--input and --clock play on the sim backend (the block plant out through the "
+            "sound card); the hardware backend plays the drone on a MIDI synth"
+        )
+    core = core or make_core(env_id, live_input, seed)
+    the_agent = make_agent(agent, core, seed) if agent is not None else None
     if backend == "sim":
-
-        def opener(callback, rate):
-            return CallbackStream("output", audio_out, callback, rate, hostapi)
-
-        rate = device_rate(audio_out, "output", hostapi)
-        return SimLive(core, the_agent, opener, rate, out_dir, latency_blocks)
+        opener, rate = output_opener(audio_out, hostapi, core.sample_rate)
+        capture = None
+        if live_input is not None and not is_audio_file(live_input):
+            capture = capture_input(live_input, hostapi, core)
+        beat = None
+        if clock is not None:
+            # Compile first: a MIDI input open while JAX compiles waits for the GIL, and
+            # a JACK client that misses its cycles loses their MIDI (ticks, a Start).
+            core.warm_up(live_input=capture is not None)
+            beat = clock_tracker(clock, clock_latency_ms)
+        try:
+            session = SimLive(
+                core, the_agent, opener, rate, out_dir, latency_blocks,
+                capture=capture, beat=beat, clock_timeout_s=clock_timeout_s,
+            )  # fmt: skip
+        except BaseException:
+            if beat is not None:
+                beat.midi_input.close()
+            raise
+        if beat is not None:
+            session.on_close.append(beat.midi_input.close)
+        return session
     return HardwareLive(
         core, the_agent, out_dir, midi_out=midi_out, audio_in=audio_in,
         knob_map=knob_map, hostapi=hostapi,
     )  # fmt: skip
+
+
+def make_core(env_id: str, live_input: str | None = None, seed: int = 0) -> BlockCore:
+    """The env's block core, its input set for ``live_input`` (see :func:`_input_kwargs`)."""
+    return BlockCore(env_id, seed=seed, **_input_kwargs(live_input))
+
+
+def _input_kwargs(live_input: str | None) -> dict[str, Any]:
+    """The env's ``input`` for a live input: the recording itself, or for a device a
+    silent one (the warm-up at reset plays silence, not the generated performance)."""
+    if live_input is None:
+        return {}
+    if is_audio_file(live_input):
+        if not Path(live_input).is_file():
+            raise ValueError(f"--input {live_input!r}: no such file")
+        return {"input": live_input}
+    import numpy as np
+
+    return {"input": np.zeros(1, np.float32)}
+
+
+def output_opener(audio_out: str | None, hostapi: str | None, sample_rate: int):
+    """(stream opener, device rate) of the sim's output: a device, or the null output."""
+    if audio_out == NULL_DEVICE:
+        return (lambda callback, rate: NullOutput(callback, rate)), sample_rate
+
+    def opener(callback, rate):
+        return CallbackStream("output", audio_out, callback, rate, hostapi)
+
+    return opener, device_rate(audio_out, "output", hostapi)
+
+
+def capture_input(device: str, hostapi: str | None, core: BlockCore) -> CaptureInput:
+    """The live input of an effect: ``device`` (``default``: PortAudio's default input)."""
+    name = None if device == "default" else device
+
+    def opener(callback, rate):
+        return CallbackStream("input", name, callback, rate, hostapi)
+
+    rate = device_rate(name, "input", hostapi)
+    return CaptureInput(opener, rate, core.sample_rate, core.block_size)
+
+
+def check_clock_latency(latency_ms: float) -> None:
+    if not (math.isfinite(latency_ms) and 0.0 <= latency_ms < 1000.0):
+        raise ValueError(f"--clock-latency-ms must lie in [0, 1000), got {latency_ms}")
+
+
+def clock_tracker(port: str, latency_ms: float) -> ClockTracker:
+    """A tracker fed by a MIDI clock on ``port`` (``virtual``: a port to connect to);
+    its input is ``tracker.midi_input`` (closed with the session)."""
+    check_clock_latency(latency_ms)
+    tracker = ClockTracker(latency_s=latency_ms / 1000.0)
+    tracker.midi_input = MidiClockInput(port, tracker, client_name=f"ddsp_gym-clock-{os.getpid()}")
+    return tracker
 
 
 @contextlib.contextmanager

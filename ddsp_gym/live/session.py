@@ -95,6 +95,12 @@ class LiveSession:
         self._new_obs = threading.Condition()
         self._obs = core.observation()
         self._obs_block = 0
+        self._obs_seq = 0  # the target sequence number the newest block played
+        self._obs_reward: float = 0.0
+        self._obs_terms: dict[str, float] = {}
+        # The live env's lockstep: the block thread waits for a new target until its
+        # deadline (an agent that steps in time gets one action per block).
+        self.lockstep = False
         self._threads: list[threading.Thread] = []
         self.errors: list[str] = []
         self.blocks = 0
@@ -107,6 +113,7 @@ class LiveSession:
         self.started_at: float | None = None
         self.stop_reason: str | None = None
         self._stopped = False
+        self.on_close: list[Callable[[], None]] = []  # after the devices, at stop
         self._server_xruns_before = _server_xruns()
         self._load_at_start = _load_avg()
 
@@ -131,6 +138,21 @@ class LiveSession:
                 self._fail(f"the agent failed: {type(err).__name__}: {err}")
                 return
 
+    def post(self, target: np.ndarray) -> int:
+        """Post knob targets from outside (the live env); returns their sequence number."""
+        return self.slot.put(target)
+
+    def wait_played(self, seq: int, timeout: float) -> tuple[np.ndarray, float, dict, int] | None:
+        """The newest block once one has played target ``seq`` (or a later one):
+        (observation, reward, reward terms, block count), or None after ``timeout``."""
+        with self._new_obs:
+            ok = self._new_obs.wait_for(
+                lambda: self._obs_seq >= seq or self._stop.is_set(), timeout
+            )
+            if not ok or self._obs_seq < seq:
+                return None
+            return self._obs, self._obs_reward, dict(self._obs_terms), self._obs_block
+
     def request_stop(self, reason: str) -> None:
         """Ask the session to stop (safe from a signal handler: it only sets flags)."""
         self.stop_reason = self.stop_reason or reason
@@ -143,8 +165,8 @@ class LiveSession:
 
     # -- block bookkeeping (called by the block thread) ----------------------------------
 
-    def _next_target(self) -> np.ndarray:
-        newest = self.slot.take()
+    def _next_target(self, wait_s: float = 0.0) -> np.ndarray:
+        newest = self.slot.take(wait_s if self.lockstep else 0.0)
         if newest is not None:
             self.target = newest
         return self.target
@@ -158,6 +180,8 @@ class LiveSession:
         self.last = {"reward": reward, "knobs": knobs, "terms": info}
         with self._new_obs:
             self._obs, self._obs_block = obs, self.blocks
+            self._obs_seq = self.slot.taken_seq
+            self._obs_reward, self._obs_terms = reward, info
             self._new_obs.notify_all()
         if self.recorder is not None:
             t = self.blocks * self.core.plant.block_seconds
@@ -187,8 +211,13 @@ class LiveSession:
         return max(0, now - self._server_xruns_before)
 
     @property
+    def input_xruns(self) -> int:
+        """Over/underruns of a live audio input (the sim backend's effect input)."""
+        return 0
+
+    @property
     def xruns(self) -> int:
-        return self.late_blocks + self.device_xruns
+        return self.late_blocks + self.device_xruns + self.input_xruns
 
     def info(self) -> dict[str, Any]:
         """The latest block's reward terms and knobs, and the xrun counts so far."""
@@ -198,6 +227,7 @@ class LiveSession:
             "xruns": self.xruns,
             "late_blocks": self.late_blocks,
             "device_xruns": self.device_xruns,
+            "input_xruns": self.input_xruns,
             "targets_posted": self.slot.posted,
             "targets_taken": self.slot.taken,
         }
@@ -233,6 +263,11 @@ class LiveSession:
         try:
             self._stop_devices()
         finally:
+            for close in self.on_close:
+                try:
+                    close()
+                except Exception as err:  # noqa: BLE001 - reported, the rest still closes
+                    self.errors.append(f"closing failed: {type(err).__name__}: {err}")
             for thread in self._threads:
                 thread.join(timeout=5.0)
             if self.recorder is not None:
@@ -257,6 +292,7 @@ class LiveSession:
             "xruns": self.xruns,
             "late_blocks": self.late_blocks,
             "device_xruns": self.device_xruns,
+            "input_xruns": self.input_xruns,
             "server_xruns": self.server_xruns,
             "targets_posted": self.slot.posted,
             "targets_taken": self.slot.taken,

@@ -57,7 +57,7 @@ class StreamingDDSPEnv(gym.Env[np.ndarray, np.ndarray]):
     :class:`~ddsp_gym.streaming.functional.StreamParams` number, as keyword arguments.
 
     ## Version History
-    * v0: first version (offline; live mode to come, docs/streaming.md).
+    * v0: first version (offline; stepped live by ``ddsp_gym.live.LiveEnv``: docs/streaming.md).
     """
 
     metadata = {"render_modes": []}

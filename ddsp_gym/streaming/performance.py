@@ -71,11 +71,16 @@ def looped_block(audio: Array, block: Array, n: int) -> Array:
 
 
 class Clock(NamedTuple):
-    """An incoming MIDI-clock-like beat: 24 ticks per beat at a tempo, each tick jittered."""
+    """An incoming MIDI-clock-like beat: 24 ticks per beat at a tempo, each tick jittered.
+
+    Tick k's grid time is ``offset_s + k * interval``: 0 offline (the generated clock
+    starts with the stream); live mode sets it from a real MIDI clock's beat phase.
+    """
 
     tempo_bpm: Array  # ()
     jitter_key: Array  # tick k arrives jitter_s * normal(fold_in(key, k)) off the grid
     jitter_s: Array  # ()
+    offset_s: Array  # () grid time of tick 0 (a beat), seconds of stream time
 
 
 TICKS_PER_BEAT = 24
@@ -88,12 +93,13 @@ def tick_interval(clock: Clock) -> Array:
 def tick_times(clock: Clock, ticks: Array) -> Array:
     """Arrival times (s) of ticks ``ticks`` (int array): the grid plus each tick's jitter."""
     jitter = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(clock.jitter_key, k)))(ticks)
-    return ticks.astype(jnp.float32) * tick_interval(clock) + clock.jitter_s * jitter
+    grid = ticks.astype(jnp.float32) * tick_interval(clock) + clock.offset_s
+    return grid + clock.jitter_s * jitter
 
 
 def ticks_in(clock: Clock, t0: Array, t1: Array, max_ticks: int) -> tuple[Array, Array]:
     """The ticks whose grid time lies in [t0, t1): (indices (max_ticks,), valid mask)."""
-    first = jnp.ceil(t0 / tick_interval(clock)).astype(jnp.int32)
+    first = jnp.ceil((t0 - clock.offset_s) / tick_interval(clock)).astype(jnp.int32)
     ticks = first + jnp.arange(max_ticks, dtype=jnp.int32)
-    valid = ticks.astype(jnp.float32) * tick_interval(clock) < t1
+    valid = ticks.astype(jnp.float32) * tick_interval(clock) + clock.offset_s < t1
     return ticks, valid

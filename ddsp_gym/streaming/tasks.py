@@ -262,7 +262,7 @@ class JamPartner(AbstractStreamTask):
         tempo = jax.random.uniform(
             k_tempo, (), minval=self.tempo_range[0], maxval=self.tempo_range[1]
         )
-        clock = Clock(tempo, k_jitter, jnp.asarray(self.jitter_s, jnp.float32))
+        clock = Clock(tempo, k_jitter, jnp.asarray(self.jitter_s, jnp.float32), jnp.zeros(()))
         return JamState(
             clock=clock,
             # Before any tick has arrived, assume 120 BPM.
@@ -307,7 +307,8 @@ class JamPartner(AbstractStreamTask):
         frame_s = t0 + (jnp.arange(1, level.shape[0]) * hop) / sr
         # The beats near this block, as heard: each beat's own (jittered) tick time.
         beat_period = tick_interval(state.clock) * TICKS_PER_BEAT
-        nearest = jnp.floor(t0 / beat_period).astype(jnp.int32) + jnp.arange(-1, 3)
+        since_beat0 = (t0 - state.clock.offset_s) / beat_period
+        nearest = jnp.floor(since_beat0).astype(jnp.int32) + jnp.arange(-1, 3)
         beat_s = tick_times(state.clock, nearest * TICKS_PER_BEAT)
         # A sound rendered at t is heard at t + latency: it is on the beat if t = beat - latency.
         offset = frame_s[:, None] - (beat_s[None, :] - params.latency_s)

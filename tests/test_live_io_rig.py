@@ -24,13 +24,20 @@ SENDER = "ddsp_gym-test-clock"
 MAX_LOAD_PER_CORE = 4.5
 
 
-def real_time_possible() -> None:
-    """Skip a timing measurement on a machine so overloaded that its threads (the JACK
-    dummy driver's, rtmidi's, the sender's) wake hundreds of ms late: seen at a 1-min
-    load average of 11 on 2 cores, ticks arriving up to 480 ms late."""
-    load, cores = os.getloadavg()[0], os.cpu_count() or 1
-    if load > MAX_LOAD_PER_CORE * cores:
-        pytest.skip(f"load average {load:.1f} on {cores} cores: no real-time timing to measure")
+def real_time_possible(wait_s: float = 90.0) -> None:
+    """Wait for a machine so overloaded that its threads (the JACK dummy driver's,
+    rtmidi's, the sender's) wake hundreds of ms late to calm down: seen at a 1-min load
+    average of 11 on 2 cores, ticks arriving up to 480 ms late. Under CI (the rig's
+    tests run alone there) a machine still that busy fails the test; elsewhere it skips."""
+    cores = os.cpu_count() or 1
+    deadline = time.monotonic() + wait_s
+    while (load := os.getloadavg()[0]) > MAX_LOAD_PER_CORE * cores:
+        if time.monotonic() > deadline:
+            message = f"load average {load:.1f} on {cores} cores: no real-time timing to measure"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+        time.sleep(5.0)
 
 
 def test_a_120_bpm_midi_clock_is_followed_tempo_and_phase(rig_config, tmp_path):

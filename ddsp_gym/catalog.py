@@ -29,6 +29,7 @@ PLANT_NAMES: tuple[str, ...] = (
     "fm_sine",
     "resonant_filter",
     "faust",
+    "designer_voice",
 )
 
 # ``ddsp-gym bench agents``: search agents work on each target within the budget;

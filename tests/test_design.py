@@ -309,6 +309,7 @@ def test_judge_reports_shortfall_and_drift():
     assert lines["warmth"].role == "coupled" and lines["sustain"].ok
 
 
+@pytest.mark.slow  # compiles the designer voice's solver (~30 s on 2 cores)
 def test_design_command_prints_a_line_per_descriptor(tmp_path, capsys):
     from ddsp_gym.cli import main
 

@@ -54,8 +54,9 @@ class DesignerVoice(AbstractPlant):
 
     y(t) = 10^(level_db / 20) * env(t) * am(t) * (cos(theta) tone(t) + sin(theta) noise(t))
 
-    * tone: ``partials`` sines at f_k = pitch_hz * k^(1 + stretch) (stretch 0: harmonic;
-      0.5: partials at 1, 2.83, 5.2, 8 x f0, a bell's kind of spacing), amplitude
+    * tone: ``partials`` sines at f_k = pitch_hz * k^(1 + stretch) (stretch ~0: harmonic;
+      0.1: partial 2 at 2.14 f0, partial 32 at 45 f0, a stiff bar's stretched series;
+      the metallic measure saturates by stretch ~0.05, hence the log knob), amplitude
       a_k = 10^((-tilt_db * log2(f_k / f0) + body(f_k)) / 20), faded out near 7 kHz,
       Schroeder phases (a low crest factor), scaled to a mean square of 1/2 (a unit sine's)
       whatever the tilt, stretch or body, so those knobs do not change the level.

@@ -23,6 +23,10 @@ from ddsp_gym.knobs import KnobSpec
 from ddsp_gym.plants.base import AbstractPlant, knob_independent
 
 BODY_SHELF_HZ = 400.0  # the body EQ's corner: it lifts what lies below ~500 Hz
+# The noise falls NOISE_TILT_SHARE x the tone's tilt per octave: a breath darker than the
+# tone, so adding it raises the spectral flatness more than the centroid. With the tone's
+# own tilt, "noisier" (+3 dB flatness) stopped at +2.2 dB against the brightness bound.
+NOISE_TILT_SHARE = 2.0
 PARTIAL_FADE_HZ = (7000.0, 250.0)  # partials fade out around 7 kHz (below Nyquist at 16 kHz)
 
 
@@ -62,8 +66,9 @@ class DesignerVoice(AbstractPlant):
       whatever the tilt, stretch or body, so those knobs do not change the level.
     * body(f) = body_db / (1 + (f / 400 Hz)^4): a low shelf on what lies below ~500 Hz
       (warmth) in dB; it colours the noise too.
-    * noise: white noise (from the render key) shaped by the same tilt and body (so
-      adding breath changes flatness, not the spectral balance), scaled to a mean
+    * noise: white noise (from the render key) shaped by twice the tone's tilt and the
+      same body (a breath darker than the tone: adding it raises the flatness more than
+      the spectral centroid), scaled to a mean
       square of 1/2. theta = (pi / 2) * noise^3: an equal-power crossfade with a cubed
       taper, so noise 0 is exactly the tone, 1 is only noise, and mid travel is a breath
       (4 % of the power), not a hiss.
@@ -144,11 +149,13 @@ class DesignerVoice(AbstractPlant):
         return sum_of_sines(freqs, amps, phases, self.n_samples, self.sample_rate)
 
     def shaped_noise(self, key: Array, tilt_db: Array, body_db: Array) -> Array:
-        """White noise with the tone's spectral shape, (n,), mean square 1/2."""
+        """White noise under NOISE_TILT_SHARE x the tone's tilt and its body, (n,), mean
+        square 1/2."""
         n = self.n_samples
         white = dsp.white_noise(key, n)
         freqs = jnp.asarray(np.fft.rfftfreq(n, 1.0 / self.sample_rate), jnp.float32)
-        gain = 10.0 ** (self.spectral_gain_db(freqs, tilt_db, body_db) / 20.0)
+        gain_db = self.spectral_gain_db(freqs, NOISE_TILT_SHARE * tilt_db, body_db)
+        gain = 10.0 ** (gain_db / 20.0)
         shaped = jnp.fft.irfft(jnp.fft.rfft(white) * gain, n)
         return shaped * jnp.sqrt(0.5 / (jnp.mean(shaped**2) + 1e-12))
 

@@ -30,6 +30,7 @@ PLANT_NAMES: tuple[str, ...] = (
     "harmonic",
     "resonant_filter",
     "faust",
+    "designer_voice",
 )
 
 # ``ddsp-gym bench agents``: search agents work on each target within the budget;

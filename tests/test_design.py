@@ -309,6 +309,7 @@ def test_judge_reports_shortfall_and_drift():
     assert lines["warmth"].role == "coupled" and lines["sustain"].ok
 
 
+@pytest.mark.slow  # compiles the designer voice's solver (~30 s on 2 cores)
 def test_design_command_prints_a_line_per_descriptor(tmp_path, capsys):
     from ddsp_gym.cli import main
 
@@ -318,20 +319,123 @@ def test_design_command_prints_a_line_per_descriptor(tmp_path, capsys):
     assert code == 0, out
     assert all(name in out for name in T.DESCRIPTORS) and "sustain     goal +0.5" in out
     assert (tmp_path / "after.wav").exists() and (tmp_path / "patch.json").exists()
+    # Without --plant the designer voice designs (its knobs are in the patch).
+    patch = json.loads((tmp_path / "patch.json").read_text())
+    assert patch["plant"] == "designer_voice" and "attack_s" in patch["knobs"]
     assert main(["design", "make it brigter", "--out", str(tmp_path)]) != 0
     assert "did you mean brighter" in capsys.readouterr().err
 
 
 def test_bench_writes_a_case_per_prompt_and_start_patch(tmp_path):
-    from ddsp_gym.design.bench import PROMPTS, START_PATCHES, run_bench
+    from ddsp_gym.design.bench import BENCH_PLANTS, PROMPTS, START_PATCHES, run_bench
 
-    assert len(PROMPTS) >= 20 and all(parse_prompt(p) for p in PROMPTS)
-    report = run_bench(tmp_path, "fm2", STEPS, RESTARTS, ("brighter", "louder"), reach_samples=16)
+    assert len(PROMPTS) >= 24 and all(parse_prompt(p) for p in PROMPTS)
+    assert BENCH_PLANTS == ("designer_voice", "fm2")
+    for plant, starts in START_PATCHES.items():
+        assert all(len(u) == make_plant(plant).num_knobs for u in starts.values())
+    both = run_bench(tmp_path, "fm2", STEPS, RESTARTS, ("brighter", "louder"), reach_samples=16)
+    report = both["plants"]["fm2"]
     assert report["total"] == 2 * len(START_PATCHES["fm2"]) == len(report["cases"])
     assert report["passed"] == sum(case["success"] for case in report["cases"])
     saved = json.loads((tmp_path / "sound_designer.json").read_text())
-    assert saved["passed"] == report["passed"]
+    assert saved["plants"]["fm2"]["passed"] == report["passed"]
     table = (tmp_path / "sound_designer.md").read_text()
     assert "| brighter | brightness +0.5 |" in table and "| louder | loudness +3 |" in table
     with pytest.raises(ValueError, match="no start patches"):
         run_bench(tmp_path, "sine")
+
+
+# ---- the designer voice: its knobs against closed forms ---------------------------------
+
+
+def _voice_render(plant, key=0, **physical):
+    """Render designer_voice at mid travel with some knobs set to physical values."""
+    unit = np.full(plant.num_knobs, 0.5, np.float32)
+    for name, value in physical.items():
+        i = plant.knob_names.index(name)
+        unit[i] = float(plant.knob_specs[i].to_unit(value))
+    return np.asarray(plant.render(jnp.asarray(unit), jax.random.PRNGKey(key)), np.float64)
+
+
+@pytest.fixture(scope="module")
+def voice():
+    return make_plant("designer_voice")
+
+
+def test_voice_level_knob_is_an_exact_db_gain(voice):
+    quiet = _voice_render(voice, level_db=-24.0)
+    loud = _voice_render(voice, level_db=-9.0)
+    np.testing.assert_allclose(loud, quiet * 10 ** (15.0 / 20.0), rtol=1e-4, atol=1e-7)
+    levels = [_measure("loudness", _voice_render(voice, level_db=v)) for v in (-24.0, -9.0)]
+    assert levels[1] - levels[0] == pytest.approx(15.0, abs=1e-3)
+
+
+def test_voice_attack_is_a_linear_ramp_of_the_attack_time(voice):
+    env = np.asarray(voice.envelope(jnp.float32(0.1), jnp.float32(5.0)))
+    t = np.arange(env.size) / voice.sample_rate
+    rising = t < 0.1
+    np.testing.assert_allclose(env[rising], t[rising] / 0.1, atol=1e-5)
+    assert env[rising].max() < 1.0 and env[int(0.1 * voice.sample_rate)] == pytest.approx(1.0, 1e-3)
+    # After the ramp: exp(-(t - attack) / decay).
+    i = int(0.6 * voice.sample_rate)
+    assert env[i] == pytest.approx(np.exp(-0.5 / 5.0), rel=1e-4)
+    # The attack descriptor of a plain note (no noise, no AM) reads the 10-90 % rise, 0.8 T.
+    for ramp_s in (0.05, 0.2):
+        audio = _voice_render(voice, attack_s=ramp_s, decay_s=5.0, noise=0.0, am_depth=0.0)
+        assert 2 ** _measure("attack", audio) - 1.0 == pytest.approx(800 * ramp_s, abs=6.0)
+
+
+def test_voice_noise_zero_is_no_noise_and_one_is_only_noise(voice):
+    a = _voice_render(voice, key=0, noise=0.0)
+    b = _voice_render(voice, key=1, noise=0.0)
+    np.testing.assert_array_equal(a, b)  # the render key only feeds the noise
+    c = _voice_render(voice, key=0, noise=1.0, tilt_db=0.0)
+    d = _voice_render(voice, key=1, noise=1.0, tilt_db=0.0)
+    assert np.corrcoef(c, d)[0, 1] < 0.1  # independent noises, no tone in common
+    # At no tilt and no body the noise is white: flat (~0 dB), flatter than the tone.
+    tone = _voice_render(voice, noise=0.0, tilt_db=0.0)
+    assert _measure("noisiness", c) > -0.5 > _measure("noisiness", tone) + 3.0
+
+
+def test_voice_am_depth_zero_is_no_modulation_and_the_am_keeps_the_power(voice):
+    np.testing.assert_array_equal(np.asarray(voice.modulation(jnp.float32(0.0))), 1.0)
+    am = np.asarray(voice.modulation(jnp.float32(0.8)), np.float64)
+    period = int(2 * voice.sample_rate / voice.pitch_hz)  # AM at pitch / 2: 160 samples
+    whole = am[: (am.size // period) * period]
+    assert np.mean(whole**2) == pytest.approx(1.0, abs=1e-4)  # power-normalised
+    assert am.max() == pytest.approx(1.8 / np.sqrt(1.32), rel=1e-3)
+    # The note is the un-modulated note times (1 + m sin(2 pi 100 t)) / sqrt(1 + m^2 / 2).
+    flat = {"attack_s": 0.001, "decay_s": 5.0, "noise": 0.0, "stretch": 0.001}
+    plain = _voice_render(voice, am_depth=0.0, **flat)
+    wobbly = _voice_render(voice, am_depth=0.5, **flat)
+    t = np.arange(plain.size) / voice.sample_rate
+    expected = plain * (1 + 0.5 * np.sin(2 * np.pi * 100.0 * t)) / np.sqrt(1.125)
+    np.testing.assert_allclose(wobbly, expected, atol=1e-4 * np.abs(plain).max())  # float32
+    # Roughness: the plain note's harmonic envelope (200 Hz, above the band) reads ~0.1;
+    # depth 0.5 reads ~0.35 (the 100 Hz AM mixes with the 200 Hz envelope ripple).
+    assert _measure("roughness", plain) < 0.12 < 0.3 < _measure("roughness", wobbly)
+
+
+def test_voice_partials_are_harmonic_at_no_stretch_and_the_tone_has_unit_sine_power(voice):
+    np.testing.assert_allclose(voice.partial_ratios(0.0), np.arange(1, 33), rtol=1e-6)
+    assert float(voice.partial_ratios(0.1)[1]) == pytest.approx(2**1.1, rel=1e-6)
+    tone = np.asarray(voice.tone(jnp.float32(3.0), jnp.float32(0.0), jnp.float32(0.0)))
+    assert np.mean(tone**2) == pytest.approx(0.5, rel=0.01)
+    spectrum = np.abs(np.fft.rfft(tone))
+    freqs = np.fft.rfftfreq(tone.size, 1.0 / voice.sample_rate)
+    assert freqs[np.argmax(spectrum)] == pytest.approx(200.0)
+    # The tilt: each octave above f0 is tilt_db lower (partials 1, 2, 4 at 3 dB/oct).
+    level = {f: 20 * np.log10(spectrum[np.argmin(np.abs(freqs - f))]) for f in (800, 1600)}
+    assert level[800] - level[1600] == pytest.approx(3.0, abs=0.1)
+    # The body shelf: body_db at 0 Hz, half of it at 400 Hz, ~0 far above.
+    gain = np.asarray(voice.spectral_gain_db(jnp.asarray([0.0, 400.0, 4000.0]), 0.0, 6.0))
+    np.testing.assert_allclose(gain, [6.0, 3.0, 6.0 / (1 + 10**4)], rtol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("prompt", ["punchier", "louder", "much longer", "smoother"])
+def test_the_voice_does_what_fm2_could_not(prompt):
+    # fm2 has a fixed 5 ms attack and level, a note it cannot lengthen past its end, and
+    # no way to smooth a decaying note: these failed from every fm2 start patch.
+    result = design(prompt, "designer_voice", None, STEPS, RESTARTS)
+    assert result.success, [line.text() for line in result.lines]

@@ -15,12 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from ddsp_gym.design.designer import PASS_SHARE, design, render_and_measure
+from ddsp_gym.design.designer import PASS_SHARE, ROUNDS, design, render_and_measure
 from ddsp_gym.design.parser import default_lexicon
 from ddsp_gym.features.timbre import DESCRIPTORS
 from ddsp_gym.plants import make_plant
 
 REACH_SAMPLES = 1024
+# The plants the benchmark compares: the voice made for design, and FM2 for reference.
+BENCH_PLANTS: tuple[str, ...] = ("designer_voice", "fm2")
 
 # A fixed list: plain words, comparatives, intensities, negations and combinations.
 PROMPTS: tuple[str, ...] = (
@@ -49,15 +51,24 @@ PROMPTS: tuple[str, ...] = (
     "punchier",
     "breathy and bright",
 )
-# Start patches per plant, unit knobs (fm2: carrier_hz, ratio, index, index_decay,
-# amp_decay): mid travel; a bell (ratio 1.4, long decays); a dark pluck (low index,
-# short decays, ratio near 1.5).
+# Start patches per plant, unit knobs. designer_voice (tilt_db, stretch, body_db,
+# am_depth, attack_s, decay_s, noise, level_db): mid travel; a bell (brighter, more
+# inharmonic, smoother, longer); a dark pluck (darker, fuller, fast attack, short decay).
+# Each leaves room both ways on every descriptor a prompt below names: a patch already
+# at an end of a knob (a pure sine, a note ringing to its end) cannot go further.
+# fm2 (carrier_hz, ratio, index, index_decay, amp_decay): mid travel; a bell (ratio 1.4,
+# long decays); a dark pluck (low index, short decays, ratio near 1.5).
 START_PATCHES: dict[str, dict[str, list[float]]] = {
+    "designer_voice": {
+        "mid": [0.5] * 8,
+        "bell": [0.45, 0.65, 0.4, 0.35, 0.3, 0.52, 0.4, 0.5],
+        "dark_pluck": [0.58, 0.62, 0.45, 0.45, 0.25, 0.3, 0.5, 0.6],
+    },
     "fm2": {
         "mid": [0.5, 0.5, 0.5, 0.5, 0.5],
         "bell": [0.6, 0.375, 0.6, 0.7, 0.8],
         "dark_pluck": [0.3, 0.55, 0.2, 0.3, 0.3],
-    }
+    },
 }
 
 
@@ -92,15 +103,14 @@ def reach(plant: str, starts: dict[str, list[float]], samples: int = REACH_SAMPL
     return table
 
 
-def run_bench(
-    out_dir: str | Path = "results",
-    plant: str = "fm2",
+def bench_plant(
+    plant: str,
     steps: int = 150,
     restarts: int = 4,
     prompts: tuple[str, ...] = PROMPTS,
     reach_samples: int = REACH_SAMPLES,
 ) -> dict[str, Any]:
-    """Design every prompt from every start patch; write sound_designer.{json,md}."""
+    """Design every prompt from every start patch of ``plant``: its report (one table)."""
     if plant not in START_PATCHES:
         raise ValueError(f"no start patches for {plant!r}; known: {sorted(START_PATCHES)}")
     start_time = time.perf_counter()
@@ -130,12 +140,13 @@ def run_bench(
                 }
             )
     lexicon = default_lexicon()
-    report = {
+    return {
         "reach": reach(plant, START_PATCHES[plant], reach_samples),
         "reach_samples": reach_samples,
         "plant": plant,
         "steps": steps,
         "restarts": restarts,
+        "rounds": ROUNDS,
         "pass_share": PASS_SHARE,
         "bounds": lexicon.bounds,
         "steps_per_word": lexicon.steps,
@@ -145,10 +156,32 @@ def run_bench(
         "passed": sum(c["success"] for c in cases),
         "total": len(cases),
     }
+
+
+def run_bench(
+    out_dir: str | Path = "results",
+    plants: str | tuple[str, ...] = BENCH_PLANTS,
+    steps: int = 150,
+    restarts: int = 4,
+    prompts: tuple[str, ...] = PROMPTS,
+    reach_samples: int = REACH_SAMPLES,
+) -> dict[str, Any]:
+    """Bench every plant of ``plants``; write sound_designer.{json,md} (a table per plant)."""
+    names = (plants,) if isinstance(plants, str) else tuple(plants)
+    unknown = [name for name in names if name not in START_PATCHES]
+    if unknown or not names:
+        raise ValueError(f"no start patches for {unknown or names}; known: {sorted(START_PATCHES)}")
+    report = {
+        "plants": {
+            name: bench_plant(name, steps, restarts, prompts, reach_samples) for name in names
+        }
+    }
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "sound_designer.json").write_text(json.dumps(_rounded(report), indent=1))
-    (out / "sound_designer.md").write_text(markdown(report))
+    (out / "sound_designer.md").write_text(
+        "\n".join(markdown(plant_report) for plant_report in report["plants"].values())
+    )
     return report
 
 
@@ -182,11 +215,13 @@ def markdown(report: dict[str, Any]) -> str:
     """The results table: one row per prompt, one column per start patch."""
     starts = list(report["start_patches"])
     lines = [
-        f"# Sound designer benchmark ({report['plant']})",
+        f"## Sound designer benchmark: {report['plant']}",
         "",
         "Made by `python scripts/sound_designer_bench.py` (ddsp_gym/design/bench.py). "
         f"Adam, {report['steps']} steps x {report['restarts']} starts (the start patch and "
-        "jittered copies) per case. A case passes when every descriptor the prompt names "
+        f"jittered copies) per round, up to {report.get('rounds', 1)} rounds per case (a "
+        "further round restarts around the best patch while it fails). A case passes "
+        "when every descriptor the prompt names "
         f"moved the asked way by at least {report['pass_share']:g} x the asked change "
         "and every untouched descriptor drifted no more than its bound "
         "(coupled ones, warmth with brightness, are free).",

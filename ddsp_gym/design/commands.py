@@ -9,16 +9,25 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+# The voice made for sound design (a knob per descriptor); kept here, not imported from
+# the designer, so building the parser stays free of JAX.
+DEFAULT_PLANT = "designer_voice"
+
 
 def _cmd_design(args: argparse.Namespace) -> int:
     from ddsp_gym.design.designer import design, load_patch, write_design
     from ddsp_gym.plants import make_plant
 
-    if args.steps < 1 or args.restarts < 1:
-        raise ValueError(f"--steps and --restarts must be >= 1, not {args.steps}, {args.restarts}")
+    if min(args.steps, args.restarts, args.rounds) < 1:
+        raise ValueError(
+            f"--steps, --restarts and --rounds must be >= 1, "
+            f"not {args.steps}, {args.restarts}, {args.rounds}"
+        )
     plant = make_plant(args.plant)
     start = load_patch(args.start, plant, args.plant) if args.start else None
-    result = design(args.prompt, args.plant, start, args.steps, args.restarts, args.seed)
+    result = design(
+        args.prompt, args.plant, start, args.steps, args.restarts, args.seed, args.rounds
+    )
     files = write_design(result, args.out, plant.sample_rate)
     goal = ", ".join(f"{k} {v:+.3g}" for k, v in result.goal.items())
     print(f"prompt: {args.prompt!r} -> {goal}")
@@ -43,7 +52,11 @@ def add_design_parser(sub: argparse._SubParsersAction) -> None:
         "loudness, sustain; see docs/sound_designer.md",
     )
     p.add_argument("prompt", help='e.g. "make it brighter, add a metallic edge"')
-    p.add_argument("--plant", default="fm2", help="the plant to design on (fm2)")
+    p.add_argument(
+        "--plant",
+        default=DEFAULT_PLANT,
+        help=f"the plant to design on ({DEFAULT_PLANT}; fm2 works too)",
+    )
     p.add_argument(
         "--from",
         dest="start",
@@ -56,5 +69,12 @@ def add_design_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("design_out"), help="output folder")
     p.add_argument("--steps", type=int, default=150, help="Adam steps per start (150)")
     p.add_argument("--restarts", type=int, default=4, help="jittered starts (4)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="solver rounds at most: more rounds restart from the best patch while it "
+        "does not pass (3)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the jitter (0)")
     p.set_defaults(func=_cmd_design)

@@ -33,6 +33,8 @@ from ddsp_gym.tasks.design import descriptor_distance
 # asked change; an untouched one when its drift stays within the lexicon's bound.
 PASS_SHARE = 1.0
 RENDER_KEY = 0  # the designer hears every sound with this noise key (common random numbers)
+# Solver rounds at most: the first from the start patch, the others from the best so far.
+ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -139,8 +141,8 @@ def _solver(plant: AbstractPlant, steps: int, restarts: int):
         return jnp.where(last < best_loss, knobs, best), jnp.minimum(last, best_loss)
 
     @jax.jit
-    def solve(start, start_desc, goal, step, bound, targeted, charged, seed_key):
-        jitter = 0.1 * jax.random.normal(seed_key, (restarts, start.shape[0]))
+    def solve(start, start_desc, goal, step, bound, targeted, charged, seed_key, spread):
+        jitter = spread * jax.random.normal(seed_key, (restarts, start.shape[0]))
         starts = jnp.clip(start + jitter.at[0].set(0.0), 0.0, 1.0)
         args = (start_desc, goal, step, bound, targeted, charged)
         best, losses = jax.vmap(lambda k: run_one(k, *args))(starts)
@@ -172,17 +174,27 @@ def load_patch(path: str | Path, plant: AbstractPlant, plant_name: str) -> np.nd
 
 def design(
     prompt: str,
-    plant: str = "fm2",
+    plant: str = "designer_voice",
     start: np.ndarray | None = None,
     steps: int = 150,
     restarts: int = 4,
     seed: int = 0,
+    rounds: int = ROUNDS,
 ) -> DesignResult:
-    """Design a patch for ``prompt`` from ``start`` (unit knobs; None: mid travel)."""
+    """Design a patch for ``prompt`` from ``start`` (unit knobs; None: mid travel).
+
+    Adam runs from the start and ``restarts - 1`` jittered copies; while the best patch
+    heard does not pass (:func:`judge`), up to ``rounds - 1`` more rounds start from that
+    best patch and wider-jittered copies of it (0.1, 0.2, ... unit travel), so a prompt
+    that Adam nearly meets from the start gets a second look around the near miss
+    instead of the verdict of one local descent. A passing first round costs nothing more.
+    """
     lexicon = default_lexicon()
     goal = parse_prompt(prompt, lexicon)
-    if steps < 1 or restarts < 1:
-        raise ValueError(f"steps and restarts must be >= 1, not {steps}, {restarts}")
+    if steps < 1 or restarts < 1 or rounds < 1:
+        raise ValueError(
+            f"steps, restarts and rounds must be >= 1, not {steps}, {restarts}, {rounds}"
+        )
     plant_obj = make_plant(plant)
     start_unit = (
         np.full(plant_obj.num_knobs, 0.5, np.float32)
@@ -194,18 +206,31 @@ def design(
     before_audio, before = render_and_measure(plant_obj, start_unit)
     charged = set(untouched(goal, lexicon))
     solve = _solver(plant_obj, steps, restarts)
-    unit, distance = solve(
-        jnp.asarray(start_unit),
+    problem = (
         jnp.asarray(before),
         jnp.asarray([goal.get(d, 0.0) for d in DESCRIPTORS], jnp.float32),
         jnp.asarray([lexicon.steps[d] for d in DESCRIPTORS], jnp.float32),
         jnp.asarray([lexicon.bounds[d] for d in DESCRIPTORS], jnp.float32),
         jnp.asarray([d in goal for d in DESCRIPTORS]),
         jnp.asarray([d in charged for d in DESCRIPTORS]),
-        jax.random.PRNGKey(seed),
     )
-    unit = np.asarray(unit)
-    after_audio, after = render_and_measure(plant_obj, unit)
+    best: tuple | None = None
+    for round_ in range(rounds):
+        origin = start_unit if best is None else best[1]
+        key = jax.random.fold_in(jax.random.PRNGKey(seed), round_)
+        unit, distance = solve(jnp.asarray(origin), *problem, key, 0.1 * (round_ + 1))
+        unit = np.asarray(unit)
+        after_audio, after = render_and_measure(plant_obj, unit)
+        lines = judge(goal, before, after, lexicon)
+        passed = all(line.ok for line in lines)
+        # Rank by the verdict first, then by the distance the solver minimised.
+        candidate = (not passed, unit, float(distance), after_audio, after, lines)
+        if best is None or (candidate[0], candidate[2]) < (best[0], best[2]):
+            best = candidate
+        if passed:
+            break
+    assert best is not None
+    _, unit, distance, after_audio, after, lines = best
 
     def physical(u: np.ndarray) -> dict[str, float]:
         return {k: float(v) for k, v in to_physical(plant_obj.knob_specs, jnp.asarray(u)).items()}
@@ -222,8 +247,8 @@ def design(
         after=after,
         before_audio=before_audio,
         after_audio=after_audio,
-        distance=float(distance),
-        lines=judge(goal, before, after, lexicon),
+        distance=distance,
+        lines=lines,
     )
 
 

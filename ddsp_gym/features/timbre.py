@@ -66,6 +66,8 @@ ATTACK_FRAME, ATTACK_HOP = 64, 16
 FLATNESS_SMOOTH_BINS = 17
 # Soft band edges (Hz): a beat crossing a hard edge would jump the measure.
 ROUGH_EDGE_HZ = (3.0, 15.0)
+# Width of the attack's sigmoid counts, a share of the peak.
+ATTACK_SOFT = 0.02
 EPS = 1e-10
 
 
@@ -194,7 +196,11 @@ def attack(audio: Array, sample_rate: int) -> Array:
     running = jax.lax.cummax(amp)
 
     def frames_below(level: float) -> Array:
-        return jnp.sum(jax.nn.sigmoid((level * peak - running) / (0.02 * peak)))
+        # Less what a frame at the peak counts (sigmoid(-0.1 / 0.02) for 90 %): without it
+        # every frame after the rise added 0.7 % of a frame, 6.7 ms over a 1 s note.
+        at_peak = jax.nn.sigmoid((level - 1.0) / ATTACK_SOFT)
+        weights = jax.nn.sigmoid((level * peak - running) / (ATTACK_SOFT * peak)) - at_peak
+        return jnp.sum(weights)
 
     rise_s = (frames_below(0.9) - frames_below(0.1)) * ATTACK_HOP / sample_rate
     return jnp.log2(1000.0 * rise_s + 1.0)

@@ -7,6 +7,7 @@ from ddsp_gym.plants.amsynth_twin import AmsynthTwin
 from ddsp_gym.plants.base import AbstractPlant
 from ddsp_gym.plants.compressor import Compressor
 from ddsp_gym.plants.delay import Delay
+from ddsp_gym.plants.designer_voice import DesignerVoice
 from ddsp_gym.plants.distortion import Distortion
 from ddsp_gym.plants.effect import AbstractEffect
 from ddsp_gym.plants.faust import FaustPlant
@@ -41,6 +42,7 @@ PLANTS: dict[str, type[AbstractPlant]] = {
     "harmonic": HarmonicNote,
     "resonant_filter": ResonantFilter,
     "faust": FaustPlant,
+    "designer_voice": DesignerVoice,
 }
 
 
@@ -62,6 +64,7 @@ __all__ = [
     "AmsynthTwin",
     "Compressor",
     "Delay",
+    "DesignerVoice",
     "Distortion",
     "FMSine",
     "FaustPlant",

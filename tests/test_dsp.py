@@ -215,3 +215,13 @@ def test_upsample_linear_interpolates_between_control_points(n, hop):
     expected = np.interp(np.arange(n), np.arange(t.shape[0]) * hop, np.asarray(values))
     np.testing.assert_allclose(upsampled, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(upsampled[::hop], np.asarray(values)[: len(upsampled[::hop])])
+
+
+def test_end_fade_is_a_raised_cosine_over_the_last_release():
+    sr, n, release = 1000, 1000, 0.1
+    fade = np.asarray(dsp.end_fade(n, sr, release))
+    t = np.arange(n) / sr
+    to_end = np.clip((n / sr - t) / release, 0.0, 1.0)
+    np.testing.assert_allclose(fade, 0.5 - 0.5 * np.cos(np.pi * to_end), atol=1e-5)
+    assert np.all(fade[: n - 100] == 1.0) and fade[-1] < 1e-3
+    assert np.all(np.diff(fade[n - 100 :]) <= 0)

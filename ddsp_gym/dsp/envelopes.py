@@ -131,6 +131,14 @@ def exp_decay_at(t: Array, time_constant_s: Array | float) -> Array:
     return jnp.exp(-t / jnp.maximum(time_constant_s, 1e-3))
 
 
+def end_fade(n: int, sample_rate: int, release_s: float) -> Array:
+    """Raised-cosine fade to 0 over the last ``release_s`` seconds of n samples, (n,): a
+    note's release that no knob moves (at least one sample long)."""
+    t = jnp.arange(n, dtype=jnp.float32) / sample_rate
+    to_end = jnp.clip((n / sample_rate - t) / max(release_s, 1.0 / sample_rate), 0.0, 1.0)
+    return 0.5 - 0.5 * jnp.cos(jnp.pi * to_end)
+
+
 def control_times(n: int, sample_rate: int, hop: int) -> Array:
     """Times in seconds of control points every ``hop`` samples covering n samples.
 

@@ -121,9 +121,7 @@ class DesignerVoice(AbstractPlant):
     @knob_independent
     def _release(self) -> Array:
         """The note-off fade over the last ``release_s``, (n,): no knob moves it."""
-        t = jnp.arange(self.n_samples, dtype=jnp.float32) / self.sample_rate
-        to_end = jnp.clip((self.duration - t) / max(self.release_s, 1.0 / self.sample_rate), 0, 1)
-        return 0.5 - 0.5 * jnp.cos(jnp.pi * to_end)
+        return dsp.end_fade(self.n_samples, self.sample_rate, self.release_s)
 
     def partial_ratios(self, stretch: Array | float) -> Array:
         """f_k / f0 = k^(1 + stretch), k = 1 .. partials."""

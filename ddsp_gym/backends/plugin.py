@@ -514,3 +514,102 @@ class PluginBackend(AbstractBackend):
             "knob_map": self.knob_map.source,
             "parameters": {n: self.knob_map.knobs[n].parameter for n in self.knob_map.knobs},
         }
+
+
+# ---- can a plugin be played block by block? (live mode's question) ----------------------------
+
+# Blocks rendered one ``render()`` at a time agree with one long render to this (of full
+# scale) when the host carries the plugin's state; the plugin's own render-to-render
+# repeatability is ~1e-8 (see PluginBackend._warm_up), so 1e-4 leaves room for float noise.
+CONTINUITY_TOL = 1e-4
+
+
+def block_continuity(
+    path: str | Path = "amsynth_vst.so",
+    knob_map: Any = "amsynth_plugin",
+    block_s: float = 0.064,
+    n_blocks: int = 3,
+    sample_rate: int = 48_000,
+    host_block: int = 256,
+    release_param: str = "amp_release",
+) -> dict[str, Any]:
+    """Measure whether DawDreamer carries a plugin's state from one ``render()`` to the next.
+
+    Live mode would render one block per call, so a held note must sound on across calls.
+    Two probes on a fresh engine each (the map's init patch, its note):
+
+    * **held**: the note on in the first of ``n_blocks`` block renders (MIDI cleared
+      after it) against one render of the whole length with the same note held;
+    * **tail**: a 30 ms note with a long release (``release_param`` at 0.5, amsynth's
+      ~2 s) rendered alone in one block, then a block of silence: a carried state keeps
+      sounding the release there.
+
+    Returns peaks and differences (of full scale) and ``carries_state``: every block
+    equal to the long render within :data:`CONTINUITY_TOL` and the tail heard.
+    """
+    if n_blocks < 2 or not 0 < block_s <= 1.0:
+        raise ValueError(f"need n_blocks >= 2 and 0 < block_s <= 1, got {n_blocks}, {block_s}")
+    daw = import_dawdreamer()
+    km = load_knob_map(knob_map)
+    plugin = find_plugin(path)
+    n = int(round(block_s * sample_rate))
+    seconds = n / sample_rate
+
+    def fresh():
+        engine = daw.RenderEngine(sample_rate, host_block)
+        processor = _load(engine, plugin)
+        names = {
+            processor.get_parameter_name(i): i for i in range(processor.get_plugin_parameter_size())
+        }
+        missing = [p for p in [*km.init_parameters(), release_param] if p not in names]
+        if missing:
+            raise UnknownParameterError(f"{plugin.name} has no parameter(s) {missing}")
+        for name, value in km.init_parameters().items():
+            processor.set_parameter(names[name], float(value))
+        engine.load_graph([(processor, [])])
+        return engine, processor, names
+
+    def mono(processor) -> np.ndarray:
+        return np.asarray(processor.get_audio(), np.float32).mean(axis=0)[:n]
+
+    with kept_fp_environment():
+        engine, proc, _ = fresh()
+        proc.add_midi_note(km.note, km.velocity, 0.0, 3600.0)  # held past the probe
+        blocks = []
+        for _ in range(n_blocks):
+            engine.render(seconds)
+            blocks.append(mono(proc))
+            proc.clear_midi()  # the note-on is played; a later render must not retrigger it
+        engine, proc, _ = fresh()
+        proc.add_midi_note(km.note, km.velocity, 0.0, 3600.0)
+        engine.render(n_blocks * seconds)
+        whole = np.asarray(proc.get_audio(), np.float32).mean(axis=0)[: n_blocks * n]
+
+        engine, proc, names = fresh()
+        proc.set_parameter(names[release_param], 0.5)
+        proc.add_midi_note(km.note, km.velocity, 0.0, 0.03)
+        engine.render(seconds)
+        first = mono(proc)
+        proc.clear_midi()
+        engine.render(seconds)
+        after = mono(proc)
+
+    diffs = [float(np.abs(b - whole[i * n : (i + 1) * n]).max()) for i, b in enumerate(blocks)]
+    tail_end = float(np.abs(first[-n // 8 :]).max())  # the release sounding at the block's end
+    tail_next = float(np.abs(after).max())
+    return {
+        "plugin": str(plugin),
+        "dawdreamer_version": getattr(daw, "__version__", None),
+        "sample_rate": sample_rate,
+        "block_frames": n,
+        "host_block": host_block,
+        "held_peak_per_block": [float(np.abs(b).max()) for b in blocks],
+        "held_whole_peak_per_block": [
+            float(np.abs(whole[i * n : (i + 1) * n]).max()) for i in range(n_blocks)
+        ],
+        "held_max_diff_per_block": diffs,
+        "tail_peak_end_of_block": tail_end,
+        "tail_peak_next_block": tail_next,
+        "tolerance": CONTINUITY_TOL,
+        "carries_state": max(diffs) <= CONTINUITY_TOL and tail_next > 0.1 * tail_end,
+    }

@@ -61,6 +61,7 @@ from ddsp_gym.live.inputs import CaptureInput, is_audio_file
 from ddsp_gym.live.session import LiveSession
 from ddsp_gym.live.sim import DEFAULT_LATENCY_BLOCKS, SimLive
 
+# "plugin" is known so that it gets its own error (why DawDreamer cannot play live).
 LIVE_BACKENDS = ("sim", "hardware", "plugin")
 EXIT_INTERRUPTED = 130
 # A MIDI clock's latency on the JACK rig, as the tracker's line sees it: rtmidi delivers
@@ -103,9 +104,14 @@ def open_session(
     if backend not in LIVE_BACKENDS:
         raise ValueError(f"--backend must be one of {LIVE_BACKENDS}, got {backend!r}")
     if backend == "plugin":
+        # Measured, not assumed: scripts/live_plugin_continuity.py (docs/streaming.md).
         raise NotImplementedError(
-            "live mode's plugin backend is not supported yet (DawDreamer renders offline, "
-            "faster than real time); use --backend sim, or hardware for the rig's synth"
+            "live mode's plugin backend is not supported yet: DawDreamer resets the plugin "
+            "at every render() call (a held note stops at the block's end; "
+            "results/live_plugin_continuity.md), so it cannot render a live stream one "
+            "block at a time. Use --backend sim, or --backend hardware to play the same "
+            "synth (amsynth) live over MIDI; gym.make(ID, backend='plugin') renders whole "
+            "takes offline"
         )
     if backend == "hardware" and (live_input is not None or clock is not None):
         raise NotImplementedError(

@@ -32,9 +32,9 @@ def test_dawdreamer_resets_the_plugin_at_every_render():
     assert all(p > 0.05 for p in r["held_whole_peak_per_block"])
     # The finding: the held note stops at the end of its render; the next renders are
     # silent while the long render still sounds, and a 2 s release tail is cut off.
-    assert r["held_peak_per_block"][1:] == [0.0, 0.0]
+    assert max(r["held_peak_per_block"][1:]) <= 1e-6  # 0.0 on amsynth 1.13
     assert min(r["held_max_diff_per_block"][1:]) > 0.05
-    assert r["tail_peak_end_of_block"] > 0.05 and r["tail_peak_next_block"] == 0.0
+    assert r["tail_peak_end_of_block"] > 0.05 and r["tail_peak_next_block"] <= 1e-6
     assert r["carries_state"] is False
 
 

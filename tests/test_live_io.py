@@ -9,6 +9,7 @@ import json
 import threading
 import time
 from types import SimpleNamespace
+from typing import Any
 
 import jax
 import numpy as np
@@ -81,6 +82,18 @@ class FakeInputDevice:
         self.closed = True
 
 
+def pulled_session(core: BlockCore, agent: Any, **options: Any) -> tuple[SimLive, list]:
+    """A SimLive whose output streams are PullStreams the test pulls (returned in a list
+    that fills when the session opens its output)."""
+    streams: list[PullStream] = []
+
+    def open_output(callback: Any, rate: int) -> PullStream:
+        streams.append(PullStream(callback, rate))
+        return streams[-1]
+
+    return SimLive(core, agent, open_output, 16_000, **options), streams
+
+
 def test_live_input_is_processed_as_the_offline_env_processes_it():
     n, blocks = 1024, 6
     rng = np.random.default_rng(0)
@@ -92,11 +105,7 @@ def test_live_input_is_processed_as_the_offline_env_processes_it():
     device = FakeInputDevice(signal)
     capture = CaptureInput(device.open, 16_000, core.sample_rate, core.block_size)
     device.capture = capture
-    streams = []
-    session = SimLive(
-        core, Held(6), lambda cb, r: streams.append(PullStream(cb, r)) or streams[-1], 16_000,
-        capture=capture,
-    )  # fmt: skip
+    session, streams = pulled_session(core, Held(6), capture=capture)
     session.start()
     played = []
     for _ in range(blocks):
@@ -123,11 +132,7 @@ def test_an_input_that_stops_is_an_underrun_and_the_output_goes_on():
     silent = SimpleNamespace(close=lambda: None)
     capture = CaptureInput(lambda cb, r: silent, 16_000, 16_000, core.block_size)
     capture.block_s = 0.01  # do not wait long for an input that never comes
-    streams = []
-    session = SimLive(
-        core, Held(6), lambda cb, r: streams.append(PullStream(cb, r)) or streams[-1], 16_000,
-        capture=capture,
-    )  # fmt: skip
+    session, streams = pulled_session(core, Held(6), capture=capture)
     session.start()
     assert session.fifo.wait(lambda f: f.available >= 1024, 5.0)
     out = streams[0].pull(1024)
@@ -177,11 +182,7 @@ def test_jam_partner_follows_an_incoming_clock():
             k += 1
 
     threading.Thread(target=sender, daemon=True).start()
-    streams = []
-    session = SimLive(
-        core, Held(8), lambda cb, r: streams.append(PullStream(cb, r)) or streams[-1], 16_000,
-        beat=tracker,
-    )  # fmt: skip
+    session, streams = pulled_session(core, Held(8), beat=tracker)
     try:
         session.start()
         for _ in range(4):

@@ -69,6 +69,11 @@ class AbstractPlant(Knobbed):
     def n_samples(self) -> int:
         return int(round(self.sample_rate * self.duration))
 
+    @knob_independent
+    def sample_times(self) -> Array:
+        """The time of each output sample in seconds, (n_samples,)."""
+        return jnp.arange(self.n_samples, dtype=jnp.float32) / self.sample_rate
+
     @property
     def gate_s(self) -> float:
         """How long the note is held in a render, in seconds (a hardware take holds its MIDI

@@ -115,10 +115,6 @@ class DesignerVoice(AbstractPlant):
         )
 
     @knob_independent
-    def _times(self) -> Array:
-        return jnp.arange(self.n_samples, dtype=jnp.float32) / self.sample_rate
-
-    @knob_independent
     def _release(self) -> Array:
         """The note-off fade over the last ``release_s``, (n,): no knob moves it."""
         return dsp.end_fade(self.n_samples, self.sample_rate, self.release_s)
@@ -159,14 +155,14 @@ class DesignerVoice(AbstractPlant):
 
     def envelope(self, attack_s: Array, decay_s: Array) -> Array:
         """Linear rise over ``attack_s``, exponential decay after it, release fade, (n,)."""
-        t = self._times()
+        t = self.sample_times()
         rise = jnp.clip(t / attack_s, 0.0, 1.0)
         fall = jnp.exp(-jnp.maximum(t - attack_s, 0.0) / decay_s)
         return rise * fall * self._release()
 
     def modulation(self, am_depth: Array) -> Array:
         """(1 + m sin(2 pi f0/2 t)) / sqrt(1 + m^2 / 2), (n,): power-normalised AM."""
-        wobble = jnp.sin(2.0 * jnp.pi * 0.5 * self.pitch_hz * self._times())
+        wobble = jnp.sin(2.0 * jnp.pi * 0.5 * self.pitch_hz * self.sample_times())
         return (1.0 + am_depth * wobble) / jnp.sqrt(1.0 + 0.5 * am_depth**2)
 
     def synthesize(self, controls: dict[str, Array], key: Array, audio_in: Array | None) -> Array:

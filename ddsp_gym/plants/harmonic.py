@@ -90,10 +90,6 @@ class HarmonicNote(AbstractPlant):
         )
 
     @knob_independent
-    def _times(self) -> Array:
-        return jnp.arange(self.n_samples, dtype=jnp.float32) / self.sample_rate
-
-    @knob_independent
     def _release(self) -> Array:
         """Raised-cosine fade over the last ``release_s`` (n,)."""
         return dsp.end_fade(self.n_samples, self.sample_rate, self.release_s)
@@ -116,10 +112,10 @@ class HarmonicNote(AbstractPlant):
 
     def onset(self, attack: Array) -> Array:
         """Linear rise over ``attack`` seconds (n,)."""
-        return jnp.clip(self._times() / attack, 0.0, 1.0)
+        return jnp.clip(self.sample_times() / attack, 0.0, 1.0)
 
     def harmonic_part(self, c: dict[str, Array]) -> Array:
-        t = self._times()
+        t = self.sample_times()
         # Cycles of the fundamental: f0 t exactly, plus the glide's small integral (a
         # float32 running sum of the whole pitch would drift by a fraction of a cycle).
         bend = 2.0 ** (c["glide_cents"] * jnp.exp(-t / self.glide_s) / 1200.0) - 1.0

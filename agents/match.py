@@ -341,7 +341,7 @@ def _fit_variant(
         env = DDSPEnv(plant=plant, target=prepared, input=None, expose_grad=True, **settings)
         chain = staged_fit(
             plant_obj, env, prepared, start, known, steps, seed, _key(seed), coarse,
-            COARSE_SHARE, progress, progress.new_round,
+            COARSE_SHARE, progress, progress.new_round, progress.bar.update,
         )  # fmt: skip
         return _Fit(plant_obj, settings, env, chain.result, chain.distances, adjustments,
                     staged=chain)  # fmt: skip

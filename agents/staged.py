@@ -163,12 +163,15 @@ def staged_fit(
     coarse_share: float = 0.3,
     callback: Callable[[int, dict[str, Any]], bool] | None = None,
     new_round: Callable[[], None] | None = None,
+    on_coarse: Callable[[int], None] | None = None,
 ) -> StagedFit:
     """Fit ``plant`` (which :func:`is_staged`) stage by stage, then all together.
 
     ``env``: a gradient env on ``target`` (``expose_grad=True``); ``start``: the
     analysis' placement (action, (d,)); ``known``: measured knobs, held throughout.
-    ``coarse=False`` leaves out each stage's coarse search.
+    ``coarse=False`` leaves out each stage's coarse search. ``callback`` runs after each
+    gradient step, ``new_round`` before each stage's gradient, ``on_coarse(renders)``
+    after each coarse search (a progress display's hooks).
     """
     groups = stage_indices(plant)
     names = [name for name, _ in plant.stages] + ["together"]
@@ -195,6 +198,8 @@ def staged_fit(
                 plant, target, stage_start, held, coarse_budget, seed, key, searched
             )
             stage_start, gradient_budget = found.action.copy(), budget - found.evaluations
+            if on_coarse is not None:
+                on_coarse(found.evaluations)
         if new_round is not None:
             new_round()
         result = GradientAgent().solve(

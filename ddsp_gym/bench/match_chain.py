@@ -25,6 +25,7 @@ from ddsp_gym.bench.evalset import Case, build_evalset, load_evalset
 from ddsp_gym.bench.match_eval import CRITERIA, knob_errors, passes
 
 MODES = ("staged", "joint")
+ECHO_OFF_MIX = 0.05  # a fit whose echo mix ended under this left the echo out
 SAMPLE_RATE = 16_000
 
 
@@ -90,6 +91,10 @@ def summarize_chain(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]
             "median_heard_db": float(np.median([f["heard_db"] for f in fits])),
             "median_distance": float(np.median([f["distance"] for f in fits])),
             "median_wall_s": float(np.median([f["wall_s"] for f in fits])),
+            "echo_off": int(sum(f["knobs"]["mix"] < ECHO_OFF_MIX for f in fits)),
+            "note_length_pct_median": float(np.median(
+                [100.0 * (f["knobs"]["length"] / r["truth"]["length"] - 1.0)
+                 for f, r in zip(fits, rows, strict=True)])),
         }  # fmt: skip
     staged_closer = sum(r["staged"]["distance"] < r["joint"]["distance"] for r in rows)
     summary["staged"]["lower_distance_than_joint"] = int(staged_closer)
@@ -111,15 +116,17 @@ def chain_markdown(rows: Sequence[dict[str, Any]], command: str, steps: int) -> 
         f"every knob, then the gradient. Pass: {tolerances} (all three). *heard*: log-mel "
         "L1 (dB), both at 0 dBFS RMS.",
         "",
-        "| mode | fits | pass | pitch ok | cutoff ok | time ok | median heard dB | "
+        "| mode | fits | pass | pitch ok | cutoff ok | time ok | echo left out (mix < "
+        f"{ECHO_OFF_MIX:g}) | note length vs truth (median) | median heard dB | "
         "median MR-STFT | median wall s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for mode in MODES:
         s = summary[mode]
         lines.append(
             f"| {mode} | {s['fits']} | {s['pass']} | {s['pitch_cents_ok']} | "
-            f"{s['cutoff_pct_ok']} | {s['time_pct_ok']} | {s['median_heard_db']:.2f} | "
+            f"{s['cutoff_pct_ok']} | {s['time_pct_ok']} | {s['echo_off']} | "
+            f"{s['note_length_pct_median']:+.0f} % | {s['median_heard_db']:.2f} | "
             f"{s['median_distance']:.3f} | {s['median_wall_s']:.1f} |"
         )
     closer = summary["staged"]["lower_distance_than_joint"]

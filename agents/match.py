@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from ddsp_gym.agents.coarse import CoarseResult, coarse_search, n_starts
 from ddsp_gym.agents.gradient import GradientAgent
+from ddsp_gym.agents.staged import StagedFit, is_staged, stage_budgets, staged_fit
 from ddsp_gym.analysis import (
     ECHO_HOLD_STRENGTH,
     RecordingAnalysis,
@@ -272,10 +273,13 @@ class _Fit:
     distances: list[float]
     adjustments: list[str]
     coarse: CoarseResult | None = None  # the coarse stage's report, where it ran
+    staged: StagedFit | None = None  # a chained plant's stage-by-stage fit, where it ran
 
     @property
     def steps(self) -> int:
         """Plant queries spent: the coarse stage's renders and the gradient steps."""
+        if self.staged is not None:
+            return self.staged.evaluations
         return len(self.distances) + (self.coarse.evaluations if self.coarse else 0)
 
 
@@ -290,6 +294,8 @@ def _fit_variant(
     analyse: bool,
     target: str | Path,
     progress: Any,
+    coarse: bool = True,
+    staged: bool = True,
 ) -> _Fit:
     """Prepare the target for one plant variant and fit it (module docstring of
     :func:`match_file`): measured knobs held, level fitted by alternation."""
@@ -330,16 +336,25 @@ def _fit_variant(
         )
 
     prepared, adjustments = prepared_target()
-    coarse = None
-    schedule = analyse and input_path is None and _uses_schedule(plant, plant_obj)
+    if staged and schedule_is_staged(plant_obj, analyse, input_path, steps):
+        assert start is not None
+        env = DDSPEnv(plant=plant, target=prepared, input=None, expose_grad=True, **settings)
+        chain = staged_fit(
+            plant_obj, env, prepared, start, known, steps, seed, _key(seed), coarse,
+            COARSE_SHARE, progress, progress.new_round, progress.bar.update,
+        )  # fmt: skip
+        return _Fit(plant_obj, settings, env, chain.result, chain.distances, adjustments,
+                    staged=chain)  # fmt: skip
+    schedule = coarse and analyse and input_path is None and _uses_schedule(plant, plant_obj)
+    found: CoarseResult | None = None
     if schedule and n_starts(_coarse_budget(steps)):
         names = COARSE_KNOBS.get(plant, plant_obj.knob_names)
         search = [i for i, name in enumerate(plant_obj.knob_names) if name in names]
-        coarse = coarse_search(
+        found = coarse_search(
             plant_obj, prepared, start, known, _coarse_budget(steps), seed, _key(seed), search
         )
-        start, steps = coarse.action, steps - coarse.evaluations
-        progress.bar.update(coarse.evaluations)
+        start, steps = found.action, steps - found.evaluations
+        progress.bar.update(found.evaluations)
     rounds = [steps] if not fit_level or steps < 2 else _split(steps)
     result, env, distances = None, None, []
     agent = GradientAgent()
@@ -359,7 +374,17 @@ def _fit_variant(
         # The next round refines: it goes on at the step size this one ended with.
         rate = agent.learning_rate * agent.decay**result.steps
         agent = replace(agent, learning_rate=max(agent.min_learning_rate, rate))
-    return _Fit(plant_obj, settings, env, result, distances, adjustments, coarse)
+    return _Fit(plant_obj, settings, env, result, distances, adjustments, found)
+
+
+def schedule_is_staged(
+    plant: AbstractPlant, analyse: bool, input_path: str | Path | None, steps: int
+) -> bool:
+    """Is ``plant`` fitted stage by stage (:mod:`ddsp_gym.agents.staged`)? A chained
+    source plant matched with its analysis, given a step for every stage and one more."""
+    if not (analyse and input_path is None and is_staged(plant)):
+        return False
+    return steps >= len(plant.stages) + 1  # type: ignore[attr-defined]
 
 
 def _coarse_budget(steps: int) -> int:
@@ -421,6 +446,8 @@ def match_file(
     show_progress: bool = True,
     analyse: bool = True,
     posterior: bool = False,
+    coarse: bool = True,
+    staged: bool = True,
 ) -> MatchResult:
     """Fit ``plant``'s knobs to the sound in ``target`` and write the results to ``out_dir``.
 
@@ -439,6 +466,13 @@ def match_file(
     ``analyse=False`` fits the file as it is, from the env's random start (the match of
     earlier releases, kept for comparison in ``bench match``).
 
+    ``coarse=False`` skips the coarse stage (all of a source's queries go to the
+    gradient): the ablation of ``bench match --coarse-ablation``.
+
+    A chained plant (one that declares ``stages``, such as ``saw_chain``) is fitted stage
+    by stage, earlier stages frozen, then all together (:mod:`ddsp_gym.agents.staged`);
+    ``staged=False`` fits it with the single-stage schedule instead (for comparison).
+
     ``plant=None`` chooses the plant (:func:`choose_plant`): each candidate of the
     target's kind gets an equal share of ``steps``, the one that sounds closest is kept.
 
@@ -452,14 +486,16 @@ def match_file(
         raise ValueError(f"--steps must be at least 1, got {steps}")
     if plant is None:
         return choose_plant(
-            target, out_dir, input_path, steps, seed, task, show_progress, posterior
+            target, out_dir, input_path, steps, seed, task, show_progress, posterior, coarse
         )
     fit, fits, variants, analysis = _fit_plant(
-        target, plant, input_path, steps, seed, task, show_progress, analyse
+        target, plant, input_path, steps, seed, task, show_progress, analyse, coarse, staged
     )
     _say(target, fit.adjustments)
     result = _write_outputs(fit, fits, variants, plant, analysis, seed, Path(out_dir), posterior)
-    if fit.coarse is not None:
+    if fit.staged is not None:
+        _amend_report(result, {"schedule": _staged_report(fit, steps)})
+    elif fit.coarse is not None:
         _amend_report(result, {"schedule": _schedule_report(fit, steps)})
     return replace(result, plant=plant)
 
@@ -473,6 +509,25 @@ def _schedule_report(fit: _Fit, steps: int) -> dict[str, Any]:
         **fit.coarse.to_json(),
         "fine_steps": len(fit.distances),
         "fine_distance": fit.result.best_distance,
+        "steps": steps,
+    }
+
+
+def _staged_report(fit: _Fit, steps: int) -> dict[str, Any]:
+    """What each stage of a staged fit did (knobs.json's ``schedule``)."""
+    assert fit.staged is not None
+    from ddsp_gym.agents.staged import MIN_COARSE, TOGETHER_SHARE
+
+    stages = fit.staged.stages
+    budgets = stage_budgets(steps, len(stages) - 1)
+    split = ", ".join(f"{s.name} {b}" for s, b in zip(stages, budgets, strict=True))
+    return {
+        "kind": "staged",
+        "stages": [s.to_json(fit.plant) for s in stages],
+        "budget_split": f"{steps} queries: {split} (the refinement {TOGETHER_SHARE:.0%}, "
+        f"the stages equal shares of the rest; each stage's coarse CMA-ES "
+        f"{COARSE_SHARE:.0%} of its share, at least one run of {MIN_COARSE} renders where "
+        "that leaves the gradient half the stage)",
         "steps": steps,
     }
 
@@ -495,6 +550,8 @@ def _fit_plant(
     task: str | None,
     show_progress: bool,
     analyse: bool,
+    coarse: bool = True,
+    staged: bool = True,
 ) -> tuple[_Fit, list[_Fit], tuple[dict[str, Any], ...], RecordingAnalysis]:
     """Fit one plant (each of its variants): (best fit, all fits, variants, analysis)."""
     settings = env_settings_for_plant(plant, recordings=analyse)
@@ -537,6 +594,8 @@ def _fit_plant(
                 analyse,
                 target,
                 progress,
+                coarse,
+                staged,
             )  # fmt: skip
         )
     bar.close()
@@ -583,6 +642,7 @@ def choose_plant(
     task: str | None = None,
     show_progress: bool = True,
     posterior: bool = False,
+    coarse: bool = True,
 ) -> MatchResult:
     """Fit every candidate plant of the target's kind; keep the one that sounds closest.
 
@@ -606,7 +666,7 @@ def choose_plant(
     for name, share in zip(candidates, _shares(steps, len(candidates)), strict=True):
         began = time.perf_counter()
         fit, fits, variants, analysis = _fit_plant(
-            target, name, input_path, share, seed, task, show_progress, True
+            target, name, input_path, share, seed, task, show_progress, True, coarse
         )
         audio, heard_target = _best_render(fit)
         runs.append((name, fit, fits, variants, analysis, audio, heard_target, share,

@@ -31,6 +31,7 @@ PLANT_NAMES: tuple[str, ...] = (
     "resonant_filter",
     "faust",
     "designer_voice",
+    "saw_chain",
 )
 
 # ``ddsp-gym bench agents``: search agents work on each target within the budget;

@@ -128,7 +128,7 @@ def _cmd_match(args: argparse.Namespace) -> int:
 
     result = match_file(
         args.target, args.plant, args.output, args.input, args.agent, args.steps, args.seed,
-        posterior=args.posterior,
+        posterior=args.posterior, coarse=not args.no_coarse,
     )  # fmt: skip
     unit = result.distance_unit
     if result.success:
@@ -223,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--posterior", action="store_true",
                    help="also sample p(knobs | target) by NUTS: medians and 90 %% intervals "
                    "in knobs.json, corner.png (docs/matching.md)")  # fmt: skip
+    p.add_argument("--no-coarse", action="store_true",
+                   help="skip the coarse CMA-ES stage: every query goes to the gradient "
+                   "(an ablation; docs/matching.md)")  # fmt: skip
     p.add_argument("-o", "--output", type=Path, default=Path("match_out"), help="output folder")
     p.set_defaults(func=_cmd_match)
 

@@ -139,6 +139,13 @@ def test_schedule_runs_coarse_then_fine_from_the_coarse_point(tmp_path, monkeypa
     assert schedule["coarse_loss"] <= schedule["coarse_loss_start"]
     assert report["steps"] == 90 and result.plant == "harmonic"
     assert abs(1200 * np.log2(result.knobs["frequency"] / 220.0)) < 5.0
+    # The ablation: without the coarse stage every query goes to the gradient.
+    calls.clear()
+    match_mod.match_file(path, "harmonic", tmp_path / "n", steps=90, show_progress=False,
+                         coarse=False)  # fmt: skip
+    assert [c[0] for c in calls] == ["fine"]
+    report = json.loads((tmp_path / "n" / "knobs.json").read_text())
+    assert "schedule" not in report and report["steps"] == 90
 
 
 def test_too_few_steps_for_the_candidates_is_a_clear_error(tmp_path):

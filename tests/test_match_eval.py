@@ -103,6 +103,47 @@ def test_the_effect_cases_carry_their_settings(tmp_path, tools):
     assert rt60 == sorted(rt60) and 0.1 < rt60[0] < rt60[-1] < 20.0
 
 
+def test_the_chain_cases_carry_their_settings(tmp_path, tools):
+    """sox's saw -> lowpass -> echo: the truth is the command's settings, and the file
+    sounds at the note's pitch with its echo where sox put it."""
+    from ddsp_gym.analysis import analyze
+
+    cases = build_evalset(tmp_path, ["chain"])
+    assert len(cases) == 6 and {c.kind for c in cases} == {"chain"}
+    case = next(c for c in cases if c.name == "sox_chain_n57_lp1000_q1_echo300ms")
+    assert case.truth == pytest.approx({"f0_hz": 220.0, "cutoff": 1000.0, "resonance": 1.0,
+                                        "time": 0.3, "mix": 1 / 3, "length": 0.2})  # fmt: skip
+    assert "lowpass 1000 1q echo 0.8 0.8 300 0.4" in case.source
+    audio, sr = sf.read(tmp_path / case.target)
+    assert sr == SR
+    assert abs(1200 * np.log2(analyze(audio, SR).f0_hz / 220.0)) < 25.0
+    # The note (0-0.2 s) is silent by 0.25 s; its echo sounds from 0.3 s to 0.5 s.
+    rms = [np.sqrt(np.mean(audio[int(a * SR) : int(b * SR)] ** 2)) for a, b in
+           ((0.05, 0.15), (0.22, 0.28), (0.35, 0.45))]  # fmt: skip
+    assert rms[1] < 0.01 * rms[0] and 0.3 * rms[0] < rms[2] < 0.7 * rms[0]
+    errors = knob_errors(case, {"frequency": 226.0, "cutoff": 1090.0, "time": 0.308,
+                                "resonance": 1.0, "mix": 0.3})  # fmt: skip
+    assert errors["pitch_cents"] == pytest.approx(46.58, abs=0.01) and not passes("chain", errors)
+    assert passes("chain", {**errors, "pitch_cents": 20.0})
+
+
+def test_coarse_ablation_rows_pair_the_fits():
+    from ddsp_gym.bench.match_eval import ablation_rows, ablation_summary
+
+    def row(case: str, heard: float, ok: bool) -> dict:
+        now = {"heard_db": heard, "pass": ok, "plant": "harmonic", "errors": {}, "wall_s": 1.0}
+        return {"case": case, "kind": "instrument", "now": now}
+
+    on = [row("a", 5.0, True), row("b", 7.0, True), row("c", 4.0, False)]
+    off = [row("a", 6.0, True), row("b", 7.05, False), row("c", 3.0, False)]
+    summary = ablation_summary(ablation_rows(on, off))["instrument"]
+    assert (summary["pass_coarse"], summary["pass_no_coarse"]) == (2, 1)
+    assert (summary["coarse_closer"], summary["coarse_further"], summary["within_0_1_db"]) == (
+        1, 1, 1)  # fmt: skip
+    with pytest.raises(ValueError, match="out of step"):
+        ablation_rows(on, off[::-1])
+
+
 def test_missing_generator_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(EvalSetError, match="sox is not installed: apt-get install sox"):

@@ -212,7 +212,7 @@ def _cmd_hw(args: argparse.Namespace) -> int:
     return 0
 
 
-MATCH_KINDS = ("instrument", "vowel", "delay", "distortion", "compressor", "reverb")
+MATCH_KINDS = ("instrument", "vowel", "delay", "distortion", "compressor", "reverb", "chain")
 
 
 def _cmd_match(args: argparse.Namespace) -> int:
@@ -226,6 +226,8 @@ def _cmd_match(args: argparse.Namespace) -> int:
     words = ["ddsp-gym", "bench", "match", "--steps", str(args.steps)]
     if args.kinds:
         words += ["--kinds", *args.kinds]
+    if args.coarse_ablation:
+        return _coarse_ablation(args, words + ["--coarse-ablation"])
     summary = run_bench_match(
         args.set, args.output, args.steps, args.seed, not args.no_previous, args.kinds,
         shlex.join(words),
@@ -236,6 +238,20 @@ def _cmd_match(args: argparse.Namespace) -> int:
             f"{100 * entry['target_rate']:.0f} %: {'met' if entry['met'] else 'not met'})"
         )
     print(f"wrote {args.output / 'match_eval.json'} and {args.output / 'match_eval.md'}")
+    return 0
+
+
+def _coarse_ablation(args: argparse.Namespace, words: list[str]) -> int:
+    from ddsp_gym.bench.match_eval import run_coarse_ablation
+
+    summary = run_coarse_ablation(
+        args.set, args.output, args.steps, args.seed, args.kinds, shlex.join(words)
+    )
+    for kind, s in summary.items():
+        heard = f"{s['median_heard_db_coarse']:.2f} vs {s['median_heard_db_no_coarse']:.2f} dB"
+        print(f"{kind:<11} pass {s['pass_coarse']}/{s['cases']} with the coarse stage, "
+              f"{s['pass_no_coarse']}/{s['cases']} without; median heard {heard}")  # fmt: skip
+    print(f"wrote {args.output / 'match_coarse_ablation.json'} (+ .md)")
     return 0
 
 
@@ -255,8 +271,43 @@ def _add_match_parser(bench_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=200, help="plant queries per fit (200)")
     p.add_argument("--seed", type=int, default=0, help="seed of every fit (0)")
     p.add_argument("--no-previous", action="store_true", help="skip the analysis-free fits")
+    p.add_argument("--coarse-ablation", action="store_true",
+                   help="fit the instrument and effect cases (or --kinds) with and "
+                   "without the coarse stage; writes match_coarse_ablation.json, .md")  # fmt: skip
     _output_arg(p)
     p.set_defaults(func=_cmd_match)
+
+
+def _cmd_chain(args: argparse.Namespace) -> int:
+    from ddsp_gym.bench.match_chain import run_bench_chain
+
+    if args.steps < 4:
+        raise ValueError(f"--steps must be at least 4 (three stages and the refinement), got "
+                         f"{args.steps}")  # fmt: skip
+    words = ["ddsp-gym", "bench", "chain", "--steps", str(args.steps), "--seeds",
+             *map(str, args.seeds)]  # fmt: skip
+    summary = run_bench_chain(args.set, args.output, args.steps, args.seeds, shlex.join(words))
+    for mode, s in summary.items():
+        print(f"{mode:<7} {s['pass']}/{s['fits']} pass; median heard {s['median_heard_db']:.2f} dB")
+    print(f"wrote {args.output / 'match_chain.json'} and {args.output / 'match_chain.md'}")
+    return 0
+
+
+def _add_chain_parser(bench_sub: argparse._SubParsersAction) -> None:
+    p = bench_sub.add_parser(
+        "chain",
+        help="staged vs joint match of the saw -> low-pass -> echo chain on sox's chains",
+        description="Builds the evaluation set's chain cases with sox (a sawtooth note, "
+        "lowpass, echo at recorded settings), fits each with the saw_chain plant stage by "
+        "stage and jointly (same steps and seeds), scores pitch, cutoff and echo time; "
+        "writes match_chain.json and match_chain.md.",
+    )
+    p.add_argument("--set", type=Path, default=Path("match_chainset"),
+                   help="the chain cases' folder; built there without cases.json")  # fmt: skip
+    p.add_argument("--steps", type=int, default=200, help="plant queries per fit (200)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of the fits (0)")
+    _output_arg(p)
+    p.set_defaults(func=_cmd_chain)
 
 
 def _output_arg(p: argparse.ArgumentParser) -> None:
@@ -407,8 +458,8 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser(
         "bench",
         help="benchmarks: agents on envs, speed of plants and envs, agents on a real synth",
-        description="Benchmarks. Choose one: agents, meta, perf, hw, rl, rl-throughput, match "
-        "prefer or posterior.",
+        description="Benchmarks. Choose one: agents, meta, perf, hw, rl, rl-throughput, match, "
+        "chain, prefer or posterior.",
     )
     bench.set_defaults(func=None, help_parser=bench)
     bench_sub = bench.add_subparsers(dest="bench_command", title="benchmarks", metavar="WHAT")
@@ -550,3 +601,4 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_rl_throughput)
 
     _add_match_parser(bench_sub)
+    _add_chain_parser(bench_sub)

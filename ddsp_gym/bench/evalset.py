@@ -233,10 +233,61 @@ def effect_cases(folder: Path) -> list[Case]:
     return cases
 
 
+# The chain cases: sox plays a sawtooth note, low-passes it and echoes it, in that order
+# (saw -> filter -> effect, as ``saw_chain``). Per case: MIDI note, low-pass cutoff (Hz)
+# and Q, echo delay (ms); spread over the plant's ranges, none tuned for.
+CHAIN_SETTINGS = (
+    (45, 600.0, 0.707, 250.0),
+    (52, 2000.0, 2.0, 120.0),
+    (57, 1000.0, 1.0, 300.0),
+    (60, 3000.0, 0.707, 180.0),
+    (64, 1500.0, 3.0, 90.0),
+    (69, 2500.0, 1.5, 200.0),
+)
+# The note's length, then silence for the filter's and the echo's tails: long enough for
+# the pitch analysis (0.1 s notes at 110 and 220 Hz were not found pitched), short enough
+# that most echoes start after the note (with 0.3 s notes, every echo overlapping its
+# note, both fits lengthened the note instead and missed every echo time).
+CHAIN_NOTE_S = 0.2
+CHAIN_RATE = 48_000  # sox renders at this rate (its saw is not band-limited); read at 16 kHz
+ECHO_GAINS = (0.8, 0.8, 0.4)  # sox echo's gain-in, gain-out and the echo's decay
+
+
+def chain_cases(folder: Path) -> list[Case]:
+    """sox: ``synth`` sawtooth note (5 ms linear fades) -> ``lowpass`` (the RBJ biquad at a
+    known cutoff and Q) -> ``echo`` (one echo at a known delay), per :data:`CHAIN_SETTINGS`.
+
+    Truth: the note's f0, the cutoff and Q, the echo's time and its wet share (sox's echo
+    adds decay x(t - d) to gain_in x, so mix = decay / (gain_in + decay)), the length.
+    """
+    gain_in, gain_out, decay = ECHO_GAINS
+    cases = []
+    for note, cutoff, q, ms in CHAIN_SETTINGS:
+        f0 = midi_note_hz(note)
+        name = f"sox_chain_n{note}_lp{cutoff:.0f}_q{q:g}_echo{ms:.0f}ms"
+        effects = [
+            "synth", f"{CHAIN_NOTE_S:g}", "sawtooth", f"{f0:.4f}",
+            "fade", "t", "0.005", f"{CHAIN_NOTE_S:g}", "0.005",
+            "vol", "0.4", "pad", "0", f"{1.0 - CHAIN_NOTE_S:g}",
+            "lowpass", f"{cutoff:g}", f"{q:g}q",
+            "echo", f"{gain_in:g}", f"{gain_out:g}", f"{ms:g}", f"{decay:g}",
+        ]  # fmt: skip
+        with tempfile.TemporaryDirectory() as tmp:
+            raw = Path(tmp) / "raw.wav"
+            _run(["sox", "-D", "-n", "-r", str(CHAIN_RATE), "-c", "1", str(raw), *effects])
+            _write(folder / f"{name}.wav", _read_mono(raw))
+        truth = {"f0_hz": f0, "cutoff": cutoff, "resonance": q, "time": ms / 1000.0,
+                 "mix": decay / (gain_in + decay), "length": CHAIN_NOTE_S}  # fmt: skip
+        source = "sox -n -r 48000 out.wav " + " ".join(effects)
+        cases.append(Case(name, "chain", "saw_chain", f"{name}.wav", truth, source=source))
+    return cases
+
+
 BUILDERS: dict[str, Callable[[Path], list[Case]]] = {
     "instrument": instrument_cases,
     "vowel": vowel_cases,
     "effect": effect_cases,
+    "chain": chain_cases,
 }
 
 

@@ -36,6 +36,9 @@ CRITERIA: dict[str, tuple[tuple[str, float], ...]] = {
     "distortion": (("drive_db", 3.0),),
     "compressor": (("threshold_db", 3.0), ("ratio_pct", 25.0)),
     "reverb": (("rt60_pct", 15.0),),
+    # saw -> low-pass -> echo (sox): the issue's pitch and delay tolerances; the cutoff
+    # within 10 % (1.7 semitones: a clearly audible brightness difference beyond it).
+    "chain": (("pitch_cents", 25.0), ("cutoff_pct", 10.0), ("time_pct", 3.0)),
 }
 TARGET_RATE = {"instrument": 0.95, "vowel": 0.90}  # effects: 0.90
 DEFAULT_TARGET_RATE = 0.90
@@ -66,6 +69,14 @@ def knob_errors(case: Case, knobs: dict[str, float]) -> dict[str, float]:
         }
     if case.kind == "reverb":
         return {"rt60_pct": _pct(knobs["rt60"], truth["rt60"])}
+    if case.kind == "chain":  # the Q and the echo's mix are reported, not scored
+        return {
+            "pitch_cents": 1200.0 * abs(math.log2(knobs["frequency"] / truth["f0_hz"])),
+            "cutoff_pct": _pct(knobs["cutoff"], truth["cutoff"]),
+            "time_pct": _pct(knobs["time"], truth["time"]),
+            "resonance_pct": _pct(knobs["resonance"], truth["resonance"]),
+            "mix_abs": abs(knobs["mix"] - truth["mix"]),
+        }
     raise ValueError(f"unknown case kind {case.kind!r}")
 
 
@@ -87,6 +98,7 @@ def _fit(
     seed: int,
     analyse: bool,
     plant: str | None = "",
+    coarse: bool = True,
 ) -> dict:
     from ddsp_gym.agents.match import match_file
     from ddsp_gym.audio_io import AudioConversionWarning, load_audio
@@ -103,6 +115,7 @@ def _fit(
             seed=seed,
             show_progress=False,
             analyse=analyse,
+            coarse=coarse,
         )
         sr = 16_000
         audio = load_audio(result.outputs["result"], sr)
@@ -129,8 +142,10 @@ def evaluate(
     previous: bool = True,
     kinds: Sequence[str] | None = None,
     progress: bool = True,
+    coarse: bool = True,
 ) -> list[dict[str, Any]]:
-    """Fit every case of the set in ``folder``; one row per case (see module docstring)."""
+    """Fit every case of the set in ``folder``; one row per case (see module docstring).
+    ``coarse=False`` fits "now" without the coarse stage (the ablation)."""
     from tqdm import tqdm
 
     folder = Path(folder)
@@ -142,7 +157,9 @@ def evaluate(
             row: dict[str, Any] = {"case": case.name, "kind": case.kind, "plant": case.plant,
                                    "truth": case.truth, "source": case.source}  # fmt: skip
             choose = case.kind in CHOOSE_PLANT_KINDS
-            now = _fit(case, folder, work / "now", steps, seed, True, None if choose else "")
+            now = _fit(
+                case, folder, work / "now", steps, seed, True, None if choose else "", coarse
+            )
             # Every sound of a row is heard over the span all of them cover (plants differ
             # in length), against the target as analysed now.
             sounds = [now["_audio"]]
@@ -296,4 +313,114 @@ def run_bench_match(
                "rows": rows}  # fmt: skip
     (out / "match_eval.json").write_text(json.dumps(payload, indent=2))
     (out / "match_eval.md").write_text(to_markdown(rows, command, steps))
+    return summary
+
+
+# Kinds the coarse-stage ablation fits: the instruments (sources, which take the coarse
+# stage) and the effects (which never do: the rows show the switch changes nothing there).
+ABLATION_KINDS = ("instrument", "delay", "distortion", "compressor", "reverb")
+
+
+def ablation_rows(
+    with_coarse: Sequence[dict[str, Any]], without: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One row per case: heard distance and pass/fail of ``match`` with and without the
+    coarse stage (the same cases, steps and seed)."""
+    rows = []
+    for on, off in zip(with_coarse, without, strict=True):
+        if on["case"] != off["case"]:
+            raise ValueError(f"ablation rows out of step: {on['case']} vs {off['case']}")
+        rows.append({
+            "case": on["case"], "kind": on["kind"],
+            "heard_db_coarse": on["now"]["heard_db"], "heard_db_no_coarse": off["now"]["heard_db"],
+            "pass_coarse": on["now"]["pass"], "pass_no_coarse": off["now"]["pass"],
+            "plant_coarse": on["now"]["plant"], "plant_no_coarse": off["now"]["plant"],
+            "errors_coarse": on["now"]["errors"], "errors_no_coarse": off["now"]["errors"],
+            "wall_s_coarse": on["now"]["wall_s"], "wall_s_no_coarse": off["now"]["wall_s"],
+        })  # fmt: skip
+    return rows
+
+
+def ablation_summary(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per kind: passes with and without the coarse stage, the median heard distances,
+    and on how many cases the coarse stage made the sound closer (by over 0.1 dB),
+    further, or left it within 0.1 dB."""
+    summary: dict[str, dict[str, Any]] = {}
+    for kind in dict.fromkeys(r["kind"] for r in rows):
+        mine = [r for r in rows if r["kind"] == kind]
+        diff = np.array([r["heard_db_coarse"] - r["heard_db_no_coarse"] for r in mine])
+        summary[kind] = {
+            "cases": len(mine),
+            "pass_coarse": int(sum(r["pass_coarse"] for r in mine)),
+            "pass_no_coarse": int(sum(r["pass_no_coarse"] for r in mine)),
+            "median_heard_db_coarse": float(np.median([r["heard_db_coarse"] for r in mine])),
+            "median_heard_db_no_coarse": float(np.median([r["heard_db_no_coarse"] for r in mine])),
+            "coarse_closer": int(np.sum(diff < -0.1)),
+            "coarse_further": int(np.sum(diff > 0.1)),
+            "within_0_1_db": int(np.sum(np.abs(diff) <= 0.1)),
+        }
+    return summary
+
+
+def ablation_markdown(rows: Sequence[dict[str, Any]], command: str, steps: int) -> str:
+    summary = ablation_summary(rows)
+    lines = [
+        "# match with and without the coarse stage",
+        "",
+        f"Made by `{command}` ({steps} plant queries per fit, seed 0, the same cases and "
+        "budget both ways). *coarse*: `match` as it is (a source spends 30 % of its queries "
+        "on CMA-ES over the coarse loss, the rest on the gradient); *no coarse*: "
+        "`match(coarse=False)`, every query to the gradient. Instruments: `match` without "
+        "`--plant` (it chooses). Effects never take the coarse stage (`_uses_schedule`), "
+        "so their rows check that the switch changes nothing there. *heard*: log-mel L1 "
+        "(dB) of the resynthesis vs the target, both at 0 dBFS RMS, over the span both "
+        "renders of a fit cover.",
+        "",
+        "| kind | cases | pass coarse | pass no coarse | median heard coarse | "
+        "median heard no coarse | coarse closer / further / within 0.1 dB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for kind, s in summary.items():
+        lines.append(
+            f"| {kind} | {s['cases']} | {s['pass_coarse']} | {s['pass_no_coarse']} | "
+            f"{s['median_heard_db_coarse']:.2f} | {s['median_heard_db_no_coarse']:.2f} | "
+            f"{s['coarse_closer']} / {s['coarse_further']} / {s['within_0_1_db']} |"
+        )
+    lines += ["", "| case | kind | heard coarse | heard no coarse | pass coarse | "
+              "pass no coarse | plant coarse / no coarse |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        lines.append(
+            f"| {r['case']} | {r['kind']} | {r['heard_db_coarse']:.2f} | "
+            f"{r['heard_db_no_coarse']:.2f} | {'yes' if r['pass_coarse'] else 'no'} | "
+            f"{'yes' if r['pass_no_coarse'] else 'no'} | {r['plant_coarse']} / "
+            f"{r['plant_no_coarse']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def run_coarse_ablation(
+    set_folder: str | Path,
+    out: str | Path,
+    steps: int,
+    seed: int,
+    kinds: Sequence[str] | None,
+    command: str,
+) -> dict[str, dict[str, Any]]:
+    """Fit the set's instrument and effect cases with and without the coarse stage; write
+    ``match_coarse_ablation.{json,md}`` to ``out``."""
+    set_folder = Path(set_folder)
+    if not (set_folder / "cases.json").is_file():
+        build_evalset(set_folder)
+    kinds = ABLATION_KINDS if not kinds else kinds
+    on = evaluate(set_folder, steps, seed, False, kinds, coarse=True)
+    off = evaluate(set_folder, steps, seed, False, kinds, coarse=False)
+    rows = ablation_rows(on, off)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = ablation_summary(rows)
+    payload = {"command": command, "steps": steps, "seed": seed, "summary": summary,
+               "rows": rows}  # fmt: skip
+    (out / "match_coarse_ablation.json").write_text(json.dumps(payload, indent=2))
+    (out / "match_coarse_ablation.md").write_text(ablation_markdown(rows, command, steps))
     return summary

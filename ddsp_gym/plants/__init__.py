@@ -20,6 +20,7 @@ from ddsp_gym.plants.guitar_amp import GuitarAmp
 from ddsp_gym.plants.harmonic import HarmonicNote
 from ddsp_gym.plants.resonant_filter import ResonantFilter
 from ddsp_gym.plants.reverb import Reverb
+from ddsp_gym.plants.saw_chain import SawChain
 from ddsp_gym.plants.sine import SineOscillator
 from ddsp_gym.plants.subtractive import Subtractive
 
@@ -43,6 +44,7 @@ PLANTS: dict[str, type[AbstractPlant]] = {
     "resonant_filter": ResonantFilter,
     "faust": FaustPlant,
     "designer_voice": DesignerVoice,
+    "saw_chain": SawChain,
 }
 
 
@@ -75,6 +77,7 @@ __all__ = [
     "HarmonicNote",
     "Reverb",
     "ResonantFilter",
+    "SawChain",
     "SineOscillator",
     "Subtractive",
     "make_plant",

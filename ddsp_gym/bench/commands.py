@@ -226,16 +226,22 @@ def _cmd_match(args: argparse.Namespace) -> int:
     words = ["ddsp-gym", "bench", "match", "--steps", str(args.steps)]
     if args.kinds:
         words += ["--kinds", *args.kinds]
+    if args.no_previous:
+        words.append("--no-previous")
+    if args.name != "match_eval":
+        words += ["--name", args.name]
+    if not args.name or "/" in args.name:
+        raise ValueError(f"--name must be a file stem, got {args.name!r}")
     summary = run_bench_match(
         args.set, args.output, args.steps, args.seed, not args.no_previous, args.kinds,
-        shlex.join(words),
+        shlex.join(words), args.name,
     )  # fmt: skip
     for kind, entry in summary.items():
         print(
             f"{kind:<11} {entry['pass_now']:>2}/{entry['cases']} pass (target "
             f"{100 * entry['target_rate']:.0f} %: {'met' if entry['met'] else 'not met'})"
         )
-    print(f"wrote {args.output / 'match_eval.json'} and {args.output / 'match_eval.md'}")
+    print(f"wrote {args.output / (args.name + '.json')} and {args.output / (args.name + '.md')}")
     return 0
 
 
@@ -255,6 +261,8 @@ def _add_match_parser(bench_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=200, help="plant queries per fit (200)")
     p.add_argument("--seed", type=int, default=0, help="seed of every fit (0)")
     p.add_argument("--no-previous", action="store_true", help="skip the analysis-free fits")
+    p.add_argument("--name", default="match_eval",
+                   help="results file stem: writes NAME.json and NAME.md (match_eval)")  # fmt: skip
     _output_arg(p)
     p.set_defaults(func=_cmd_match)
 

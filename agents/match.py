@@ -70,6 +70,10 @@ RT60_HOLD_TAIL_S = 0.25
 #   unknown; a follower starting at silence differs only in the first ~3 release times).
 # - distortion: output level up to 0 dB (its curve: MATCH_PLANT_VARIANTS).
 # - reverb: decay times to 8 s (halls, plates).
+# - formant: a sawtooth source, whose harmonic levels are a straight line in octaves
+#   (lpc_envelope removes such a tilt), not the Rosenberg pulse, whose first harmonic
+#   lies ~5 dB under the line through its others: at a high voice's f0 (~200 Hz, F1
+#   between the first two harmonics) that dip pulled the fitted F1 low (docs/matching.md).
 MATCH_PLANT_CONFIG: dict[str, dict[str, Any]] = {
     "compressor": {
         "input_trim_db": 0.0,
@@ -83,6 +87,7 @@ MATCH_PLANT_CONFIG: dict[str, dict[str, Any]] = {
     },
     "distortion": {"level_range": (-30.0, 0.0)},
     "reverb": {"rt60_range": (0.1, 8.0)},
+    "formant": {"source": "sawtooth"},
 }
 # Plant variants `match` tries in turn, each with an equal share of the steps, keeping
 # the closest fit (issue 25's plant choice): a clipper's curve is a model choice a

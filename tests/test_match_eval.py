@@ -174,3 +174,35 @@ def test_bench_match_on_delays_and_notes(tmp_path, tools, capsys):
     assert {row["case"] for row in payload["rows"]} == keep
     assert summarize(payload["rows"]) == payload["summary"]
     assert "| sox_echo_330ms | delay | time=0.33 |" in (tmp_path / "match_eval.md").read_text()
+
+
+def test_bench_match_writes_under_the_name_given(tmp_path, monkeypatch, capsys):
+    """``--name`` picks the results files' stem (a kind's own file beside match_eval.*),
+    and the command recorded in them is the one that makes them again."""
+    from ddsp_gym.bench import match_eval
+
+    row = {"case": "vowel_a_enus", "kind": "vowel", "plant": "formant", "source": "espeak-ng",
+           "truth": {"f1": 700.0, "f2": 1200.0},
+           "now": {"knobs": {"f1": 720.0, "f2": 1300.0}, "pass": True, "heard_db": 15.0,
+                   "errors": {"f1_pct": 2.9, "f2_pct": 8.3}, "wall_s": 1.0}}  # fmt: skip
+    seen = {}
+
+    def fake_evaluate(folder, steps, seed, previous, kinds):
+        seen.update(steps=steps, previous=previous, kinds=kinds)
+        return [row]
+
+    monkeypatch.setattr(match_eval, "evaluate", fake_evaluate)
+    (tmp_path / "cases.json").write_text("[]")
+    argv = ["bench", "match", "--set", str(tmp_path), "--kinds", "vowel", "--steps", "7",
+            "--no-previous", "--name", "match_vowels", "-o", str(tmp_path / "out")]  # fmt: skip
+    assert main(argv) == 0
+    assert seen == {"steps": 7, "previous": False, "kinds": ["vowel"]}
+    payload = json.loads((tmp_path / "out" / "match_vowels.json").read_text())
+    command = "ddsp-gym bench match --steps 7 --kinds vowel --no-previous --name match_vowels"
+    assert payload["command"] == command
+    assert payload["summary"]["vowel"]["pass_now"] == 1
+    assert f"`{command}`" in (tmp_path / "out" / "match_vowels.md").read_text()
+    assert not (tmp_path / "out" / "match_eval.json").exists()
+    capsys.readouterr()
+    assert main([*argv[:-3], "a/b", *argv[-2:]]) != 0
+    assert "--name must be a file stem, got 'a/b'" in capsys.readouterr().err

@@ -215,3 +215,31 @@ def test_rl_defaults_refuses_an_unknown_candidate():
     for name in ("nope", "delta@nope"):
         with pytest.raises(ValueError, match="unknown candidate"):
             split_candidate(name)
+
+
+# ---- vowel_f1_diagnosis.py -----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_vowel_f1_diagnosis_shows_the_high_voices_f1_cause(tmp_path):
+    """On espeak-ng's higher /u/ (the set's case, the committed fits): F1 lies between
+    the first two harmonics; with the Rosenberg source the distance is lower at the low
+    fit than with F1 at the truth; the sawtooth fit's F1 is higher; and the excerpt
+    match fits still glides (its LPC F2 above the middle's)."""
+    import shutil
+
+    from ddsp_gym.bench.evalset import build_evalset
+
+    installed = shutil.which("espeak-ng") is not None
+    require(installed, "espeak-ng is missing: apt-get install espeak-ng")
+    folder = tmp_path / "set"
+    cases = [c for c in build_evalset(folder, ["vowel"]) if c.name == "vowel_u_enus_f3"]
+    (folder / "cases.json").write_text(json.dumps([c.__dict__ for c in cases]))
+    out = tmp_path / "diagnosis"
+    run_script("vowel_f1_diagnosis.py", "--set", str(folder), "-o", str(out))
+    (row,) = json.loads(out.with_suffix(".json").read_text())["rows"]
+    assert 1.0 < row["f1_in_harmonics"] < 2.0
+    assert row["rosenberg"]["d_truth"] > row["rosenberg"]["d_fit"]
+    assert row["sawtooth"]["fit_f1"] > row["rosenberg"]["fit_f1"] + 20.0
+    assert row["lpc_start"][1] > row["lpc_middle"][1] + 100.0
+    assert "| vowel_u_enus_f3 | 199.1 |" in out.with_suffix(".md").read_text()

@@ -228,16 +228,22 @@ def _cmd_match(args: argparse.Namespace) -> int:
         words += ["--kinds", *args.kinds]
     if args.coarse_ablation:
         return _coarse_ablation(args, words + ["--coarse-ablation"])
+    if not args.name or "/" in args.name:
+        raise ValueError(f"--name must be a file stem, got {args.name!r}")
+    if args.no_previous:
+        words.append("--no-previous")
+    if args.name != "match_eval":
+        words += ["--name", args.name]
     summary = run_bench_match(
         args.set, args.output, args.steps, args.seed, not args.no_previous, args.kinds,
-        shlex.join(words),
+        shlex.join(words), args.name,
     )  # fmt: skip
     for kind, entry in summary.items():
         print(
             f"{kind:<11} {entry['pass_now']:>2}/{entry['cases']} pass (target "
             f"{100 * entry['target_rate']:.0f} %: {'met' if entry['met'] else 'not met'})"
         )
-    print(f"wrote {args.output / 'match_eval.json'} and {args.output / 'match_eval.md'}")
+    print(f"wrote {args.output / (args.name + '.json')} and {args.output / (args.name + '.md')}")
     return 0
 
 
@@ -274,6 +280,8 @@ def _add_match_parser(bench_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--coarse-ablation", action="store_true",
                    help="fit the instrument and effect cases (or --kinds) with and "
                    "without the coarse stage; writes match_coarse_ablation.json, .md")  # fmt: skip
+    p.add_argument("--name", default="match_eval",
+                   help="results file stem: writes NAME.json and NAME.md (match_eval)")  # fmt: skip
     _output_arg(p)
     p.set_defaults(func=_cmd_match)
 

@@ -300,8 +300,10 @@ def run_bench_match(
     previous: bool,
     kinds: Sequence[str] | None,
     command: str,
+    name: str = "match_eval",
 ) -> dict[str, dict[str, Any]]:
-    """Build the set if needed, evaluate it, write ``match_eval.{json,md}`` to ``out``."""
+    """Build the set if needed, evaluate it, write ``{name}.json`` and ``{name}.md`` to
+    ``out``."""
     set_folder = Path(set_folder)
     if not (set_folder / "cases.json").is_file():
         build_evalset(set_folder)
@@ -311,8 +313,8 @@ def run_bench_match(
     summary = summarize(rows)
     payload = {"command": command, "steps": steps, "seed": seed, "summary": summary,
                "rows": rows}  # fmt: skip
-    (out / "match_eval.json").write_text(json.dumps(payload, indent=2))
-    (out / "match_eval.md").write_text(to_markdown(rows, command, steps))
+    (out / f"{name}.json").write_text(json.dumps(payload, indent=2))
+    (out / f"{name}.md").write_text(to_markdown(rows, command, steps))
     return summary
 
 

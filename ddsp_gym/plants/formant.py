@@ -13,11 +13,12 @@ from ddsp_gym.knobs import KnobSpec
 from ddsp_gym.plants.base import AbstractPlant
 
 N_FORMANTS = 3
+SOURCES = ("rosenberg", "sawtooth")
 
 
 @dataclass(frozen=True)
 class FormantVoice(AbstractPlant):
-    """Rosenberg glottal pulses at ``f0_hz`` -> cascade of formant resonators -> fixed RMS.
+    """Glottal pulses (Rosenberg, or a sawtooth) at ``f0_hz`` -> formant cascade -> fixed RMS.
 
     Knobs: the centre frequencies f1, f2, f3 and bandwidths b1, b2, b3 of the
     first three formants; higher formants are static (``fixed_formants``, pairs
@@ -41,6 +42,12 @@ class FormantVoice(AbstractPlant):
     The output is scaled to ``rms`` (a smooth automatic gain): the formant task
     is about spectral shape, and the cascade's gain swings by tens of dB
     across the knob range.
+
+    ``source``: "rosenberg" (the pulse above) or "sawtooth" (harmonic k at 1 / k, a
+    straight line in octaves). ``match`` uses the sawtooth: the Rosenberg pulse's
+    first harmonic lies ~5 dB under the line through its others, which an envelope
+    distance that removes a straight-line tilt cannot take out, and at a high
+    voice's pitch (F1 between the first two harmonics) that dip moves the fitted F1.
     """
 
     f0_hz: float = 125.0
@@ -48,6 +55,11 @@ class FormantVoice(AbstractPlant):
     close_fraction: float = 0.16
     fixed_formants: tuple[tuple[float, float], ...] = ((3500.0, 250.0),)
     rms: float = 0.15
+    source: str = "rosenberg"
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"unknown source {self.source!r}; choose from {SOURCES}")
 
     @property
     def knob_specs(self) -> tuple[KnobSpec, ...]:
@@ -73,6 +85,8 @@ class FormantVoice(AbstractPlant):
         Radiation is the first difference taken around the period (the pulse
         train's steady state).
         """
+        if self.source == "sawtooth":
+            return sawtooth_period(self.period)
         phase = jnp.arange(self.period, dtype=jnp.float32) / self.period
         flow = dsp.rosenberg_pulse(phase, self.open_fraction, self.close_fraction)
         return flow - jnp.roll(flow, 1)
@@ -97,3 +111,15 @@ class FormantVoice(AbstractPlant):
         one_period = self.rms * one_period / jnp.sqrt(jnp.mean(one_period**2) + 1e-20)
         reps = -(-self.n_samples // period)
         return jnp.tile(one_period, reps)[: self.n_samples]
+
+
+def sawtooth_period(period: int) -> Array:
+    """One period of a band-limited sawtooth, (period,): harmonic k at amplitude 1 / k.
+
+    Its spectrum falls exactly 6 dB per octave from the first harmonic on, a straight
+    line in octaves (see :class:`FormantVoice`'s ``source``).
+    """
+    k = np.arange(period // 2 + 1)
+    spectrum = np.zeros(k.size, np.complex128)
+    spectrum[1:] = -1j / k[1:]
+    return jnp.asarray(np.fft.irfft(spectrum, period) * period, jnp.float32)

@@ -303,6 +303,10 @@ def test_the_lapse_link_bounds_the_cost_of_a_vote_against_the_model():
     s = 1.0 / (1.0 + np.exp(-z))
     np.testing.assert_allclose(np.exp(log_p0), s, rtol=1e-12)
     np.testing.assert_allclose(fisher0, s * (1 - s), rtol=1e-9, atol=1e-15)
+    # A row without a lapse among rows with one ("both_bad"), far out where p rounds to 0:
+    # the logistic slope, not 0 / 0.
+    _, slope_mix, fisher_mix = model_lib._link(np.array([-80.0, 0.0]), np.array([0.0, 0.1]))
+    assert slope_mix[0] == pytest.approx(1.0) and np.isfinite(fisher_mix).all()
 
 
 def test_a_lapse_keeps_one_flipped_vote_from_dragging_a_patch_down():

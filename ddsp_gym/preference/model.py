@@ -157,10 +157,15 @@ def _link(z: np.ndarray, lapse: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     if not np.any(lapse):
         return _log_sigmoid(z), 1.0 - s, s * (1.0 - s)
     p = lapse / 2 + (1.0 - lapse) * s
-    dp = (1.0 - lapse) * s * (1.0 - s)
     with np.errstate(divide="ignore"):  # log(0) = -inf where a comparison has no lapse
         log_p = np.logaddexp(np.log(lapse / 2), np.log1p(-lapse) + _log_sigmoid(z))
-    return log_p, dp / p, dp**2 / (p * (1.0 - p))
+    dp = (1.0 - lapse) * s * (1.0 - s)
+    # A row without a lapse ("both_bad") can round p to 0 or 1 far out; there the
+    # logistic model's own slope and curvature are the limits.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.where(p > 0, dp / p, 1.0 - s)
+        fisher = np.where((p > 0) & (p < 1), dp**2 / (p * (1.0 - p)), s * (1.0 - s))
+    return log_p, slope, fisher
 
 
 def _laplace(

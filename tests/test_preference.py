@@ -283,3 +283,68 @@ def test_votes_with_list_patches_answer_as_tuple_ones():
         search = PreferenceSearch(4, 1, strategy=strategy)
         np.testing.assert_array_equal(search.next_pair(listed)[1], search.next_pair(votes)[1])
         np.testing.assert_array_equal(search.best(listed), search.best(votes))
+
+
+def test_the_lapse_link_bounds_the_cost_of_a_vote_against_the_model():
+    z = np.array([-30.0, -2.0, 0.0, 2.0, 30.0])
+    log_p, slope, fisher = model_lib._link(z, np.full(5, 0.1))
+    p = 0.05 + 0.9 / (1.0 + np.exp(-z))
+    np.testing.assert_allclose(np.exp(log_p), p, rtol=1e-12)
+    assert log_p[0] == pytest.approx(np.log(0.05))  # a flipped vote costs at most log(lapse / 2)
+    eps = 1e-6
+    np.testing.assert_allclose(
+        slope, (model_lib._link(z + eps, np.full(5, 0.1))[0] - log_p) / eps, atol=1e-5
+    )
+    sig = 1.0 / (1.0 + np.exp(-z))
+    dp = 0.9 * sig * (1.0 - sig)
+    np.testing.assert_allclose(fisher, dp**2 / (p * (1 - p)), rtol=1e-9, atol=1e-20)
+    # No lapse: the logistic model exactly (its curvature s (1 - s)).
+    log_p0, slope0, fisher0 = model_lib._link(z, np.zeros(5))
+    s = 1.0 / (1.0 + np.exp(-z))
+    np.testing.assert_allclose(np.exp(log_p0), s, rtol=1e-12)
+    np.testing.assert_allclose(fisher0, s * (1 - s), rtol=1e-9, atol=1e-15)
+    # A row without a lapse among rows with one ("both_bad"), far out where p rounds to 0:
+    # the logistic slope, not 0 / 0.
+    _, slope_mix, fisher_mix = model_lib._link(np.array([-80.0, 0.0]), np.array([0.0, 0.1]))
+    assert slope_mix[0] == pytest.approx(1.0) and np.isfinite(fisher_mix).all()
+
+
+def test_a_lapse_keeps_one_flipped_vote_from_dragging_a_patch_down():
+    good, fair, poor = (0.8,) * 4, (0.5,) * 4, (0.2,) * 4
+    votes = [Vote(good, poor, "a")] * 6 + [Vote(good, fair, "a")] * 6 + [Vote(good, poor, "b")]
+    plain = model_lib.fit(votes, 4, length_scales=(0.1,), amplitudes=(2.0,))
+    robust = model_lib.fit(votes, 4, length_scales=(0.1,), amplitudes=(2.0,), lapse=0.2)
+    gap = [m.mean(np.array([good]))[0] - m.mean(np.array([poor]))[0] for m in (plain, robust)]
+    assert gap[1] > gap[0] > 0  # the flipped vote pulls the plain model's gap in more
+    assert robust.points[np.argmax(robust.latent)].tolist() == list(good)
+    again = model_lib.fit(votes, 4, length_scales=(0.1,), amplitudes=(2.0,), lapse=0.2)
+    np.testing.assert_array_equal(again.latent, robust.latent)
+    # "both_bad" gets no lapse: with or without one, the same answer.
+    bad = [Vote(poor, fair, "both_bad")] * 3
+    np.testing.assert_allclose(
+        model_lib.fit(bad, 4, lapse=0.3).latent, model_lib.fit(bad, 4).latent, rtol=1e-9
+    )
+    with pytest.raises(ValueError, match="lapse"):
+        model_lib.fit(votes, 4, lapse=1.0)
+    with pytest.raises(ValueError, match="lapse"):
+        PreferenceSearch(4, strategy="model", lapse=-0.1)
+
+
+def test_the_taste_seed_leaks_its_target_into_the_first_looks_unless_offset():
+    # TimbreUtility(seed).target is this draw (rendering one would cost seconds here).
+    seed = 3
+    target_knobs = np.random.default_rng([seed, 7]).uniform(size=4)
+    votes = _votes(7, seed=seed)
+    leaked, _ = PreferenceSearch(4, seed).next_pair(votes)
+    np.testing.assert_array_equal(leaked, target_knobs)  # vote 8's patch a is the target
+    apart, _ = PreferenceSearch(4, seed + 1000).next_pair(votes)
+    assert np.abs(apart - target_knobs).max() > 0.01
+    from ddsp_gym.preference.bench import format_markdown, summarize
+
+    rows = [{"seed": 0, "strategy": "model", "best_reachable": 1.0, "typical": 0.4,
+             "found": {"40": 0.9}}]  # fmt: skip
+    results = {"votes": [40], "rows": rows, "summary": summarize(rows, (40,)),
+               "goal": {"fraction": 0.9, "votes": 40}, "search_seed_offset": 1000,
+               "rater": {"utility": "u", "temperature": 0.05, "flip_rate": 0.05,
+                         "both_bad_below": 0.2}}  # fmt: skip
+    assert "Seeds: 1 (0-0), searches seeded seed + 1000." in format_markdown(results)

@@ -428,7 +428,8 @@ def _cmd_prefer(args: argparse.Namespace) -> int:
     rater = {"temperature": 0.0, "flip_rate": 0.0} if args.noiseless else None
     results = run_prefer_bench(seeds=args.seeds, votes_grid=tuple(args.votes),
                                strategies=strategies, first_seed=args.first_seed,
-                               rater_options=rater)  # fmt: skip
+                               rater_options=rater,
+                               search_seed_offset=args.search_seed_offset)  # fmt: skip
     paths = write_results(results, args.output)
     print(format_markdown(results))
     print("wrote " + ", ".join(str(path) for path in paths))
@@ -454,6 +455,9 @@ def add_prefer_bench_parser(bench_sub: argparse._SubParsersAction) -> None:
                    "model-ucb, model-v1, ideal)")  # fmt: skip
     p.add_argument("--noiseless", action="store_true",
                    help="a rater never wrong (temperature 0, no flips): the ceiling")  # fmt: skip
+    p.add_argument("--search-seed-offset", type=int, default=0, metavar="K",
+                   help="seed each search with seed + K (0: the taste's own seed, whose "
+                   "random first looks include the hidden target; docs/preference.md)")  # fmt: skip
     _output_arg(p)
     p.set_defaults(func=_cmd_prefer)
 

@@ -39,6 +39,14 @@ EXTRA_STRATEGIES: dict[str, dict[str, Any]] = {
     "model-v1": {"strategy": "model", "length_scales": (0.15, 0.25, 0.4, 0.7), "n_initial": 4},
     # An ideal point in sound space, pairs by expected improvement (ddsp_gym.preference.ideal).
     "ideal": {"strategy": "ideal", **_SYNTH},
+    # Issue 26, third round (docs/preference.md): a lapse rate in the vote likelihood
+    # (a tenth of the A/B votes taken as coin tosses: the rater flips 5 %) ...
+    "model-lapse": {"strategy": "model", "lapse": 0.1},
+    # ... and the heard patches among the challengers (a patch that won once against a
+    # weak one gets compared with the incumbent).
+    "model-heard": {"strategy": "model", "challenge_heard": True},
+    # The GP over sound with the lapse: the third round's pick on the tuning seeds.
+    "model-sound-lapse": {"strategy": "model", "lapse": 0.1, **_SYNTH},
 }
 ALL_STRATEGIES = {**STRATEGIES, **EXTRA_STRATEGIES}
 VOTES: tuple[int, ...] = (10, 20, 30, 40, 60)
@@ -46,13 +54,21 @@ GOAL_FRACTION, GOAL_VOTES = 0.9, 40
 
 
 def run_session(strategy: Mapping[str, Any], utility: Any, seed: int, votes_grid: Sequence[int],
-                rater_options: Mapping[str, Any]) -> dict[int, float]:  # fmt: skip
-    """The true utility of the search's best patch after each N in ``votes_grid``."""
+                rater_options: Mapping[str, Any],
+                search_seed_offset: int = 0) -> dict[int, float]:  # fmt: skip
+    """The true utility of the search's best patch after each N in ``votes_grid``.
+
+    The search is seeded ``seed + search_seed_offset``. With offset 0 (the figures in
+    results/ before issue 26's third round) it shares its random stream with the
+    taste: :class:`~ddsp_gym.preference.rater.TimbreUtility` draws its target from
+    ``default_rng([seed, 7])``, and so do the random first looks at vote 8, so every
+    session hears the exact target then (docs/preference.md, "A leak").
+    """
     from ddsp_gym.preference.rater import SimulatedRater
     from ddsp_gym.preference.search import PreferenceSearch
 
     rater = SimulatedRater(utility, seed=seed, **rater_options)
-    search = PreferenceSearch(utility.n_knobs, seed, **strategy)
+    search = PreferenceSearch(utility.n_knobs, seed + search_seed_offset, **strategy)
     votes: list = []
     found = {}
     for n in range(1, max(votes_grid) + 1):
@@ -69,10 +85,13 @@ def run_prefer_bench(
     rater_options: Mapping[str, Any] | None = None,
     dense: int = 4096,
     first_seed: int = 0,
+    search_seed_offset: int = 0,
 ) -> dict[str, Any]:
     """Every strategy on seeds ``first_seed`` ... ``first_seed + seeds - 1``; the raw
     utilities and the fractions of the best. Seeds past the usual 10 are held-out tastes
-    on which to check a setting chosen on the first 10."""
+    on which to check a setting chosen on the first 10. ``search_seed_offset``: see
+    :func:`run_session` (non-zero keeps the searches' random draws apart from the
+    tastes' targets)."""
     from ddsp_gym.preference.rater import SimulatedRater, TimbreUtility
 
     rater_options = dict(rater_options or {})
@@ -84,7 +103,8 @@ def run_prefer_bench(
         typical = float(np.median(utility(np.random.default_rng([seed, 5]).uniform(size=(256, 4)))))
         for name, strategy in strategies.items():
             start = time.perf_counter()
-            found = run_session(strategy, utility, seed, votes_grid, rater_options)
+            found = run_session(strategy, utility, seed, votes_grid, rater_options,
+                                search_seed_offset)  # fmt: skip
             rows.append({"seed": seed, "strategy": name, "best_reachable": best,
                          "typical": typical, "found": {str(n): u for n, u in found.items()},
                          "seconds": time.perf_counter() - start})  # fmt: skip
@@ -99,6 +119,7 @@ def run_prefer_bench(
         "strategies": {name: dict(options) for name, options in strategies.items()},
         "votes": list(votes_grid),
         "goal": {"fraction": GOAL_FRACTION, "votes": GOAL_VOTES},
+        "search_seed_offset": search_seed_offset,
         "rows": rows,
         "summary": summarize(rows, votes_grid),
     }
@@ -133,8 +154,9 @@ def format_markdown(results: Mapping[str, Any]) -> str:
         "Made by `ddsp-gym bench prefer` (ddsp_gym/preference/bench.py). Hidden utility: "
         f"{rater['utility']}; Bradley-Terry temperature {rater['temperature']}, "
         f"{rater['flip_rate']:.0%} flipped votes, both_bad below {rater['both_bad_below']}. "
-        f"Seeds: {_seed_range(results['rows'])}. The found patch is scored on "
-        "the noiseless utility as a fraction of the best reachable utility (dense search).",
+        f"Seeds: {_seed_range(results['rows'])}{_offset_note(results)}. The found patch is "
+        "scored on the noiseless utility as a fraction of the best reachable utility "
+        "(dense search).",
         "",
         "Mean fraction of the best reachable utility (median in brackets):",
         "",
@@ -164,6 +186,11 @@ def format_markdown(results: Mapping[str, Any]) -> str:
     lines += ["", f"Best reachable utility (dense search): {min(best):.3f}-{max(best):.3f}; "
               f"a typical random patch: median {np.median(typical):.3f}.", ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def _offset_note(results: Mapping[str, Any]) -> str:
+    offset = results.get("search_seed_offset", 0)
+    return f", searches seeded seed + {offset}" if offset else ""
 
 
 def _seed_range(rows: Sequence[Mapping[str, Any]]) -> str:

@@ -142,26 +142,54 @@ class PreferenceModel:
         return rbf(z, heard, self.length_scale, self.amplitude)
 
 
+def _link(z: np.ndarray, lapse: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Log likelihood, its derivative and the Fisher information of each comparison.
+
+    The probability that the comparison k is answered as recorded is
+    p = lapse / 2 + (1 - lapse) * sigmoid(z): with probability ``lapse`` the answer is a
+    coin toss (an inattentive vote), so a vote far against the model costs at most
+    log(lapse / 2) instead of growing without bound and dragging the utility with it.
+    This log likelihood is not concave, so the Newton steps use the Fisher information
+    p'^2 / (p (1 - p)) (always positive) as the curvature; with no lapse it equals the
+    logistic model's exact curvature s (1 - s).
+    """
+    s = _sigmoid(z)
+    if not np.any(lapse):
+        return _log_sigmoid(z), 1.0 - s, s * (1.0 - s)
+    p = lapse / 2 + (1.0 - lapse) * s
+    with np.errstate(divide="ignore"):  # log(0) = -inf where a comparison has no lapse
+        log_p = np.logaddexp(np.log(lapse / 2), np.log1p(-lapse) + _log_sigmoid(z))
+    dp = (1.0 - lapse) * s * (1.0 - s)
+    # A row without a lapse ("both_bad") can round p to 0 or 1 far out; there the
+    # logistic model's own slope and curvature are the limits.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.where(p > 0, dp / p, 1.0 - s)
+        fisher = np.where((p > 0) & (p < 1), dp**2 / (p * (1.0 - p)), s * (1.0 - s))
+    return log_p, slope, fisher
+
+
 def _laplace(
-    kernel: np.ndarray, comps: np.ndarray
+    kernel: np.ndarray, comps: np.ndarray, lapse: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Mode ``f``, alpha = K^-1 f, W and the Laplace log evidence for one kernel matrix."""
     n = len(kernel)
+    lapse = np.zeros(len(comps)) if lapse is None else lapse
     chol = cho_factor(kernel + _JITTER * np.trace(kernel) / n * np.eye(n), lower=True)
 
     def objective(f: np.ndarray) -> float:
-        return float(np.sum(_log_sigmoid(comps @ f / TEMPERATURE)) - 0.5 * f @ cho_solve(chol, f))
+        log_p = _link(comps @ f / TEMPERATURE, lapse)[0]
+        return float(np.sum(log_p) - 0.5 * f @ cho_solve(chol, f))
 
     f = np.zeros(n)
     value = objective(f)
     for _ in range(_MAX_NEWTON):
-        z = comps @ f / TEMPERATURE
-        s = _sigmoid(z)
-        grad = comps.T @ (1.0 - s) / TEMPERATURE
-        hess = comps.T @ (comps * (s * (1.0 - s))[:, None]) / TEMPERATURE**2
+        _, slope, curvature = _link(comps @ f / TEMPERATURE, lapse)
+        grad = comps.T @ slope / TEMPERATURE
+        hess = comps.T @ (comps * curvature[:, None]) / TEMPERATURE**2
         # Newton: (K^-1 + W)^-1 (W f + grad) = K (I + W K)^-1 (W f + grad).
         step = kernel @ np.linalg.solve(np.eye(n) + hess @ kernel, hess @ f + grad) - f
-        # The log posterior is concave, but a full step can still overshoot: halve it.
+        # A full step can overshoot (and with a lapse the posterior is not concave):
+        # halve it until the log posterior does not fall.
         for _ in range(30):
             new_value = objective(f + step)
             if new_value >= value - 1e-12:
@@ -170,8 +198,8 @@ def _laplace(
         f, value, done = f + step, new_value, abs(new_value - value) < 1e-9
         if done:
             break
-    s = _sigmoid(comps @ f / TEMPERATURE)
-    hess = comps.T @ (comps * (s * (1.0 - s))[:, None]) / TEMPERATURE**2
+    curvature = _link(comps @ f / TEMPERATURE, lapse)[2]
+    hess = comps.T @ (comps * curvature[:, None]) / TEMPERATURE**2
     _, logdet = np.linalg.slogdet(np.eye(n) + kernel @ hess)
     return f, cho_solve(chol, f), hess, value - 0.5 * logdet
 
@@ -194,14 +222,19 @@ def fit(
     length_scales: Sequence[float] = LENGTH_SCALES,
     amplitudes: Sequence[float] = AMPLITUDES,
     embed: Callable[[np.ndarray], np.ndarray] | None = None,
+    lapse: float = 0.0,
 ) -> PreferenceModel:
     """The preference model of ``votes``, its kernel chosen by the Laplace evidence.
 
     ``embed`` (unit knobs (m, d) -> (m, k)) makes the kernel measure distance between
     the patches' descriptors instead of their knob positions (see :class:`PreferenceModel`).
+    ``lapse`` is the share of A/B votes taken to be coin tosses (see :func:`_link`);
+    "both_bad" is a deterministic answer of the rater and gets none.
     """
+    if not 0.0 <= lapse < 1.0:
+        raise ValueError(f"lapse must be in [0, 1), got {lapse}")
     with one_blas_thread():
-        return _fit(votes, n_knobs, length_scales, amplitudes, embed)
+        return _fit(votes, n_knobs, length_scales, amplitudes, embed, lapse)
 
 
 def _fit(
@@ -210,8 +243,12 @@ def _fit(
     length_scales: Sequence[float],
     amplitudes: Sequence[float],
     embed: Callable[[np.ndarray], np.ndarray] | None = None,
+    lapse: float = 0.0,
 ) -> PreferenceModel:
     points, comps = comparisons(votes)
+    # A/B comparisons have two entries in their row, "both_bad" ones (against the
+    # virtual reference) one.
+    lapses = np.where(np.count_nonzero(comps, axis=1) == 2, lapse, 0.0)
     if not len(points):
         empty = np.zeros((0, n_knobs))
         return PreferenceModel(empty, np.zeros(0), np.zeros(0), np.zeros((0, 0)),
@@ -224,7 +261,7 @@ def _fit(
     for length_scale in length_scales:
         for amplitude in amplitudes:
             kernel = rbf(z, z, length_scale, amplitude)
-            f, alpha, hess, evidence = _laplace(kernel, comps)
+            f, alpha, hess, evidence = _laplace(kernel, comps, lapses)
             if best is None or evidence > best.log_evidence:
                 precision = hess @ np.linalg.inv(np.eye(len(points)) + kernel @ hess)
                 best = PreferenceModel(

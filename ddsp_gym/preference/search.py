@@ -191,6 +191,11 @@ class ModelPairSearch(PairSearch):
             (:class:`~ddsp_gym.preference.sound_features.SoundFeatures`) the kernel
             measures distance in; ``features`` gives such a map (unit knobs (m, d) ->
             (m, k)) directly. Default (neither): the knob positions themselves.
+        lapse: the share of A/B votes the model takes as coin tosses
+            (:func:`~ddsp_gym.preference.model.fit`); 0, the plain logistic model, by
+            default.
+        challenge_heard: also offer every heard patch as the challenger, so a patch
+            that won once against a weak one can meet the incumbent (off by default).
     """
 
     def __init__(
@@ -210,8 +215,14 @@ class ModelPairSearch(PairSearch):
         plant: str | None = None,
         plant_config: Mapping[str, Any] | None = None,
         features: Callable[[np.ndarray], np.ndarray] | None = None,
+        lapse: float = 0.0,
+        challenge_heard: bool = False,
     ) -> None:
         super().__init__(n_knobs, seed)
+        if not 0.0 <= lapse < 1.0:
+            raise ValueError(f"lapse must be in [0, 1), got {lapse}")
+        self.lapse = float(lapse)
+        self.challenge_heard = bool(challenge_heard)
         if features is None and plant is not None:
             from ddsp_gym.preference.sound_features import SoundFeatures
 
@@ -253,6 +264,8 @@ class ModelPairSearch(PairSearch):
                                        "embed": self.features}  # fmt: skip
             if self.amplitudes:
                 options["amplitudes"] = self.amplitudes
+            if self.lapse:
+                options["lapse"] = self.lapse
             self._cache[key] = fit(votes, self.n_knobs, **options)
         return self._cache[key]
 
@@ -284,6 +297,8 @@ class ModelPairSearch(PairSearch):
         model = self.model(votes)
         incumbent = self._incumbent(votes)
         candidates = self._candidates(votes, incumbent)
+        if self.challenge_heard:
+            candidates = np.concatenate([model.points, candidates])
         with one_blas_thread():
             gain, spread = model.difference(candidates, incumbent)
         if self.acquisition == "ucb":

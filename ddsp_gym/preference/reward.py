@@ -68,6 +68,9 @@ class PreferenceReward(ExternalReward):
         votes: a votes file (``.jsonl``, one vote per line, or a ``.json`` list).
         n_votes, rater_seed, search_seed, temperature, flip_rate: the simulated rater
             used when neither is given (its hidden taste: a target timbre on ``plant``).
+            ``search_seed`` defaults to ``rater_seed + 1000``: a search seeded like the
+            taste draws the hidden target among its first random pairs
+            (docs/preference.md, "A leak").
         plant, plant_config, task: the simulated rater's synth and its timbre distance;
             match the env's plant.
         success_fraction: success when the utility is this fraction of the way from a
@@ -81,7 +84,7 @@ class PreferenceReward(ExternalReward):
         *,
         n_votes: int = 40,
         rater_seed: int = 0,
-        search_seed: int = 0,
+        search_seed: int | None = None,
         temperature: float = 0.05,
         flip_rate: float = 0.05,
         plant: str = "subtractive",
@@ -102,6 +105,8 @@ class PreferenceReward(ExternalReward):
             self.votes = tuple(load_votes(votes))
         else:
             config = {"oscillator_knobs": False} if plant_config is None else plant_config
+            if search_seed is None:
+                search_seed = rater_seed + 1000
             self.votes = simulated_votes(n_votes, rater_seed, search_seed, plant, config, task,
                                          temperature, flip_rate)  # fmt: skip
         if not self.votes:

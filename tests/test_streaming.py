@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ddsp_gym.bench.compiles import count_compilations
 from ddsp_gym.streaming import STREAM_PLANTS, knob_ramp, render_stream
 from ddsp_gym.streaming.functional import make_stream_params
 from tests.conftest import STREAMING_ENV_IDS, make
@@ -109,6 +110,18 @@ def test_reward_terms_sum_to_the_reward_and_slew_charges_moves(env_id):
     assert info["slew"] == pytest.approx(-float(params.slew_penalty) * moved, rel=1e-5)
     assert not terminated and not truncated and info["xruns"] == 0
     assert set(info["knobs"]) == set(env.unwrapped.plant.knob_names)
+
+
+def test_a_mid_travel_start_compiles_the_step_once():
+    """The start knobs are float32, as a step leaves them: a weak-typed start made the
+    second step a second compilation."""
+    env = make("ddsp_gym/Drone-v0", control="absolute", random_start=False)
+    env.reset(seed=0)
+    hold = np.zeros(env.action_space.shape, np.float32)
+    env.step(hold)  # compiles
+    with count_compilations() as seen:
+        env.step(hold)
+    assert seen.count == 0
 
 
 def test_a_held_drone_grows_stale_and_moving_knobs_sound_new():

@@ -214,6 +214,23 @@ def test_no_recompilation_across_resets_and_episodes():
     assert seen.count == 0
 
 
+def test_a_mid_travel_start_compiles_the_step_once():
+    """``random_start=False`` starts at float32 knobs, as a step leaves them: a weak-typed
+    start made the second step a second compilation (SoundDesigner-v1's default)."""
+    venv = make_vec(SINE, num_envs=2, max_episode_steps=5, random_start=False)
+    single = make(SINE, max_episode_steps=5, random_start=False)
+    actions = np.zeros(venv.action_space.shape, np.float32)
+    venv.reset(seed=0)
+    single.reset(seed=0)
+    np.testing.assert_array_equal(single.unwrapped.state.knobs, [0.5])
+    venv.step(actions)
+    single.step(actions[0])  # the first step compiles
+    with count_compilations() as seen:
+        venv.step(actions)
+        single.step(actions[0])
+    assert seen.count == 0
+
+
 def _random_policy(obs, key):
     return jax.random.uniform(key, (obs.shape[0], 1), minval=-1.0, maxval=1.0)
 

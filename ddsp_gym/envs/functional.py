@@ -351,7 +351,9 @@ class FunctionalDDSPEnv:
         if self.random_start:
             knobs = jax.random.uniform(k_start, (d,))
         else:
-            knobs = jnp.full((d,), 0.5)
+            # float32, not a weak type: a step's knobs are float32, and a weak-typed
+            # start would make the first and second steps two compilations.
+            knobs = jnp.full((d,), 0.5, jnp.float32)
         return target_knobs, knobs, k_render
 
     @staticmethod

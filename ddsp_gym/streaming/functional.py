@@ -173,7 +173,7 @@ class StreamingEnv:
         if self.random_start:
             knobs = jax.random.uniform(k_knobs, (d,))
         else:
-            knobs = jnp.full((d,), 0.5)
+            knobs = jnp.full((d,), 0.5, jnp.float32)  # not weak-typed: see envs.functional
         # The warm-up plays the task's input (a performance drawn from k_task), and the
         # task's archive starts from the warm-up's last block: the task is initialized
         # twice with the same key, first on a placeholder summary (only its input is used),

@@ -111,7 +111,7 @@ class SoundDesignGoal(AbstractTask):
     def start_knobs(self, plant: AbstractPlant) -> Array:
         """The start patch in unit space (d,): ``start`` or mid travel."""
         if self.start is None:
-            return jnp.full((plant.num_knobs,), 0.5)
+            return jnp.full((plant.num_knobs,), 0.5, jnp.float32)
         if len(self.start) != plant.num_knobs:
             raise ValueError(
                 f"start has {len(self.start)} knobs; {self.plant} has {plant.knob_names}"

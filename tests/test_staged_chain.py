@@ -120,3 +120,19 @@ def test_staged_fit_freezes_earlier_stages_and_recovers_a_chain():
     errors = knob_errors(case, knobs)
     assert passes("chain", errors), errors
     assert fit.result.best_distance < fit.stages[0].distance
+
+
+@pytest.mark.parametrize("time", [0.06, 0.2])  # the echo returns during the note, after it
+def test_match_holds_the_note_length_measured_before_its_echo(time):
+    """``match``'s analysis holds the chain's note length at the first note's end, not at
+    the end of the sound its echo prolongs (a fade of 5 ms reads about 3.3 ms early)."""
+    from ddsp_gym.agents.match import measured_knobs
+    from ddsp_gym.analysis import analyze
+
+    plant = make_plant("saw_chain", **CONFIG)
+    truth = {**TRUTH, "time": time, "mix": 0.3}
+    target = np.asarray(plant.render(plant.knobs_from_physical(truth), KEY), np.float64)
+    held, _ = measured_knobs(plant, analyze(target, SR), target, None)
+    index = plant.knob_names.index("length")
+    length = plant.knob_specs[index].to_physical((held[index] + 1.0) / 2.0)
+    assert float(length) == pytest.approx(TRUTH["length"], rel=0.05)

@@ -529,7 +529,7 @@ def _schedule_report(fit: _Fit, steps: int) -> dict[str, Any]:
 def _staged_report(fit: _Fit, steps: int) -> dict[str, Any]:
     """What each stage of a staged fit did (knobs.json's ``schedule``)."""
     assert fit.staged is not None
-    from ddsp_gym.agents.staged import MIN_COARSE, TOGETHER_SHARE
+    from ddsp_gym.agents.staged import MIN_COARSE, SCAN_POINTS, TOGETHER_SHARE
 
     stages = fit.staged.stages
     budgets = stage_budgets(steps, len(stages) - 1)
@@ -538,9 +538,9 @@ def _staged_report(fit: _Fit, steps: int) -> dict[str, Any]:
         "kind": "staged",
         "stages": [s.to_json(fit.plant) for s in stages],
         "budget_split": f"{steps} queries: {split} (the refinement {TOGETHER_SHARE:.0%}, "
-        f"the stages equal shares of the rest; each stage's coarse CMA-ES "
-        f"{COARSE_SHARE:.0%} of its share, at least one run of {MIN_COARSE} renders where "
-        "that leaves the gradient half the stage)",
+        f"the stages equal shares of the rest; a scanned stage's scan {SCAN_POINTS} renders "
+        f"of its share; each stage's coarse CMA-ES {COARSE_SHARE:.0%} of the rest, at least "
+        f"one run of {MIN_COARSE} renders where that leaves the gradient half the stage)",
         "steps": steps,
     }
 

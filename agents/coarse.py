@@ -76,6 +76,15 @@ def _batch_loss(plant: AbstractPlant) -> Any:
     return jax.jit(jax.vmap(one, in_axes=(0, None, None, None)))
 
 
+def coarse_losses(
+    plant: AbstractPlant, actions: np.ndarray, target: np.ndarray, key: Array
+) -> np.ndarray:
+    """Coarse losses (P,) of ``plant`` at ``actions`` ((P, d) in [-1, 1]) on ``target``."""
+    batch = _batch_loss(plant)(jnp.asarray(actions, jnp.float32),
+                               jnp.asarray(target, jnp.float32), key, None)  # fmt: skip
+    return np.asarray(batch, np.float64)
+
+
 def n_starts(budget: int) -> int:
     """How many CMA-ES runs ``budget`` renders pay for (0: too few for one)."""
     return min(MAX_STARTS, budget // (MIN_GENERATIONS * POPSIZE))

@@ -19,11 +19,13 @@ from ddsp_gym.agents.gradient import GradientAgent
 from ddsp_gym.agents.staged import StagedFit, is_staged, stage_budgets, staged_fit
 from ddsp_gym.analysis import (
     ECHO_HOLD_STRENGTH,
+    PREROLL_S,
     RecordingAnalysis,
     analyze,
     compressor_curve,
     decay_rt60_s,
     echo_delay_s,
+    first_note_end_s,
     has_level_knob,
     lpc_formants,
     prepare_target,
@@ -202,7 +204,9 @@ def measured_knobs(
     (:func:`~ddsp_gym.analysis.compressor_curve`); the fit may move these. A reverb's
     ``rt60`` is the target's decay after its dry signal stops
     (:func:`~ddsp_gym.analysis.decay_rt60_s`), held where measured on at least
-    :data:`RT60_HOLD_TAIL_S` of free decay, else a start.
+    :data:`RT60_HOLD_TAIL_S` of free decay, else a start. A gated note's ``length`` is
+    held at its first note's end (:func:`~ddsp_gym.analysis.first_note_end_s`, from the
+    fitted target's t = 0): fitted freely, the note runs on to stand in for its echo.
     """
     held, starts = {}, {}
     sr = plant.sample_rate
@@ -231,6 +235,10 @@ def measured_knobs(
             pass  # nothing to measure (a silent dry, no free decay): fit from mid-travel
     if analysis.f0_hz is not None:
         hold.update({name: analysis.f0_hz for name in PITCH_KNOBS})
+    if "length" in names and dry is None:
+        end = first_note_end_s(recording, sr, analysis.onset_s)
+        if end is not None:  # the target starts PREROLL_S before the onset
+            hold["length"] = end - max(0.0, analysis.onset_s - PREROLL_S)
     if isinstance(plant, HarmonicNote) and dry is None:
         # Its level knobs are RMS dBFS at the note's peak: the part that carries the
         # sound (the tone where a pitch was measured, else the noise) starts at the
@@ -521,7 +529,7 @@ def _schedule_report(fit: _Fit, steps: int) -> dict[str, Any]:
 def _staged_report(fit: _Fit, steps: int) -> dict[str, Any]:
     """What each stage of a staged fit did (knobs.json's ``schedule``)."""
     assert fit.staged is not None
-    from ddsp_gym.agents.staged import MIN_COARSE, TOGETHER_SHARE
+    from ddsp_gym.agents.staged import MIN_COARSE, SCAN_POINTS, TOGETHER_SHARE
 
     stages = fit.staged.stages
     budgets = stage_budgets(steps, len(stages) - 1)
@@ -530,9 +538,9 @@ def _staged_report(fit: _Fit, steps: int) -> dict[str, Any]:
         "kind": "staged",
         "stages": [s.to_json(fit.plant) for s in stages],
         "budget_split": f"{steps} queries: {split} (the refinement {TOGETHER_SHARE:.0%}, "
-        f"the stages equal shares of the rest; each stage's coarse CMA-ES "
-        f"{COARSE_SHARE:.0%} of its share, at least one run of {MIN_COARSE} renders where "
-        "that leaves the gradient half the stage)",
+        f"the stages equal shares of the rest; a scanned stage's scan {SCAN_POINTS} renders "
+        f"of its share; each stage's coarse CMA-ES {COARSE_SHARE:.0%} of the rest, at least "
+        f"one run of {MIN_COARSE} renders where that leaves the gradient half the stage)",
         "steps": steps,
     }
 

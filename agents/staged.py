@@ -13,8 +13,10 @@ settle on a trade between stages. A chained plant declares its stages in signal 
 
 Each stage is fitted like a source in ``match``: a coarse CMA-ES search on the coarse
 loss (:mod:`ddsp_gym.agents.coarse`) with :data:`~ddsp_gym.agents.match.COARSE_SHARE`
-of its queries where that pays for one run, then the gradient on the fine loss. Knobs
-the analysis measured (the pitch) stay held throughout. The budget split is
+of its queries where that pays for one run, then the gradient on the fine loss. A stage
+the plant names in its ``scans`` (an echo's time) first scores the coarse loss over its
+scanned knob's whole travel and starts from the best point. Knobs the analysis measured
+(the pitch, a gated note's length) stay held throughout. The budget split is
 :data:`STAGE_SHARES` (the refinement's share) and the stages' equal split of the rest.
 """
 
@@ -30,6 +32,7 @@ from ddsp_gym.agents.coarse import (
     MIN_GENERATIONS,
     POPSIZE,
     CoarseResult,
+    coarse_losses,
     coarse_search,
     n_starts,
 )
@@ -43,6 +46,11 @@ TOGETHER_SHARE = 0.25
 # (MIN_GENERATIONS generations of POPSIZE) where that leaves the gradient half the stage:
 # a stage has few knobs and few queries, and one run is what finds an echo's time basin.
 MIN_COARSE = MIN_GENERATIONS * POPSIZE
+# A stage the plant names in its ``scans`` first scores the coarse loss at this many
+# points spread evenly over its scanned knob's travel (log-spaced for a log knob): a
+# global look at a knob whose loss has many basins (an echo's time), where CMA-ES from
+# mid-travel settles in the nearest. One CMA-ES run's worth of renders.
+SCAN_POINTS = MIN_COARSE
 
 
 def stage_coarse_budget(budget: int, coarse_share: float) -> int:
@@ -106,6 +114,37 @@ def held_for_stage(
     return {**held, **known}
 
 
+def scan_actions(
+    plant: AbstractPlant, start: np.ndarray, knob: str, fixed: dict[str, float], points: int
+) -> np.ndarray:
+    """(points, d) actions: ``start`` with ``fixed`` set and ``knob`` swept over its travel."""
+    index = {name: i for i, name in enumerate(plant.knob_names)}
+    specs = plant.knob_specs
+    base = np.asarray(start, np.float64).copy()
+    for name, value in fixed.items():
+        base[index[name]] = 2.0 * float(specs[index[name]].to_unit(value)) - 1.0
+    actions = np.repeat(base[None, :], points, axis=0)
+    actions[:, index[knob]] = np.linspace(-1.0, 1.0, points)
+    return actions
+
+
+def scan_stage(
+    plant: AbstractPlant, target: np.ndarray, start: np.ndarray, knob: str,
+    fixed: dict[str, float], key: Any, points: int = SCAN_POINTS,
+) -> tuple[np.ndarray, float]:  # fmt: skip
+    """The scan's best action by the coarse loss, and that loss."""
+    actions = scan_actions(plant, start, knob, fixed, points)
+    losses = coarse_losses(plant, actions, target, key)
+    best = int(np.argmin(losses))
+    return actions[best], float(losses[best])
+
+
+def _held(plant: AbstractPlant, scan: tuple[str, dict[str, float]], held: dict) -> bool:
+    """Does the stage hold a knob its scan would move (a measured echo time)?"""
+    knob, fixed = scan
+    return any(plant.knob_names.index(name) in held for name in (knob, *fixed))
+
+
 @dataclass(frozen=True)
 class StageRecord:
     """What one stage did: its knobs, queries, coarse search, and where it ended."""
@@ -117,11 +156,13 @@ class StageRecord:
     gradient_steps: int
     distance: float  # the stage's best fine distance
     action: np.ndarray  # every knob after the stage, (d,) in [-1, 1]
+    scan_evaluations: int = 0  # renders of the stage's scan (SCAN_POINTS or 0)
 
     @property
     def evaluations(self) -> int:
-        """Plant queries spent: coarse renders and gradient steps."""
-        return self.gradient_steps + (self.coarse.evaluations if self.coarse else 0)
+        """Plant queries spent: scan and coarse renders and gradient steps."""
+        coarse = self.coarse.evaluations if self.coarse else 0
+        return self.gradient_steps + coarse + self.scan_evaluations
 
     def to_json(self, plant: AbstractPlant) -> dict[str, Any]:
         physical = plant.controls((np.asarray(self.action, np.float32) + 1.0) / 2.0)
@@ -131,6 +172,7 @@ class StageRecord:
             "budget": self.budget,
             "gradient_steps": self.gradient_steps,
             "fine_distance": self.distance,
+            "scan_evaluations": self.scan_evaluations,
         }
         if self.coarse is not None:
             out.update(self.coarse.to_json())
@@ -191,13 +233,27 @@ def staged_fit(
         for i, value in held.items():
             stage_start[i] = value
         found = None
-        gradient_budget = budget
-        coarse_budget = stage_coarse_budget(budget, coarse_share)
+        scanned = 0
+        scan = None if together else getattr(plant, "scans", {}).get(name)
+        if (
+            coarse
+            and scan is not None
+            and budget >= 2 * SCAN_POINTS
+            and not _held(plant, scan, held)
+        ):
+            knob, fixed = scan
+            stage_start, _ = scan_stage(plant, target, stage_start, knob, fixed, key)
+            scanned = SCAN_POINTS
+            if on_coarse is not None:
+                on_coarse(scanned)
+        gradient_budget = budget - scanned
+        coarse_budget = stage_coarse_budget(gradient_budget, coarse_share)
         if coarse and not together and coarse_budget:
             found = coarse_search(
                 plant, target, stage_start, held, coarse_budget, seed, key, searched
             )
-            stage_start, gradient_budget = found.action.copy(), budget - found.evaluations
+            stage_start = found.action.copy()
+            gradient_budget -= found.evaluations
             if on_coarse is not None:
                 on_coarse(found.evaluations)
         if new_round is not None:
@@ -209,7 +265,6 @@ def staged_fit(
         distances += result.distances
         action = np.asarray(result.best_action, np.float64)
         knobs = tuple(plant.knob_names[i] for i in searched)
-        records.append(
-            StageRecord(name, knobs, budget, found, result.steps, result.best_distance, action)
-        )
+        records.append(StageRecord(name, knobs, budget, found, result.steps,
+                                   result.best_distance, action, scanned))  # fmt: skip
     return StagedFit(result, distances, records)

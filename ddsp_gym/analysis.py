@@ -35,6 +35,13 @@ YIN_FMIN_HZ, YIN_FMAX_HZ = 40.0, 2000.0
 ECHO_HOLD_STRENGTH = 0.1
 # Names of knobs that set a plant's output level: a plant with one fits level itself.
 LEVEL_KNOBS = frozenset({"gain", "level", "makeup"})
+# The first note ends where its level first falls this far below its peak so far: a
+# gated note's release drops to silence or to its echo (sox's `echo 0.8 0.8 d 0.4`
+# repeats it 6 dB down), while a held saw's level ripples by well under 1 dB.
+NOTE_END_DROP_DB = 3.0
+# The level envelope's window (centred; longer than a 55 Hz period) and hop.
+NOTE_LEVEL_WINDOW_S = 0.020
+NOTE_LEVEL_HOP_S = 0.001
 
 
 @dataclass(frozen=True)
@@ -342,6 +349,46 @@ def echo_delay_s(
                 peak = max(lo, lag - 2) + int(np.argmax(window))
                 break
     return peak / sample_rate, float(response[peak])
+
+
+def centred_rms(audio: np.ndarray, window: int, hop: int) -> np.ndarray:
+    """RMS over ``window`` samples centred on every ``hop``-th sample (zeros beyond the ends)."""
+    x = np.asarray(audio, np.float64)
+    half = window // 2
+    energy = np.concatenate([[0.0], np.cumsum(np.pad(x, (half, window - half)) ** 2)])
+    centres = np.arange(0, x.size, hop)
+    return np.sqrt(np.maximum(energy[centres + window] - energy[centres], 0.0) / window)
+
+
+def first_note_end_s(
+    audio: np.ndarray,
+    sample_rate: int,
+    onset_s: float = 0.0,
+    drop_db: float = NOTE_END_DROP_DB,
+) -> float | None:
+    """Where the first note ends (s from the file's start): the first time after
+    ``onset_s`` its level envelope (:func:`centred_rms`) falls ``drop_db`` below its
+    highest value so far. None if it never does (the note outlasts the file).
+
+    The first event's end, before an echo or a reverb tail returns: an effect later in a
+    chain repeats the note, so the sound's whole span (``sounding_s``) runs on past it.
+    A gated note whose fade is shorter than the window reads about 2/3 of its fade early.
+    """
+    if drop_db <= 0.0:
+        raise ValueError(f"drop_db must be positive, got {drop_db}")
+    window = max(1, round(NOTE_LEVEL_WINDOW_S * sample_rate))
+    hop = max(1, round(NOTE_LEVEL_HOP_S * sample_rate))
+    # Only windows wholly inside the file: the silence past its end is not a release.
+    inside = (audio.size - (window - window // 2)) // hop + 1
+    level = _db(centred_rms(audio, window, hop))[: max(0, inside)]
+    first = int(np.ceil(onset_s * sample_rate / hop))
+    if first >= level.size:
+        raise ValueError(f"onset {onset_s} s lies beyond the audio's end")
+    after = level[first:]
+    below = np.flatnonzero(after < np.maximum.accumulate(after) - drop_db)
+    if below.size == 0:
+        return None
+    return (first + int(below[0])) * hop / sample_rate
 
 
 def rt60_of_impulse_response(ir: np.ndarray, sample_rate: int) -> float:

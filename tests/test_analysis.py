@@ -141,3 +141,50 @@ def test_a_short_recording_is_padded_and_the_note_says_so(tmp_path, capsys):
     report, _, err = _match(tmp_path, _tone(440.0, 0.1), "sine", 5, capsys)
     assert "shorter than the plant's 0.250 s: padded with silence" in err
     assert any("padded" in note for note in report["target_adjustments"])
+
+
+def _gated_sine_with_echo(length: float, delay: float, gain: float) -> np.ndarray:
+    """A 250 Hz sine gated on from 0.05 s for ``length`` s, plus its echo ``delay`` later at
+    ``gain``: 20 ms windows hold whole periods and the echo whole periods later, so the
+    level is flat where the note and its echo overlap (1 + gain, in phase)."""
+    sr, onset = 16_000, 0.05
+    t = np.arange(int(0.8 * sr)) / sr
+    note = np.sin(2 * np.pi * 250.0 * t) * ((t >= onset) & (t < onset + length))
+    lag = round(delay * sr)
+    return note + gain * np.pad(note, (lag, 0))[: note.size]
+
+
+@pytest.mark.parametrize(
+    ("delay", "gain", "expected_s"),
+    [
+        # The echo returns after the note: the level falls to silence; the centred window's
+        # power halves (-3 dB) where it is centred on the note's end.
+        (0.3, 0.5, 0.0),
+        # The echo (half as loud) overlaps the note's end: the power falls from (1.5)^2
+        # to 0.5^2; -3 dB of the overlap's is reached with 7/16 of the window on the note,
+        # 1/16 window (1.25 ms) after its end.
+        (0.12, 0.5, 0.00125),
+    ],
+)
+def test_first_note_end_is_the_gate_not_the_echo(delay, gain, expected_s):
+    from ddsp_gym.analysis import first_note_end_s
+
+    sr, onset, length = 16_000, 0.05, 0.2
+    audio = _gated_sine_with_echo(length, delay, gain)
+    analysis = analyze(audio, sr)
+    end = first_note_end_s(audio, sr, analysis.onset_s)
+    assert end == pytest.approx(onset + length + expected_s, abs=0.0011)  # one hop
+    # The whole sound runs on through its echo: its span is not the note's length.
+    assert analysis.sounding_s > length + delay - 0.02
+
+
+def test_first_note_end_none_when_the_note_outlasts_the_file_and_bad_input():
+    from ddsp_gym.analysis import first_note_end_s
+
+    sr = 16_000
+    tone = np.sin(2 * np.pi * 250.0 * np.arange(sr) / sr)
+    assert first_note_end_s(tone, sr) is None  # the file's end is not the note's
+    with pytest.raises(ValueError, match="drop_db"):
+        first_note_end_s(tone, sr, drop_db=0.0)
+    with pytest.raises(ValueError, match="beyond"):
+        first_note_end_s(tone, sr, onset_s=2.0)

@@ -120,3 +120,70 @@ def test_staged_fit_freezes_earlier_stages_and_recovers_a_chain():
     errors = knob_errors(case, knobs)
     assert passes("chain", errors), errors
     assert fit.result.best_distance < fit.stages[0].distance
+
+
+@pytest.mark.parametrize("time", [0.06, 0.2])  # the echo returns during the note, after it
+def test_match_holds_the_note_length_measured_before_its_echo(time):
+    """``match``'s analysis holds the chain's note length at the first note's end, not at
+    the end of the sound its echo prolongs (a fade of 5 ms reads about 3.3 ms early)."""
+    from ddsp_gym.agents.match import measured_knobs
+    from ddsp_gym.analysis import analyze
+
+    plant = make_plant("saw_chain", **CONFIG)
+    truth = {**TRUTH, "time": time, "mix": 0.3}
+    target = np.asarray(plant.render(plant.knobs_from_physical(truth), KEY), np.float64)
+    held, _ = measured_knobs(plant, analyze(target, SR), target, None)
+    index = plant.knob_names.index("length")
+    length = plant.knob_specs[index].to_physical((held[index] + 1.0) / 2.0)
+    assert float(length) == pytest.approx(TRUTH["length"], rel=0.05)
+
+
+def test_the_effect_stage_scan_finds_a_far_echo_within_one_grid_step():
+    """The scan sweeps the echo time over its whole travel (log-spaced, feedback 0) and
+    picks the coarse loss's best: an echo at 0.4 s, far from mid-travel (0.1 s), is found
+    within one grid step (0.02-0.5 s in 24 points: x1.15); the other knobs stay put."""
+    from ddsp_gym.agents.staged import SCAN_POINTS, scan_actions, scan_stage
+
+    plant = make_plant("saw_chain", **CONFIG)
+    truth = {**TRUTH, "time": 0.4, "feedback": 0.3}
+    target = np.asarray(plant.render(plant.knobs_from_physical(truth), KEY))
+    start = 2.0 * np.asarray(plant.knobs_from_physical({**truth, "time": 0.1}), np.float64) - 1
+    knob, fixed = plant.scans["effect"]
+    actions = scan_actions(plant, start, knob, fixed, SCAN_POINTS)
+    times = [float(plant.controls((a + 1.0) / 2.0)["time"]) for a in actions[[0, 1, -1]]]
+    assert times[0] == pytest.approx(plant.min_time, rel=1e-4)
+    assert times[-1] == pytest.approx(plant.max_time, rel=1e-4)
+    assert times[1] / times[0] == pytest.approx(25.0 ** (1 / 23), rel=1e-3)
+    best, _ = scan_stage(plant, target, start, knob, fixed, KEY)
+    found = plant.controls((best + 1.0) / 2.0)
+    assert float(found["time"]) == pytest.approx(0.4, rel=0.08)
+    assert float(found["feedback"]) == 0.0
+    moved = [i for i in range(8) if i not in (plant.knob_names.index("time"),
+                                               plant.knob_names.index("feedback"))]  # fmt: skip
+    np.testing.assert_array_equal(best[moved], start[moved])
+
+
+def test_chain_summary_counts_fits_below_the_truth():
+    from ddsp_gym.bench.match_chain import chain_markdown, summarize_chain
+
+    def fit(distance: float, time_pct: float) -> dict:
+        errors = {"pitch_cents": 1.0, "cutoff_pct": 1.0, "resonance_pct": 1.0,
+                  "time_pct": time_pct, "mix_abs": 0.0}  # fmt: skip
+        return {"knobs": {"mix": 0.3, "length": 0.2}, "errors": errors, "pass": time_pct <= 3,
+                "distance": distance, "heard_db": 5.0, "wall_s": 1.0}  # fmt: skip
+
+    rows = [
+        {"case": "a", "seed": 0, "truth": {"length": 0.2}, "distance_at_truth": 0.5,
+         "distance_at_truth_held_pitch": 0.9, "staged": fit(0.4, 1.0), "joint": fit(0.7, 9.0)},
+        {"case": "b", "seed": 0, "truth": {"length": 0.1}, "distance_at_truth": 0.5,
+         "distance_at_truth_held_pitch": 0.6, "staged": fit(0.8, 2.0), "joint": fit(0.55, 2.0)},
+    ]  # fmt: skip
+    summary = summarize_chain(rows)
+    assert summary["staged"]["lower_distance_than_truth"] == 1
+    assert summary["staged"]["lower_distance_than_truth_held_pitch"] == 1
+    assert summary["joint"]["lower_distance_than_truth"] == 0
+    assert summary["joint"]["lower_distance_than_truth_held_pitch"] == 2
+    assert summary["staged"]["note_length_pct_median"] == pytest.approx(50.0)
+    assert summary["staged"]["pass"] == 2 and summary["joint"]["time_pct_ok"] == 1
+    assert "| a | 0 | staged | 1.0 | 1.0 | 1 | 1.0 | 0.00 | yes | 5.00 | 0.400 | 0.500 | 0.900 |" \
+        in chain_markdown(rows, "cmd", 200)  # fmt: skip

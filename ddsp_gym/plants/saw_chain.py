@@ -92,6 +92,13 @@ class SawChain(AbstractPlant):
         return {"cutoff": self.max_cutoff_hz, "resonance": NEUTRAL_Q, "mix": 0.0}
 
     @property
+    def scans(self) -> dict[str, tuple[str, dict[str, float]]]:
+        """{stage: (knob scanned over its travel, other knobs set for the scan)}: the echo's
+        time, with a single repeat (feedback 0): the first repeat's spacing picks the basin,
+        and further repeats at a wrong spacing smear the sound, which favours short times."""
+        return {"effect": ("time", {"feedback": 0.0})}
+
+    @property
     def echo(self) -> Delay:
         """The effect stage: the delay plant at this plant's rate, length and time range."""
         return Delay(

@@ -6,7 +6,7 @@ For each vowel case of ``bench match``'s set: the file's f0 and where the LPC tr
 lies among its harmonics; the LPC F1/F2 of the part ``match`` fits (the first plant
 duration after the onset) and of the middle the truth is measured on; and the
 ``lpc_envelope`` distance at a fit and at that fit with F1 set to the truth, for
-the fits of results/match_eval.json (Rosenberg source) and results/match_vowels.json
+the fits of results/match_vowels_rosenberg.json (Rosenberg source) and results/match_vowels.json
 (sawtooth source), each rendered with the source it was fitted with. Writes
 ``<out>.json`` and ``<out>.md``.
 """
@@ -30,7 +30,12 @@ from ddsp_gym.plants import make_plant
 from ddsp_gym.tasks import make_task
 
 SR = 16_000
-FITS = {"rosenberg": "results/match_eval.json", "sawtooth": "results/match_vowels.json"}
+# The Rosenberg fits: the vowel rows of results/match_eval.json as made at b381015, before
+# match switched to the sawtooth source.
+FITS = {
+    "rosenberg": "results/match_vowels_rosenberg.json",
+    "sawtooth": "results/match_vowels.json",
+}
 
 
 def fitted_knobs(path: str) -> dict[str, dict[str, float]]:
@@ -74,7 +79,8 @@ def to_markdown(rows: list[dict], command: str) -> str:
         "fits) and of the sound's middle 0.25 s (where the truth is measured). *d*: "
         "`lpc_envelope` distance (dB) from the start excerpt at the fit and at the fit with "
         "F1 at the truth, per source, with that source's "
-        "fit (rosenberg: results/match_eval.json; sawtooth: results/match_vowels.json).",
+        "fit (rosenberg: results/match_vowels_rosenberg.json, the Rosenberg pulse's fits made at "
+        "b381015; sawtooth: results/match_vowels.json).",
         "",
         "| case | f0 Hz | truth F1, F2 | F1/f0 | LPC start | LPC middle | rosenberg: fit F1, "
         "d fit / d truth | sawtooth: fit F1, d fit / d truth |",

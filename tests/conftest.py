@@ -22,21 +22,13 @@ local_lsl_config()
 # XLA compilation dominates the suite's time on CPU, and many tests build envs of the
 # same configuration afresh (each a new jit trace): JAX's persistent compilation cache
 # turns the repeats into disk reads. Counting compilations still works (JAX reports a
-# cache hit as a compile event too). DDSP_GYM_JAX_CACHE="" turns it off. The key is a
-# hash of the computation (debug info stripped), the compile options and the jax,
-# jaxlib and XLA versions: a hit is the executable a fresh compile would give.
+# cache hit as a compile event too). DDSP_GYM_JAX_CACHE="" turns it off.
 _JAX_CACHE = os.environ.get(
     "DDSP_GYM_JAX_CACHE", str(Path(__file__).resolve().parents[1] / ".jax_cache")
 )
-_JAX_CACHE_MIN_COMPILE_SECS = 0.2
 if _JAX_CACHE:
     jax.config.update("jax_compilation_cache_dir", _JAX_CACHE)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", _JAX_CACHE_MIN_COMPILE_SECS)
-    # The same cache for every subprocess a test starts (the command line, scripts, a
-    # wheel's fresh venv): JAX reads these when it is imported there. The xdist workers
-    # each load this file, so the whole run shares one cache.
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = _JAX_CACHE
-    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = str(_JAX_CACHE_MIN_COMPILE_SECS)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 
 @pytest.fixture(scope="session")

@@ -77,14 +77,19 @@ def stage_budgets(steps: int, n_stages: int) -> list[int]:
     return [base + (i < extra) for i in range(n_stages)] + [together]
 
 
-def bypass_actions(plant: AbstractPlant) -> dict[int, float]:
-    """{knob index: action in [-1, 1]} of the plant's bypass settings."""
+def actions_of(plant: AbstractPlant, values: dict[str, float]) -> dict[int, float]:
+    """{knob index: action in [-1, 1]} of some knobs' physical ``values``."""
     index = {name: i for i, name in enumerate(plant.knob_names)}
     specs = plant.knob_specs
     return {
         index[name]: 2.0 * float(specs[index[name]].to_unit(value)) - 1.0
-        for name, value in plant.bypass.items()
+        for name, value in values.items()
     }
+
+
+def bypass_actions(plant: AbstractPlant) -> dict[int, float]:
+    """{knob index: action in [-1, 1]} of the plant's bypass settings."""
+    return actions_of(plant, plant.bypass)
 
 
 def stage_indices(plant: AbstractPlant) -> list[list[int]]:
@@ -118,13 +123,11 @@ def scan_actions(
     plant: AbstractPlant, start: np.ndarray, knob: str, fixed: dict[str, float], points: int
 ) -> np.ndarray:
     """(points, d) actions: ``start`` with ``fixed`` set and ``knob`` swept over its travel."""
-    index = {name: i for i, name in enumerate(plant.knob_names)}
-    specs = plant.knob_specs
     base = np.asarray(start, np.float64).copy()
-    for name, value in fixed.items():
-        base[index[name]] = 2.0 * float(specs[index[name]].to_unit(value)) - 1.0
+    for i, action in actions_of(plant, fixed).items():
+        base[i] = action
     actions = np.repeat(base[None, :], points, axis=0)
-    actions[:, index[knob]] = np.linspace(-1.0, 1.0, points)
+    actions[:, plant.knob_names.index(knob)] = np.linspace(-1.0, 1.0, points)
     return actions
 
 

@@ -3,7 +3,7 @@
     OFFSET=1000 python scripts/prefer_probe.py NAME "{'lapse': 0.1}" 100 120
 
 Runs one 40-vote session per seed in [first, stop) exactly as ``ddsp-gym bench prefer``
-does (``run_session``: the same rater, utility and scoring; the search seeded
+does (``play_session``: the same rater, utility and scoring; the search seeded
 seed + $OFFSET, as ``--search-seed-offset``), prints each seed's fraction of the best
 reachable utility at 10, 20, 30 and 40 votes and the mean and count within 90 % at 40;
 with $SAVE, pickles {seed: (votes, fractions, best reachable)} there for
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ddsp_gym.preference.rater import SimulatedRater, TimbreUtility
-from ddsp_gym.preference.search import PreferenceSearch
+from ddsp_gym.preference.bench import play_session
+from ddsp_gym.preference.rater import TimbreUtility
 
 CACHE = Path("/tmp/prefer_probe_best.json")
 VOTES = (10, 20, 30, 40)
@@ -42,29 +42,16 @@ def best_reachable(seed: int, utility: TimbreUtility) -> float:
     return cache[str(seed)]
 
 
-def session(options: dict, utility: TimbreUtility, seed: int, offset: int) -> tuple[list, dict]:
-    """One 40-vote session as ``bench.run_session`` runs it; the votes and the found utility."""
-    rater = SimulatedRater(utility, seed=seed)
-    search = PreferenceSearch(utility.n_knobs, seed + offset, **options)
-    votes: list = []
-    found = {}
-    for n in range(1, max(VOTES) + 1):
-        votes.append(rater.vote(*search.next_pair(votes)))
-        if n in VOTES:
-            found[n] = float(utility(search.best(votes)[None])[0])
-    return votes, found
-
-
 def main(argv: list[str]) -> int:
     name, options = argv[0], ast.literal_eval(argv[1])
     seeds = range(int(argv[2]), int(argv[3]))
-    offset = int(os.environ.get("OFFSET", "0"))
+    offset = int(os.environ.get("OFFSET", "1000"))
     at_40, sessions = [], {}
     for seed in seeds:
         start = time.perf_counter()
         utility = TimbreUtility(seed)
         best = best_reachable(seed, utility)
-        votes, found = session(options, utility, seed, offset)
+        votes, found = play_session(options, utility, seed, VOTES, {}, offset)
         fractions = {n: u / best for n, u in found.items()}
         sessions[seed] = (votes, fractions, best)
         at_40.append(fractions[40])

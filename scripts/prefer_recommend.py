@@ -55,7 +55,7 @@ def rule_picks(search: PreferenceSearch, votes: list, seed: int, n: int) -> dict
 def main(argv: list[str]) -> int:
     sessions = pickle.loads(Path(argv[0]).read_bytes())
     options = ast.literal_eval(argv[1]) if len(argv) > 1 else {}
-    offset = int(os.environ.get("OFFSET", "0"))
+    offset = int(os.environ.get("OFFSET", "1000"))
     scores: dict[tuple[str, int], list[float]] = {}
     for seed, (votes, _, best) in sorted(sessions.items()):
         utility = TimbreUtility(seed)

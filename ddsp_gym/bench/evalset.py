@@ -245,9 +245,9 @@ CHAIN_SETTINGS = (
     (69, 2500.0, 1.5, 200.0),
 )
 # The note's length, then silence for the filter's and the echo's tails: long enough for
-# the pitch analysis (0.1 s notes at 110 and 220 Hz were not found pitched), short enough
-# that most echoes start after the note (with 0.3 s notes, every echo overlapping its
-# note, both fits lengthened the note instead and missed every echo time).
+# the pitch analysis to hear a 110 Hz note as pitched, short enough that most echoes
+# start after the note ends (an echo hidden under its note can be mistaken for a longer
+# note).
 CHAIN_NOTE_S = 0.2
 CHAIN_RATE = 48_000  # sox renders at this rate (its saw is not band-limited); read at 16 kHz
 ECHO_GAINS = (0.8, 0.8, 0.4)  # sox echo's gain-in, gain-out and the echo's decay

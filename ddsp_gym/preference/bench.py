@@ -56,7 +56,16 @@ GOAL_FRACTION, GOAL_VOTES = 0.9, 40
 def run_session(strategy: Mapping[str, Any], utility: Any, seed: int, votes_grid: Sequence[int],
                 rater_options: Mapping[str, Any],
                 search_seed_offset: int = 0) -> dict[int, float]:  # fmt: skip
-    """The true utility of the search's best patch after each N in ``votes_grid``.
+    """The true utility of the search's best patch after each N in ``votes_grid``
+    (:func:`play_session`'s second half)."""
+    return play_session(strategy, utility, seed, votes_grid, rater_options, search_seed_offset)[1]
+
+
+def play_session(strategy: Mapping[str, Any], utility: Any, seed: int, votes_grid: Sequence[int],
+                 rater_options: Mapping[str, Any],
+                 search_seed_offset: int = 0) -> tuple[list, dict[int, float]]:  # fmt: skip
+    """One session of ``max(votes_grid)`` votes: the votes, and the true utility of the
+    search's best patch after each N in ``votes_grid``.
 
     The search is seeded ``seed + search_seed_offset``. With offset 0 (the figures in
     results/ before issue 26's third round) it shares its random stream with the
@@ -75,7 +84,7 @@ def run_session(strategy: Mapping[str, Any], utility: Any, seed: int, votes_grid
         votes.append(rater.vote(*search.next_pair(votes)))
         if n in votes_grid:
             found[n] = float(utility(search.best(votes)[None])[0])
-    return found
+    return votes, found
 
 
 def run_prefer_bench(

@@ -158,31 +158,53 @@ def yin(
     return f0, depth
 
 
-def refine_f0(audio: np.ndarray, sample_rate: int, f0: float, harmonics: int = 5) -> float:
-    """A steady tone's f0 from its spectrum, near YIN's ``f0``.
+def refine_f0(
+    audio: np.ndarray,
+    sample_rate: int,
+    f0: float,
+    harmonics: int = 5,
+    frame_s: float = 0.064,
+    hop_s: float = 0.016,
+) -> float:
+    """A steady tone's f0, near YIN's ``f0``: the median over frames of the instantaneous
+    frequency of its strongest partial (of the first ``harmonics``), divided by its number.
 
     YIN picks the period robustly (no octave errors) but a frame's lag is only as exact
-    as a few samples allow: ~10 cents off at 1 kHz and 16 kHz sampling. Here the
-    strongest of the first ``harmonics`` partials is read off one long Hann-windowed,
-    zero-padded spectrum (parabolic interpolation of the log magnitude) and divided by
-    its number.
+    as a few samples allow: ~10 cents off at 1 kHz and 16 kHz sampling. Per Hann-windowed
+    frame, the partial's frequency is the phase its DFT bin advances over a one-sample
+    shift of the frame (exact for a steady sinusoid, with no bin-grid or window bias).
+    Frame by frame rather than over one long spectrum: an echo or a second note of the
+    same pitch comb-filters a long spectrum and moves its peaks (by 38 cents on a 110 Hz
+    saw with a 250 ms echo), while only the few frames that straddle its start are off,
+    and the median drops them.
     """
-    x = np.asarray(audio, np.float64) * np.hanning(audio.size)
-    nfft = 1 << int(np.ceil(np.log2(8 * audio.size)))
-    spectrum = np.log(np.abs(np.fft.rfft(x, nfft)) + 1e-12)
+    x = np.asarray(audio, np.float64)
+    size, hop = int(round(frame_s * sample_rate)), max(1, int(round(hop_s * sample_rate)))
+    if x.size < size + 1:
+        x = np.pad(x, (0, size + 1 - x.size))
+    starts = np.arange(0, x.size - size, hop)
+    window = np.hanning(size)
+    nfft = 4 << int(np.ceil(np.log2(size)))
+    frames = np.fft.rfft(window * x[starts[:, None] + np.arange(size)], nfft)
+    shifted = np.fft.rfft(window * x[starts[:, None] + 1 + np.arange(size)], nfft)
     bin_hz = sample_rate / nfft
-    best = (-np.inf, f0)
-    for h in range(1, harmonics + 1):
-        lo, hi = int(h * f0 * 0.97 / bin_hz), int(np.ceil(h * f0 * 1.03 / bin_hz))
-        if hi + 1 >= spectrum.size:
-            break
-        k = lo + int(np.argmax(spectrum[lo : hi + 1]))
-        a, b, c = spectrum[k - 1], spectrum[k], spectrum[k + 1]
-        curve = a - 2.0 * b + c
-        shift = 0.5 * (a - c) / curve if curve < 0 else 0.0
-        if b > best[0]:
-            best = (b, (k + shift) * bin_hz / h)
-    return float(best[1])
+    spectrum = np.abs(frames).sum(axis=0)
+
+    def band(h: int) -> slice:
+        return slice(int(h * f0 * 0.97 / bin_hz), int(np.ceil(h * f0 * 1.03 / bin_hz)) + 1)
+
+    usable = [h for h in range(1, harmonics + 1) if band(h).stop < spectrum.size]
+    if not usable:
+        return float(f0)
+    h = max(usable, key=lambda k: spectrum[band(k)].max())
+    lo = band(h).start
+    peak = lo + np.argmax(np.abs(frames[:, band(h)]), axis=1)
+    rows = np.arange(starts.size)
+    amplitude = np.abs(frames[rows, peak])
+    # Frames 30 dB under the loudest (fades, silence between echoes) carry no pitch.
+    loud = amplitude >= amplitude.max() * 10.0 ** (-30.0 / 20.0)
+    advance = np.angle(shifted[rows, peak] * np.conj(frames[rows, peak]))[loud]
+    return float(np.median(advance) * sample_rate / (2.0 * np.pi) / h)
 
 
 # YIN's frame-wise f0 is "steady" when its interquartile range is within this (cents):

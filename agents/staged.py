@@ -9,7 +9,8 @@ settle on a trade between stages. A chained plant declares its stages in signal 
 1. the first stage (the source) with every later stage held at its bypass;
 2. each later stage with the earlier ones frozen at what they were fitted to (their
    knobs held, not followed) and the still later ones bypassed;
-3. all knobs together from there (the refinement).
+3. all knobs together from there (the refinement: small steps, no random restarts;
+   :data:`REFINE_LEARNING_RATE`).
 
 Each stage is fitted like a source in ``match``: a coarse CMA-ES search on the coarse
 loss (:mod:`ddsp_gym.agents.coarse`) with :data:`~ddsp_gym.agents.match.COARSE_SHARE`
@@ -42,6 +43,13 @@ from ddsp_gym.plants.base import AbstractPlant
 # The refinement (all knobs together) gets this share of the queries; the stages split
 # the rest equally (the first take the remainder).
 TOGETHER_SHARE = 0.25
+# The refinement starts where the stages ended, so it takes small steps and never
+# restarts from a random point. Adam moves every knob by about its learning rate per step
+# whatever the size of its gradient, so at the stages' 0.1 a knob the distance barely
+# sees near its fit (a cutoff under an echo) drifts off what its own stage found.
+# Chosen on chains outside the evaluation set (scripts/chain_refine_tuning.py).
+REFINE_LEARNING_RATE = 0.01
+REFINE_PATIENCE = 0
 # A stage's coarse search gets coarse_share of its queries, but at least one CMA-ES run
 # (MIN_GENERATIONS generations of POPSIZE) where that leaves the gradient half the stage:
 # a stage has few knobs and few queries, and one run is what finds an echo's time basin.
@@ -261,7 +269,12 @@ def staged_fit(
                 on_coarse(found.evaluations)
         if new_round is not None:
             new_round()
-        result = GradientAgent().solve(
+        agent = (
+            GradientAgent(learning_rate=REFINE_LEARNING_RATE, patience=REFINE_PATIENCE)
+            if together
+            else GradientAgent()
+        )
+        result = agent.solve(
             env, seed=seed, max_steps=gradient_budget, callback=callback, start=stage_start,
             known=held,
         )  # fmt: skip

@@ -217,6 +217,40 @@ def test_rl_defaults_refuses_an_unknown_candidate():
             split_candidate(name)
 
 
+# ---- chain_refine_tuning.py ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_chain_refine_tuning_scores_every_setting_on_chains_outside_the_evalset(tmp_path):
+    """One tuning chain, a short fit per refinement setting: a row per setting, the
+    default among them, and none of the tuning chains is an evaluation-set chain."""
+    import shutil
+
+    from ddsp_gym.agents.staged import REFINE_LEARNING_RATE, REFINE_PATIENCE
+    from ddsp_gym.bench.evalset import CHAIN_SETTINGS
+
+    require(shutil.which("sox") is not None, "sox is missing: apt-get install sox")
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from chain_refine_tuning import SETTINGS, TUNING_SETTINGS
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    assert (REFINE_LEARNING_RATE, REFINE_PATIENCE) in SETTINGS
+    assert not set(TUNING_SETTINGS) & set(CHAIN_SETTINGS)
+    out = tmp_path / "tuning"
+    run_script("chain_refine_tuning.py", "--cases", "1", "--steps", "8", "--seeds", "0",
+               "--set", str(tmp_path / "set"), "-o", str(out))  # fmt: skip
+    payload = json.loads(out.with_suffix(".json").read_text())
+    assert [(s["learning_rate"], s["patience"]) for s in payload["summary"]] == list(SETTINGS)
+    assert all(s["fits"] == 1 and np.isfinite(s["median_distance"]) for s in payload["summary"])
+    assert len(payload["rows"]) == len(SETTINGS)
+    table = out.with_suffix(".md").read_text()
+    assert sum(line.startswith("| 0.") for line in table.splitlines()) == len(SETTINGS)
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "chain_refine_tuning.py"),
+                           "--cases", "7"], cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2 and "--cases must be 1 to 6" in done.stderr
+
+
 # ---- vowel_f1_diagnosis.py -----------------------------------------------------------------
 
 

@@ -253,16 +253,19 @@ CHAIN_RATE = 48_000  # sox renders at this rate (its saw is not band-limited); r
 ECHO_GAINS = (0.8, 0.8, 0.4)  # sox echo's gain-in, gain-out and the echo's decay
 
 
-def chain_cases(folder: Path) -> list[Case]:
+def chain_cases(
+    folder: Path, settings: Sequence[tuple[int, float, float, float]] = CHAIN_SETTINGS
+) -> list[Case]:
     """sox: ``synth`` sawtooth note (5 ms linear fades) -> ``lowpass`` (the RBJ biquad at a
-    known cutoff and Q) -> ``echo`` (one echo at a known delay), per :data:`CHAIN_SETTINGS`.
+    known cutoff and Q) -> ``echo`` (one echo at a known delay), per ``settings`` (MIDI
+    note, cutoff Hz, Q, echo ms; :data:`CHAIN_SETTINGS` in the evaluation set).
 
     Truth: the note's f0, the cutoff and Q, the echo's time and its wet share (sox's echo
     adds decay x(t - d) to gain_in x, so mix = decay / (gain_in + decay)), the length.
     """
     gain_in, gain_out, decay = ECHO_GAINS
     cases = []
-    for note, cutoff, q, ms in CHAIN_SETTINGS:
+    for note, cutoff, q, ms in settings:
         f0 = midi_note_hz(note)
         name = f"sox_chain_n{note}_lp{cutoff:.0f}_q{q:g}_echo{ms:.0f}ms"
         effects = [

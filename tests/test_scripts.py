@@ -251,6 +251,32 @@ def test_chain_refine_tuning_scores_every_setting_on_chains_outside_the_evalset(
     assert done.returncode == 2 and "--cases must be 1 to 6" in done.stderr
 
 
+# ---- instrument_floor.py -------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_instrument_floor_scores_start_fit_and_descent(tmp_path):
+    """One FluidSynth note, a one-query fit and two descent steps: a row with the three
+    heard distances (the descent from the fit cannot end above the fit's own sound by
+    more than the render's level noise), and the table says how many were halved."""
+    import shutil
+
+    from ddsp_gym.bench.evalset import build_evalset
+
+    require(shutil.which("fluidsynth") is not None, "fluidsynth is missing")
+    folder = tmp_path / "set"
+    cases = [c for c in build_evalset(folder, ["instrument"]) if c.name == "gm000_n57"]
+    (folder / "cases.json").write_text(json.dumps([c.__dict__ for c in cases]))
+    out = tmp_path / "floor"
+    run_script("instrument_floor.py", "--set", str(folder), "--steps", "2", "--descent", "2",
+               "-o", str(out))  # fmt: skip
+    (row,) = json.loads(out.with_suffix(".json").read_text())["rows"]
+    assert row["case"] == "gm000_n57"
+    assert all(np.isfinite(row[k]) and row[k] > 0 for k in ("start_db", "fit_db", "descent_db"))
+    assert row["descent_db"] <= row["fit_db"] + 0.5
+    assert "Halved from the start: fit " in out.with_suffix(".md").read_text()
+
+
 # ---- vowel_f1_diagnosis.py -----------------------------------------------------------------
 
 

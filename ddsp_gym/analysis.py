@@ -158,6 +158,9 @@ def yin(
     return f0, depth
 
 
+REFINE_MAX_FRAMES = 256
+
+
 def refine_f0(
     audio: np.ndarray,
     sample_rate: int,
@@ -182,6 +185,9 @@ def refine_f0(
     size, hop = int(round(frame_s * sample_rate)), max(1, int(round(hop_s * sample_rate)))
     if x.size < size + 1:
         x = np.pad(x, (0, size + 1 - x.size))
+    # A long recording is read at evenly spread frames (a median needs no more), so two
+    # spectra per frame stay a few MB however long the file is.
+    hop = max(hop, (x.size - size) // REFINE_MAX_FRAMES)
     starts = np.arange(0, x.size - size, hop)
     window = np.hanning(size)
     nfft = 4 << int(np.ceil(np.log2(size)))

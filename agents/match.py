@@ -61,6 +61,9 @@ CASCADE_FORMANT_PLANTS = ("formant",)
 # noise reverb is no model of every room (sox's Freeverb builds up and decays unevenly),
 # and its decay distance then prefers a shorter, drier room than the one measured.
 RT60_HOLD_TAIL_S = 0.25
+# The harmonic note's even_db is fitted only where the analysis measures even partials
+# at least this far from their odd neighbours (agents.match.measured_knobs).
+EVEN_STRUCTURE_DB = 10.0
 # Plant settings for matching recordings, over the registered env's plant_config. The
 # envs' ranges suit their own seeded targets; recordings need the knobs real effects
 # have (issue 25), and a registered env's dynamics cannot change without a version bump,
@@ -250,7 +253,14 @@ def measured_knobs(
         if pitched:
             first = int(analysis.onset_s * sr)
             note = recording[first : first + plant.n_samples]
-            measured.update(envelope_knobs_from_audio(plant, note, analysis.f0_hz))
+            envelope = envelope_knobs_from_audio(plant, note, analysis.f0_hz)
+            # A parity step smaller than this is the wobble of any natural spectrum, not
+            # a square wave's or an organ's structure: even_db is then held at 0, so the
+            # fit does not search a knob the sound does not use.
+            if abs(envelope.get("even_db", 0.0)) < EVEN_STRUCTURE_DB:
+                hold["even_db"] = 0.0
+                envelope.pop("even_db", None)
+            measured.update(envelope)
     for index, spec in enumerate(plant.knob_specs):
         for values, into in ((hold, held), (measured, starts)):
             value = values.get(spec.name)

@@ -34,7 +34,7 @@ def test_harmonic_note_matches_its_closed_form():
     plant = HarmonicNote(duration=0.2, n_harmonics=12)
     physical = {s.name: s.high if s.name.startswith("env_") else s.low for s in plant.knob_specs}
     physical.update(frequency=330.0, level=-6.0, inharmonicity=0.003, glide_cents=0.0,
-                    attack=0.01, decay=0.3, damping=0.2)  # fmt: skip
+                    attack=0.01, decay=0.3, damping=0.2, even_db=0.0)  # fmt: skip
     audio = np.asarray(plant.render(plant.knobs_from_physical(physical), jax.random.PRNGKey(0)))
 
     t = np.arange(plant.n_samples) / SR
@@ -54,6 +54,32 @@ def test_harmonic_note_matches_its_closed_form():
     glide = {**physical, "glide_cents": 200.0}
     bent = np.asarray(plant.render(plant.knobs_from_physical(glide), jax.random.PRNGKey(0)))
     assert np.max(np.abs(bent[: SR // 100] - audio[: SR // 100])) > 0.01
+
+
+def test_even_db_sets_the_even_partials_against_the_odd_and_is_measured():
+    """even_db -30 under a flat envelope: every even partial 30 dB under its odd
+    neighbours; the analysis reads about -30 back from that render and from a square
+    wave (odd partials only), about 0 from a saw and a plain 0 from a sine."""
+    from scipy import signal
+
+    from ddsp_gym.plants.harmonic import envelope_knobs_from_audio, harmonic_levels_db
+
+    plant = HarmonicNote(duration=0.5)
+    physical = {s.name: s.high if s.name.startswith("env_") else s.low for s in plant.knob_specs}
+    physical.update(frequency=220.0, level=-6.0, decay=20.0, even_db=-30.0)
+    audio = np.asarray(plant.render(plant.knobs_from_physical(physical), jax.random.PRNGKey(0)))
+    _, levels = harmonic_levels_db(audio, SR, 220.0, 12)
+    steps = levels[1:11:2] - 0.5 * (levels[0:10:2] + levels[2:12:2])
+    np.testing.assert_allclose(steps, -30.0, atol=1.0)
+    assert envelope_knobs_from_audio(plant, audio, 220.0)["even_db"] == pytest.approx(-30, abs=1)
+    t = np.arange(SR // 2) / SR
+    square = envelope_knobs_from_audio(plant, 0.5 * signal.square(2 * np.pi * 220 * t), 220.0)
+    saw = envelope_knobs_from_audio(plant, 0.5 * signal.sawtooth(2 * np.pi * 220 * t), 220.0)
+    sine = envelope_knobs_from_audio(plant, 0.5 * np.sin(2 * np.pi * 220 * t), 220.0)
+    assert square["even_db"] < -25.0 and abs(saw["even_db"]) < 2.0 and sine["even_db"] == 0.0
+    # The envelope is read with each parity's share taken off: the square's starts at
+    # its odd partials' 1/k line, not halfway down to its missing even ones.
+    assert max(square[f"env_{i:02d}"] for i in range(16)) == 0.0
 
 
 def test_target_kind_separates_pitched_noise_dry_and_processed():

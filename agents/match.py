@@ -253,13 +253,15 @@ def measured_knobs(
         if pitched:
             first = int(analysis.onset_s * sr)
             note = recording[first : first + plant.n_samples]
-            envelope = envelope_knobs_from_audio(plant, note, analysis.f0_hz)
-            # A parity step smaller than this is the wobble of any natural spectrum, not
-            # a square wave's or an organ's structure: even_db is then held at 0, so the
-            # fit does not search a knob the sound does not use.
-            if abs(envelope.get("even_db", 0.0)) < EVEN_STRUCTURE_DB:
-                hold["even_db"] = 0.0
-                envelope.pop("even_db", None)
+            # A parity step under EVEN_STRUCTURE_DB is the wobble of any natural
+            # spectrum, not a square wave's or an organ's structure: even_db is then 0
+            # (the envelope read as it is) and held, so the fit does not search a knob
+            # the sound does not use.
+            envelope = envelope_knobs_from_audio(
+                plant, note, analysis.f0_hz, min_even_db=EVEN_STRUCTURE_DB
+            )
+            if envelope.get("even_db", 0.0) == 0.0:
+                hold["even_db"] = envelope.pop("even_db", 0.0)
             measured.update(envelope)
     for index, spec in enumerate(plant.knob_specs):
         for values, into in ((hold, held), (measured, starts)):

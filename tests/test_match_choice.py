@@ -80,6 +80,15 @@ def test_even_db_sets_the_even_partials_against_the_odd_and_is_measured():
     # The envelope is read with each parity's share taken off: the square's starts at
     # its odd partials' 1/k line, not halfway down to its missing even ones.
     assert max(square[f"env_{i:02d}"] for i in range(16)) == 0.0
+    assert envelope_knobs_from_audio(plant, audio, 220.0, min_even_db=31.0)["even_db"] == 0.0
+    # match fits even_db where the structure is (the square), holds it at 0 elsewhere.
+    index = plant.knob_names.index("even_db")
+    for wave, fitted in ((signal.square, True), (signal.sawtooth, False)):
+        note = 0.5 * wave(2 * np.pi * 220 * t)
+        held, starts = match_mod.measured_knobs(plant, analyze(note, SR), note, None)
+        assert (index in starts, index in held) == (fitted, not fitted)
+        if not fitted:
+            assert held[index] == 0.0  # the action of 0 dB, mid travel
 
 
 def test_target_kind_separates_pitched_noise_dry_and_processed():

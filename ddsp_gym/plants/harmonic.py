@@ -107,7 +107,7 @@ class HarmonicNote(AbstractPlant):
                 "linear",
                 "dB",
                 "even partials' level against the odd ones'",
-            ),  # fmt: skip
+            ),
         )
 
     @knob_independent
@@ -210,18 +210,20 @@ def even_db_from_levels(levels: np.ndarray) -> float:
 
 
 def envelope_knobs_from_audio(
-    plant: HarmonicNote, audio: np.ndarray, f0: float
+    plant: HarmonicNote, audio: np.ndarray, f0: float, min_even_db: float = 0.0
 ) -> dict[str, float]:
     """The env_00..env_15 and even_db knobs (dB) that put ``audio``'s harmonic levels
     under the plant's envelope: even_db from the even partials' level against their
-    neighbours' (:func:`even_db_from_levels`), then the levels with their parity's share
-    taken off, interpolated linearly in mel at the envelope's points (below the first
-    harmonic its level, above the last the floor): a start the analysis places, which the
-    fit refines."""
+    neighbours' (:func:`even_db_from_levels`; 0 where that is under ``min_even_db`` in
+    size), then the levels with their parity's share taken off, interpolated linearly in
+    mel at the envelope's points (below the first harmonic its level, above the last the
+    floor): a start the analysis places, which the fit refines."""
     freqs, levels = harmonic_levels_db(audio, plant.sample_rate, f0, plant.n_harmonics)
     if freqs.size == 0:
         return {}
     even_db = even_db_from_levels(levels)
+    if abs(even_db) < min_even_db:
+        even_db = 0.0
     levels = levels - np.asarray(parity_gains_db(even_db, levels.size))
     levels = levels - levels.max()  # the envelope's points are dB re its peak
     anchors = envelope_anchor_mels(plant.sample_rate)

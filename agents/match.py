@@ -62,7 +62,7 @@ CASCADE_FORMANT_PLANTS = ("formant",)
 # and its decay distance then prefers a shorter, drier room than the one measured.
 RT60_HOLD_TAIL_S = 0.25
 # The harmonic note's even_db is fitted only where the analysis measures even partials
-# at least this far from their odd neighbours (agents.match.measured_knobs).
+# at least this far from their odd neighbours (measured_knobs).
 EVEN_STRUCTURE_DB = 10.0
 # Plant settings for matching recordings, over the registered env's plant_config. The
 # envs' ranges suit their own seeded targets; recordings need the knobs real effects

@@ -21,12 +21,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from ddsp_gym.agents import staged
 from ddsp_gym.bench.evalset import CHAIN_SETTINGS, chain_cases
-from ddsp_gym.bench.match_chain import fit_case
+from ddsp_gym.bench.match_chain import fit_case, summarize_fits
 from ddsp_gym.bench.match_eval import CRITERIA
 
 # (MIDI note, cutoff Hz, Q, echo ms), none of them in CHAIN_SETTINGS; spread the same way.
@@ -62,16 +61,7 @@ def summarize(rows: list[dict]) -> list[dict]:
     out = []
     for rate, patience in SETTINGS:
         fits = [r for r in rows if r["learning_rate"] == rate and r["patience"] == patience]
-        out.append({
-            "learning_rate": rate,
-            "patience": patience,
-            "fits": len(fits),
-            "pass": int(sum(f["pass"] for f in fits)),
-            **{f"{name}_ok": int(sum(f["errors"][name] <= tol for f in fits))
-               for name, tol in CRITERIA["chain"]},
-            "median_distance": float(np.median([f["distance"] for f in fits])),
-            "median_heard_db": float(np.median([f["heard_db"] for f in fits])),
-        })  # fmt: skip
+        out.append({"learning_rate": rate, "patience": patience, **summarize_fits(fits)})
     return out
 
 

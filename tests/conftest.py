@@ -26,9 +26,20 @@ local_lsl_config()
 _JAX_CACHE = os.environ.get(
     "DDSP_GYM_JAX_CACHE", str(Path(__file__).resolve().parents[1] / ".jax_cache")
 )
+_JAX_CACHE_MIN_COMPILE_SECS = 0.2
 if _JAX_CACHE:
     jax.config.update("jax_compilation_cache_dir", _JAX_CACHE)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", _JAX_CACHE_MIN_COMPILE_SECS)
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment for a subprocess a test starts (the command line, a script, RL
+    Zoo): this one, with the tests' persistent compilation cache when it is on."""
+    env = dict(os.environ)
+    if _JAX_CACHE:
+        env["JAX_COMPILATION_CACHE_DIR"] = _JAX_CACHE
+        env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = str(_JAX_CACHE_MIN_COMPILE_SECS)
+    return env
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ links in README.md and docs/*.md must point at files that exist.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shlex
 import subprocess
@@ -22,7 +21,7 @@ import pytest
 
 import ddsp_gym
 from ddsp_gym.cli import build_parser
-from tests.conftest import _JAX_CACHE, require
+from tests.conftest import require, subprocess_env
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -70,14 +69,6 @@ def shell_commands(path: Path) -> list[tuple[int, list[str]]]:
     return commands
 
 
-def _subprocess_env() -> dict[str, str]:
-    env = dict(os.environ)
-    if _JAX_CACHE:  # the tests' persistent compilation cache, as tests/test_scripts.py does
-        env["JAX_COMPILATION_CACHE_DIR"] = _JAX_CACHE
-        env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.2"
-    return env
-
-
 def _ddsp_gym() -> list[str]:
     """The installed ``ddsp-gym`` entry point beside this interpreter, else the module."""
     script = Path(sys.executable).with_name("ddsp-gym")
@@ -112,7 +103,7 @@ def test_python_block_runs_as_pasted(code, tmp_path):
     done = subprocess.run(
         [sys.executable, str(script)],
         cwd=tmp_path,
-        env=_subprocess_env(),
+        env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=900,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -20,7 +19,7 @@ from ddsp_gym.agents.sb3 import (
     policy_kwargs_from,
     sb3_setup,
 )
-from tests.conftest import _JAX_CACHE
+from tests.conftest import subprocess_env
 
 
 @pytest.mark.parametrize("algo", ALGOS)
@@ -107,12 +106,8 @@ def test_rl_zoo_trains_a_registered_env_with_our_file(tmp_path, algo, env_id, tr
     command = [sys.executable, "-m", "rl_zoo3.train", "--gym-packages", "ddsp_gym"]
     command += ["--env", env_id, "--algo", algo, "--conf-file", str(hyperparams_file(algo))]
     command += ["-n", "300", "--seed", "0", "-f", str(tmp_path / "logs"), "--verbose", "0"]
-    env = dict(os.environ)
-    if _JAX_CACHE:  # the tests' persistent compilation cache, as tests/test_scripts.py does
-        env["JAX_COMPILATION_CACHE_DIR"] = _JAX_CACHE
-        env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.2"
     run = subprocess.run(
-        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+        command, cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=600
     )
     assert run.returncode == 0, run.stderr[-3000:]
     # RL Zoo names runs after the id with "/" replaced by "-".

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import pytest
 import ddsp_gym  # noqa: F401  (registers the envs)
 from ddsp_gym.agents.benchmark import EVAL_SEED_OFFSET, make_eval_env
 from ddsp_gym.plants import make_plant
-from tests.conftest import _JAX_CACHE, require
+from tests.conftest import require, subprocess_env
 
 ROOT = Path(__file__).resolve().parents[1]
 AMSYNTH_VST = "/usr/lib/vst/amsynth_vst.so"
@@ -27,14 +26,10 @@ AMSYNTH_VST = "/usr/lib/vst/amsynth_vst.so"
 def run_script(name: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     """``python scripts/<name> args`` from the repository root; fails the test unless it
     exits 0. The subprocess shares the tests' JAX compilation cache (when on)."""
-    env = dict(os.environ)
-    if _JAX_CACHE:
-        env["JAX_COMPILATION_CACHE_DIR"] = _JAX_CACHE
-        env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.2"
     done = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / name), *args],
         cwd=ROOT,
-        env=env,
+        env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -119,20 +119,28 @@ def evaluate_chain(
     return rows
 
 
+def summarize_fits(fits: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Of :func:`fit_case` results: fits, passes (all criteria) and passes per criterion,
+    median heard and own distance, median wall time."""
+    return {
+        "fits": len(fits),
+        "pass": int(sum(f["pass"] for f in fits)),
+        **{f"{name}_ok": int(sum(f["errors"][name] <= tol for f in fits))
+           for name, tol in CRITERIA["chain"]},
+        "median_heard_db": float(np.median([f["heard_db"] for f in fits])),
+        "median_distance": float(np.median([f["distance"] for f in fits])),
+        "median_wall_s": float(np.median([f["wall_s"] for f in fits])),
+    }  # fmt: skip
+
+
 def summarize_chain(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per mode: fits, passes (all criteria) and passes per criterion, median heard and own
-    distance, median wall time."""
+    """Per mode: :func:`summarize_fits`, how often the echo was left out, the note length
+    against the truth."""
     summary = {}
     for mode in MODES:
         fits = [r[mode] for r in rows]
         summary[mode] = {
-            "fits": len(fits),
-            "pass": int(sum(f["pass"] for f in fits)),
-            **{f"{name}_ok": int(sum(f["errors"][name] <= tol for f in fits))
-               for name, tol in CRITERIA["chain"]},
-            "median_heard_db": float(np.median([f["heard_db"] for f in fits])),
-            "median_distance": float(np.median([f["distance"] for f in fits])),
-            "median_wall_s": float(np.median([f["wall_s"] for f in fits])),
+            **summarize_fits(fits),
             "echo_off": int(sum(f["knobs"]["mix"] < ECHO_OFF_MIX for f in fits)),
             "note_length_pct_median": float(np.median(
                 [100.0 * (f["knobs"]["length"] / r["truth"]["length"] - 1.0)

@@ -18,8 +18,7 @@ the trajectory by a handful of note-shape knobs a sound designer would recognise
 - ``even_db``: the even partials' level against the odd ones' (each parity moved half of
   it off the envelope). A smooth envelope cannot make a square wave's or a clarinet's
   missing even partials, nor an organ's 16' rank under its 8' (every other partial of
-  the 16' pitch weak): in the evaluation set the square lead and the church organ were
-  where the plant, not the search, stopped the fit (docs/matching.md).
+  the 16' pitch weak).
 
 Level knobs are RMS at the envelope's peak, so ``match`` fits the level directly.
 """
